@@ -1,0 +1,24 @@
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["dist/", "node_modules/", "coverage/"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ["**/*.ts"],
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+      // Only src/cli/ may touch process (see README: shape of the code).
+      "no-restricted-globals": ["error", { name: "process", message: "Only src/cli/ touches process." }],
+    },
+  },
+  {
+    files: ["src/cli/**/*.ts", "test/**/*.ts", "bench/**/*.ts", "vitest.config.ts"],
+    rules: { "no-restricted-globals": "off" },
+  },
+  {
+    files: ["bin/**/*.js"],
+    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+  },
+);

@@ -1,0 +1,24 @@
+import { resolve } from "node:path";
+import { buildPlan } from "../../plan/build-plan.js";
+import { planDocument } from "../../plan/plan-document.js";
+import { EXIT_CODES } from "../../errors.js";
+import type { CliIo } from "../io.js";
+import { splitList, type CommonOptions } from "../main.js";
+import { renderPlanTable } from "../render/plan-table.js";
+import type { Style } from "../render/style.js";
+
+export function planCommand(
+  options: CommonOptions & { category?: string[]; name?: string[] },
+  io: CliIo,
+  style: Style,
+): number {
+  const plan = planDocument(
+    buildPlan(resolve(io.cwd, options.inventory), {
+      limit: options.limit,
+      categories: splitList(options.category),
+      names: splitList(options.name),
+    }),
+  );
+  io.stdout(options.format === "json" ? `${JSON.stringify(plan, null, 2)}\n` : renderPlanTable(plan, style));
+  return EXIT_CODES.ok.code;
+}

@@ -1,0 +1,96 @@
+// The commander program. Commands are loaded when they run, so `--version` and `--help` stay fast.
+import { Command, CommanderError, Option } from "commander";
+import { exitCodeTable, EXIT_CODES, UsageError } from "../errors.js";
+import type { CliIo } from "./io.js";
+import { renderProblems } from "./render/problems.js";
+import { makeStyle } from "./render/style.js";
+import { VERSION } from "../version.js";
+
+export interface CommonOptions {
+  inventory: string;
+  limit?: string;
+  format: string;
+  color: boolean;
+}
+
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  let exitCode: number = EXIT_CODES.ok.code;
+  const colorWanted = (options: { color?: boolean }) =>
+    options.color !== false && io.env["NO_COLOR"] === undefined && io.stderrIsTty;
+  const program = new Command("rlvm-fleet")
+    .description("Run ResticLVM backups (LVM snapshot + restic) across a fleet of Linux servers over SSH.")
+    .version(VERSION, "-V, --version")
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showHelpAfterError("(run with --help for usage)")
+    .addHelpText("after", `\nExit codes:\n${exitCodeTable()}\n`);
+
+  const withCommon = (command: Command, formats: string[]) =>
+    command
+      .requiredOption("-i, --inventory <file>", "inventory TOML file")
+      .option(
+        "-l, --limit <pattern>",
+        "hosts and groups, Ansible-style: web, db1,db2, 'web*', 'all:!db3', 'web:&eu'",
+      )
+      .addOption(new Option("--format <format>", "output format").choices(formats).default("table"))
+      .option("--no-color", "no colours (NO_COLOR is honoured too)")
+      .addHelpText("after", `\nExit codes:\n${exitCodeTable()}\n`);
+
+  withCommon(
+    program
+      .command("validate")
+      .description("parse and check the inventory and every selected host's ResticLVM config; no connection"),
+    ["table", "json"],
+  ).action(async (options: CommonOptions) => {
+    const { validateCommand } = await import("./commands/validate.js");
+    exitCode = validateCommand(options, io, makeStyle(colorWanted(options)));
+  });
+
+  withCommon(
+    program
+      .command("plan")
+      .description(
+        "show, per host, the jobs, snapshots, repositories and copies a backup would run; no connection",
+      ),
+    ["table", "json"],
+  )
+    .option(
+      "--category <category...>",
+      "only jobs of these categories (also lv_root, lv_nonroot); repeat or comma-separate",
+    )
+    .option("--name <job...>", "only jobs with these names; repeat or comma-separate")
+    .action(async (options: CommonOptions & { category?: string[]; name?: string[] }) => {
+      const { planCommand } = await import("./commands/plan.js");
+      exitCode = planCommand(options, io, makeStyle(colorWanted(options) && io.stdoutIsTty));
+    });
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? EXIT_CODES.ok.code : EXIT_CODES.usage.code;
+    }
+    if (error instanceof UsageError) {
+      const style = makeStyle(
+        io.env["NO_COLOR"] === undefined && io.stderrIsTty && !argv.includes("--no-color"),
+      );
+      io.stderr(renderProblems(error.message, error.problems, error.hint, style, io.cwd));
+      return EXIT_CODES.usage.code;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    io.stderr(
+      `rlvm-fleet: internal error: ${message}\nThis is a bug in rlvm-fleet; please report it with the command you ran.\n`,
+    );
+    if (io.env["RLVM_FLEET_DEBUG"] !== undefined && error instanceof Error) io.stderr(`${error.stack}\n`);
+    return EXIT_CODES.failed.code;
+  }
+}
+
+/** `--name a,b --name c` → ["a", "b", "c"]. */
+export function splitList(values: string[] | undefined): string[] {
+  return (values ?? [])
+    .flatMap((v) => v.split(","))
+    .map((v) => v.trim())
+    .filter((v) => v !== "");
+}

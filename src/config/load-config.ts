@@ -1,0 +1,229 @@
+// Read one ResticLVM config (either generation) and normalise it, listing every problem found.
+import { formatTomlPath, type Problem } from "../errors.js";
+import { findControlCharacters, readTomlFile, suggestion, zodProblems } from "../validation.js";
+import {
+  CATEGORIES,
+  canonicalCategory,
+  DEFAULT_COW_WARN_PERCENT,
+  type Category,
+  type Job,
+  type ResticConfig,
+  type Retention,
+} from "./model.js";
+import { KEEP_KEYS, NAME_PATTERN, stripTrailingSlash } from "./rules.js";
+import {
+  categoryFile,
+  volumeFile,
+  type CategoryFile,
+  type CategoryRepository,
+  type VolumeFile,
+} from "./schemas.js";
+
+export type ConfigResult = { ok: true; config: ResticConfig } | { ok: false; problems: Problem[] };
+
+const VOLUME_KEYS = ["volume", "prune_policy"];
+
+export function loadResticConfig(file: string): ConfigResult {
+  const read = readTomlFile(file, "ResticLVM config");
+  if (!read.ok) return { ok: false, problems: [read.problem] };
+  return normaliseResticConfig(file, read.data);
+}
+
+export function normaliseResticConfig(file: string, data: Record<string, unknown>): ConfigResult {
+  const problems: Problem[] = findControlCharacters(file, data);
+  const keys = Object.keys(data);
+  const format = keys.some((k) => VOLUME_KEYS.includes(k)) ? "volume" : "category";
+  if (format === "volume" && keys.some((k) => (CATEGORIES as readonly string[]).includes(k))) {
+    problems.push({
+      file,
+      path: "",
+      message:
+        "mixes the category format ([standard_path.*], [logical_volume_*.*]) and the 0.10 volume format ([volume.*], [prune_policy.*])",
+      hint: "write the whole file in one of the two formats",
+    });
+    return { ok: false, problems };
+  }
+  const schema = format === "volume" ? volumeFile : categoryFile;
+  const parsed = schema.safeParse(data, { reportInput: true });
+  if (!parsed.success) problems.push(...zodProblems(file, schema, parsed.error.issues));
+
+  // Rules across tables, read from the raw data so they are reported alongside the per-value ones.
+  const jobTables =
+    format === "volume" ? ["volume"] : Object.keys(data).filter((k) => canonicalCategory(k) === k);
+  problems.push(...checkJobNames(file, data, jobTables));
+  if (format === "volume") problems.push(...checkPolicyReferences(file, data));
+  if (jobTables.every((table) => !isTable(data[table]) || Object.keys(data[table]).length === 0)) {
+    problems.push({
+      file,
+      path: "",
+      message: "defines no backup job",
+      hint: "add a [standard_path.NAME], [logical_volume_root.NAME], [logical_volume_nonroot.NAME] or [volume.NAME] table",
+    });
+  }
+  if (problems.length > 0 || !parsed.success) return { ok: false, problems };
+
+  const jobs =
+    format === "volume"
+      ? volumeJobs(parsed.data as VolumeFile)
+      : categoryJobs(parsed.data as CategoryFile, jobTables);
+  const settings = parsed.data.snapshot_settings;
+  return {
+    ok: true,
+    config: {
+      file,
+      format,
+      jobs,
+      snapshot_settings: {
+        min_vg_free_after_snapshots: settings?.min_vg_free_after_snapshots ?? null,
+        snapshot_cow_warn_percent: settings?.snapshot_cow_warn_percent ?? DEFAULT_COW_WARN_PERCENT,
+      },
+    },
+  };
+}
+
+/** null when no keep value is given: the repository is never pruned. */
+function retention(entry: object, prefix: string): Retention | null {
+  const keep = (k: string) => (entry as Record<string, number | undefined>)[`${prefix}${k}`];
+  if (KEEP_KEYS.every((k) => keep(k) === undefined)) return null;
+  return Object.fromEntries(KEEP_KEYS.map((k) => [k, keep(k) ?? 0])) as unknown as Retention;
+}
+
+/** Jobs in file order: the order a reader sees is the order they run in. */
+function categoryJobs(data: CategoryFile, tables: string[]): Job[] {
+  return tables.flatMap((table) => {
+    const category = table as Category;
+    return Object.entries(data[category] ?? {}).map(([name, raw]): Job => {
+      const listed: CategoryRepository[] | undefined = raw.repositories;
+      const repositories = listed?.map((repo) => ({
+        repo: repo.repo_path,
+        password_file: repo.password_file,
+        retention: retention(repo, "prune_keep_"),
+        copy_to: (repo.copy_to ?? []).map((copy) => ({
+          repo: copy.repo,
+          password_file: copy.password_file,
+          retention: retention(copy, "prune_keep_"),
+        })),
+      })) ?? [
+        {
+          repo: raw.restic_repo ?? "",
+          password_file: raw.restic_password_file ?? "",
+          retention: retention(raw, "prune_keep_"),
+          copy_to: [],
+        },
+      ];
+      return {
+        name,
+        category,
+        source_path: stripTrailingSlash(raw.backup_source_path),
+        exclude_paths: (raw.exclude_paths ?? []).map(stripTrailingSlash),
+        remount_readonly: "remount_readonly" in raw ? (raw.remount_readonly ?? false) : false,
+        volume:
+          "vg_name" in raw
+            ? { vg_name: raw.vg_name, lv_name: raw.lv_name, snapshot_size: raw.snapshot_size }
+            : null,
+        repositories,
+      };
+    });
+  });
+}
+
+function volumeJobs(data: VolumeFile): Job[] {
+  const policies = data.prune_policy ?? {};
+  const policy = (name: string | undefined) => {
+    const found = name === undefined ? undefined : policies[name];
+    return found === undefined ? null : retention(found, "keep_");
+  };
+  return Object.entries(data.volume ?? {}).map(([name, raw]): Job => {
+    const category = canonicalCategory(raw.volume_type) as Category;
+    return {
+      name,
+      category,
+      source_path: stripTrailingSlash(raw.backup_source_path),
+      exclude_paths: (raw.exclude_paths ?? []).map(stripTrailingSlash),
+      remount_readonly: raw.remount_readonly ?? false,
+      volume:
+        category === "standard_path"
+          ? null
+          : {
+              vg_name: raw.vg_name ?? "",
+              lv_name: raw.lv_name ?? "",
+              snapshot_size: raw.snapshot_size ?? "",
+            },
+      repositories: raw.repositories.map((repo) => ({
+        repo: repo.repo_path,
+        password_file: repo.password_file,
+        retention: policy(repo.prune_policy),
+        copy_to: (repo.copy_to ?? []).map((copy) => ({
+          repo: copy.repo,
+          password_file: copy.password_file,
+          retention: policy(copy.prune_policy),
+        })),
+      })),
+    };
+  });
+}
+
+/** Job names become restic tags: safe characters, and unique across categories. */
+function checkJobNames(file: string, data: Record<string, unknown>, tables: string[]): Problem[] {
+  const problems: Problem[] = [];
+  const seen = new Map<string, string>();
+  for (const table of tables) {
+    const jobs = data[table];
+    if (!isTable(jobs)) continue;
+    for (const name of Object.keys(jobs)) {
+      const path = formatTomlPath([table, name]);
+      if (!NAME_PATTERN.test(name)) {
+        problems.push({
+          file,
+          path,
+          message: `job name "${name}" may use only letters, digits, '.', '_' and '-'`,
+          hint: "it becomes a restic tag (job:NAME); rename the table",
+        });
+      }
+      const other = seen.get(name);
+      if (other !== undefined) {
+        problems.push({
+          file,
+          path,
+          message: `job name "${name}" is also used under ${other}; job names must be unique across categories`,
+          hint: "rename one of them",
+        });
+      } else seen.set(name, table);
+    }
+  }
+  return problems;
+}
+
+function checkPolicyReferences(file: string, data: Record<string, unknown>): Problem[] {
+  const policies = isTable(data["prune_policy"]) ? Object.keys(data["prune_policy"]) : [];
+  const problems: Problem[] = [];
+  const check = (entry: unknown, path: PropertyKey[]) => {
+    const name = isTable(entry) ? entry["prune_policy"] : undefined;
+    if (typeof name !== "string" || policies.includes(name)) return;
+    problems.push({
+      file,
+      path: formatTomlPath([...path, "prune_policy"]),
+      message: `names prune policy "${name}", which is not defined${suggestion(name, policies)}`,
+      hint:
+        policies.length > 0
+          ? `defined policies: ${policies.join(", ")}`
+          : `define it as [prune_policy.${name}]`,
+    });
+  };
+  const volumes = isTable(data["volume"]) ? data["volume"] : {};
+  for (const [name, volume] of Object.entries(volumes)) {
+    const repos = isTable(volume) && Array.isArray(volume["repositories"]) ? volume["repositories"] : [];
+    repos.forEach((repo: unknown, index: number) => {
+      check(repo, ["volume", name, "repositories", index]);
+      const copies = isTable(repo) && Array.isArray(repo["copy_to"]) ? repo["copy_to"] : [];
+      copies.forEach((copy: unknown, copyIndex: number) =>
+        check(copy, ["volume", name, "repositories", index, "copy_to", copyIndex]),
+      );
+    });
+  }
+  return problems;
+}
+
+function isTable(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value) && !(value instanceof Date);
+}

@@ -1,0 +1,73 @@
+// Typed errors with stable codes and hints, and the one exit-code table of the tool.
+
+/** The exit codes, in one place: `--help` prints this table and the report uses it. */
+export const EXIT_CODES = {
+  ok: { code: 0, meaning: "every selected host ok" },
+  failed: { code: 1, meaning: "at least one host failed" },
+  usage: { code: 2, meaning: "usage, inventory or config error; nothing ran" },
+  partial: { code: 3, meaning: "some host partial (finished with warnings), none worse" },
+  unreachable: { code: 4, meaning: "some host unreachable, none failed" },
+  interrupted: { code: 130, meaning: "interrupted (SIGINT/SIGTERM)" },
+} as const;
+
+export type ExitKind = keyof typeof EXIT_CODES;
+
+/** When several apply, the first of this list wins: 2 > 130 > 1 > 4 > 3 > 0. */
+const EXIT_PRECEDENCE: readonly ExitKind[] = [
+  "usage",
+  "interrupted",
+  "failed",
+  "unreachable",
+  "partial",
+  "ok",
+];
+
+export function worstExit(kinds: Iterable<ExitKind>): ExitKind {
+  const seen = new Set(kinds);
+  return EXIT_PRECEDENCE.find((kind) => seen.has(kind)) ?? "ok";
+}
+
+export function exitCodeTable(): string {
+  return Object.values(EXIT_CODES)
+    .map(({ code, meaning }) => `  ${String(code).padStart(3)}  ${meaning}`)
+    .join("\n");
+}
+
+/** One problem in one input file, at one TOML path. */
+export interface Problem {
+  file: string;
+  /** TOML path such as `logical_volume_nonroot.data.repositories[1].prune_keep_daily`; "" for the file. */
+  path: string;
+  message: string;
+  hint?: string;
+}
+
+/**
+ * A user error: bad usage, inventory or config. Exit 2, nothing ran. Carries every problem found,
+ * not just the first.
+ */
+export class UsageError extends Error {
+  readonly problems: Problem[];
+  readonly hint: string | undefined;
+
+  constructor(message: string, options: { problems?: Problem[]; hint?: string } = {}) {
+    super(message);
+    this.name = "UsageError";
+    this.problems = options.problems ?? [];
+    this.hint = options.hint;
+  }
+}
+
+/** Render a path array the way TOML tools print it: `a.b[0]."odd key"`. */
+export function formatTomlPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const part of path) {
+    if (typeof part === "number") out += `[${part}]`;
+    else {
+      const key = String(part);
+      const bare = /^[A-Za-z0-9_-]+$/.test(key) ? key : JSON.stringify(key);
+      out += out === "" ? bare : `.${bare}`;
+    }
+  }
+  return out;
+}

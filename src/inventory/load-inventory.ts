@@ -1,0 +1,283 @@
+// Load an inventory: parse, validate, resolve groups and settings precedence into one HostSpec per host.
+import { homedir, userInfo } from "node:os";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { formatTomlPath, type Problem } from "../errors.js";
+import { parseDuration } from "../duration.js";
+import { findControlCharacters, readTomlFile, suggestion, zodProblems } from "../validation.js";
+import { NAME_PATTERN } from "../config/rules.js";
+import { inventorySchema, SETTING_KEYS, type HostSettingsInput, type SettingKey } from "./schema.js";
+
+export interface HostSpec {
+  name: string;
+  address: string;
+  user: string;
+  port: number;
+  identity_file: string | null;
+  identity_passphrase_file: string | null;
+  known_hosts: string;
+  host_key_policy: "strict" | "accept-new";
+  become: "sudo" | "none";
+  become_password_file: string | null;
+  connect_timeout_s: number;
+  connect_retries: number;
+  keepalive_interval_s: number;
+  run_timeout_s: number;
+  restic_env_file: string | null;
+  /** The ResticLVM config, resolved to a local absolute path. */
+  config: string;
+  /** Every group the host belongs to, ancestors included (not `all`). */
+  groups: string[];
+}
+
+export interface Group {
+  name: string;
+  hosts: string[];
+  children: string[];
+}
+
+export interface Inventory {
+  file: string;
+  /** In file order. */
+  hosts: HostSpec[];
+  groups: Map<string, Group>;
+}
+
+export type InventoryResult = { ok: true; inventory: Inventory } | { ok: false; problems: Problem[] };
+
+const BUILTIN_DEFAULTS = {
+  port: 22,
+  known_hosts: "~/.ssh/known_hosts",
+  host_key_policy: "strict",
+  become: "sudo",
+  connect_timeout: 15,
+  connect_retries: 2,
+  keepalive_interval: 15,
+  run_timeout: "6h",
+} as const;
+
+/** Settings that name files on the controller: relative to the inventory, `~` expanded. */
+type LocalPathKey =
+  "identity_file" | "identity_passphrase_file" | "known_hosts" | "become_password_file" | "config";
+
+export function loadInventory(file: string): InventoryResult {
+  const read = readTomlFile(file, "inventory");
+  if (!read.ok) return { ok: false, problems: [read.problem] };
+  const problems = findControlCharacters(file, read.data);
+  const parsed = inventorySchema.safeParse(read.data, { reportInput: true });
+  if (!parsed.success) problems.push(...zodProblems(file, inventorySchema, parsed.error.issues));
+  // The structure is checked on the raw data too, so a bad value elsewhere hides none of it.
+  const groups = rawGroups(read.data["groups"]);
+  problems.push(...checkStructure(file, rawKeys(read.data["hosts"]), groups));
+  if (problems.length > 0 || !parsed.success) return { ok: false, problems };
+  const data = parsed.data;
+  const hostNames = Object.keys(data.hosts);
+  const at = (...path: PropertyKey[]) => formatTomlPath(path);
+  const baseDir = dirname(resolve(file));
+  const hosts: HostSpec[] = [];
+  for (const name of hostNames) {
+    const host = data.hosts[name] ?? {};
+    const memberOf = groupsOf(name, groups);
+    const settings: HostSettingsInput = { ...data.defaults };
+    for (const key of SETTING_KEYS) {
+      const fromGroups = groupValue(key, memberOf, groups, data.groups ?? {});
+      if (host[key] !== undefined) settings[key] = host[key] as never;
+      else if (fromGroups.conflict !== undefined) {
+        const [a, b] = fromGroups.conflict;
+        problems.push({
+          file,
+          path: at("hosts", name),
+          message: `groups "${a}" and "${b}" both set ${key} for host "${name}", to different values`,
+          hint: `set ${key} on [hosts.${name}] itself, or make one group a child of the other`,
+        });
+      } else if (fromGroups.value !== undefined) settings[key] = fromGroups.value as never;
+    }
+    if (settings.config === undefined) {
+      problems.push({
+        file,
+        path: at("hosts", name),
+        message: `host "${name}" has no ResticLVM config`,
+        hint: 'set config in [defaults] (e.g. config = "configs/{host}.toml"), a group\'s vars or the host',
+      });
+      continue;
+    }
+    const local = (key: LocalPathKey) => {
+      const value = settings[key] ?? (key === "known_hosts" ? BUILTIN_DEFAULTS.known_hosts : undefined);
+      return value === undefined ? null : resolveLocalPath(value.replaceAll("{host}", name), baseDir);
+    };
+    hosts.push({
+      name,
+      address: host.address ?? name,
+      user: settings.user ?? userInfo().username,
+      port: settings.port ?? BUILTIN_DEFAULTS.port,
+      identity_file: local("identity_file"),
+      identity_passphrase_file: local("identity_passphrase_file"),
+      known_hosts: local("known_hosts") ?? "",
+      host_key_policy: settings.host_key_policy ?? BUILTIN_DEFAULTS.host_key_policy,
+      become: settings.become ?? BUILTIN_DEFAULTS.become,
+      become_password_file: local("become_password_file"),
+      connect_timeout_s: settings.connect_timeout ?? BUILTIN_DEFAULTS.connect_timeout,
+      connect_retries: settings.connect_retries ?? BUILTIN_DEFAULTS.connect_retries,
+      keepalive_interval_s: settings.keepalive_interval ?? BUILTIN_DEFAULTS.keepalive_interval,
+      run_timeout_s: parseDuration(settings.run_timeout ?? BUILTIN_DEFAULTS.run_timeout) ?? 0,
+      restic_env_file: settings.restic_env_file ?? null,
+      config: local("config") ?? "",
+      groups: memberOf,
+    });
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, inventory: { file, hosts, groups } };
+}
+
+/** `~` and `~/x` expand to the home directory; anything else relative is relative to the inventory. */
+function rawKeys(value: unknown): string[] {
+  return value !== null && typeof value === "object" && !Array.isArray(value) ? Object.keys(value) : [];
+}
+
+function rawGroups(value: unknown): Map<string, Group> {
+  const strings = (list: unknown) => (Array.isArray(list) ? list.filter((x) => typeof x === "string") : []);
+  const groups = new Map<string, Group>();
+  for (const name of rawKeys(value)) {
+    const raw = (value as Record<string, unknown>)[name];
+    const table = raw !== null && typeof raw === "object" ? (raw as Record<string, unknown>) : {};
+    groups.set(name, { name, hosts: strings(table["hosts"]), children: strings(table["children"]) });
+  }
+  return groups;
+}
+
+/** Names, references between hosts and groups, and cycles. */
+function checkStructure(file: string, hostNames: string[], groups: Map<string, Group>): Problem[] {
+  const problems: Problem[] = [];
+  const groupNames = [...groups.keys()];
+  const at = (...path: PropertyKey[]) => formatTomlPath(path);
+  for (const name of hostNames) {
+    if (!NAME_PATTERN.test(name)) {
+      problems.push({
+        file,
+        path: at("hosts", name),
+        message: `host name "${name}" may use only letters, digits, '.', '_' and '-'`,
+      });
+    }
+    if (groups.has(name)) {
+      problems.push({
+        file,
+        path: at("groups", name),
+        message: `"${name}" is both a host and a group, which makes --limit ambiguous`,
+        hint: "rename the group or the host",
+      });
+    }
+  }
+  for (const group of groups.values()) {
+    const name = group.name;
+    if (name === "all") {
+      problems.push({
+        file,
+        path: at("groups", "all"),
+        message: 'the group "all" is implicit and cannot be defined',
+        hint: "put settings for every host in [defaults]",
+      });
+    } else if (!NAME_PATTERN.test(name)) {
+      problems.push({
+        file,
+        path: at("groups", name),
+        message: `group name "${name}" may use only letters, digits, '.', '_' and '-'`,
+      });
+    }
+    group.hosts.forEach((host, index) => {
+      if (!hostNames.includes(host)) {
+        problems.push({
+          file,
+          path: at("groups", name, "hosts", index),
+          message: `group "${name}" names host "${host}", which is not defined${suggestion(host, hostNames)}`,
+          hint: `define it as [hosts.${host}] (an empty table is enough when its name is its address)`,
+        });
+      }
+    });
+    group.children.forEach((child, index) => {
+      if (!groups.has(child)) {
+        problems.push({
+          file,
+          path: at("groups", name, "children", index),
+          message: `group "${name}" names child group "${child}", which is not defined${suggestion(child, groupNames)}`,
+        });
+      }
+    });
+  }
+  const cycle = findCycle(groups);
+  if (cycle !== null) {
+    problems.push({
+      file,
+      path: at("groups", cycle[0] ?? "", "children"),
+      message: `groups form a cycle: ${cycle.join(" → ")}`,
+      hint: "a group cannot be its own ancestor; remove one of these children entries",
+    });
+  }
+  return problems;
+}
+
+export function resolveLocalPath(path: string, baseDir: string): string {
+  if (path === "~") return homedir();
+  if (path.startsWith("~/")) return resolve(homedir(), path.slice(2));
+  return isAbsolute(path) ? path : resolve(baseDir, path);
+}
+
+/** Groups a host belongs to: those naming it, and all their ancestors. */
+function groupsOf(host: string, groups: Map<string, Group>): string[] {
+  const member = new Set<string>();
+  const visit = (name: string) => {
+    if (member.has(name)) return;
+    member.add(name);
+    for (const group of groups.values()) if (group.children.includes(name)) visit(group.name);
+  };
+  for (const group of groups.values()) if (group.hosts.includes(host)) visit(group.name);
+  return [...groups.keys()].filter((name) => member.has(name));
+}
+
+function isDescendant(name: string, ancestor: string, groups: Map<string, Group>): boolean {
+  const children = groups.get(ancestor)?.children ?? [];
+  return children.includes(name) || children.some((child) => isDescendant(name, child, groups));
+}
+
+/**
+ * A child group overrides its parents; two unrelated groups that disagree are a conflict.
+ */
+function groupValue(
+  key: SettingKey,
+  memberOf: string[],
+  groups: Map<string, Group>,
+  raw: Record<string, { vars?: HostSettingsInput | undefined }>,
+): { value?: unknown; conflict?: [string, string] } {
+  const setting = memberOf.filter((g) => raw[g]?.vars?.[key] !== undefined);
+  const closest = setting.filter(
+    (g) => !setting.some((other) => other !== g && isDescendant(other, g, groups)),
+  );
+  const values = closest.map((g) => raw[g]?.vars?.[key]);
+  for (let i = 1; i < closest.length; i++) {
+    if (JSON.stringify(values[i]) !== JSON.stringify(values[0])) {
+      return { conflict: [closest[0] ?? "", closest[i] ?? ""] };
+    }
+  }
+  return { value: values[0] };
+}
+
+function findCycle(groups: Map<string, Group>): string[] | null {
+  const state = new Map<string, "visiting" | "done">();
+  const stack: string[] = [];
+  const visit = (name: string): string[] | null => {
+    if (state.get(name) === "done") return null;
+    if (state.get(name) === "visiting") return [...stack.slice(stack.indexOf(name)), name];
+    state.set(name, "visiting");
+    stack.push(name);
+    for (const child of groups.get(name)?.children ?? []) {
+      const found = visit(child);
+      if (found !== null) return found;
+    }
+    stack.pop();
+    state.set(name, "done");
+    return null;
+  };
+  for (const name of groups.keys()) {
+    const found = visit(name);
+    if (found !== null) return found;
+  }
+  return null;
+}

@@ -1,0 +1,62 @@
+// The inventory file, strictly: every key of DESIGN §3 and nothing else.
+import { z } from "zod";
+import { absolutePath, NAME_PATTERN } from "../config/rules.js";
+import { parseDuration } from "../duration.js";
+
+const localPath = z.string().min(1, "expected a path");
+const seconds = z.number().positive("expected a number of seconds > 0");
+const duration = z.union([z.string(), z.number()]).refine((value) => parseDuration(value) !== undefined, {
+  message: 'expected a duration such as "30m", "6h", "1h30m" or a number of seconds',
+});
+
+/** The settings that defaults, group vars and hosts may set. */
+export const hostSettings = {
+  user: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/, "expected a login name (letters, digits, _ . -)")
+    .optional(),
+  port: z.number().int("expected a whole number").min(1).max(65535).optional(),
+  identity_file: localPath.optional(),
+  identity_passphrase_file: localPath.optional(),
+  known_hosts: localPath.optional(),
+  host_key_policy: z
+    .enum(["strict", "accept-new"], { error: () => 'expected "strict" or "accept-new"' })
+    .optional(),
+  become: z.enum(["sudo", "none"], { error: () => 'expected "sudo" or "none"' }).optional(),
+  become_password_file: localPath.optional(),
+  connect_timeout: seconds.optional(),
+  connect_retries: z.number().int("expected a whole number").min(0).max(10).optional(),
+  keepalive_interval: z.number().min(0, "expected seconds ≥ 0 (0 turns keepalives off)").optional(),
+  run_timeout: duration.optional(),
+  // On the host, root-only: must be absolute there, it is not relative to anything here.
+  restic_env_file: absolutePath.optional(),
+  config: localPath.optional(),
+};
+
+export type HostSettingsInput = z.infer<z.ZodObject<typeof hostSettings>>;
+export type SettingKey = keyof typeof hostSettings;
+export const SETTING_KEYS = Object.keys(hostSettings) as SettingKey[];
+
+const name = (what: string) =>
+  z.string().regex(NAME_PATTERN, `a ${what} name may use only letters, digits, '.', '_' and '-'`);
+
+// A hostname, an IPv4 or an IPv6 address; never something an option parser could take for a flag.
+const address = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:%][A-Za-z0-9_.:%-]*$/, "expected a hostname or an IP address");
+
+export const groupSchema = z.strictObject({
+  hosts: z.array(name("host")).optional(),
+  children: z.array(name("group")).optional(),
+  vars: z.strictObject(hostSettings).optional(),
+});
+
+export const hostSchema = z.strictObject({ address: address.optional(), ...hostSettings });
+
+export const inventorySchema = z.strictObject({
+  defaults: z.strictObject(hostSettings).optional(),
+  groups: z.record(z.string(), groupSchema).optional(),
+  hosts: z.record(z.string(), hostSchema),
+});
+
+export type InventoryInput = z.infer<typeof inventorySchema>;
