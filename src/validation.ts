@@ -148,11 +148,22 @@ function withPrefix(prefix: PropertyKey[]) {
   return (issue: z.core.$ZodIssue): z.core.$ZodIssue => ({ ...issue, path: [...prefix, ...issue.path] });
 }
 
+const EXPECTED: Record<string, string> = {
+  string: "a string",
+  number: "a number",
+  int: "a whole number",
+  boolean: "true or false",
+  array: "an array",
+  object: "a table",
+  record: "a table",
+};
+
 function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === "invalid_type") {
     const received = (issue as { input?: unknown }).input;
-    if (received === undefined) return `missing required key (expected ${issue.expected})`;
-    return `expected ${issue.expected}, got ${describeValue(received)}`;
+    const expected = EXPECTED[issue.expected] ?? issue.expected;
+    if (received === undefined) return `missing required key (expected ${expected})`;
+    return `expected ${expected}, got ${describeValue(received)}`;
   }
   return issue.message;
 }

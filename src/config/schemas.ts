@@ -153,7 +153,7 @@ function checkRepositoryForm(value: Record<string, unknown>, ctx: z.core.$Refine
         ctx.addIssue({
           code: "custom",
           path: [key],
-          message: "missing required key of the single-repository form (expected string)",
+          message: "missing required key of the single-repository form (expected a string)",
         });
       }
     }
@@ -243,7 +243,7 @@ function checkVolumeKeys(value: Record<string, unknown>, ctx: z.core.$Refinement
         ctx.addIssue({
           code: "custom",
           path: [key],
-          message: `missing required key for volume_type "${String(type)}" (expected string)`,
+          message: `missing required key for volume_type "${String(type)}" (expected a string)`,
         });
       }
     }

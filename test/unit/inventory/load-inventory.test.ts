@@ -1,0 +1,150 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { loadInventory } from "../../../src/inventory/load-inventory.js";
+import { writeTree } from "../../helpers/run-cli.js";
+
+let cleanup = () => {};
+afterEach(() => cleanup());
+
+function load(inventory: string) {
+  const tree = writeTree({ "inv/inventory.toml": inventory });
+  cleanup = tree.cleanup;
+  const result = loadInventory(join(tree.dir, "inv/inventory.toml"));
+  return { dir: tree.dir, result };
+}
+
+describe("loadInventory", () => {
+  it("applies defaults < group vars < host, a child group over its parent", () => {
+    const { result } = load(`
+[defaults]
+user = "d"
+port = 2200
+connect_timeout = 5
+config = "configs/{host}.toml"
+
+[groups.eu]
+children = ["web"]
+vars = { user = "eu", port = 2201, keepalive_interval = 30 }
+
+[groups.web]
+hosts = ["web1", "web2"]
+vars = { user = "web" }
+
+[hosts.web1]
+[hosts.web2]
+user = "own"
+[hosts.db1]
+address = "10.0.0.5"
+`);
+    if (!result.ok) throw new Error(JSON.stringify(result.problems));
+    const [web1, web2, db1] = result.inventory.hosts;
+    expect(web1).toMatchObject({
+      name: "web1",
+      address: "web1",
+      user: "web",
+      port: 2201,
+      keepalive_interval_s: 30,
+      connect_timeout_s: 5,
+      groups: ["eu", "web"],
+    });
+    expect(web2?.user).toBe("own");
+    expect(db1).toMatchObject({
+      address: "10.0.0.5",
+      user: "d",
+      port: 2200,
+      keepalive_interval_s: 15,
+      groups: [],
+    });
+  });
+
+  it("resolves local paths against the inventory, expands ~ and {host}", () => {
+    const { dir, result } = load(`
+[defaults]
+config = "configs/{host}.toml"
+identity_file = "~/.ssh/id_fleet"
+known_hosts = "/etc/ssh/ssh_known_hosts"
+become_password_file = "secrets/sudo"
+restic_env_file = "/etc/rlvm-fleet/restic.env"
+[hosts.h1]
+`);
+    if (!result.ok) throw new Error(JSON.stringify(result.problems));
+    expect(result.inventory.hosts[0]).toMatchObject({
+      config: join(dir, "inv/configs/h1.toml"),
+      identity_file: join(homedir(), ".ssh/id_fleet"),
+      known_hosts: "/etc/ssh/ssh_known_hosts",
+      become_password_file: join(dir, "inv/secrets/sudo"),
+      restic_env_file: "/etc/rlvm-fleet/restic.env",
+    });
+  });
+
+  it("has the documented defaults", () => {
+    const { result } = load(`[defaults]\nconfig = "c.toml"\n[hosts.h1]\n`);
+    if (!result.ok) throw new Error(JSON.stringify(result.problems));
+    expect(result.inventory.hosts[0]).toMatchObject({
+      port: 22,
+      known_hosts: join(homedir(), ".ssh/known_hosts"),
+      host_key_policy: "strict",
+      become: "sudo",
+      connect_timeout_s: 15,
+      connect_retries: 2,
+      keepalive_interval_s: 15,
+      run_timeout_s: 6 * 3600,
+      identity_file: null,
+      restic_env_file: null,
+    });
+  });
+
+  it("accepts two unrelated groups that agree, and a host in no group", () => {
+    const { result } = load(`
+[defaults]
+config = "c.toml"
+[groups.a]
+hosts = ["h1"]
+vars = { user = "same" }
+[groups.b]
+hosts = ["h1"]
+vars = { user = "same" }
+[hosts.h1]
+[hosts.lonely]
+`);
+    if (!result.ok) throw new Error(JSON.stringify(result.problems));
+    expect(result.inventory.hosts.map((h) => [h.name, h.user])).toEqual([
+      ["h1", "same"],
+      ["lonely", expect.any(String)],
+    ]);
+  });
+
+  it("lets the host settle a conflict between unrelated groups", () => {
+    const { result } = load(`
+[defaults]
+config = "c.toml"
+[groups.a]
+hosts = ["h1"]
+vars = { port = 1 }
+[groups.b]
+hosts = ["h1"]
+vars = { port = 2 }
+[hosts.h1]
+port = 3
+`);
+    expect(result.ok && result.inventory.hosts[0]?.port).toBe(3);
+  });
+
+  it("refuses a group named all and a name used for a host and a group", () => {
+    const { result } = load(`
+[defaults]
+config = "c.toml"
+[groups.all]
+hosts = ["h1"]
+[groups.h1]
+[hosts.h1]
+`);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems.map((p) => p.message)).toEqual([
+      '"h1" is both a host and a group, which makes --limit ambiguous',
+      'the group "all" is implicit and cannot be defined',
+    ]);
+  });
+});
