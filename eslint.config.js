@@ -9,7 +9,7 @@ export default tseslint.config(
   {
     files: ["**/*.ts"],
     rules: {
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       // Only src/cli/ touches process: the core is a library that reports, never exits.
       "no-restricted-globals": ["error", { name: "process", message: "Only src/cli/ touches process." }],
     },

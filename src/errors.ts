@@ -71,3 +71,47 @@ export function formatTomlPath(path: readonly PropertyKey[]): string {
   }
   return out;
 }
+
+/**
+ * Host error codes. `unreachable` only when the SSH service could not be reached at all; everything
+ * after it answered is `failed`.
+ */
+export const HOST_ERROR_CODES = {
+  dns: "unreachable",
+  refused: "unreachable",
+  timeout: "unreachable",
+  host_key_unknown: "failed",
+  host_key_changed: "failed",
+  host_key_revoked: "failed",
+  auth: "failed",
+  sudo_password_required: "failed",
+  sudo_password_wrong: "failed",
+  sudo_failed: "failed",
+  agent_checksum: "failed",
+  agent_protocol: "failed",
+  agent_failed: "failed",
+  agent_error: "failed",
+  agent_unsupported: "failed",
+  agent_interrupted: "failed",
+  connection_lost: "failed",
+  run_timeout: "failed",
+  preflight: "failed",
+  locked: "failed",
+  interrupted: "failed",
+} as const;
+
+export type HostErrorCode = keyof typeof HOST_ERROR_CODES;
+
+/** A problem on one host: data for its result, never something that stops the other hosts. */
+export class HostError extends Error {
+  constructor(
+    readonly code: HostErrorCode,
+    message: string,
+    readonly hint: string,
+    /** Worth another connection attempt (connection errors only, never authentication). */
+    readonly retryable = false,
+  ) {
+    super(message);
+    this.name = "HostError";
+  }
+}

@@ -7,6 +7,8 @@ export interface CliIo {
   stdoutIsTty: boolean;
   stderrIsTty: boolean;
   cwd: string;
+  /** Call `handler` on SIGINT/SIGTERM until the returned function removes it. */
+  onInterrupt: (handler: () => void) => () => void;
 }
 
 export function processIo(): CliIo {
@@ -17,5 +19,13 @@ export function processIo(): CliIo {
     stdoutIsTty: process.stdout.isTTY === true,
     stderrIsTty: process.stderr.isTTY === true,
     cwd: process.cwd(),
+    onInterrupt: (handler) => {
+      process.on("SIGINT", handler);
+      process.on("SIGTERM", handler);
+      return () => {
+        process.off("SIGINT", handler);
+        process.off("SIGTERM", handler);
+      };
+    },
   };
 }

@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { exitCodeTable, EXIT_CODES, UsageError } from "../errors.js";
 import type { CliIo } from "./io.js";
+import type { FleetCommandOptions } from "./run-fleet-command.js";
 import { renderProblems } from "./render/problems.js";
 import { makeStyle } from "./render/style.js";
 import { VERSION } from "../version.js";
@@ -64,6 +65,26 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       exitCode = planCommand(options, io, makeStyle(colorWanted(options) && io.stdoutIsTty));
     });
 
+  const fleetCommand = (name: "ping" | "check" | "backup", description: string) =>
+    withCommon(program.command(name).description(description), ["table", "json", "markdown"])
+      .option("--forks <n>", "hosts in parallel", "10")
+      .option("--report <file>", "also write the JSON report to FILE")
+      .option("-q, --quiet", "no progress lines on stderr")
+      .action(async (options: FleetCommandOptions) => {
+        const { runFleetCommand } = await import("./run-fleet-command.js");
+        const color = colorWanted(options);
+        exitCode = await runFleetCommand(name, options, io, {
+          out: makeStyle(color && io.stdoutIsTty),
+          err: makeStyle(color),
+        });
+      });
+  fleetCommand(
+    "ping",
+    "connect, verify the host key, deliver the agent, run it as root and report its facts (a no-op)",
+  );
+  fleetCommand("check", "connect and run the preflight of every selected host; changes nothing")
+    .option("--category <category...>", "only check jobs of these categories")
+    .option("--name <job...>", "only check jobs with these names");
   try {
     await program.parseAsync(argv, { from: "user" });
     return exitCode;

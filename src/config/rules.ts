@@ -96,3 +96,21 @@ export const KEEP_KEYS = ["last", "daily", "weekly", "monthly", "yearly"] as con
 export type KeepKey = (typeof KEEP_KEYS)[number];
 
 export const keepCount = z.number().int("expected a whole number").min(0, "expected a number ≥ 0");
+
+const UNIT_BYTES: Record<string, number> = {
+  b: 1,
+  s: 512,
+  k: 1024,
+  m: 1024 ** 2,
+  g: 1024 ** 3,
+  t: 1024 ** 4,
+  p: 1024 ** 5,
+  e: 1024 ** 6,
+};
+
+/** Bytes of an `lvcreate -L` size; LVM reads every unit as a power of 1024, and no unit as MiB. */
+export function lvmSizeBytes(size: string): number {
+  const match = /^([\d.]+)([A-Za-z]?)$/.exec(size);
+  if (match === null) return NaN;
+  return Math.ceil(Number(match[1]) * (UNIT_BYTES[(match[2] || "m").toLowerCase()] ?? NaN));
+}

@@ -23,6 +23,7 @@ export async function runCli(
     stdoutIsTty: false,
     stderrIsTty: false,
     cwd: options.cwd ?? process.cwd(),
+    onInterrupt: () => () => {},
   });
   return { code, stdout, stderr };
 }

@@ -105,7 +105,12 @@ export interface Fleet {
    */
   stopHost(name: string, options?: { keepSessions?: boolean }): Promise<void>;
   /** Starts a stopped host again on the same address, port and host key. */
-  startHost(name: string): Promise<void>;
+  /**
+   * Start a stopped host again (same port and key). `hidePaths` (root only) starts its sshd in a
+   * private mount namespace with /dev/null bound over each path: for "missing binary" faults that
+   * affect only this host.
+   */
+  startHost(name: string, options?: { hidePaths?: readonly string[] }): Promise<void>;
   /** Gives the host a new host key (restarting it if it runs). */
   replaceHostKey(name: string, options?: { updateKnownHosts?: boolean }): Promise<void>;
   /** Arguments for the system ssh client (without the command): strict host key checking, batch mode. */
@@ -293,6 +298,7 @@ function supportsPerSourcePenalties(sshd: string, probeDir: string, hostKey: str
 
 class SshdHost implements FleetHost {
   port = 0;
+  hidePaths: string[] = [];
   hostKeyPub = "";
   hostKeyFingerprint = "";
   process: ChildProcess | undefined;
@@ -505,9 +511,13 @@ class SshdFleet implements Fleet {
     this.reportToWatchdog();
   }
 
-  async startHost(name: string): Promise<void> {
+  async startHost(name: string, options: { hidePaths?: readonly string[] } = {}): Promise<void> {
     const host = this.host(name);
     if (host.running) throw new Error(`host ${name} is already running (pid ${host.pid})`);
+    if ((options.hidePaths ?? []).length > 0 && this.mode !== "root") {
+      throw new Error("hidePaths needs root (a private mount namespace)");
+    }
+    host.hidePaths = [...(options.hidePaths ?? [])];
     await this.startSshd(host, { reusePort: true });
   }
 
@@ -693,7 +703,25 @@ class SshdFleet implements Fleet {
     try {
       // sshd re-executes itself, so it insists on an absolute path. Detached: a Ctrl-C in the terminal must
       // reach the test process, which then kills the whole tree, not race it by killing only the listener.
-      const child = spawn(this.sshd, ["-D", "-e", "-f", host.configPath], {
+      const sshdArgv = [this.sshd, "-D", "-e", "-f", host.configPath];
+      // unshare execs (no fork), so the pid stays sshd's and the usual teardown applies.
+      const argv =
+        host.hidePaths.length === 0
+          ? sshdArgv
+          : [
+              "unshare",
+              "--mount",
+              "--propagation",
+              "private",
+              "sh",
+              "-c",
+              'n=$1; shift; while [ "$n" -gt 0 ]; do mount --bind /dev/null "$1"; shift; n=$((n-1)); done; exec "$@"',
+              "hide-paths",
+              String(host.hidePaths.length),
+              ...host.hidePaths,
+              ...sshdArgv,
+            ];
+      const child = spawn(argv[0] as string, argv.slice(1), {
         stdio: ["ignore", log, log],
         detached: true,
       });

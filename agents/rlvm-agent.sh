@@ -1,0 +1,1403 @@
+#!/usr/bin/env bash
+# rlvm-agent.sh — the host side of rlvm-fleet.
+#
+# Run by the controller's bootstrap, as root (sudo) or as the login user (become = none):
+#
+#     bash RUN_DIR/rlvm-agent.sh RUN_DIR      stdin: the plan (src/agent/protocol.ts), then kept open
+#
+# The plan says what to do; this script only does it. Stdout carries JSON events only, one per line,
+# ending with exactly one `result` event; human diagnostics go to stderr. Exit status 0 when the result
+# is ok or partial, 1 when it is failed.
+#
+# Rules kept throughout, because this runs as root on every server of a fleet:
+#   - strict mode; every function is defined before `main "$@"`, the last line, so a truncated upload
+#     runs nothing at all;
+#   - plan values are decoded with printf %b after validating their encoding, and only ever used as
+#     single words of argv arrays: no eval, no source, no `bash -c`, no data in a format string;
+#   - external tools are resolved once to absolute paths (see find_tool) and run with stdin from
+#     /dev/null and the event stream closed;
+#   - restic gets its repository and password file through RESTIC_REPOSITORY / RESTIC_PASSWORD_FILE,
+#     and restic_env_file variables through `export`, all inside the subshell of that one call: no
+#     secret is ever in an argv (argv is world-readable in /proc);
+#   - repository URLs are never printed: events and diagnostics name repositories by their LABEL.
+#
+# Only bash (4.4+), coreutils, util-linux, lvm2 and restic are used.
+
+set -Eeuo pipefail
+# inherit_errexit needs bash 4.4. On an older bash main() refuses to run with a proper result event,
+# instead of this line killing the script before it could say why.
+shopt -s inherit_errexit 2>/dev/null || true
+# bash 5.2 makes `&` in a ${var//pattern/replacement} special; this script wants it literal.
+shopt -u patsub_replacement 2>/dev/null || true
+export LC_ALL=C
+umask 077
+IFS=$' \t\n'
+unset CDPATH GLOBIGNORE POSIXLY_CORRECT
+
+readonly AGENT_VERSION="0.1.0"
+readonly PROTOCOL_VERSION=1
+readonly RESTIC_MIN_VERSION="0.14"
+# Seconds a read-only restic or LVM call in preflight may take before it is killed (a dead backend or
+# a hung device must not hang the check).
+readonly PREFLIGHT_TIMEOUT=60
+readonly LOCK_DIR="/run/lock"
+# Searched after PATH (sudo's secure_path usually has them all; a login user's PATH may lack sbin).
+readonly FALLBACK_TOOL_DIRS="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove"
+# One encoded plan value: safe bytes, or \xHH with lowercase hex (protocol.ts encodeValue).
+readonly VALUE_RE='^([A-Za-z0-9/._,:@+=]|\\x[0-9a-f]{2})+$'
+# Inventory host names, job names, repository IDs, run IDs.
+readonly NAME_RE='^[A-Za-z0-9._-]+$'
+# VG and LV names as LVM accepts them.
+readonly LVM_NAME_RE='^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$'
+readonly BYTES_RE='^[0-9]{1,18}$'
+# findmnt -r output: bytes as they are, or \xHH.
+readonly FINDMNT_ESCAPED_RE='^([^\\]|\\x[0-9a-fA-F]{2})*$'
+
+# --- state ----------------------------------------------------------------------------------------
+
+RESULT_EMITTED=0
+LAST_ERROR=""
+RUN_DIR=""
+
+# The plan, parsed once by read_plan into these arrays (parallel arrays, one index per record).
+PLAN_LINENO=0
+PLAN_RUN_ID=""
+PLAN_HOST=""
+PLAN_COMMAND=""
+PLAN_ENV_FILE=""
+# shellcheck disable=SC2034 # parsed now, used by backup (snapshot COW warnings)
+PLAN_COW_WARN=70
+declare -A PLAN_SEEN=()         # singleton record keys seen
+declare -A VG_MARGIN=()         # VG -> bytes to keep free after the run's snapshots
+declare -A VG_MARGIN_PCT=()     # VG -> percent of the VG's size to keep free instead
+declare -a JOB_NAME=() JOB_CATEGORY=() JOB_SOURCE=() JOB_VG=() JOB_LV=() JOB_SIZE=()
+declare -A JOB_INDEX=()         # job name -> index
+# shellcheck disable=SC2034 # parsed now, used by backup (restic --exclude)
+declare -a EXCLUDE_JOB=() EXCLUDE_PATH=()
+declare -a REPO_ID=() REPO_JOB=() REPO_URL=() REPO_PWFILE=() REPO_LABEL=()
+declare -A REPO_INDEX=()        # repo ID -> index
+# shellcheck disable=SC2034 # COPY_FROM is parsed now, used by backup (restic copy --from-repo)
+declare -a COPY_ID=() COPY_JOB=() COPY_FROM=() COPY_URL=() COPY_PWFILE=() COPY_LABEL=()
+declare -A ID_SEEN=()           # repo and copy IDs share one namespace
+
+declare -a FIELDS=() VALS=() WORDS=() LINES=()
+declare -A TOOL=()              # tool name -> absolute path, "" when not found
+CAP_OUT="" CAP_ERR="" CAP_RC=0
+REPLY=""
+
+# Host facts (gather_facts).
+FACT_HOSTNAME="" FACT_KERNEL="" FACT_USER="" RESTIC_VERSION="" RESTIC_PROBLEM="" LVM_VERSION=""
+
+# restic_env_file, parsed (load_env_file).
+declare -a ENV_KEYS=() ENV_VALS=()
+ENV_ERROR=""
+ENV_HINT=""
+
+# Preflight bookkeeping.
+CHECK_TOTAL=0
+declare -a CHECK_FAILED=()
+declare -A LV_MM=()             # "VG/LV" -> "MAJ:MIN", "inactive", or "" when the LV was not found
+FILE_PROBLEM="" FILE_HINT="" FILE_DESC=""
+MNT_MM="" MNT_SRC="" MNT_TGT=""
+declare -a MOUNTS=()
+LOCK_FILE="" LOCK_STATE="" LOCK_DETAIL=""
+
+# --- output ---------------------------------------------------------------------------------------
+
+log() {
+  printf 'rlvm-agent: %s\n' "$*" >&2
+}
+
+# json_string VALUE: REPLY = VALUE as a JSON string literal (quotes included). Backslash, quote and
+# every control character 0x01-0x1f are escaped; NUL cannot occur in a bash string.
+json_string() {
+  local s=$1 bs=$'\\' q='"' c hex i
+  s=${s//"$bs"/"$bs$bs"}
+  s=${s//"$q"/"$bs$q"}
+  s=${s//$'\n'/"${bs}n"}
+  s=${s//$'\r'/"${bs}r"}
+  s=${s//$'\t'/"${bs}t"}
+  if [[ $s == *[$'\001'-$'\037']* ]]; then
+    for ((i = 1; i < 32; i++)); do
+      printf -v hex '%02x' "$i"
+      printf -v c '%b' "\\x$hex"
+      s=${s//"$c"/"${bs}u00$hex"}
+    done
+  fi
+  REPLY="\"$s\""
+}
+
+# json_fields KEY TYPED [KEY TYPED]...: REPLY = `"KEY":VALUE,...`. TYPED is one of s:STRING,
+# n:INTEGER, b:true, b:false, z: (null), j:JSON (already encoded). Keys are the script's own constants.
+json_fields() {
+  local out="" sep="" key val
+  while (($# >= 2)); do
+    key=$1 val=$2
+    shift 2
+    case $val in
+      s:*)
+        json_string "${val#s:}"
+        val=$REPLY
+        ;;
+      n:*)
+        val=${val#n:}
+        if [[ ! $val =~ ^-?[0-9]+$ ]]; then val=null; fi
+        ;;
+      b:true | b:false) val=${val#b:} ;;
+      z:) val=null ;;
+      j:*) val=${val#j:} ;;
+      *)
+        log "internal error: json_fields: bad value for $key"
+        return 1
+        ;;
+    esac
+    out+="$sep\"$key\":$val"
+    sep=","
+  done
+  REPLY=$out
+}
+
+# emit EVENT [KEY TYPED]...: one event line on the event stream (fd 3, the agent's real stdout).
+emit() {
+  local event=$1
+  shift
+  json_fields "$@"
+  printf '{"v":%d,"event":"%s"%s}\n' "$PROTOCOL_VERSION" "$event" "${REPLY:+,$REPLY}" >&3
+}
+
+# finish STATUS CODE MESSAGE: emit the one result event and exit (0 for ok/partial, 1 for failed).
+# An empty CODE is null.
+finish() {
+  local status=$1 code=$2 message=$3 code_value="z:"
+  if [[ -n $code ]]; then code_value="s:$code"; fi
+  RESULT_EMITTED=1
+  log "result: $status${code:+ ($code)}: $message"
+  emit result status "s:$status" code "$code_value" message "s:$message"
+  if [[ $status == failed ]]; then exit 1; fi
+  exit 0
+}
+
+# fail CODE MESSAGE
+fail() {
+  finish failed "$1" "$2"
+}
+
+# ERR trap: remember the first unexpected failure; set -e then ends the script and on_exit reports it.
+# BASH_COMMAND is the command's source text, not its expanded arguments, so no data leaks through it.
+# shellcheck disable=SC2317 # called by the ERR trap
+on_err() {
+  local status=$1 line=$2
+  if [[ -z $LAST_ERROR ]]; then
+    LAST_ERROR="line $line: '$BASH_COMMAND' exited with status $status"
+  fi
+  log "error at line $line: '$BASH_COMMAND' exited with status $status"
+}
+
+# EXIT trap: whatever ends the script, the controller gets exactly one result.
+# shellcheck disable=SC2317 # called by the EXIT trap
+on_exit() {
+  local status=$?
+  if ((RESULT_EMITTED == 0)); then
+    RESULT_EMITTED=1
+    local message=${LAST_ERROR:-"the agent exited with status $status before its result (see stderr)"}
+    log "result: failed (agent_error): $message"
+    emit result status s:failed code s:agent_error message "s:unexpected agent error: $message" || true
+    exit 1
+  fi
+}
+
+# shellcheck disable=SC2317 # called by the INT/TERM/HUP traps
+on_signal() {
+  trap - INT TERM HUP
+  fail agent_interrupted "the agent was stopped by SIG$1"
+}
+
+# --- small helpers --------------------------------------------------------------------------------
+
+# split_words STRING: WORDS = STRING split on blanks and newlines, without globbing.
+split_words() {
+  local -
+  set -f
+  local IFS=$' \t\n'
+  # shellcheck disable=SC2206 # deliberate word splitting; globbing is off (set -f, local to here)
+  WORDS=($1)
+}
+
+# split_lines STRING: LINES = the non-empty lines of STRING, without globbing.
+split_lines() {
+  local -
+  set -f
+  local IFS=$'\n'
+  # shellcheck disable=SC2206 # deliberate line splitting; globbing is off (set -f, local to here)
+  LINES=($1)
+}
+
+# first_meaningful_line TEXT: REPLY = the first line starting with "Fatal:" (restic's error), else the
+# last non-blank line, trimmed and at most 400 characters.
+first_meaningful_line() {
+  local line found=""
+  split_lines "$1"
+  for line in "${LINES[@]}"; do
+    line=${line#"${line%%[![:space:]]*}"}
+    if [[ -z $line ]]; then continue; fi
+    if [[ $line == Fatal:* ]]; then
+      found=$line
+      break
+    fi
+    found=$line
+  done
+  if ((${#found} > 400)); then found="${found:0:400}..."; fi
+  REPLY=$found
+}
+
+# human_bytes BYTES: REPLY = e.g. "1.5 GiB".
+human_bytes() {
+  local bytes=$1 div=1 i=0
+  local -a units=(B KiB MiB GiB TiB PiB)
+  if ((bytes < 1024)); then
+    REPLY="$bytes B"
+    return 0
+  fi
+  while ((bytes >= div * 1024 && i < 5)); do
+    div=$((div * 1024))
+    i=$((i + 1))
+  done
+  REPLY="$((bytes / div)).$(((bytes % div) * 10 / div)) ${units[i]}"
+}
+
+# version_at_least VERSION MIN: true if VERSION (e.g. 0.16.4-dev) >= MIN (MAJOR.MINOR).
+version_at_least() {
+  local re='^([0-9]+)\.([0-9]+)'
+  [[ $1 =~ $re ]] || return 1
+  local major=$((10#${BASH_REMATCH[1]})) minor=$((10#${BASH_REMATCH[2]}))
+  [[ $2 =~ $re ]] || return 1
+  local want_major=$((10#${BASH_REMATCH[1]})) want_minor=$((10#${BASH_REMATCH[2]}))
+  ((major > want_major || (major == want_major && minor >= want_minor)))
+}
+
+# join_by SEPARATOR [ITEM]...: REPLY = the items joined.
+join_by() {
+  local sep=$1 out="" item first=1
+  shift
+  for item in "$@"; do
+    if ((first)); then out=$item first=0; else out+="$sep$item"; fi
+  done
+  REPLY=$out
+}
+
+# shell_quote VALUE: REPLY = VALUE quoted for a human to paste into a shell (hints only).
+shell_quote() {
+  printf -v REPLY '%q' "$1"
+}
+
+# strip_trailing_slashes PATH: REPLY = PATH without trailing slashes ("/" stays "/").
+strip_trailing_slashes() {
+  local p=$1
+  while [[ $p == */ && $p != / ]]; do p=${p%/}; done
+  REPLY=$p
+}
+
+# path_is_under PATH DIR: true if PATH is DIR or lies below it (by name; both absolute).
+path_is_under() {
+  local p dir
+  strip_trailing_slashes "$1"
+  p=$REPLY
+  strip_trailing_slashes "$2"
+  dir=$REPLY
+  [[ $dir == / || $p == "$dir" || $p == "$dir"/* ]]
+}
+
+# --- tools ----------------------------------------------------------------------------------------
+
+# find_tool NAME: TOOL[NAME] = the absolute path of executable NAME, or "" if there is none.
+#
+# Searched, in order: the directories of PATH, then FALLBACK_TOOL_DIRS. RLVM_AGENT_TOOL_PATH, when set,
+# replaces that whole list (the unit tests use it to hide /usr/bin/restic); sudo's env_reset drops it,
+# so a login user cannot set it for root. Relative PATH entries are ignored, and when running as root
+# so is any directory that root does not own.
+find_tool() {
+  local name=$1 list rest dir
+  if [[ -n ${TOOL[$name]+set} ]]; then return 0; fi
+  if [[ -n ${RLVM_AGENT_TOOL_PATH-} ]]; then
+    list=$RLVM_AGENT_TOOL_PATH
+  else
+    list="${PATH-}:$FALLBACK_TOOL_DIRS"
+  fi
+  TOOL[$name]=""
+  rest=$list
+  while [[ -n $rest ]]; do
+    dir=${rest%%:*}
+    if [[ $rest == *:* ]]; then rest=${rest#*:}; else rest=""; fi
+    if [[ $dir != /* ]]; then continue; fi
+    if ((EUID == 0)) && [[ ! -O $dir ]]; then continue; fi
+    if [[ -f $dir/$name && -x $dir/$name ]]; then
+      TOOL[$name]=$dir/$name
+      return 0
+    fi
+  done
+}
+
+init_tools() {
+  local name
+  for name in $TOOLS; do find_tool "$name"; done
+}
+
+have_tool() {
+  [[ -n ${TOOL[$1]-} ]]
+}
+
+# capture CMD [ARG]...: run CMD (an absolute path, or one of this script's exec-ing functions below)
+# with stdin from /dev/null and the event stream closed. CAP_OUT = its stdout, CAP_ERR = its stderr
+# (trailing newlines removed), CAP_RC = its exit status. No temporary file is involved: the three
+# values come back NUL-separated through a pipe.
+capture() {
+  local rc=""
+  CAP_OUT="" CAP_ERR=""
+  {
+    IFS= read -r -d '' CAP_OUT || true
+    IFS= read -r -d '' rc || true
+    IFS= read -r -d '' CAP_ERR || true
+  } < <(capture_child "$@")
+  if [[ $rc =~ ^[0-9]+$ ]]; then CAP_RC=$rc; else CAP_RC=255; fi
+}
+
+capture_child() {
+  set +e
+  trap - ERR
+  local out="" err="" rc=0
+  exec 5>&1
+  err=$(
+    {
+      out=$("$@" </dev/null 2>&4 3>&- 4>&- 5>&-)
+      rc=$?
+      printf '%s\0%s\0' "$out" "$rc" >&5
+    } 4>&1
+  )
+  printf '%s\0' "$err"
+}
+
+# with_timeout SECONDS CMD [ARG]...: exec CMD under coreutils timeout (TERM, KILL 10 s later). Exit
+# status 124 means it timed out. Only ever runs inside capture's subshell.
+# shellcheck disable=SC2317 # run through capture
+with_timeout() {
+  local seconds=$1
+  shift
+  if have_tool timeout; then
+    exec "${TOOL[timeout]}" -k 10 "$seconds" "$@"
+  fi
+  exec "$@"
+}
+
+# restic_with_env REPO PASSWORD_FILE TIMEOUT ARG...: exec restic for one repository. The repository and
+# password file go in through the environment and the restic_env_file variables are exported, all in
+# this subshell only (capture's), never in argv. TIMEOUT 0 means none.
+# shellcheck disable=SC2317 # run through capture
+restic_with_env() {
+  local repo=$1 password_file=$2 seconds=$3 i
+  shift 3
+  if ((BASH_SUBSHELL == 0)); then
+    log "internal error: restic_with_env outside a subshell"
+    return 1
+  fi
+  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE \
+    RESTIC_PASSWORD_COMMAND
+  for i in "${!ENV_KEYS[@]}"; do
+    export "${ENV_KEYS[i]}=${ENV_VALS[i]}"
+  done
+  export RESTIC_REPOSITORY="$repo" RESTIC_PASSWORD_FILE="$password_file"
+  if ((seconds > 0)); then
+    with_timeout "$seconds" "${TOOL[restic]}" "$@"
+  fi
+  exec "${TOOL[restic]}" "$@"
+}
+
+# sanitize_restic_text TEXT REPO LABEL: REPLY = TEXT with the raw repository string replaced by its
+# LABEL, any URL user-info (user:password@) masked, and every restic_env_file value hidden.
+sanitize_restic_text() {
+  local s=$1 repo=$2 label=$3 rest out="" i
+  local re='^(.*://)[^/@[:space:]]*@(.*)$'
+  if [[ -n $repo ]]; then s=${s//"$repo"/"$label"}; fi
+  rest=$s
+  while [[ $rest =~ $re ]]; do
+    out="***@${BASH_REMATCH[2]}$out"
+    rest=${BASH_REMATCH[1]}
+  done
+  s=$rest$out
+  for i in "${!ENV_VALS[@]}"; do
+    if ((${#ENV_VALS[i]} >= 4)); then s=${s//"${ENV_VALS[i]}"/"***"}; fi
+  done
+  REPLY=$s
+}
+
+# --- plan -----------------------------------------------------------------------------------------
+
+# next_plan_line: FIELDS = the words of the next plan line. Fails on EOF and on an empty line.
+next_plan_line() {
+  FIELDS=()
+  PLAN_LINENO=$((PLAN_LINENO + 1))
+  if ! IFS=' ' read -r -a FIELDS; then
+    if ((${#FIELDS[@]} == 0)); then
+      fail agent_protocol "the plan ended at line $PLAN_LINENO without its end record"
+    fi
+  fi
+  if ((${#FIELDS[@]} == 0)); then
+    fail agent_protocol "plan line $PLAN_LINENO is empty"
+  fi
+}
+
+# decode_values TOKEN...: VALS = the decoded values. `-` is the empty string.
+decode_values() {
+  local token value
+  VALS=()
+  for token in "$@"; do
+    if [[ $token == - ]]; then
+      VALS+=("")
+      continue
+    fi
+    if [[ ! $token =~ $VALUE_RE ]]; then
+      fail agent_protocol "plan line $PLAN_LINENO (${FIELDS[0]}): a value is not encoded as the protocol says"
+    fi
+    if [[ $token == *'\x00'* ]]; then
+      fail agent_protocol "plan line $PLAN_LINENO (${FIELDS[0]}): a value contains a NUL byte"
+    fi
+    printf -v value '%b' "$token"
+    VALS+=("$value")
+  done
+}
+
+# plan_error MESSAGE: a protocol failure about the current plan line.
+plan_error() {
+  fail agent_protocol "plan line $PLAN_LINENO (${FIELDS[0]}): $1"
+}
+
+want_values() {
+  if ((${#VALS[@]} != $1)); then
+    plan_error "expected $1 value(s), got ${#VALS[@]}"
+  fi
+}
+
+once() {
+  if [[ -n ${PLAN_SEEN[$1]-} ]]; then plan_error "given twice"; fi
+  PLAN_SEEN[$1]=1
+}
+
+want_name() { # want_name WHAT VALUE
+  if [[ ! $2 =~ $NAME_RE || $2 == . || $2 == .. ]]; then plan_error "$1 must match [A-Za-z0-9._-]+"; fi
+}
+
+want_lvm_name() {
+  if [[ ! $2 =~ $LVM_NAME_RE || $2 == . || $2 == .. ]]; then plan_error "$1 is not a valid LVM name"; fi
+}
+
+want_absolute() {
+  if [[ $2 != /* ]]; then plan_error "$1 must be an absolute path"; fi
+}
+
+want_nonempty() {
+  if [[ -z $2 ]]; then plan_error "$1 must not be empty"; fi
+}
+
+want_job() {
+  if [[ -z ${JOB_INDEX[$1]+set} ]]; then plan_error "names a job that was not declared before"; fi
+}
+
+want_new_id() {
+  want_name "the ID" "$1"
+  if [[ -n ${ID_SEEN[$1]-} ]]; then plan_error "repository ID given twice"; fi
+  ID_SEEN[$1]=1
+}
+
+# read_plan: parse stdin from `plan 1` to `end` into the PLAN_*, JOB_*, EXCLUDE_*, REPO_*, COPY_* and
+# VG_MARGIN variables. Any deviation from the protocol fails with code agent_protocol. Reading stops
+# right after `end`: the rest of stdin is the controller's liveness signal.
+read_plan() {
+  local key i
+  next_plan_line
+  if [[ ${FIELDS[0]} != plan ]]; then
+    fail agent_protocol "the plan must start with 'plan 1'"
+  fi
+  if ((${#FIELDS[@]} != 2)) || [[ ${FIELDS[1]} != 1 ]]; then
+    fail agent_protocol "unsupported plan format (this agent reads 'plan 1')"
+  fi
+  while :; do
+    next_plan_line
+    key=${FIELDS[0]}
+    if [[ ! $key =~ ^[a-z_]{1,40}$ ]]; then
+      FIELDS[0]="?"
+      plan_error "not a record key"
+    fi
+    decode_values "${FIELDS[@]:1}"
+    case $key in
+      end)
+        want_values 0
+        break
+        ;;
+      run_id)
+        want_values 1
+        once run_id
+        want_name "run_id" "${VALS[0]}"
+        PLAN_RUN_ID=${VALS[0]}
+        ;;
+      host)
+        want_values 1
+        once host
+        want_name "host" "${VALS[0]}"
+        PLAN_HOST=${VALS[0]}
+        ;;
+      command)
+        want_values 1
+        once command
+        case ${VALS[0]} in
+          ping | preflight | backup | prune | status) PLAN_COMMAND=${VALS[0]} ;;
+          *) plan_error "unknown command" ;;
+        esac
+        ;;
+      restic_env_file)
+        want_values 1
+        once restic_env_file
+        want_absolute "restic_env_file" "${VALS[0]}"
+        PLAN_ENV_FILE=${VALS[0]}
+        ;;
+      cow_warn_percent)
+        want_values 1
+        once cow_warn_percent
+        if [[ ! ${VALS[0]} =~ ^[0-9]{1,3}$ ]] || ((10#${VALS[0]} > 100)); then
+          plan_error "must be a whole number from 0 to 100"
+        fi
+        # shellcheck disable=SC2034 # used by backup
+        PLAN_COW_WARN=$((10#${VALS[0]}))
+        ;;
+      vg_margin_bytes)
+        want_values 2
+        want_lvm_name "the VG" "${VALS[0]}"
+        if [[ ! ${VALS[1]} =~ $BYTES_RE ]]; then plan_error "BYTES must be a whole number"; fi
+        if [[ -n ${VG_MARGIN[${VALS[0]}]+set} ]]; then plan_error "VG given twice"; fi
+        VG_MARGIN[${VALS[0]}]=$((10#${VALS[1]}))
+        ;;
+      vg_margin_percent)
+        want_values 2
+        want_lvm_name "the VG" "${VALS[0]}"
+        if [[ ! ${VALS[1]} =~ ^[0-9]{1,2}$ ]]; then plan_error "PERCENT must be a whole number below 100"; fi
+        if [[ -n ${VG_MARGIN[${VALS[0]}]+set} || -n ${VG_MARGIN_PCT[${VALS[0]}]+set} ]]; then plan_error "VG given twice"; fi
+        VG_MARGIN_PCT[${VALS[0]}]=$((10#${VALS[1]}))
+        ;;
+      job)
+        want_values 6
+        want_name "the job name" "${VALS[0]}"
+        if [[ -n ${JOB_INDEX[${VALS[0]}]+set} ]]; then plan_error "job given twice"; fi
+        want_absolute "the source" "${VALS[2]}"
+        case ${VALS[1]} in
+          standard_path)
+            if [[ -n ${VALS[3]}${VALS[4]}${VALS[5]} ]]; then
+              plan_error "VG, LV and SIZE_BYTES must be - for standard_path"
+            fi
+            ;;
+          logical_volume_root | logical_volume_nonroot)
+            want_lvm_name "the VG" "${VALS[3]}"
+            want_lvm_name "the LV" "${VALS[4]}"
+            if [[ ! ${VALS[5]} =~ $BYTES_RE ]] || ((10#${VALS[5]} == 0)); then
+              plan_error "SIZE_BYTES must be a positive whole number"
+            fi
+            VALS[5]=$((10#${VALS[5]}))
+            ;;
+          *) plan_error "unknown category" ;;
+        esac
+        i=${#JOB_NAME[@]}
+        JOB_INDEX[${VALS[0]}]=$i
+        JOB_NAME[i]=${VALS[0]}
+        JOB_CATEGORY[i]=${VALS[1]}
+        JOB_SOURCE[i]=${VALS[2]}
+        JOB_VG[i]=${VALS[3]}
+        JOB_LV[i]=${VALS[4]}
+        JOB_SIZE[i]=${VALS[5]}
+        ;;
+      exclude)
+        want_values 2
+        want_job "${VALS[0]}"
+        want_nonempty "the exclude path" "${VALS[1]}"
+        EXCLUDE_JOB+=("${JOB_INDEX[${VALS[0]}]}")
+        EXCLUDE_PATH+=("${VALS[1]}")
+        ;;
+      repo)
+        want_values 5
+        want_job "${VALS[0]}"
+        want_new_id "${VALS[1]}"
+        want_nonempty "the repository" "${VALS[2]}"
+        want_absolute "the password file" "${VALS[3]}"
+        want_nonempty "the label" "${VALS[4]}"
+        i=${#REPO_ID[@]}
+        REPO_INDEX[${VALS[1]}]=$i
+        REPO_ID[i]=${VALS[1]}
+        REPO_JOB[i]=${JOB_INDEX[${VALS[0]}]}
+        REPO_URL[i]=${VALS[2]}
+        REPO_PWFILE[i]=${VALS[3]}
+        REPO_LABEL[i]=${VALS[4]}
+        ;;
+      copy)
+        want_values 6
+        want_job "${VALS[0]}"
+        want_new_id "${VALS[1]}"
+        if [[ -z ${REPO_INDEX[${VALS[2]}]+set} ]] ||
+          [[ ${REPO_JOB[${REPO_INDEX[${VALS[2]}]}]} != "${JOB_INDEX[${VALS[0]}]}" ]]; then
+          plan_error "FROM_ID is not a repository of this job"
+        fi
+        want_nonempty "the repository" "${VALS[3]}"
+        want_absolute "the password file" "${VALS[4]}"
+        want_nonempty "the label" "${VALS[5]}"
+        COPY_ID+=("${VALS[1]}")
+        COPY_JOB+=("${JOB_INDEX[${VALS[0]}]}")
+        COPY_FROM+=("${REPO_INDEX[${VALS[2]}]}")
+        COPY_URL+=("${VALS[3]}")
+        COPY_PWFILE+=("${VALS[4]}")
+        COPY_LABEL+=("${VALS[5]}")
+        ;;
+      *) plan_error "unknown record" ;;
+    esac
+  done
+  for key in run_id host command; do
+    if [[ -z ${PLAN_SEEN[$key]-} ]]; then
+      fail agent_protocol "the plan has no $key record"
+    fi
+  done
+}
+
+is_lv_job() {
+  [[ ${JOB_CATEGORY[$1]} == logical_volume_root || ${JOB_CATEGORY[$1]} == logical_volume_nonroot ]]
+}
+
+plan_has_lv_jobs() {
+  local i
+  for i in "${!JOB_NAME[@]}"; do
+    if is_lv_job "$i"; then return 0; fi
+  done
+  return 1
+}
+
+# --- facts ----------------------------------------------------------------------------------------
+
+gather_facts() {
+  local line re
+  FACT_HOSTNAME=${HOSTNAME-}
+  FACT_KERNEL=""
+  if have_tool uname; then
+    capture "${TOOL[uname]}" -n
+    if ((CAP_RC == 0)) && [[ -n $CAP_OUT ]]; then FACT_HOSTNAME=$CAP_OUT; fi
+    capture "${TOOL[uname]}" -r
+    if ((CAP_RC == 0)); then FACT_KERNEL=$CAP_OUT; fi
+  fi
+  if [[ -z $FACT_KERNEL && -r /proc/sys/kernel/osrelease ]]; then
+    IFS= read -r FACT_KERNEL </proc/sys/kernel/osrelease || true
+  fi
+  FACT_USER="uid $EUID"
+  if have_tool id; then
+    capture "${TOOL[id]}" -un
+    if ((CAP_RC == 0)) && [[ -n $CAP_OUT ]]; then FACT_USER=$CAP_OUT; fi
+  fi
+
+  # restic: "restic 0.14.0 compiled with go1.19.8 on linux/amd64"
+  RESTIC_VERSION="" RESTIC_PROBLEM=""
+  if have_tool restic; then
+    capture with_timeout "$PREFLIGHT_TIMEOUT" "${TOOL[restic]}" version
+    re='^restic ([0-9][^[:space:]]*)'
+    split_lines "$CAP_OUT"
+    if ((CAP_RC == 0 && ${#LINES[@]} > 0)) && [[ ${LINES[0]} =~ $re ]]; then
+      RESTIC_VERSION=${BASH_REMATCH[1]}
+    else
+      first_meaningful_line "$CAP_ERR"
+      RESTIC_PROBLEM="'${TOOL[restic]} version' failed (status $CAP_RC)${REPLY:+: $REPLY}"
+    fi
+  else
+    RESTIC_PROBLEM="not found"
+  fi
+
+  # lvm: "  LVM version:     2.03.16(2) (2022-05-18)"
+  LVM_VERSION=""
+  if have_tool lvm; then
+    capture with_timeout "$PREFLIGHT_TIMEOUT" "${TOOL[lvm]}" version
+    re='LVM version:[[:space:]]+([^[:space:]]+)'
+    split_lines "$CAP_OUT"
+    for line in "${LINES[@]}"; do
+      if [[ $line =~ $re ]]; then
+        LVM_VERSION=${BASH_REMATCH[1]}
+        break
+      fi
+    done
+  fi
+}
+
+emit_agent_start() {
+  local restic_value="z:" lvm_value="z:" facts
+  if [[ -n $RESTIC_VERSION ]]; then restic_value="s:$RESTIC_VERSION"; fi
+  if [[ -n $LVM_VERSION ]]; then lvm_value="s:$LVM_VERSION"; fi
+  json_fields hostname "s:$FACT_HOSTNAME" kernel "s:$FACT_KERNEL" bash "s:$BASH_VERSION" \
+    restic "$restic_value" lvm "$lvm_value" user "s:$FACT_USER" uid "n:$EUID"
+  facts="{$REPLY}"
+  emit agent_start agent_version "s:$AGENT_VERSION" run_id "s:$PLAN_RUN_ID" facts "j:$facts"
+}
+
+# --- checks ---------------------------------------------------------------------------------------
+
+# check NAME OK DETAIL HINT: one check event (the hint is dropped when OK is true).
+check() {
+  local name=$1 ok=$2 detail=$3 hint=$4
+  CHECK_TOTAL=$((CHECK_TOTAL + 1))
+  if [[ $ok == true ]]; then
+    hint=""
+  else
+    ok=false
+    CHECK_FAILED+=("$name")
+    log "check $name failed: $detail"
+  fi
+  emit check name "s:$name" ok "b:$ok" detail "s:$detail" hint "s:$hint"
+}
+
+chown_hint() { # chown_hint FILE: REPLY = the command that makes FILE private to the running user
+  local who=root:root
+  shell_quote "$1"
+  if ((EUID != 0)); then who=$FACT_USER; fi
+  REPLY="chown $who $REPLY && chmod 600 $REPLY"
+}
+
+# file_is_private PATH: true if PATH is a regular file owned by the running user, without group or
+# other permissions, and readable. Otherwise FILE_PROBLEM and FILE_HINT say why; FILE_DESC describes
+# the file when it is fine. Follows symlinks (restic does too).
+file_is_private() {
+  local path=$1 uid mode
+  FILE_PROBLEM="" FILE_HINT="" FILE_DESC=""
+  chown_hint "$path"
+  local fix=$REPLY
+  if [[ ! -e $path ]]; then
+    FILE_PROBLEM="$path does not exist"
+    FILE_HINT="create it, then: $fix"
+    return 1
+  fi
+  if [[ ! -f $path ]]; then
+    FILE_PROBLEM="$path is not a regular file"
+    FILE_HINT="point the config at a regular file (then: $fix)"
+    return 1
+  fi
+  if ! have_tool stat; then
+    FILE_PROBLEM="cannot check the owner and mode of $path: stat (coreutils) not found"
+    FILE_HINT="install coreutils"
+    return 1
+  fi
+  capture "${TOOL[stat]}" -L -c '%u:%a' -- "$path"
+  if ((CAP_RC != 0)) || [[ ! $CAP_OUT =~ ^([0-9]+):([0-7]+)$ ]]; then
+    first_meaningful_line "$CAP_ERR"
+    FILE_PROBLEM="cannot stat $path: $REPLY"
+    FILE_HINT="check that $FACT_USER can reach the file"
+    return 1
+  fi
+  uid=${BASH_REMATCH[1]}
+  mode=$((8#${BASH_REMATCH[2]}))
+  if ((uid != EUID)); then
+    FILE_PROBLEM="$path is owned by uid $uid, not by $FACT_USER (uid $EUID), the user the agent runs as"
+    FILE_HINT=$fix
+    return 1
+  fi
+  if (((mode & 8#077) != 0)); then
+    printf -v FILE_PROBLEM '%s has mode %04o: group or others have access' "$path" "$mode"
+    FILE_HINT=$fix
+    return 1
+  fi
+  if [[ ! -r $path ]]; then
+    FILE_PROBLEM="$path is not readable by $FACT_USER"
+    FILE_HINT=$fix
+    return 1
+  fi
+  printf -v FILE_DESC '%s: owner %s, mode %04o' "$path" "$FACT_USER" "$mode"
+  return 0
+}
+
+# load_env_file PATH: ENV_KEYS/ENV_VALS from a KEY=VALUE file, parsed, never sourced. Blank lines and
+# `#` lines are skipped, an `export ` prefix is allowed, one pair of matching surrounding quotes is
+# removed, nothing else is interpreted. On a problem ENV_ERROR/ENV_HINT say why (never with a value).
+load_env_file() {
+  local path=$1 line key value n=0 first
+  local name_re='^[A-Za-z_][A-Za-z0-9_]*$' export_re='^export[[:space:]]+(.*)$'
+  ENV_KEYS=() ENV_VALS=() ENV_ERROR="" ENV_HINT=""
+  if ! file_is_private "$path"; then
+    ENV_ERROR=$FILE_PROBLEM
+    ENV_HINT=$FILE_HINT
+    return 0
+  fi
+  # An empty file has no variables. (Also: files of /proc report size 0 and are never read.)
+  if [[ ! -s $path ]]; then return 0; fi
+  while IFS= read -r line || [[ -n $line ]]; do
+    n=$((n + 1))
+    line=${line%$'\r'}
+    line=${line#"${line%%[![:space:]]*}"}
+    if [[ -z $line || $line == '#'* ]]; then continue; fi
+    if [[ $line =~ $export_re ]]; then line=${BASH_REMATCH[1]}; fi
+    if [[ $line != *=* ]]; then
+      ENV_ERROR="$path line $n: expected KEY=VALUE"
+      break
+    fi
+    key=${line%%=*}
+    value=${line#*=}
+    if [[ ! $key =~ $name_re ]]; then
+      ENV_ERROR="$path line $n: the variable name is not [A-Za-z_][A-Za-z0-9_]*"
+      break
+    fi
+    case $key in
+      RESTIC_REPOSITORY | RESTIC_REPOSITORY_FILE | RESTIC_PASSWORD | RESTIC_PASSWORD_FILE | RESTIC_PASSWORD_COMMAND)
+        ENV_ERROR="$path line $n: $key is set per repository by the config (repo_path, password_file)"
+        break
+        ;;
+      BASH* | SHELLOPTS | EUID | UID | PPID | IFS | PS4)
+        ENV_ERROR="$path line $n: $key is a shell variable, not for restic"
+        break
+        ;;
+    esac
+    first=${value:0:1}
+    if ((${#value} >= 2)) && [[ ($first == '"' || $first == "'") && ${value: -1} == "$first" ]]; then
+      value=${value:1:${#value}-2}
+    fi
+    ENV_KEYS+=("$key")
+    ENV_VALS+=("$value")
+  done <"$path"
+  if [[ -n $ENV_ERROR ]]; then
+    ENV_KEYS=() ENV_VALS=()
+    ENV_HINT="fix the file: KEY=VALUE lines for restic's backend (e.g. AWS_ACCESS_KEY_ID=...)"
+  fi
+  return 0
+}
+
+check_bash() {
+  if ((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 4))); then
+    check bash true "$BASH_VERSION" ""
+  else
+    check bash false "$BASH_VERSION is older than 4.4" "upgrade bash to 4.4 or newer"
+  fi
+}
+
+check_restic() {
+  if ! have_tool restic; then
+    check restic false "restic not found (searched PATH and ${FALLBACK_TOOL_DIRS//:/, })" \
+      "install restic $RESTIC_MIN_VERSION or newer: apt-get install restic"
+  elif [[ -z $RESTIC_VERSION ]]; then
+    check restic false "$RESTIC_PROBLEM" "reinstall restic $RESTIC_MIN_VERSION or newer"
+  elif ! version_at_least "$RESTIC_VERSION" "$RESTIC_MIN_VERSION"; then
+    check restic false "$RESTIC_VERSION (${TOOL[restic]}) is older than $RESTIC_MIN_VERSION" \
+      "upgrade restic to $RESTIC_MIN_VERSION or newer (restic self-update, or a newer package)"
+  else
+    check restic true "$RESTIC_VERSION (${TOOL[restic]})" ""
+  fi
+}
+
+restic_usable() {
+  [[ -n $RESTIC_VERSION ]] && version_at_least "$RESTIC_VERSION" "$RESTIC_MIN_VERSION"
+}
+
+check_lvm_tools() {
+  local name
+  local -a missing=()
+  for name in lvs vgs lvcreate lvremove; do
+    if ! have_tool "$name"; then missing+=("$name"); fi
+  done
+  if ((${#missing[@]} > 0)); then
+    join_by ", " "${missing[@]}"
+    check lvm false "not found: $REPLY" "install lvm2: apt-get install lvm2"
+  else
+    check lvm true "LVM ${LVM_VERSION:-version unknown}" ""
+  fi
+}
+
+# lvm_call TOOL ARG...: capture an LVM tool under the preflight timeout, without fd-leak warnings.
+# (VG and LV names never start with "-": read_plan checks them against LVM_NAME_RE.)
+lvm_call() {
+  local tool=$1
+  shift
+  LVM_SUPPRESS_FD_WARNINGS=1 capture with_timeout "$PREFLIGHT_TIMEOUT" "${TOOL[$tool]}" "$@"
+}
+
+# check_lv JOB_INDEX: lv:<job>, and LV_MM["VG/LV"] for the mount and source checks.
+check_lv() {
+  local i=$1 vg=${JOB_VG[$1]} lv=${JOB_LV[$1]} name="lv:${JOB_NAME[$1]}"
+  LV_MM[$vg/$lv]=""
+  if ! have_tool lvs; then
+    check "$name" false "cannot look up $vg/$lv: lvs not found" "install lvm2: apt-get install lvm2"
+    return 0
+  fi
+  lvm_call lvs --noheadings -o lv_name,lv_kernel_major,lv_kernel_minor "$vg/$lv"
+  split_words "$CAP_OUT"
+  if ((CAP_RC != 0 || ${#WORDS[@]} != 3)) || [[ ${WORDS[0]} != "$lv" ]]; then
+    first_meaningful_line "$CAP_ERR"
+    check "$name" false "$vg/$lv not found${REPLY:+: $REPLY}" \
+      "check vg_name and lv_name of job ${JOB_NAME[$i]} ('lvs' lists the LVs)"
+    return 0
+  fi
+  if [[ ${WORDS[1]} =~ ^[0-9]+$ && ${WORDS[2]} =~ ^[0-9]+$ ]]; then
+    LV_MM[$vg/$lv]="${WORDS[1]}:${WORDS[2]}"
+    check "$name" true "$vg/$lv exists (device ${WORDS[1]}:${WORDS[2]})" ""
+  else
+    LV_MM[$vg/$lv]=inactive
+    check "$name" false "$vg/$lv exists but is not active" "activate it: lvchange -ay $vg/$lv"
+  fi
+}
+
+# unescape_findmnt TEXT: REPLY = a findmnt -r field with its \xHH escapes decoded.
+unescape_findmnt() {
+  REPLY=$1
+  if [[ $1 == *\\* && $1 =~ $FINDMNT_ESCAPED_RE ]]; then printf -v REPLY '%b' "$1"; fi
+}
+
+# dev_is_lv MAJ:MIN SOURCE VG LV_MAJ:MIN: true if a mount (its MAJ:MIN and SOURCE from findmnt) is the
+# LV. MAJ:MIN decides; for btrfs, whose MAJ:MIN is anonymous, the source device's number decides.
+dev_is_lv() {
+  local mm=$1 src=${2%%\[*} vg=$3 lv_mm=$4
+  if [[ $mm == "$lv_mm" ]]; then return 0; fi
+  case $src in
+    /dev/mapper/* | /dev/dm-* | "/dev/$vg/"*) ;;
+    *) return 1 ;;
+  esac
+  if [[ ! -b $src ]] || ! have_tool stat; then return 1; fi
+  capture "${TOOL[stat]}" -L -c '%t:%T' -- "$src"
+  if ((CAP_RC != 0)) || [[ ! $CAP_OUT =~ ^([0-9a-f]+):([0-9a-f]+)$ ]]; then return 1; fi
+  [[ "$((16#${BASH_REMATCH[1]})):$((16#${BASH_REMATCH[2]}))" == "$lv_mm" ]]
+}
+
+# mount_of PATH: MNT_MM, MNT_SRC, MNT_TGT of the filesystem PATH lies on (findmnt --target).
+mount_of() {
+  MNT_MM="" MNT_SRC="" MNT_TGT=""
+  if ! have_tool findmnt; then return 1; fi
+  capture with_timeout "$PREFLIGHT_TIMEOUT" "${TOOL[findmnt]}" -n -r -o MAJ:MIN,SOURCE,TARGET --target "$1"
+  split_lines "$CAP_OUT"
+  if ((CAP_RC != 0 || ${#LINES[@]} == 0)); then return 1; fi
+  split_words "${LINES[0]}"
+  if ((${#WORDS[@]} != 3)); then return 1; fi
+  MNT_MM=${WORDS[0]}
+  unescape_findmnt "${WORDS[1]}"
+  MNT_SRC=$REPLY
+  unescape_findmnt "${WORDS[2]}"
+  MNT_TGT=$REPLY
+}
+
+# lv_mountpoints VG LV_MAJ:MIN: MOUNTS = where the LV is mounted (every mount, bind mounts included).
+lv_mountpoints() {
+  local vg=$1 lv_mm=$2 line
+  MOUNTS=()
+  if ! have_tool findmnt; then return 1; fi
+  capture with_timeout "$PREFLIGHT_TIMEOUT" "${TOOL[findmnt]}" -n -r -o MAJ:MIN,SOURCE,TARGET
+  if ((CAP_RC != 0)); then return 1; fi
+  split_lines "$CAP_OUT"
+  for line in "${LINES[@]}"; do
+    split_words "$line"
+    if ((${#WORDS[@]} != 3)); then continue; fi
+    unescape_findmnt "${WORDS[1]}"
+    if dev_is_lv "${WORDS[0]}" "$REPLY" "$vg" "$lv_mm"; then
+      unescape_findmnt "${WORDS[2]}"
+      MOUNTS+=("$REPLY")
+    fi
+  done
+}
+
+# lv_state_problem VG LV JOB: REPLY = why the LV's mount/source cannot be checked, or "".
+lv_state_problem() {
+  REPLY=""
+  case ${LV_MM[$1/$2]-} in
+    "") REPLY="not checked: $1/$2 could not be looked up (see lv:$3)" ;;
+    inactive) REPLY="not checked: $1/$2 is not active (see lv:$3)" ;;
+  esac
+}
+
+check_mount() {
+  local i=$1 vg=${JOB_VG[$1]} lv=${JOB_LV[$1]} job=${JOB_NAME[$1]} source=${JOB_SOURCE[$1]}
+  local name="mount:$job" lv_mm mp
+  lv_state_problem "$vg" "$lv" "$job"
+  if [[ -n $REPLY ]]; then
+    check "$name" false "$REPLY" "fix lv:$job first"
+    return 0
+  fi
+  lv_mm=${LV_MM[$vg/$lv]}
+  if ! have_tool findmnt; then
+    check "$name" false "cannot list mounts: findmnt not found" "install util-linux"
+    return 0
+  fi
+  if [[ ${JOB_CATEGORY[i]} == logical_volume_root ]]; then
+    if ! mount_of /; then
+      first_meaningful_line "$CAP_ERR"
+      check "$name" false "findmnt cannot tell what is mounted at /${REPLY:+: $REPLY}" "run 'findmnt /' by hand"
+    elif dev_is_lv "$MNT_MM" "$MNT_SRC" "$vg" "$lv_mm"; then
+      check "$name" true "$vg/$lv is mounted at /" ""
+    else
+      check "$name" false "/ is $MNT_SRC ($MNT_MM), not $vg/$lv ($lv_mm)" \
+        "a logical_volume_root job needs the root filesystem on its LV: check vg_name and lv_name"
+    fi
+    return 0
+  fi
+  if ! lv_mountpoints "$vg" "$lv_mm"; then
+    first_meaningful_line "$CAP_ERR"
+    check "$name" false "findmnt cannot list the mounts${REPLY:+: $REPLY}" "run 'findmnt' by hand"
+    return 0
+  fi
+  if ((${#MOUNTS[@]} == 0)); then
+    check "$name" false "$vg/$lv ($lv_mm) is not mounted" \
+      "mount it where backup_source_path lies (see /etc/fstab)"
+    return 0
+  fi
+  for mp in "${MOUNTS[@]}"; do
+    if path_is_under "$source" "$mp"; then
+      check "$name" true "$vg/$lv is mounted at $mp" ""
+      return 0
+    fi
+  done
+  join_by ", " "${MOUNTS[@]}"
+  check "$name" false "$vg/$lv is mounted at $REPLY; $source is not below it" \
+    "backup_source_path must lie below the LV's mount point: check it, vg_name and lv_name"
+}
+
+check_source_on_lv() {
+  local vg=${JOB_VG[$1]} lv=${JOB_LV[$1]} job=${JOB_NAME[$1]} source=${JOB_SOURCE[$1]}
+  local name="source:$job"
+  if [[ ! -e $source ]]; then
+    check "$name" false "$source does not exist" "check backup_source_path of job $job"
+    return 0
+  fi
+  lv_state_problem "$vg" "$lv" "$job"
+  if [[ -n $REPLY ]]; then
+    check "$name" false "$REPLY" "fix lv:$job first"
+    return 0
+  fi
+  if ! mount_of "$source"; then
+    first_meaningful_line "$CAP_ERR"
+    check "$name" false "findmnt cannot tell which filesystem $source is on${REPLY:+: $REPLY}" \
+      "install util-linux, or run 'findmnt --target' on the path by hand"
+  elif dev_is_lv "$MNT_MM" "$MNT_SRC" "$vg" "${LV_MM[$vg/$lv]}"; then
+    check "$name" true "$source is on $vg/$lv (mounted at $MNT_TGT)" ""
+  else
+    check "$name" false \
+      "$source is on $MNT_SRC ($MNT_MM, mounted at $MNT_TGT), not on $vg/$lv (${LV_MM[$vg/$lv]})" \
+      "backup_source_path must lie on the LV that is snapshotted: check it, vg_name and lv_name"
+  fi
+}
+
+check_vg_free() {
+  local i vg free need margin snaps
+  local -a vgs=()
+  local -A seen=() total=()
+  for i in "${!JOB_NAME[@]}"; do
+    if ! is_lv_job "$i"; then continue; fi
+    vg=${JOB_VG[i]}
+    if [[ -z ${seen[$vg]-} ]]; then
+      seen[$vg]=1
+      vgs+=("$vg")
+      total[$vg]=0
+    fi
+    total[$vg]=$((${total[$vg]} + JOB_SIZE[i]))
+  done
+  for vg in "${vgs[@]}"; do
+    snaps=${total[$vg]}
+    if ! have_tool vgs; then
+      check "vg_free:$vg" false "cannot look up $vg: vgs not found" "install lvm2: apt-get install lvm2"
+      continue
+    fi
+    lvm_call vgs --noheadings --units b --nosuffix -o vg_free,vg_size "$vg"
+    split_words "$CAP_OUT"
+    if ((CAP_RC != 0 || ${#WORDS[@]} != 2)) || [[ ! ${WORDS[0]} =~ $BYTES_RE || ! ${WORDS[1]} =~ $BYTES_RE ]]; then
+      first_meaningful_line "$CAP_ERR"
+      check "vg_free:$vg" false "cannot read the free space of $vg${REPLY:+: $REPLY}" \
+        "check vg_name ('vgs' lists the volume groups)"
+      continue
+    fi
+    free=$((10#${WORDS[0]}))
+    margin=${VG_MARGIN[$vg]:-$((10#${WORDS[1]} * ${VG_MARGIN_PCT[$vg]:-0} / 100))}
+    need=$((snaps + margin))
+    human_bytes "$need"
+    local detail="needs $REPLY"
+    human_bytes "$snaps"
+    detail+=" (snapshots $REPLY"
+    human_bytes "$margin"
+    detail+=" + margin $REPLY)"
+    human_bytes "$free"
+    detail+=", free $REPLY"
+    if ((free >= need)); then
+      check "vg_free:$vg" true "$detail" ""
+    else
+      check "vg_free:$vg" false "$detail" \
+        "free space in $vg (vgextend, or shrink an LV), or lower snapshot_size or min_vg_free_after_snapshots"
+    fi
+  done
+}
+
+check_source_exists() {
+  local job=${JOB_NAME[$1]} source=${JOB_SOURCE[$1]}
+  if [[ -d $source ]]; then
+    check "source_exists:$job" true "$source is a directory" ""
+  elif [[ -e $source ]]; then
+    check "source_exists:$job" false "$source exists but is not a directory" \
+      "backup_source_path must be a directory"
+  else
+    check "source_exists:$job" false "$source does not exist (or $FACT_USER cannot reach it)" \
+      "check backup_source_path of job $job"
+  fi
+}
+
+check_password_files() {
+  local i path
+  local -a paths=()
+  local -A seen=()
+  for i in "${!REPO_PWFILE[@]}"; do
+    path=${REPO_PWFILE[i]}
+    if [[ -z ${seen[$path]-} ]]; then seen[$path]=1 paths+=("$path"); fi
+  done
+  for i in "${!COPY_PWFILE[@]}"; do
+    path=${COPY_PWFILE[i]}
+    if [[ -z ${seen[$path]-} ]]; then seen[$path]=1 paths+=("$path"); fi
+  done
+  for path in "${paths[@]}"; do
+    if ! file_is_private "$path"; then
+      check "password_file:$path" false "$FILE_PROBLEM" "$FILE_HINT"
+    elif [[ ! -s $path ]]; then
+      check "password_file:$path" false "$path is empty" "write the repository's password into it"
+    else
+      check "password_file:$path" true "$FILE_DESC" ""
+    fi
+  done
+}
+
+check_env_file() {
+  load_env_file "$PLAN_ENV_FILE"
+  if [[ -n $ENV_ERROR ]]; then
+    check restic_env_file false "$ENV_ERROR" "$ENV_HINT"
+  else
+    check restic_env_file true "$PLAN_ENV_FILE: ${#ENV_KEYS[@]} variable(s), owner $FACT_USER, private" ""
+  fi
+}
+
+# check_repo NAME REPO PASSWORD_FILE LABEL: `restic cat config --no-lock` opens the repository,
+# read-only, without a lock and without a cache (nothing is written on the host or in the repository).
+check_repo() {
+  local name=$1 repo=$2 password_file=$3 label=$4 line hint re
+  if ! restic_usable; then
+    check "$name" false "not checked: no usable restic (see the restic check)" "fix the restic check first"
+    return 0
+  fi
+  if [[ -n $PLAN_ENV_FILE && -n $ENV_ERROR ]]; then
+    check "$name" false "not checked: restic_env_file is unusable (see its check)" \
+      "fix the restic_env_file check first"
+    return 0
+  fi
+  capture restic_with_env "$repo" "$password_file" "$PREFLIGHT_TIMEOUT" cat config --no-lock --no-cache
+  if ((CAP_RC == 0)); then
+    local id="" version=""
+    re='"id":[[:space:]]*"([0-9a-f]+)"'
+    if [[ $CAP_OUT =~ $re ]]; then id=${BASH_REMATCH[1]:0:8}; fi
+    re='"version":[[:space:]]*([0-9]+)'
+    if [[ $CAP_OUT =~ $re ]]; then version=${BASH_REMATCH[1]}; fi
+    check "$name" true "repository ${id:-?} opens (format version ${version:-?})" ""
+    return 0
+  fi
+  if ((CAP_RC == 124 || CAP_RC == 137)); then
+    check "$name" false "restic did not answer within $PREFLIGHT_TIMEOUT s" \
+      "the backend does not respond: check the network path to it and that the service is up"
+    return 0
+  fi
+  sanitize_restic_text "$CAP_ERR" "$repo" "$label"
+  first_meaningful_line "$REPLY"
+  line=${REPLY:-"restic exited with status $CAP_RC"}
+  shell_quote "$password_file"
+  case $line in
+    *"wrong password"*)
+      hint="the password in $REPLY does not open this repository: check password_file"
+      ;;
+    *"Resolving password failed"* | *"password file"* | *"Please specify repository password"*)
+      hint="restic could not read the password file $REPLY: see its password_file check"
+      ;;
+    *"dial tcp"* | *"connection refused"* | *"no such host"* | *"i/o timeout"* | *"network is unreachable"* | \
+      *"connection reset"* | *"TLS handshake"* | *"x509:"* | *"no route to host"* | *"sftp session"*)
+      hint="the backend is unreachable: check the network, DNS, firewall, and the credentials in restic_env_file"
+      ;;
+    *"unable to open config file"* | *"does not exist"* | *"Is there a repository"*)
+      hint="no repository there: create it with 'restic init' (rlvm-fleet never creates repositories), or fix the repository path"
+      ;;
+    *)
+      hint="run 'restic cat config' against $label by hand to see the whole error"
+      ;;
+  esac
+  check "$name" false "$line" "$hint"
+}
+
+check_repos() {
+  local i key name
+  local -A seen=() names=()
+  local -a urls=() pwfiles=() labels=() ids=()
+  for i in "${!REPO_ID[@]}"; do
+    urls+=("${REPO_URL[i]}") pwfiles+=("${REPO_PWFILE[i]}") labels+=("${REPO_LABEL[i]}") ids+=("${REPO_ID[i]}")
+  done
+  for i in "${!COPY_ID[@]}"; do
+    urls+=("${COPY_URL[i]}") pwfiles+=("${COPY_PWFILE[i]}") labels+=("${COPY_LABEL[i]}") ids+=("${COPY_ID[i]}")
+  done
+  for i in "${!urls[@]}"; do
+    key="${urls[i]}"$'\n'"${pwfiles[i]}"
+    if [[ -n ${seen[$key]-} ]]; then continue; fi
+    seen[$key]=1
+    name="repo:${labels[i]}"
+    if [[ -n ${names[$name]-} ]]; then name+=" (${ids[i]})"; fi
+    names[$name]=1
+    check_repo "$name" "${urls[i]}" "${pwfiles[i]}" "${labels[i]}"
+  done
+}
+
+# probe_lock: LOCK_STATE free | absent | held | unknown, without creating the lock file or keeping a
+# lock: the existing file is opened read-only and flock -n -s'd, and the lock goes with the close.
+probe_lock() {
+  local fd
+  LOCK_FILE="$LOCK_DIR/rlvm-fleet.$PLAN_HOST.lock"
+  LOCK_STATE=unknown LOCK_DETAIL=""
+  if [[ ! -e $LOCK_FILE && ! -L $LOCK_FILE ]]; then
+    LOCK_STATE=absent LOCK_DETAIL="not held ($LOCK_FILE does not exist)"
+    return 0
+  fi
+  if [[ -L $LOCK_FILE || ! -f $LOCK_FILE ]]; then
+    LOCK_DETAIL="$LOCK_FILE is not a regular file"
+    return 0
+  fi
+  if ! have_tool flock; then
+    LOCK_DETAIL="cannot test $LOCK_FILE: flock not found"
+    return 0
+  fi
+  if ! { exec {fd}<"$LOCK_FILE"; } 2>/dev/null; then
+    LOCK_DETAIL="cannot open $LOCK_FILE as $FACT_USER"
+    return 0
+  fi
+  capture "${TOOL[flock]}" -n -s "$fd"
+  exec {fd}<&-
+  case $CAP_RC in
+    0) LOCK_STATE=free LOCK_DETAIL="not held" ;;
+    1) LOCK_STATE=held LOCK_DETAIL="held by another run ($LOCK_FILE)" ;;
+    *)
+      first_meaningful_line "$CAP_ERR"
+      LOCK_DETAIL="flock failed on $LOCK_FILE${REPLY:+: $REPLY}"
+      ;;
+  esac
+}
+
+check_lock() {
+  case $LOCK_STATE in
+    free | absent) check lock true "$LOCK_DETAIL" "" ;;
+    held)
+      check lock false "$LOCK_DETAIL" \
+        "another rlvm-fleet run is working on this host: wait for it; if none is running, find the process holding $LOCK_FILE"
+      ;;
+    *) check lock false "$LOCK_DETAIL" "check $LOCK_FILE by hand" ;;
+  esac
+}
+
+# check_leftovers: LVs tagged rlvm_host_<host>, and run directories of this host next to ours (their
+# `host` file names the host). Reports only; backup and prune remove them.
+check_leftovers() {
+  local parent dir host_file line
+  local -a found=() entries=()
+  local lv_problem=""
+  if have_tool lvs; then
+    lvm_call lvs --noheadings -o vg_name,lv_name "@rlvm_host_$PLAN_HOST"
+    if ((CAP_RC == 0)); then
+      split_lines "$CAP_OUT"
+      for line in "${LINES[@]}"; do
+        split_words "$line"
+        if ((${#WORDS[@]} == 2)); then found+=("LV ${WORDS[0]}/${WORDS[1]}"); fi
+      done
+    else
+      first_meaningful_line "$CAP_ERR"
+      lv_problem="could not list LVs tagged rlvm_host_$PLAN_HOST${REPLY:+: $REPLY}"
+    fi
+  fi
+  parent=${RUN_DIR%/*}
+  if [[ -z $parent ]]; then parent=/; fi
+  shopt -s nullglob
+  entries=("$parent"/*)
+  shopt -u nullglob
+  for dir in "${entries[@]}"; do
+    if [[ $dir -ef $RUN_DIR || -L $dir || ! -d $dir || ! -O $dir ]]; then continue; fi
+    host_file=$dir/host
+    if [[ -L $host_file || ! -f $host_file || ! -O $host_file || ! -s $host_file ]]; then continue; fi
+    line=""
+    IFS= read -r -n 256 line <"$host_file" || true
+    if [[ $line == "$PLAN_HOST" ]]; then found+=("run directory $dir"); fi
+  done
+  join_by ", " "${found[@]}"
+  local detail=$REPLY
+  if [[ -n $lv_problem ]] && plan_has_lv_jobs; then
+    check leftovers false "$lv_problem${detail:+; found: $detail}" \
+      "run the check as root (become = sudo), or run 'lvs @rlvm_host_$PLAN_HOST' by hand"
+  elif ((${#found[@]} > 0)); then
+    if [[ $LOCK_STATE == held ]]; then detail+=" (the lock is held: one may belong to a run in progress)"; fi
+    check leftovers false "$detail" "run rlvm-fleet backup, which removes them, or remove them by hand"
+  else
+    check leftovers true "none${lv_problem:+ ($lv_problem)}" ""
+  fi
+}
+
+# --- commands -------------------------------------------------------------------------------------
+
+cmd_ping() {
+  gather_facts
+  emit_agent_start
+  finish ok "" pong
+}
+
+cmd_preflight() {
+  local i
+  gather_facts
+  emit_agent_start
+  check_bash
+  check_restic
+  if plan_has_lv_jobs; then
+    check_lvm_tools
+    for i in "${!JOB_NAME[@]}"; do
+      if ! is_lv_job "$i"; then continue; fi
+      check_lv "$i"
+      check_mount "$i"
+      check_source_on_lv "$i"
+    done
+    check_vg_free
+  fi
+  for i in "${!JOB_NAME[@]}"; do
+    if [[ ${JOB_CATEGORY[i]} == standard_path ]]; then check_source_exists "$i"; fi
+  done
+  check_password_files
+  if [[ -n $PLAN_ENV_FILE ]]; then check_env_file; fi
+  check_repos
+  probe_lock
+  check_leftovers
+  check_lock
+  if ((${#CHECK_FAILED[@]} == 0)); then
+    finish ok "" "all $CHECK_TOTAL checks passed"
+  fi
+  join_by ", " "${CHECK_FAILED[@]}"
+  fail preflight "${#CHECK_FAILED[@]} of $CHECK_TOTAL checks failed: $REPLY"
+}
+
+main() {
+  # The event stream moves to fd 3; fd 1 becomes stderr, so a tool that prints by mistake can never
+  # put a non-event line on the controller's stream.
+  exec 3>&1 1>&2
+  trap 'on_err "$?" "$LINENO"' ERR
+  trap on_exit EXIT
+  trap 'on_signal INT' INT
+  trap 'on_signal TERM' TERM
+  trap 'on_signal HUP' HUP
+  if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); then
+    fail agent_unsupported "bash $BASH_VERSION is too old: the agent needs bash 4.4 or newer"
+  fi
+  if (($# != 1)); then
+    fail agent_protocol "usage: rlvm-agent.sh RUN_DIR (plan on stdin)"
+  fi
+  strip_trailing_slashes "$1"
+  RUN_DIR=$REPLY
+  if [[ $RUN_DIR != /* || ! -d $RUN_DIR || ! -O $RUN_DIR ]]; then
+    fail agent_protocol "RUN_DIR must be an absolute path to a directory owned by the running user"
+  fi
+  read_plan
+  init_tools
+  log "agent $AGENT_VERSION: $PLAN_COMMAND for $PLAN_HOST, run $PLAN_RUN_ID"
+  case $PLAN_COMMAND in
+    ping) cmd_ping ;;
+    preflight) cmd_preflight ;;
+    *) fail agent_unsupported "agent $AGENT_VERSION does not implement '$PLAN_COMMAND' yet" ;;
+  esac
+}
+
+main "$@"

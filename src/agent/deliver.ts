@@ -1,0 +1,85 @@
+// Agent delivery: the bootstrap that root runs, and what the controller writes to its stdin.
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const AGENT_PATH = fileURLToPath(new URL("../../agents/rlvm-agent.sh", import.meta.url));
+
+export interface AgentFile {
+  bytes: Buffer;
+  sha256: string;
+}
+
+let cached: AgentFile | undefined;
+
+/** The agent shipped with this controller, read once per run. */
+export function loadAgent(): AgentFile {
+  if (cached === undefined) {
+    const bytes = readFileSync(AGENT_PATH);
+    cached = { bytes, sha256: createHash("sha256").update(bytes).digest("hex") };
+  }
+  return cached;
+}
+
+export const BOOTSTRAP_EXIT = { unsafeRunDir: 97, checksum: 98, noAgent: 99 } as const;
+
+export const READY_LINE = "rlvm-fleet-bootstrap-ready";
+
+/**
+ * Runs as root (or the login user under become = none), with its data as positional arguments only.
+ * It makes a private run directory (per run and inventory host: test fleets share one kernel), skips stdin up to the start marker (so a sudo password that sudo
+ * did not consume is discarded), writes exactly the agent's length of bytes there, checks the sha256
+ * it was given, runs it, and removes the directory however the agent ends.
+ */
+const BOOTSTRAP = `set -eu
+umask 077
+run_id=$1 sha=$2 length=$3 host=$4
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+if [ "$(id -u)" = 0 ]; then
+  mkdir -p /run/rlvm-fleet
+  if [ -L /run/rlvm-fleet ] || [ ! -O /run/rlvm-fleet ]; then
+    echo "rlvm-fleet: /run/rlvm-fleet is not a directory owned by root" >&2; exit ${BOOTSTRAP_EXIT.unsafeRunDir}
+  fi
+  chmod 0755 /run/rlvm-fleet
+  dir=/run/rlvm-fleet/$run_id.$host
+  mkdir -m 0700 "$dir"
+else
+  dir=$(mktemp -d "\${TMPDIR:-/tmp}/rlvm-fleet.$run_id.$host.XXXXXX")
+fi
+trap 'rm -rf -- "$dir"' EXIT
+printf '%s\\n' "$host" > "$dir/host"
+echo "${READY_LINE} $run_id"
+while IFS= read -r line; do
+  if [ "$line" = "RLVM-FLEET-AGENT $run_id" ]; then break; fi
+done
+[ "\${line-}" = "RLVM-FLEET-AGENT $run_id" ] || { echo "rlvm-fleet: stdin ended before the agent" >&2; exit ${BOOTSTRAP_EXIT.noAgent}; }
+head -c "$length" > "$dir/rlvm-agent.sh"
+if ! printf '%s  %s\\n' "$sha" "$dir/rlvm-agent.sh" | sha256sum -c --status; then
+  echo "rlvm-fleet: the agent's sha256 does not match; refusing to run it" >&2; exit ${BOOTSTRAP_EXIT.checksum}
+fi
+bash "$dir/rlvm-agent.sh" "$dir"
+`;
+
+/** argv of the bootstrap: every piece of data is a separate argument, never part of the script. */
+export function bootstrapArgv(runId: string, host: string, agent: AgentFile): string[] {
+  return [
+    "bash",
+    "-c",
+    BOOTSTRAP,
+    "rlvm-fleet-bootstrap",
+    runId,
+    agent.sha256,
+    String(agent.bytes.length),
+    host,
+  ];
+}
+
+/** What follows the (optional) password on stdin: the start marker, the agent, then the plan. */
+export function agentPayload(runId: string, agent: AgentFile, planLines: readonly string[]): Buffer {
+  return Buffer.concat([
+    Buffer.from(`RLVM-FLEET-AGENT ${runId}\n`),
+    agent.bytes,
+    Buffer.from(`${planLines.join("\n")}\n`),
+  ]);
+}

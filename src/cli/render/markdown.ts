@@ -1,0 +1,57 @@
+// The report as markdown, for a ticket, a wiki or a CI summary: the same facts as the table.
+import type { Report } from "../../report/report-schema.js";
+import { bytes } from "./backup-table.js";
+
+const cell = (text: string) => text.replaceAll("|", "\\|").replaceAll("\n", " ");
+const row = (cells: string[]) => `| ${cells.map(cell).join(" | ")} |`;
+
+export function renderReportMarkdown(report: Report): string {
+  const s = report.summary;
+  const lines = [
+    `## rlvm-fleet ${report.command}${report.options["dry_run"] === true ? " (dry run)" : ""}`,
+    "",
+    `Run \`${report.run_id}\`: ${s.hosts} hosts, ok ${s.ok}, partial ${s.partial}, failed ${s.failed}, unreachable ${s.unreachable}, skipped ${s.skipped}; exit ${report.exit_code}.`,
+    "",
+  ];
+  if (report.command === "backup") {
+    lines.push(
+      row(["host", "job", "status", "repository", "snapshot", "files new/changed", "added", "error"]),
+    );
+    lines.push(row(Array(8).fill("---")));
+    for (const host of report.hosts) {
+      if (host.jobs.length === 0)
+        lines.push(row([host.name, "", host.status, "", "", "", "", host.error?.message ?? ""]));
+      for (const job of host.jobs) {
+        for (const repo of job.repos) {
+          lines.push(
+            row([
+              host.name,
+              job.name,
+              repo.status,
+              repo.repo,
+              repo.snapshot_id ?? "",
+              repo.files_new === null ? "" : `${repo.files_new}/${repo.files_changed}`,
+              repo.data_added === null ? "" : bytes(repo.data_added),
+              repo.error ?? "",
+            ]),
+          );
+        }
+        for (const copy of job.copies) {
+          lines.push(
+            row([host.name, job.name, copy.status, `copy → ${copy.to}`, "", "", "", copy.error ?? ""]),
+          );
+        }
+      }
+    }
+  } else {
+    lines.push(row(["host", "status", "error", "hint", "failed checks"]));
+    lines.push(row(Array(5).fill("---")));
+    for (const host of report.hosts) {
+      const failed = host.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
+      lines.push(
+        row([host.name, host.status, host.error?.message ?? "", host.error?.hint ?? "", failed.join("; ")]),
+      );
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}

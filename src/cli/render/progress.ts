@@ -1,0 +1,32 @@
+// Live progress on stderr: one line per host and step; timestamped when stderr is not a terminal.
+import type { ProgressEvent } from "../../run/run-host.js";
+import type { Style } from "./style.js";
+
+export function renderProgress(
+  event: ProgressEvent,
+  options: { tty: boolean; now: Date; style: Style },
+): string {
+  const { style } = options;
+  const prefix = options.tty ? "" : `${options.now.toISOString()} `;
+  let text: string;
+  switch (event.step) {
+    case "connecting":
+      text = "connecting";
+      break;
+    case "running":
+      text = event.detail ?? "running";
+      break;
+    case "done": {
+      const status = event.status ?? "failed";
+      const painted =
+        status === "ok"
+          ? style.ok(status)
+          : status === "partial" || status === "skipped"
+            ? style.warn(status)
+            : style.bad(status);
+      text = `${painted}${event.detail === undefined ? "" : `: ${event.detail}`}`;
+      break;
+    }
+  }
+  return `${prefix}${style.dim(`[${event.host}]`)} ${text}\n`;
+}

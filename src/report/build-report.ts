@@ -1,0 +1,46 @@
+// Per-host results → one report, with its summary and exit code.
+import { EXIT_CODES, worstExit, type ExitKind } from "../errors.js";
+import { VERSION } from "../version.js";
+import { REPORT_SCHEMA, type HostResult, type HostStatus, type Report } from "./report-schema.js";
+
+const EXIT_OF_STATUS: Record<HostStatus, ExitKind> = {
+  ok: "ok",
+  partial: "partial",
+  failed: "failed",
+  unreachable: "unreachable",
+  // A host that never started only counts through the interruption that caused it.
+  skipped: "ok",
+};
+
+export function buildReport(input: {
+  runId: string;
+  command: string;
+  options: Record<string, unknown>;
+  startedAt: Date;
+  finishedAt: Date;
+  hosts: HostResult[];
+  interrupted: boolean;
+}): Report {
+  const count = (status: HostStatus) => input.hosts.filter((h) => h.status === status).length;
+  const kinds = input.hosts.map((h) => EXIT_OF_STATUS[h.status]);
+  if (input.interrupted) kinds.push("interrupted");
+  return {
+    schema: REPORT_SCHEMA,
+    run_id: input.runId,
+    command: input.command,
+    options: input.options,
+    started_at: input.startedAt.toISOString(),
+    finished_at: input.finishedAt.toISOString(),
+    controller_version: VERSION,
+    exit_code: EXIT_CODES[worstExit(kinds)].code,
+    summary: {
+      hosts: input.hosts.length,
+      ok: count("ok"),
+      partial: count("partial"),
+      failed: count("failed"),
+      unreachable: count("unreachable"),
+      skipped: count("skipped"),
+    },
+    hosts: input.hosts,
+  };
+}

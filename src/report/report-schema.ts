@@ -1,0 +1,99 @@
+// The run report (DESIGN §8): one zod schema, the source of the exported JSON Schema.
+import { z } from "zod";
+
+export const REPORT_SCHEMA = "rlvm-fleet/report@1";
+
+export const HOST_STATUSES = ["ok", "partial", "failed", "unreachable", "skipped"] as const;
+export type HostStatus = (typeof HOST_STATUSES)[number];
+
+export const hostErrorSchema = z.object({ code: z.string(), message: z.string(), hint: z.string() });
+
+export const checkSchema = z.object({
+  name: z.string(),
+  ok: z.boolean(),
+  detail: z.string(),
+  hint: z.string(),
+});
+
+export const factsSchema = z.object({
+  hostname: z.string(),
+  kernel: z.string(),
+  bash: z.string(),
+  restic: z.string().nullable(),
+  lvm: z.string().nullable(),
+  user: z.string(),
+});
+
+const RUN_STATUSES = ["ok", "partial", "failed", "skipped", "planned"] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+export const repoResultSchema = z.object({
+  repo: z.string(),
+  status: z.enum(RUN_STATUSES),
+  snapshot_id: z.string().nullable(),
+  files_new: z.number().int().nullable(),
+  files_changed: z.number().int().nullable(),
+  files_unmodified: z.number().int().nullable(),
+  data_added: z.number().int().nullable(),
+  duration_ms: z.number().int().nullable(),
+  error: z.string().nullable(),
+});
+
+export const copyResultSchema = z.object({
+  from: z.string(),
+  to: z.string(),
+  status: z.enum(RUN_STATUSES),
+  duration_ms: z.number().int().nullable(),
+  error: z.string().nullable(),
+});
+
+export const jobResultSchema = z.object({
+  name: z.string(),
+  category: z.string(),
+  status: z.enum(RUN_STATUSES),
+  snapshot: z
+    .object({ name: z.string(), lifetime_ms: z.number().int(), cow_peak_percent: z.number().nullable() })
+    .nullable(),
+  repos: z.array(repoResultSchema),
+  copies: z.array(copyResultSchema),
+});
+
+export type JobResult = z.infer<typeof jobResultSchema>;
+export type RepoResult = z.infer<typeof repoResultSchema>;
+export type CopyResult = z.infer<typeof copyResultSchema>;
+
+export const hostResultSchema = z.object({
+  name: z.string(),
+  address: z.string(),
+  status: z.enum(HOST_STATUSES),
+  error: hostErrorSchema.nullable(),
+  duration_ms: z.number().int().nonnegative(),
+  facts: factsSchema.nullable(),
+  checks: z.array(checkSchema),
+  warnings: z.array(z.object({ code: z.string(), message: z.string() })),
+  jobs: z.array(jobResultSchema),
+});
+
+export const reportSchema = z.object({
+  schema: z.literal(REPORT_SCHEMA),
+  run_id: z.string(),
+  command: z.string(),
+  options: z.record(z.string(), z.unknown()),
+  started_at: z.string(),
+  finished_at: z.string(),
+  controller_version: z.string(),
+  exit_code: z.number().int(),
+  summary: z.object({
+    hosts: z.number().int(),
+    ok: z.number().int(),
+    partial: z.number().int(),
+    failed: z.number().int(),
+    unreachable: z.number().int(),
+    skipped: z.number().int(),
+  }),
+  hosts: z.array(hostResultSchema),
+});
+
+export type HostResult = z.infer<typeof hostResultSchema>;
+export type Report = z.infer<typeof reportSchema>;
+export type Check = z.infer<typeof checkSchema>;

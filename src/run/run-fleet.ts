@@ -1,0 +1,78 @@
+// Every selected host through a p-queue: one host's failure is its result, never the others' problem.
+import { randomBytes } from "node:crypto";
+import PQueue from "p-queue";
+import { loadAgent, type AgentFile } from "../agent/deliver.js";
+import type { FleetPlan } from "../plan/build-plan.js";
+import { buildReport } from "../report/build-report.js";
+import type { HostResult, Report } from "../report/report-schema.js";
+import { loadLocalFiles } from "./local-files.js";
+import { runHost, type HostRunContext, type ProgressEvent } from "./run-host.js";
+
+export interface FleetRunRequest {
+  command: "ping" | "check" | "backup";
+  /** backup only: preflight and list what would run; no snapshot, no repository changed. */
+  dryRun?: boolean;
+  plan: FleetPlan;
+  forks: number;
+  options: Record<string, unknown>;
+  agentSocket: string | null;
+  signal: AbortSignal;
+  onProgress: (event: ProgressEvent) => void;
+  /** Tests only: deliver other bytes than the shipped agent. */
+  agent?: AgentFile;
+  connect?: HostRunContext["connect"];
+}
+
+function agentCommand(request: FleetRunRequest): Pick<HostRunContext, "command" | "jobsAs"> {
+  switch (request.command) {
+    case "ping":
+      return { command: "ping", jobsAs: null };
+    case "check":
+      return { command: "preflight", jobsAs: null };
+    case "backup":
+      return request.dryRun === true
+        ? { command: "preflight", jobsAs: "planned" }
+        : { command: "backup", jobsAs: "skipped" };
+  }
+}
+
+/** Sortable, and safe in an LV name and a path: 20261126T140501Z-3f9a1c. */
+export function newRunId(now = new Date()): string {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
+  return `${stamp}-${randomBytes(3).toString("hex")}`;
+}
+
+export async function runFleet(request: FleetRunRequest): Promise<Report> {
+  const startedAt = new Date();
+  const runId = newRunId(startedAt);
+  const files = loadLocalFiles(
+    request.plan.hosts.map((h) => h.host),
+    request.plan.inventory.file,
+  );
+  const context: HostRunContext = {
+    runId,
+    ...agentCommand(request),
+    agent: request.agent ?? loadAgent(),
+    files,
+    agentSocket: request.agentSocket,
+    signal: request.signal,
+    onProgress: request.onProgress,
+    ...(request.connect === undefined ? {} : { connect: request.connect }),
+  };
+  const queue = new PQueue({ concurrency: Math.max(1, request.forks) });
+  const results: HostResult[] = await Promise.all(
+    request.plan.hosts.map((hostPlan) => queue.add(() => runHost(hostPlan, context)) as Promise<HostResult>),
+  );
+  return buildReport({
+    runId,
+    command: request.command,
+    options: request.options,
+    startedAt,
+    finishedAt: new Date(),
+    hosts: results,
+    interrupted: request.signal.aborted,
+  });
+}

@@ -1,0 +1,402 @@
+// One host's run: connect, deliver the agent, feed it the plan, read its events, clean up. Whatever
+// happens becomes this host's result; nothing here throws to the caller.
+import type { ClientChannel } from "ssh2";
+import { HOST_ERROR_CODES, HostError, type HostErrorCode } from "../errors.js";
+import { agentPayload, BOOTSTRAP_EXIT, bootstrapArgv, READY_LINE, type AgentFile } from "../agent/deliver.js";
+import { parseEvents } from "../agent/parse-events.js";
+import { agentPlan, type AgentCommand } from "../agent/plan-lines.js";
+import type { AgentEvent, ResultEvent } from "../agent/protocol.js";
+import type { HostPlan } from "../plan/build-plan.js";
+import { trackJobs } from "./job-tracker.js";
+import { redact, redactDeep, secretsOf } from "./redact.js";
+import type { Check, HostResult } from "../report/report-schema.js";
+import { becomeCommand, SUDO_PROMPT } from "../transport/remote-command.js";
+import { connectSsh, type ConnectTarget, type SshSession } from "../transport/ssh-connection.js";
+import type { LocalFiles } from "./local-files.js";
+import { hintFor } from "./hints.js";
+
+export type ProgressStep = "connecting" | "running" | "done";
+
+export interface ProgressEvent {
+  host: string;
+  step: ProgressStep;
+  /** For "running": what the agent reported last; for "done": the host's status. */
+  detail?: string;
+  status?: HostResult["status"];
+}
+
+export interface HostRunContext {
+  runId: string;
+  command: AgentCommand;
+  /** How a job that the agent never reports on appears: "skipped" for a run, "planned" for a dry run; null lists no jobs. */
+  jobsAs: "skipped" | "planned" | null;
+  agent: AgentFile;
+  files: LocalFiles;
+  agentSocket: string | null;
+  signal: AbortSignal;
+  onProgress: (event: ProgressEvent) => void;
+  connect?: (target: ConnectTarget) => Promise<SshSession>;
+}
+
+const STDERR_TAIL = 4096;
+
+export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<HostResult> {
+  const { host } = hostPlan;
+  const started = Date.now();
+  const result: HostResult = {
+    name: host.name,
+    address: host.address,
+    status: "ok",
+    error: null,
+    duration_ms: 0,
+    facts: null,
+    checks: [],
+    warnings: [],
+    jobs: [],
+  };
+  const finish = (error: HostError | null, status?: HostResult["status"]): HostResult => {
+    if (error !== null) {
+      result.error = { code: error.code, message: error.message, hint: error.hint };
+      result.status = status ?? (HOST_ERROR_CODES[error.code] === "unreachable" ? "unreachable" : "failed");
+    } else if (status !== undefined) result.status = status;
+    result.duration_ms = Date.now() - started;
+    ctx.onProgress({ host: host.name, step: "done", status: result.status, detail: result.error?.message });
+    return result;
+  };
+
+  if (ctx.signal.aborted) return finish(null, "skipped");
+  ctx.onProgress({ host: host.name, step: "connecting" });
+  let session: SshSession;
+  try {
+    session = await (ctx.connect ?? connectSsh)({
+      name: host.name,
+      address: host.address,
+      port: host.port,
+      user: host.user,
+      knownHostsFile: host.known_hosts,
+      knownHosts: ctx.files.knownHosts(host.known_hosts),
+      hostKeyPolicy: host.host_key_policy,
+      privateKey: ctx.files.privateKey(host.identity_file),
+      passphrase: ctx.files.secret(host.identity_passphrase_file),
+      agentSocket: ctx.agentSocket,
+      connectTimeoutMs: host.connect_timeout_s * 1000,
+      connectRetries: host.connect_retries,
+      keepaliveIntervalMs: host.keepalive_interval_s * 1000,
+    });
+  } catch (error) {
+    return finish(asHostError(error));
+  }
+  if (session.hostKeyNote !== null)
+    result.warnings.push({ code: "host_key_added", message: session.hostKeyNote });
+
+  try {
+    const outcome = await runAgent(session, hostPlan, ctx, result);
+    if (outcome.error !== null) return finish(outcome.error);
+    const agentResult = outcome.result;
+    const worstJob = worstJobStatus(result);
+    if (agentResult.status !== "failed" && worstJob === "failed") {
+      return finish(
+        new HostError("agent_failed", `${agentResult.message} (but a job failed)`, "see the failed jobs"),
+        "failed",
+      );
+    }
+    if (agentResult.status === "ok" && worstJob === "partial") return finish(null, "partial");
+    if (agentResult.status === "failed") {
+      const code = (agentResult.code ?? "agent_failed") as HostErrorCode;
+      return finish(new HostError(code, agentResult.message, hintFor(code, result.checks)), "failed");
+    }
+    return finish(null, agentResult.status);
+  } finally {
+    session.close();
+  }
+}
+
+/** The report must not say ok when a repository or copy in it failed, whatever the agent said. */
+function worstJobStatus(result: HostResult): "ok" | "partial" | "failed" {
+  const statuses = result.jobs.flatMap((job) => [
+    job.status,
+    ...job.repos.map((r) => r.status),
+    ...job.copies.map((c) => c.status),
+  ]);
+  if (statuses.includes("failed")) return "failed";
+  return statuses.includes("partial") ? "partial" : "ok";
+}
+
+function asHostError(error: unknown): HostError {
+  if (error instanceof HostError) return error;
+  return new HostError(
+    "agent_failed",
+    `unexpected error: ${(error as Error).message ?? String(error)}`,
+    "this is a bug in rlvm-fleet; please report it",
+  );
+}
+
+type AgentOutcome = { error: HostError; result?: undefined } | { error: null; result: ResultEvent };
+
+function runAgent(
+  session: SshSession,
+  hostPlan: HostPlan,
+  ctx: HostRunContext,
+  result: HostResult,
+): Promise<AgentOutcome> {
+  const { host } = hostPlan;
+  const password = host.become === "sudo" ? ctx.files.secret(host.become_password_file) : null;
+  const become =
+    host.become === "none"
+      ? ({ method: "none" } as const)
+      : { method: "sudo" as const, withPassword: password !== null };
+  const command = becomeCommand(become, bootstrapArgv(ctx.runId, host.name, ctx.agent));
+  const plan = agentPlan(hostPlan, ctx.command, ctx.runId);
+  const payload = agentPayload(ctx.runId, ctx.agent, plan.lines);
+  const tracker = ctx.jobsAs === null ? null : trackJobs(hostPlan, plan, ctx.jobsAs);
+  if (tracker !== null) result.jobs = tracker.jobs;
+
+  return new Promise<AgentOutcome>((resolve) => {
+    let channel: ClientChannel | null = null;
+    let agentResult: ResultEvent | null = null;
+    let forced: HostError | null = null;
+    let stderrTail = "";
+    let promptScan = "";
+    let passwordSent = false;
+    let payloadSent = false;
+    let exitCode: number | null = null;
+    let noise = 0;
+
+    const stop = (error: HostError) => {
+      forced ??= error;
+      channel?.close();
+    };
+    const sendPayload = () => {
+      if (payloadSent || channel === null) return;
+      payloadSent = true;
+      channel.write(payload);
+    };
+    const onEvent = (event: AgentEvent) => {
+      switch (event.event) {
+        case "agent_start": {
+          const { uid: _uid, ...facts } = event.facts;
+          result.facts = facts;
+          ctx.onProgress({
+            host: host.name,
+            step: "running",
+            detail: `agent ${event.agent_version} as ${facts.user}`,
+          });
+          break;
+        }
+        case "check":
+          result.checks.push(toCheck(event));
+          ctx.onProgress({
+            host: host.name,
+            step: "running",
+            detail: `${event.ok ? "✓" : "✗"} ${event.name}`,
+          });
+          break;
+        case "warning":
+          result.warnings.push({ code: event.code, message: event.message });
+          break;
+        case "result":
+          if (agentResult !== null) {
+            stop(
+              new HostError(
+                "agent_protocol",
+                "the agent sent more than one result",
+                "this is a bug in the agent",
+              ),
+            );
+            return;
+          }
+          agentResult = event;
+          // The run is over: closing stdin lets the agent and the bootstrap exit.
+          channel?.end();
+          break;
+        default: {
+          const warning = tracker?.apply(event) ?? null;
+          if (warning !== null) result.warnings.push(warning);
+          ctx.onProgress({ host: host.name, step: "running", detail: describeEvent(event, plan) });
+        }
+      }
+    };
+    const secrets = secretsOf(hostPlan, password);
+    const parser = parseEvents(
+      (event) => onEvent(redactDeep(event, secrets)),
+      (line) => {
+        if (line === `${READY_LINE} ${ctx.runId}`) return sendPayload();
+        noise++;
+      },
+    );
+
+    const timeout = setTimeout(
+      () =>
+        stop(
+          new HostError(
+            "run_timeout",
+            `the run did not finish within run_timeout (${host.run_timeout_s} s); the agent was stopped`,
+            "raise run_timeout for this host, or find out what makes it slow",
+          ),
+        ),
+      host.run_timeout_s * 1000,
+    );
+    const onAbort = () =>
+      stop(
+        new HostError(
+          "interrupted",
+          "interrupted before the host finished; the agent was stopped",
+          "run the command again",
+        ),
+      );
+    ctx.signal.addEventListener("abort", onAbort, { once: true });
+
+    const settle = () => {
+      clearTimeout(timeout);
+      ctx.signal.removeEventListener("abort", onAbort);
+      parser.end();
+      if (forced !== null) return resolve({ error: forced });
+      if (agentResult !== null) {
+        if (noise > 0)
+          result.warnings.push({
+            code: "agent_noise",
+            message: `${noise} line(s) of the agent's output were not events`,
+          });
+        return resolve({ error: null, result: agentResult });
+      }
+      resolve({ error: diagnoseMissingResult(exitCode, redact(stderrTail, secrets), passwordSent) });
+    };
+
+    session
+      .exec(command)
+      .then((opened) => {
+        channel = opened;
+        opened.on("data", (chunk: Buffer) => parser.push(chunk));
+        opened.stderr.on("data", (chunk: Buffer) => {
+          const text = chunk.toString();
+          promptScan = (promptScan + text).slice(-2 * SUDO_PROMPT.length);
+          if (promptScan.includes(SUDO_PROMPT)) {
+            promptScan = "";
+            if (passwordSent || password === null) {
+              // Asked again: the password was wrong. Never send it twice.
+              stop(
+                new HostError(
+                  "sudo_password_wrong",
+                  "sudo rejected the password from become_password_file",
+                  "check become_password_file, and that the login user may use sudo",
+                ),
+              );
+              return;
+            }
+            passwordSent = true;
+            opened.write(`${password}\n`);
+          }
+          stderrTail = (stderrTail + text.replaceAll(SUDO_PROMPT, "")).slice(-STDERR_TAIL);
+        });
+        opened.on("exit", (code: number | null) => (exitCode = code));
+        opened.on("close", settle);
+        // Without a sudo password nothing can consume our input early: send it all at once.
+        if (password === null) sendPayload();
+      })
+      .catch((error: Error) => {
+        clearTimeout(timeout);
+        ctx.signal.removeEventListener("abort", onAbort);
+        resolve({
+          error: new HostError(
+            "connection_lost",
+            `could not start the agent: ${error.message}`,
+            "check sshd's logs on the host",
+          ),
+        });
+      });
+    session.closed.then(() => {
+      if (channel === null) return;
+      // The connection went away under a running agent.
+      if (agentResult === null && exitCode === null)
+        forced ??= new HostError(
+          "connection_lost",
+          "the connection was lost while the agent ran",
+          "check the host and the network; the agent cleans up when its connection goes",
+        );
+    });
+  });
+}
+
+function describeEvent(event: AgentEvent, plan: ReturnType<typeof agentPlan>): string {
+  switch (event.event) {
+    case "snapshot_created":
+      return `snapshot ${event.snapshot} created`;
+    case "repo_done":
+      return `${event.job} → ${plan.repos.get(event.repo)?.label ?? event.repo}: ${event.summary.snapshot_id ?? "done"}`;
+    case "repo_failed":
+      return `${event.job} → ${plan.repos.get(event.repo)?.label ?? event.repo}: FAILED ${event.message}`;
+    case "snapshot_removed":
+      return `snapshot ${event.snapshot} removed after ${(event.lifetime_ms / 1000).toFixed(1)}s`;
+    case "copy_done":
+      return `${event.job}: copied to ${plan.copies.get(event.copy)?.to ?? event.copy}`;
+    case "copy_failed":
+      return `${event.job}: copy to ${plan.copies.get(event.copy)?.to ?? event.copy} FAILED`;
+    case "orphan_removed":
+      return `removed leftover ${event.kind} ${event.name}`;
+    case "job_start":
+      return `job ${event.job}`;
+    case "job_end":
+      return `job ${event.job} ${event.status}`;
+    default:
+      return event.event;
+  }
+}
+
+function toCheck(event: { name: string; ok: boolean; detail: string; hint: string }): Check {
+  return { name: event.name, ok: event.ok, detail: event.detail, hint: event.hint };
+}
+
+/** No result event: say why, from the exit status and what sudo or the bootstrap printed. */
+function diagnoseMissingResult(exitCode: number | null, stderr: string, passwordSent: boolean): HostError {
+  const tail = stderr.trim().split("\n").slice(-5).join(" | ");
+  if (/a password is required/.test(stderr)) {
+    return new HostError(
+      "sudo_password_required",
+      "sudo asks the login user for a password",
+      "set become_password_file in the inventory, or give the login user a NOPASSWD sudo rule for running the agent",
+    );
+  }
+  if (
+    /incorrect password|Sorry, try again/.test(stderr) ||
+    (passwordSent && exitCode === 1 && /sudo:/.test(stderr))
+  ) {
+    return new HostError(
+      "sudo_password_wrong",
+      "sudo rejected the password from become_password_file",
+      "check become_password_file",
+    );
+  }
+  if (/is not in the sudoers|not allowed to execute|may not run sudo/.test(stderr)) {
+    return new HostError(
+      "sudo_failed",
+      `sudo refused: ${tail}`,
+      'give the login user a sudo rule to run bash as root, or set become = "none" and log in as root',
+    );
+  }
+  if (exitCode === BOOTSTRAP_EXIT.checksum) {
+    return new HostError(
+      "agent_checksum",
+      "the agent's sha256 did not match on the host; it was not run",
+      "the upload was corrupted or tampered with; run again, and check the path between controller and host",
+    );
+  }
+  if (exitCode === BOOTSTRAP_EXIT.unsafeRunDir) {
+    return new HostError(
+      "agent_failed",
+      `the run directory is not safe: ${tail}`,
+      "/run/rlvm-fleet must be a directory owned by root",
+    );
+  }
+  if (exitCode === 127 && /command not found|No such file/.test(stderr)) {
+    return new HostError(
+      "agent_failed",
+      `a required program is missing: ${tail}`,
+      "the host needs bash, sudo and coreutils",
+    );
+  }
+  return new HostError(
+    "agent_failed",
+    `the agent ended without a result (exit ${exitCode ?? "unknown"})${tail === "" ? "" : `: ${tail}`}`,
+    "run with the same inventory and --limit on this host, and read the agent's error above",
+  );
+}

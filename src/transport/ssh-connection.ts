@@ -1,0 +1,252 @@
+// The only importer of ssh2: connect with a verified host key, authenticate, exec with streams.
+import { Client, type ClientChannel, type ConnectConfig } from "ssh2";
+import {
+  appendKnownHost,
+  fingerprintSha256,
+  hostKeyAlgorithmsForKeyTypes,
+  keyTypeOfBlob,
+  knownKeyTypes,
+  sshKeygenAddCommand,
+  verifyHostKey,
+  type KnownHostEntry,
+} from "./known-hosts.js";
+import { HostError } from "../errors.js";
+
+export interface ConnectTarget {
+  name: string;
+  address: string;
+  port: number;
+  user: string;
+  knownHostsFile: string;
+  knownHosts: readonly KnownHostEntry[];
+  hostKeyPolicy: "strict" | "accept-new";
+  privateKey: Buffer | null;
+  passphrase: string | null;
+  agentSocket: string | null;
+  connectTimeoutMs: number;
+  connectRetries: number;
+  keepaliveIntervalMs: number;
+}
+
+export interface SshSession {
+  /** What happened to the host key on the way in (for the report). */
+  hostKeyNote: string | null;
+  exec(command: string): Promise<ClientChannel>;
+  close(): void;
+  /** Resolves when the connection ends, for whatever reason. */
+  closed: Promise<void>;
+}
+
+/** Connect, retrying connection errors (never authentication or host key errors) with jitter. */
+export async function connectSsh(target: ConnectTarget, sleep = defaultSleep): Promise<SshSession> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await connectOnce(target);
+    } catch (error) {
+      const retryable = error instanceof HostError && error.retryable;
+      if (!retryable || attempt >= target.connectRetries) throw error;
+      // 0.5 s, 1 s, 2 s ... each with up to 50 % jitter, so a fleet does not retry in lockstep.
+      const delay = 500 * 2 ** attempt;
+      await sleep(delay / 2 + Math.random() * delay);
+    }
+  }
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function connectOnce(target: ConnectTarget): Promise<SshSession> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let verdict: HostError | null = null;
+    let hostKeyNote: string | null = null;
+    let pendingAppend: Promise<unknown> = Promise.resolve();
+    let handshakeDone = false;
+    let settled = false;
+
+    const knownTypes = knownKeyTypes(target.knownHosts, target.address, target.port);
+    const config: ConnectConfig = {
+      host: target.address,
+      port: target.port,
+      username: target.user,
+      readyTimeout: target.connectTimeoutMs,
+      keepaliveInterval: target.keepaliveIntervalMs,
+      keepaliveCountMax: 3,
+      // Offer only the key types we know for this host, so a host with an ed25519 and an RSA key
+      // known is never reported as "changed" because it preferred the other one.
+      ...(knownTypes.length > 0
+        ? { algorithms: { serverHostKey: hostKeyAlgorithmsForKeyTypes(knownTypes) as never } }
+        : {}),
+      hostVerifier: (key: Buffer) => {
+        const type = keyTypeOfBlob(key) ?? "unknown";
+        const result = verifyHostKey(target.knownHosts, target.address, target.port, { type, blob: key });
+        const fingerprint = fingerprintSha256(key);
+        switch (result.result) {
+          case "match":
+            return true;
+          case "unknown":
+            if (target.hostKeyPolicy === "accept-new") {
+              pendingAppend = appendKnownHost(target.knownHostsFile, target.address, target.port, type, key);
+              hostKeyNote = `host key ${fingerprint} (${type}) was unknown and has been added to ${target.knownHostsFile}`;
+              return true;
+            }
+            verdict = new HostError(
+              "host_key_unknown",
+              `host key unknown: ${type} ${fingerprint} is not in ${target.knownHostsFile}`,
+              `check the fingerprint with the host's administrator, then add it: ${sshKeygenAddCommand(target.address, target.port, target.knownHostsFile)} (or set host_key_policy = "accept-new")`,
+            );
+            return false;
+          case "changed":
+            verdict = new HostError(
+              "host_key_changed",
+              `HOST KEY CHANGED: the host offered ${type} ${fingerprint}, known_hosts has ${result.knownFingerprints.join(", ")} (${result.knownLocations.join(", ")})`,
+              "someone may be intercepting the connection, or the host was reinstalled; verify the new key out of band, then replace the old line in known_hosts",
+            );
+            return false;
+          case "revoked":
+            verdict = new HostError(
+              "host_key_revoked",
+              `host key ${fingerprint} is marked @revoked in ${result.location}`,
+              "the host presents a revoked key: do not connect until its key is replaced",
+            );
+            return false;
+          case "cert_authority_unsupported":
+            verdict = new HostError(
+              "host_key_unknown",
+              `known_hosts has only @cert-authority lines for ${target.address}; host certificates are not supported`,
+              `add the host's plain key: ${sshKeygenAddCommand(target.address, target.port, target.knownHostsFile)}`,
+            );
+            return false;
+        }
+      },
+    };
+    if (target.privateKey !== null) {
+      config.privateKey = target.privateKey;
+      if (target.passphrase !== null) config.passphrase = target.passphrase;
+    }
+    if (target.agentSocket !== null) config.agent = target.agentSocket;
+
+    let resolveClosed: () => void = () => {};
+    const closed = new Promise<void>((r) => (resolveClosed = r));
+    client.on("handshake", () => (handshakeDone = true));
+    client.on("close", () => {
+      resolveClosed();
+      if (!settled) {
+        settled = true;
+        reject(
+          verdict ??
+            new HostError("connection_lost", "the connection closed during setup", CONNECTION_HINT, true),
+        );
+      }
+    });
+    client.on("error", (error: Error & { level?: string; code?: string }) => {
+      if (settled) return;
+      settled = true;
+      client.end();
+      reject(verdict ?? classifyConnectError(error, target, handshakeDone));
+    });
+    client.on("ready", () => {
+      pendingAppend.then(
+        () => {
+          settled = true;
+          resolve({
+            hostKeyNote,
+            exec: (command) =>
+              new Promise((resolveExec, rejectExec) =>
+                client.exec(command, (error, channel) => (error ? rejectExec(error) : resolveExec(channel))),
+              ),
+            close: () => client.end(),
+            closed,
+          });
+        },
+        (error: Error) => {
+          settled = true;
+          client.end();
+          reject(
+            new HostError(
+              "host_key_unknown",
+              `could not add the host key: ${error.message}`,
+              "check that known_hosts is writable",
+            ),
+          );
+        },
+      );
+    });
+    try {
+      client.connect(config);
+    } catch (error) {
+      settled = true;
+      reject(
+        new HostError(
+          "auth",
+          `cannot use the SSH key: ${(error as Error).message}`,
+          "check identity_file and identity_passphrase_file",
+        ),
+      );
+    }
+  });
+}
+
+const CONNECTION_HINT = "check that the host is up and sshd listens on that address and port";
+
+function classifyConnectError(
+  error: Error & { level?: string; code?: string },
+  target: ConnectTarget,
+  handshakeDone: boolean,
+): HostError {
+  const where = `${target.address}:${target.port}`;
+  if (error.level === "client-authentication") {
+    return new HostError(
+      "auth",
+      `authentication failed for ${target.user}@${where} (${error.message})`,
+      "check user and identity_file, that the key is in the user's authorized_keys, or that the SSH agent holds it",
+    );
+  }
+  if (error.level === "client-timeout") {
+    return handshakeDone
+      ? new HostError(
+          "auth",
+          `timed out during authentication to ${where}`,
+          "the host answered but did not finish logging in; check sshd's logs",
+        )
+      : new HostError(
+          "timeout",
+          `timed out after ${target.connectTimeoutMs / 1000} s connecting to ${where}`,
+          CONNECTION_HINT,
+          true,
+        );
+  }
+  switch (error.code) {
+    case "ENOTFOUND":
+      return new HostError(
+        "dns",
+        `cannot resolve ${target.address}`,
+        "check the host's address in the inventory and DNS",
+      );
+    case "EAI_AGAIN":
+      return new HostError(
+        "dns",
+        `DNS lookup for ${target.address} failed for now`,
+        "check DNS on the controller",
+        true,
+      );
+    case "ECONNREFUSED":
+      return new HostError("refused", `connection refused by ${where}`, CONNECTION_HINT, true);
+    case "ETIMEDOUT":
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return new HostError("timeout", `cannot reach ${where} (${error.code})`, CONNECTION_HINT, true);
+  }
+  if (!handshakeDone) {
+    return new HostError(
+      "connection_lost",
+      `the connection to ${where} failed before the handshake: ${error.message}`,
+      CONNECTION_HINT,
+      true,
+    );
+  }
+  return new HostError(
+    "connection_lost",
+    `the connection to ${where} failed: ${error.message}`,
+    CONNECTION_HINT,
+  );
+}

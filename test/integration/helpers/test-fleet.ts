@@ -1,0 +1,82 @@
+// Inventories, configs and restic repositories for integration tests over the sshd harness.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Fleet } from "../harness/fleet.js";
+
+export type TomlValue = string | number | boolean | string[];
+export type Settings = Record<string, TomlValue>;
+
+function tomlTable(name: string, settings: Settings): string {
+  const lines = Object.entries(settings).map(([key, value]) => `${key} = ${JSON.stringify(value)}`);
+  return `[${name}]\n${lines.join("\n")}\n`;
+}
+
+/**
+ * An inventory for the fleet's hosts: the right login user and become for this machine (root: the
+ * passwordless sudo user; otherwise: yourself with become = "none"), the fleet's key and known_hosts.
+ */
+export function writeInventory(
+  fleet: Fleet,
+  path: string,
+  options: { hosts?: string[]; defaults?: Settings; host?: Record<string, Settings>; extra?: string } = {},
+): string {
+  const defaults: Settings = {
+    user: fleet.loginUser,
+    become: fleet.mode === "root" ? "sudo" : "none",
+    identity_file: fleet.clientKey.privateKeyPath,
+    known_hosts: fleet.knownHostsFile,
+    connect_timeout: 10,
+    connect_retries: 0,
+    ...options.defaults,
+  };
+  const hosts = (options.hosts ?? fleet.hosts.map((h) => h.name)).map((name) => {
+    const host = fleet.host(name);
+    return tomlTable(`hosts.${name}`, { address: host.address, port: host.port, ...options.host?.[name] });
+  });
+  writeFileSync(path, [tomlTable("defaults", defaults), ...hosts, options.extra ?? ""].join("\n"));
+  return path;
+}
+
+/** A password file the agent accepts: owned by whoever the agent runs as, mode 0600. */
+export function writePasswordFile(path: string, password: string): string {
+  writeFileSync(path, `${password}\n`, { mode: 0o600 });
+  return path;
+}
+
+export function resticInit(repo: string, passwordFile: string): string {
+  execFileSync("restic", ["init", "--repo", repo, "--password-file", passwordFile], { stdio: "pipe" });
+  return repo;
+}
+
+/**
+ * The run directories of this fleet's hosts still on disk: /run/rlvm-fleet/* as root,
+ * $TMPDIR/rlvm-fleet.* otherwise (each holds a `host` file naming its inventory host).
+ */
+export function leftoverRunDirs(fleet: Fleet): string[] {
+  const names = new Set(fleet.hosts.map((h) => h.name));
+  const ours = (dir: string) => {
+    try {
+      return names.has(readFileSync(join(dir, "host"), "utf8").trim());
+    } catch {
+      return true; // no host file yet: a run directory being made, count it
+    }
+  };
+  const list = (dir: string, prefix = "") => {
+    try {
+      return readdirSync(dir)
+        .filter((entry) => entry.startsWith(prefix))
+        .map((entry) => join(dir, entry));
+    } catch {
+      return [];
+    }
+  };
+  const dirs =
+    fleet.mode === "root" ? list("/run/rlvm-fleet") : list(process.env["TMPDIR"] ?? "/tmp", "rlvm-fleet.");
+  return dirs.filter(ours);
+}
+
+export function makeDir(path: string): string {
+  mkdirSync(path, { recursive: true });
+  return path;
+}

@@ -1,0 +1,68 @@
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { encodeValue, planLine } from "../../../src/agent/protocol.js";
+import { parseEvents } from "../../../src/agent/parse-events.js";
+import { shellCommand } from "../../../src/transport/remote-command.js";
+
+const HOSTILE = [
+  "/data/a b",
+  "/data/$(touch /tmp/pwned)",
+  "/data/`id`",
+  "/data/;rm -rf /",
+  "/data/'quoted' \"double\"",
+  "-n",
+  "--help",
+  "/data/tab\there",
+  "/data/back\\slash\\x41",
+  "/data/ünïcödé/日本",
+  "%b%s%n",
+  "",
+  "*",
+  "~root",
+];
+
+describe("plan value encoding", () => {
+  it("leaves nothing a shell or a word splitter could act on", () => {
+    for (const value of HOSTILE) {
+      expect(encodeValue(value)).toMatch(/^(?:[A-Za-z0-9/._,:@+=]|\\x[0-9a-f]{2})+$|^-$/);
+    }
+  });
+
+  it("decodes back to the exact bytes in real bash with printf %b", () => {
+    const script =
+      'while IFS=" " read -r -a f; do printf -v v "%b" "${f[1]}"; [ "${f[1]}" = - ] && v=; printf "%s\\0" "$v"; done';
+    const input = HOSTILE.map((value) => planLine("value", value)).join("\n") + "\n";
+    const result = spawnSync("bash", ["-c", script], { input, encoding: "utf8" });
+    expect(result.status).toBe(0);
+    expect(result.stdout.split("\0").slice(0, -1)).toEqual(HOSTILE);
+  });
+});
+
+describe("shell quoting of the remote command", () => {
+  it("passes every argument through a POSIX shell unchanged", () => {
+    const result = spawnSync(
+      "sh",
+      ["-c", `printf '%s\\0' ${shellCommand(HOSTILE.filter((v) => v !== ""))}`],
+      { encoding: "utf8" },
+    );
+    expect(result.stdout.split("\0").slice(0, -1)).toEqual(HOSTILE.filter((v) => v !== ""));
+  });
+});
+
+describe("parseEvents", () => {
+  it("parses complete lines as they arrive, tolerating noise and split chunks", () => {
+    const events: string[] = [];
+    const noise: string[] = [];
+    const parser = parseEvents(
+      (e) => events.push(e.event),
+      (line, reason) => noise.push(`${reason}: ${line}`),
+    );
+    parser.push('{"v":1,"event":"warn');
+    parser.push('ing","code":"c","message":"m"}\nhello\n{"v":2,"event":"warning"}\n{bad json\n');
+    parser.push('{"v":1,"event":"result","status":"ok","code":null,"message":"done"}');
+    expect(events).toEqual(["warning"]);
+    parser.end();
+    expect(events).toEqual(["warning", "result"]);
+    expect(noise).toHaveLength(3);
+  });
+});

@@ -1,0 +1,1012 @@
+// The real agent script, run locally with bash: plans built with the protocol's own encoder, every
+// stdout line validated with the protocol's zod schema. restic is real (repositories in temp dirs);
+// LVM is not available here, so LV checks are asserted to fail cleanly, and their logic is exercised
+// with fake lvm2 tools (RLVM_AGENT_TOOL_PATH) against this machine's real mounts.
+import { spawn, spawnSync } from "node:child_process";
+import {
+  accessSync,
+  chmodSync,
+  chownSync,
+  constants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { hostname, release, tmpdir, userInfo } from "node:os";
+import { delimiter, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import {
+  agentEvent,
+  planLine,
+  type AgentEvent,
+  type CheckEvent,
+  type ResultEvent,
+} from "../../../src/agent/protocol.js";
+
+const AGENT = fileURLToPath(new URL("../../../agents/rlvm-agent.sh", import.meta.url));
+const IS_ROOT = process.getuid?.() === 0;
+const UID = process.getuid?.() ?? -1;
+
+function findInPath(name: string, extra: string[] = []): string | null {
+  const dirs = [...(process.env.PATH ?? "").split(delimiter), ...extra].filter((d) => d.startsWith("/"));
+  for (const dir of dirs) {
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+const BASH = findInPath("bash") ?? "/bin/bash";
+const RESTIC = findInPath("restic", ["/usr/local/bin", "/usr/bin", "/bin"]);
+const LVM = findInPath("lvm", ["/usr/local/sbin", "/usr/sbin", "/sbin"]);
+const SHELLCHECK = findInPath("shellcheck");
+const RUN_LOCK_WRITABLE = (() => {
+  try {
+    accessSync("/run/lock", constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+// --- fixtures ------------------------------------------------------------------------------------
+
+let base = "";
+let home = "";
+let canary = "";
+let pwGood = "";
+let pwWrong = "";
+let repoA = "";
+let repoB = "";
+let repoCopy = "";
+let counter = 0;
+
+function unique(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${process.pid}-${counter}`;
+}
+
+function writePrivate(path: string, content: string): string {
+  writeFileSync(path, content, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return path;
+}
+
+function resticInit(repo: string, passwordFile: string): void {
+  if (!RESTIC) throw new Error("restic is not installed");
+  const r = spawnSync(RESTIC, ["init", "--repo", repo], {
+    env: { PATH: process.env.PATH, HOME: home, RESTIC_PASSWORD_FILE: passwordFile },
+    encoding: "utf8",
+  });
+  if (r.status !== 0) throw new Error(`restic init ${repo} failed: ${r.stderr}`);
+}
+
+/** A fresh run directory inside a fresh parent (its siblings are what `leftovers` looks at). */
+function newRunDir(host?: string): string {
+  const parent = mkdtempSync(join(base, "runs-"));
+  const runDir = join(parent, "self");
+  mkdirSync(runDir, { mode: 0o700 });
+  if (host) writeFileSync(join(runDir, "host"), `${host}\n`);
+  return runDir;
+}
+
+/** A directory of tools for RLVM_AGENT_TOOL_PATH: symlinks to the real coreutils/util-linux tools. */
+function makeToolDir(options: { restic?: "real" | "none" | { script: string }; fakeLvm?: string } = {}) {
+  const dir = mkdtempSync(join(base, "tools-"));
+  for (const name of ["bash", "uname", "id", "stat", "findmnt", "flock", "timeout"]) {
+    const real = findInPath(name);
+    if (real) symlinkSync(real, join(dir, name));
+  }
+  const restic = options.restic ?? "real";
+  if (restic === "real" && RESTIC) symlinkSync(RESTIC, join(dir, "restic"));
+  if (typeof restic === "object") writeFileSync(join(dir, "restic"), restic.script, { mode: 0o755 });
+  if (options.fakeLvm) {
+    writeFileSync(join(dir, "fake-lvm"), options.fakeLvm, { mode: 0o755 });
+    for (const name of ["lvm", "lvs", "vgs", "lvcreate", "lvremove"])
+      symlinkSync("fake-lvm", join(dir, name));
+  }
+  return dir;
+}
+
+type PlanRecord = [string, ...(string | number)[]];
+
+function planText(records: PlanRecord[]): string {
+  return records.map(([key, ...values]) => planLine(key, ...values)).join("\n") + "\n";
+}
+
+function header(command: string, host: string): PlanRecord[] {
+  return [
+    ["plan", 1],
+    ["run_id", "20250101T000000Z-test"],
+    ["host", host],
+    ["command", command],
+  ];
+}
+
+function baseEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, LC_ALL: "C", ...extra };
+}
+
+interface AgentRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  events: AgentEvent[];
+  checks: CheckEvent[];
+  result: ResultEvent;
+}
+
+interface RunOptions {
+  runDir?: string;
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  script?: string;
+}
+
+/**
+ * Run the agent and assert what holds for every run: stdout is JSON event lines only, each valid
+ * against the protocol and free of raw control characters; exactly one result, the last event; the
+ * exit status matches it; nothing appeared in the working directory (the canary).
+ */
+function runAgent(input: string, options: RunOptions = {}): AgentRun {
+  const args = options.args ?? [options.runDir ?? newRunDir()];
+  const cwd = options.cwd ?? canary;
+  const r = spawnSync(BASH, [options.script ?? AGENT, ...args], {
+    input,
+    env: options.env ?? baseEnv(),
+    cwd,
+    encoding: "utf8",
+    timeout: 150_000,
+  });
+  if (r.error) throw r.error;
+  const context = `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+  expect(r.stdout.endsWith("\n"), context).toBe(true);
+  const lines = r.stdout.slice(0, -1).split("\n");
+  const events = lines.map((line) => {
+    for (const char of line)
+      expect(char.charCodeAt(0), `raw control character in ${line}`).toBeGreaterThan(0x1f);
+    return agentEvent.parse(JSON.parse(line));
+  });
+  const results = events.filter((e): e is ResultEvent => e.event === "result");
+  expect(results, context).toHaveLength(1);
+  const result = results[0] as ResultEvent;
+  expect(events.at(-1)).toBe(result);
+  expect(r.status, context).toBe(result.status === "failed" ? 1 : 0);
+  expect(readdirSync(canary)).toEqual([]);
+  const checks = events.filter((e): e is CheckEvent => e.event === "check");
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, events, checks, result };
+}
+
+function checkNamed(run: AgentRun, name: string): CheckEvent {
+  const found = run.checks.filter((c) => c.name === name);
+  expect(found, `check ${name} in ${run.checks.map((c) => c.name).join(", ")}`).toHaveLength(1);
+  return found[0] as CheckEvent;
+}
+
+/** Every path under `dir` with its type, size, mode and mtime: to prove that a run changed nothing. */
+function snapshotTree(dir: string, recursive = true): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const path = join(d, name);
+      const st = lstatSync(path);
+      out.push(`${path} ${st.mode.toString(8)} ${st.size} ${st.mtimeMs}`);
+      if (recursive && st.isDirectory()) walk(path);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+function chownHint(file: string): string {
+  const who = IS_ROOT ? "root:root" : userInfo().username;
+  const quoted = spawnSync(BASH, ["-c", 'printf %q "$1"', "quote", file], { encoding: "utf8" }).stdout;
+  return `chown ${who} ${quoted} && chmod 600 ${quoted}`;
+}
+
+beforeAll(() => {
+  base = mkdtempSync(join(tmpdir(), "rlvm-agent-test-"));
+  home = join(base, "home");
+  canary = join(base, "canary");
+  mkdirSync(home, { mode: 0o700 });
+  mkdirSync(canary, { mode: 0o700 });
+  mkdirSync(join(base, "src"));
+  pwGood = writePrivate(join(base, "pw-good"), "correct horse battery staple\n");
+  pwWrong = writePrivate(join(base, "pw-wrong"), "not the password\n");
+  if (RESTIC) {
+    repoA = join(base, "repo-a");
+    repoB = join(base, "repo-b");
+    repoCopy = join(base, "repo-copy");
+    for (const repo of [repoA, repoB, repoCopy]) resticInit(repo, pwGood);
+  }
+}, 120_000);
+
+afterAll(() => {
+  if (base) rmSync(base, { recursive: true, force: true });
+});
+
+// --- the script itself ---------------------------------------------------------------------------
+
+describe("rlvm-agent.sh as a file", () => {
+  const text = readFileSync(AGENT, "utf8");
+  const lines = text.split("\n");
+
+  it("is strict bash whose last line is main", () => {
+    expect(lines[0]).toBe("#!/usr/bin/env bash");
+    expect(text).toContain("\nset -Eeuo pipefail\n");
+    expect(text).toContain("\nshopt -s inherit_errexit");
+    expect(text).toContain("\nexport LC_ALL=C\n");
+    expect(text).toContain("\numask 077\n");
+    expect(text.endsWith('\nmain "$@"\n')).toBe(true);
+    expect(lines.filter((line) => line === 'main "$@"')).toHaveLength(1);
+    expect(text).toMatch(/\nreadonly AGENT_VERSION="0\.1\.0"\n/);
+  });
+
+  it("uses no eval, source, bash -c, -r URL or tools outside bash/coreutils/util-linux/lvm2/restic", () => {
+    const code = lines.filter((line) => !line.trim().startsWith("#"));
+    for (const line of code) {
+      expect(line).not.toMatch(/\beval\b|^\s*(source|\.)\s|bash -c|\bjq\b|python|\bawk\b|\bsed\b|\bgrep\b/);
+      // The repository goes to restic through RESTIC_REPOSITORY, never as an argument.
+      expect(line).not.toMatch(/--repo\b|\s-r\s+"?\$\{?(repo|url|REPO_URL|COPY_URL)/);
+    }
+  });
+
+  it("runs nothing when the upload is truncated anywhere", () => {
+    const plan = planText([...header("ping", "trunc"), ["end"]]);
+    const dir = mkdtempSync(join(base, "trunc-"));
+    const cuts = [0.1, 0.25, 0.5, 0.75, 0.9].map((f) => Math.floor(text.length * f));
+    cuts.push(text.length - 'main "$@"\n'.length);
+    for (const cut of cuts) {
+      const script = join(dir, `agent-${cut}.sh`);
+      writeFileSync(script, text.slice(0, cut));
+      const r = spawnSync(BASH, [script, newRunDir()], {
+        input: plan,
+        env: baseEnv(),
+        cwd: canary,
+        encoding: "utf8",
+      });
+      expect(r.stdout, `cut at ${cut}`).toBe("");
+    }
+  });
+
+  // CI installs shellcheck and sets RLVM_REQUIRE_INTEGRATION: there a missing shellcheck fails.
+  it.skipIf(!SHELLCHECK && process.env["RLVM_REQUIRE_INTEGRATION"] !== "1")("is shellcheck-clean", () => {
+    expect(SHELLCHECK, "shellcheck is not installed: apt-get install shellcheck").toBeTruthy();
+    const r = spawnSync(SHELLCHECK as string, ["--shell=bash", AGENT], { encoding: "utf8" });
+    expect(r.stdout + r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
+});
+
+// --- ping ----------------------------------------------------------------------------------------
+
+describe("ping", () => {
+  it("reports the host's facts, then pong", () => {
+    const run = runAgent(planText([...header("ping", unique("ping")), ["end"]]));
+    expect(run.events).toHaveLength(2);
+    const start = run.events[0];
+    if (start?.event !== "agent_start") throw new Error("first event is not agent_start");
+    expect(start.agent_version).toBe("0.1.0");
+    expect(start.run_id).toBe("20250101T000000Z-test");
+    expect(start.facts.hostname).toBe(hostname());
+    expect(start.facts.kernel).toBe(release());
+    expect(start.facts.bash).toMatch(/^\d+\.\d+\.\d+/);
+    expect(start.facts.user).toBe(userInfo().username);
+    expect(start.facts.uid).toBe(UID);
+    if (RESTIC) {
+      const version = spawnSync(RESTIC, ["version"], { encoding: "utf8" }).stdout.split(" ")[1];
+      expect(start.facts.restic).toBe(version);
+    } else {
+      expect(start.facts.restic).toBeNull();
+    }
+    if (LVM) expect(start.facts.lvm).toMatch(/^\d+\.\d+\.\d+/);
+    else expect(start.facts.lvm).toBeNull();
+    expect(run.result).toEqual({ v: 1, event: "result", status: "ok", code: null, message: "pong" });
+  });
+
+  it("reports restic as null when it is not installed", () => {
+    const tools = makeToolDir({ restic: "none" });
+    const run = runAgent(planText([...header("ping", unique("ping")), ["end"]]), {
+      env: { PATH: tools, HOME: home, RLVM_AGENT_TOOL_PATH: tools },
+    });
+    const start = run.events[0];
+    if (start?.event !== "agent_start") throw new Error("first event is not agent_start");
+    expect(start.facts.restic).toBeNull();
+    expect(run.result.status).toBe("ok");
+  });
+});
+
+// --- plan protocol -------------------------------------------------------------------------------
+
+describe("plan protocol", () => {
+  const good = (): PlanRecord[] => [
+    ...header("preflight", "proto"),
+    ["job", "web", "standard_path", "/srv", "", "", ""],
+  ];
+  const cases: [string, string][] = [
+    ["empty input", ""],
+    ["missing plan 1", planText([["run_id", "r"], ["host", "h"], ["command", "ping"], ["end"]])],
+    ["plan 2", "plan 2\nrun_id r\nhost h\ncommand ping\nend\n"],
+    ["unknown record", planText([...good(), ["frobnicate", "x"], ["end"]])],
+    ["raw $ in a value", "plan 1\nrun_id r$(id)\nhost h\ncommand ping\nend\n"],
+    ["uppercase hex escape", "plan 1\nrun_id r\\x4A\nhost h\ncommand ping\nend\n"],
+    ["lone backslash", "plan 1\nrun_id r\\\nhost h\ncommand ping\nend\n"],
+    ["\\x00", "plan 1\nrun_id r\\x00x\nhost h\ncommand ping\nend\n"],
+    ["tab inside a line", "plan 1\nrun_id\tr\nhost h\ncommand ping\nend\n"],
+    ["CRLF line ends", "plan 1\r\nrun_id r\r\nhost h\r\ncommand ping\r\nend\r\n"],
+    ["no end record", planText(good())],
+    ["empty line", planText(good()).replace("\njob", "\n\njob") + "end\n"],
+    [
+      "wrong field count",
+      planText([...header("preflight", "proto"), ["job", "web", "standard_path", "/srv"], ["end"]]),
+    ],
+    ["host with a slash", planText([...header("ping", "../../etc/x"), ["end"]])],
+    ["duplicate run_id", planText([...good(), ["run_id", "again"], ["end"]])],
+    ["no command", planText([["plan", 1], ["run_id", "r"], ["host", "h"], ["end"]])],
+    ["unknown command", planText([...header("rm", "proto"), ["end"]])],
+    [
+      "unknown category",
+      planText([...header("preflight", "p"), ["job", "j", "lv_weird", "/x", "", "", ""], ["end"]]),
+    ],
+    [
+      "relative source",
+      planText([...header("preflight", "p"), ["job", "j", "standard_path", "x", "", "", ""], ["end"]]),
+    ],
+    [
+      "LV job without size",
+      planText([
+        ...header("preflight", "p"),
+        ["job", "j", "logical_volume_nonroot", "/x", "vg", "lv", ""],
+        ["end"],
+      ]),
+    ],
+    [
+      "repo before its job",
+      planText([...header("preflight", "p"), ["repo", "web", "a", "/r", "/pw", "L"], ["end"]]),
+    ],
+    [
+      "duplicate repo ID",
+      planText([
+        ...good(),
+        ["repo", "web", "a", "/r", "/pw", "L"],
+        ["repo", "web", "a", "/r2", "/pw", "L2"],
+        ["end"],
+      ]),
+    ],
+    [
+      "copy from an unknown repo",
+      planText([...good(), ["copy", "web", "c", "zz", "/r", "/pw", "L"], ["end"]]),
+    ],
+    ["end with a value", planText([...good(), ["end", "x"]])],
+  ];
+
+  it.each(cases)("rejects %s with exactly one agent_protocol result", (_name, input) => {
+    const run = runAgent(input);
+    expect(run.events).toHaveLength(1);
+    expect(run.result.status).toBe("failed");
+    expect(run.result.code).toBe("agent_protocol");
+  });
+
+  it("rejects a missing RUN_DIR argument", () => {
+    const run = runAgent(planText([...header("ping", "p"), ["end"]]), { args: [] });
+    expect(run.result.code).toBe("agent_protocol");
+  });
+
+  it("refuses commands it does not implement yet, with one result", () => {
+    const run = runAgent(planText([...header("backup", unique("b")), ["end"]]));
+    expect(run.events).toHaveLength(1);
+    expect(run.result.code).toBe("agent_unsupported");
+  });
+
+  it("turns an unexpected failure into one agent_error result", () => {
+    const dir = mkdtempSync(join(base, "broken-"));
+    const script = join(dir, "agent.sh");
+    const text = readFileSync(AGENT, "utf8");
+    // Redefine one check, just before the last line, so that it fails in the middle of a run.
+    writeFileSync(script, text.replace(/\nmain "\$@"\n$/, '\ncheck_restic() { false; }\nmain "$@"\n'));
+    const run = runAgent(planText([...header("preflight", unique("err")), ["end"]]), { script });
+    expect(run.events[0]?.event).toBe("agent_start");
+    expect(run.result.code).toBe("agent_error");
+    expect(run.result.message).toContain("'false'");
+  });
+});
+
+// --- preflight -----------------------------------------------------------------------------------
+
+describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 150_000 }, () => {
+  function standardPlan(host: string, extra: PlanRecord[] = [], source = join(base, "src")): PlanRecord[] {
+    return [
+      ...header("preflight", host),
+      ["cow_warn_percent", 70],
+      ["job", "web", "standard_path", source, "", "", ""],
+      ...extra,
+    ];
+  }
+
+  it("passes every check for a standard_path job with two repositories and a copy destination", () => {
+    const host = unique("ok");
+    const run = runAgent(
+      planText([
+        ...standardPlan(host, [
+          ["exclude", "web", join(base, "src", "cache")],
+          ["repo", "web", "a", repoA, pwGood, "local:repo-a"],
+          ["repo", "web", "b", repoB, pwGood, "local:repo-b"],
+          ["copy", "web", "c", "a", repoCopy, pwGood, "local:repo-copy"],
+          // A second job on the same repository: the repository is checked once.
+          ["job", "etc", "standard_path", home, "", "", ""],
+          ["repo", "etc", "d", repoA, pwGood, "local:repo-a"],
+        ]),
+        ["end"],
+      ]),
+    );
+    expect(run.checks.map((c) => c.name)).toEqual([
+      "bash",
+      "restic",
+      "source_exists:web",
+      "source_exists:etc",
+      `password_file:${pwGood}`,
+      "repo:local:repo-a",
+      "repo:local:repo-b",
+      "repo:local:repo-copy",
+      "leftovers",
+      "lock",
+    ]);
+    for (const check of run.checks) {
+      expect(check.ok, `${check.name}: ${check.detail}`).toBe(true);
+      expect(check.hint).toBe("");
+    }
+    expect(checkNamed(run, "restic").detail).toMatch(/^0\.\d+/);
+    expect(checkNamed(run, "repo:local:repo-a").detail).toMatch(/^repository [0-9a-f]{8} opens/);
+    expect(run.result).toMatchObject({ status: "ok", code: null });
+  });
+
+  it("fails only the repository whose password is wrong", () => {
+    const run = runAgent(
+      planText([
+        ...standardPlan(unique("pw"), [
+          ["repo", "web", "a", repoA, pwGood, "local:repo-a"],
+          ["repo", "web", "b", repoB, pwWrong, "local:repo-b"],
+        ]),
+        ["end"],
+      ]),
+    );
+    const bad = checkNamed(run, "repo:local:repo-b");
+    expect(bad.ok).toBe(false);
+    expect(bad.detail).toMatch(/wrong password/);
+    expect(bad.hint).toMatch(/password_file/);
+    expect(run.checks.filter((c) => c.name !== bad.name).every((c) => c.ok)).toBe(true);
+    expect(run.result).toMatchObject({
+      status: "failed",
+      code: "preflight",
+      message: `1 of ${run.checks.length} checks failed: repo:local:repo-b`,
+    });
+  });
+
+  it("says how to create a missing repository, naming it by its label only", () => {
+    const missing = join(base, "no-such-repo");
+    const run = runAgent(
+      planText([
+        ...standardPlan(unique("missing"), [["repo", "web", "a", missing, pwGood, "LABEL-M"]]),
+        ["end"],
+      ]),
+    );
+    const check = checkNamed(run, "repo:LABEL-M");
+    expect(check.ok).toBe(false);
+    expect(check.detail).toMatch(/unable to open config file/);
+    expect(check.detail).toContain("LABEL-M");
+    expect(check.hint).toMatch(/restic init/);
+    expect(run.stdout).not.toContain(missing);
+    expect(run.stderr).not.toContain(missing);
+    expect(run.result.code).toBe("preflight");
+  });
+
+  it("never shows credentials of a repository URL", () => {
+    const url = "rest:http://user:hunter2@127.0.0.1:1/repo";
+    const run = runAgent(
+      planText([
+        ...standardPlan(unique("cred"), [
+          ["repo", "web", "a", url, pwGood, "rest:http://user:***@127.0.0.1:1/repo"],
+        ]),
+        ["end"],
+      ]),
+    );
+    const check = checkNamed(run, "repo:rest:http://user:***@127.0.0.1:1/repo");
+    expect(check.ok).toBe(false);
+    expect(check.hint).toMatch(/unreachable/);
+    expect(run.stdout + run.stderr).not.toContain("hunter2");
+  });
+
+  it("fails a password file that group or others can read, with the fix", () => {
+    const loose = join(base, "pw-loose");
+    writeFileSync(loose, "correct horse battery staple\n");
+    chmodSync(loose, 0o644);
+    const run = runAgent(
+      planText([
+        ...standardPlan(unique("mode"), [
+          ["repo", "web", "a", repoA, pwGood, "A"],
+          ["copy", "web", "c", "a", repoCopy, loose, "C"],
+        ]),
+        ["end"],
+      ]),
+    );
+    const check = checkNamed(run, `password_file:${loose}`);
+    expect(check.ok).toBe(false);
+    expect(check.detail).toBe(`${loose} has mode 0644: group or others have access`);
+    expect(check.hint).toBe(chownHint(loose));
+    expect(checkNamed(run, `password_file:${pwGood}`).ok).toBe(true);
+    expect(run.result.message).toBe(`1 of ${run.checks.length} checks failed: password_file:${loose}`);
+  });
+
+  it.skipIf(!IS_ROOT)("fails a password file owned by another user", () => {
+    const foreign = writePrivate(join(base, "pw-foreign"), "x\n");
+    chownSync(foreign, 65534, 65534);
+    const run = runAgent(
+      planText([...standardPlan(unique("owner"), [["repo", "web", "a", repoA, foreign, "A"]]), ["end"]]),
+    );
+    const check = checkNamed(run, `password_file:${foreign}`);
+    expect(check.ok).toBe(false);
+    expect(check.detail).toMatch(/owned by uid 65534, not by root \(uid 0\)/);
+    expect(check.hint).toBe(chownHint(foreign));
+  });
+
+  it("fails missing and non-directory sources", () => {
+    const run = runAgent(
+      planText([
+        ...standardPlan(unique("src"), [], join(base, "nope")),
+        ["job", "file", "standard_path", pwGood, "", "", ""],
+        ["end"],
+      ]),
+    );
+    expect(checkNamed(run, "source_exists:web")).toMatchObject({
+      ok: false,
+      detail: `${join(base, "nope")} does not exist (or ${userInfo().username} cannot reach it)`,
+    });
+    expect(checkNamed(run, "source_exists:file")).toMatchObject({
+      ok: false,
+      detail: `${pwGood} exists but is not a directory`,
+    });
+  });
+
+  it("takes shell metacharacters in every value literally", () => {
+    const meta = join(base, "x", "a b", "$(touch PWNED)", "`id`", ";rm -rf x", "'q'", "-n");
+    mkdirSync(meta, { recursive: true });
+    const pw = writePrivate(join(meta, "pw $(touch PWNED) `touch PWNED`"), "correct horse battery staple\n");
+    const repo = join(meta, "repo");
+    resticInit(repo, pw);
+    const envFile = writePrivate(
+      join(meta, "env"),
+      `FOO=$(touch ${join(base, "PWNED-env")})\nBAR=\`touch PWNED\`\n`,
+    );
+    const before = snapshotTree(join(base, "x"));
+    const run = runAgent(
+      planText([
+        ...header("preflight", unique("meta")),
+        ["restic_env_file", envFile],
+        ["job", "web", "standard_path", meta, "", "", ""],
+        ["exclude", "web", join(meta, "$(touch PWNED)")],
+        ["repo", "web", "a", repo, pw, "label $(touch PWNED) `id` ;rm -rf x"],
+        ["end"],
+      ]),
+    );
+    expect(checkNamed(run, "source_exists:web")).toMatchObject({
+      ok: true,
+      detail: `${meta} is a directory`,
+    });
+    expect(checkNamed(run, `password_file:${pw}`).ok).toBe(true);
+    expect(checkNamed(run, "restic_env_file").ok).toBe(true);
+    expect(checkNamed(run, "repo:label $(touch PWNED) `id` ;rm -rf x").ok).toBe(true);
+    expect(run.result.status).toBe("ok");
+    expect(snapshotTree(join(base, "x"))).toEqual(before);
+    expect(existsSync(join(base, "PWNED-env"))).toBe(false);
+    expect(existsSync(join(process.cwd(), "PWNED"))).toBe(false);
+    expect(readdirSync(base).filter((n) => n.includes("PWNED"))).toEqual([]);
+  });
+
+  it("escapes every control character, quote and backslash in its JSON", () => {
+    let nasty = "ctl";
+    for (let code = 1; code < 32; code++) nasty += String.fromCharCode(code);
+    nasty += '"\\é\x7f end';
+    const source = join(base, nasty);
+    mkdirSync(source);
+    const label = 'lab"el\\\n\t\x01\x1bé';
+    const run = runAgent(
+      planText([
+        ...standardPlan(unique("json"), [["repo", "web", "a", repoA, pwGood, label]], source),
+        ["end"],
+      ]),
+    );
+    expect(checkNamed(run, "source_exists:web")).toMatchObject({
+      ok: true,
+      detail: `${source} is a directory`,
+    });
+    expect(checkNamed(run, `repo:${label}`).ok).toBe(true);
+    expect(run.stdout).toContain("\\u0001");
+    expect(run.stdout).toContain("\\n");
+  });
+
+  it("leaves nothing behind: no file, no lock, no restic cache", () => {
+    const host = unique("clean");
+    const runDir = newRunDir(host);
+    const watched = [base, home];
+    const before = watched.map((d) => snapshotTree(d));
+    const runLock = existsSync("/run/lock") ? snapshotTree("/run/lock", false) : [];
+    const run = runAgent(
+      planText([
+        ...standardPlan(host, [
+          ["repo", "web", "a", repoA, pwGood, "A"],
+          ["repo", "web", "b", repoB, pwWrong, "B"],
+          ["copy", "web", "c", "a", repoCopy, pwGood, "C"],
+        ]),
+        ["end"],
+      ]),
+      { runDir },
+    );
+    expect(run.result.code).toBe("preflight");
+    expect(watched.map((d) => snapshotTree(d))).toEqual(before);
+    expect(existsSync("/run/lock") ? snapshotTree("/run/lock", false) : []).toEqual(runLock);
+    expect(existsSync(`/run/lock/rlvm-fleet.${host}.lock`)).toBe(false);
+    expect(readdirSync(home)).toEqual([]);
+  });
+});
+
+describe("preflight without restic", () => {
+  it("fails the restic check with an install hint and does not run repository checks", () => {
+    const tools = makeToolDir({ restic: "none" });
+    const run = runAgent(
+      planText([
+        ...header("preflight", unique("norestic")),
+        ["job", "web", "standard_path", join(base, "src"), "", "", ""],
+        ["repo", "web", "a", join(base, "repo-a"), pwGood, "A"],
+        ["end"],
+      ]),
+      { env: { PATH: tools, HOME: home, RLVM_AGENT_TOOL_PATH: tools } },
+    );
+    const restic = checkNamed(run, "restic");
+    expect(restic.ok).toBe(false);
+    expect(restic.detail).toMatch(/^restic not found/);
+    expect(restic.hint).toMatch(/apt-get install restic/);
+    expect(checkNamed(run, "repo:A")).toMatchObject({
+      ok: false,
+      detail: "not checked: no usable restic (see the restic check)",
+    });
+    expect(checkNamed(run, "source_exists:web").ok).toBe(true);
+    expect(run.result.message).toBe(`2 of ${run.checks.length} checks failed: restic, repo:A`);
+  });
+
+  it("fails a restic older than 0.14", () => {
+    const tools = makeToolDir({
+      restic: { script: '#!/bin/bash\necho "restic 0.12.1 compiled with go1.15 on linux/amd64"\n' },
+    });
+    const run = runAgent(planText([...header("preflight", unique("old")), ["end"]]), {
+      env: baseEnv({ RLVM_AGENT_TOOL_PATH: tools }),
+    });
+    expect(checkNamed(run, "restic")).toMatchObject({
+      ok: false,
+      detail: `0.12.1 (${join(tools, "restic")}) is older than 0.14`,
+    });
+  });
+});
+
+describe("restic_env_file", () => {
+  function fakeRestic(log: string, stderr: string): string {
+    return [
+      "#!/bin/bash",
+      'if [[ $1 == version ]]; then echo "restic 0.16.4 compiled with go1.21.6 on linux/amd64"; exit 0; fi',
+      "{",
+      "  printf 'argv:'; printf ' [%s]' \"$@\"; printf '\\n'",
+      ...[
+        "RESTIC_REPOSITORY",
+        "RESTIC_PASSWORD_FILE",
+        "RESTIC_PASSWORD",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "SINGLE",
+        "WEIRD",
+      ].map((k) => `  printf '${k}=%s\\n' "\${${k}-UNSET}"`),
+      `} >> '${log}'`,
+      `printf '%s\\n' ${stderr} >&2`,
+      "exit 1",
+      "",
+    ].join("\n");
+  }
+
+  it("exports parsed variables to restic only, never in argv, and masks secrets in details", () => {
+    const log = join(base, unique("restic-log"));
+    const url = "rest:https://user:pa55w0rd@rest.example/repo";
+    const tools = makeToolDir({
+      restic: {
+        script: fakeRestic(
+          log,
+          [
+            `'Fatal: unable to open config file: Head "https://user:pa55w0rd@rest.example/repo/config": dial tcp: lookup rest.example: no such host (key AKIAEXAMPLE)'`,
+            "'Is there a repository at the following location?'",
+            `'${url}'`,
+          ].join(" "),
+        ),
+      },
+    });
+    const envFile = writePrivate(
+      join(base, unique("restic.env")),
+      [
+        "# cloud credentials",
+        "",
+        "export AWS_ACCESS_KEY_ID=AKIAEXAMPLE",
+        'AWS_SECRET_ACCESS_KEY="s3cr3t/$(touch PWNED)`id`"',
+        "  SINGLE='single quoted'",
+        `WEIRD=a=b "c" 'd'`,
+        "",
+      ].join("\n"),
+    );
+    const run = runAgent(
+      planText([
+        ...header("preflight", unique("env")),
+        ["restic_env_file", envFile],
+        ["job", "web", "standard_path", join(base, "src"), "", "", ""],
+        ["repo", "web", "a", url, pwGood, "rest:https://user:***@rest.example/repo"],
+        ["end"],
+      ]),
+      // A password in the agent's own environment must not reach restic.
+      { env: baseEnv({ RLVM_AGENT_TOOL_PATH: tools, RESTIC_PASSWORD: "from-the-environment" }) },
+    );
+    expect(checkNamed(run, "restic_env_file")).toMatchObject({ ok: true });
+    expect(checkNamed(run, "restic_env_file").detail).toContain("4 variable(s)");
+    const repo = checkNamed(run, "repo:rest:https://user:***@rest.example/repo");
+    expect(repo.ok).toBe(false);
+    expect(repo.detail).toBe(
+      'Fatal: unable to open config file: Head "https://***@rest.example/repo/config": dial tcp: lookup rest.example: no such host (key ***)',
+    );
+    expect(repo.hint).toMatch(/unreachable/);
+    for (const secret of ["pa55w0rd", "AKIAEXAMPLE", "s3cr3t", "single quoted"]) {
+      expect(run.stdout + run.stderr).not.toContain(secret);
+    }
+    expect(readFileSync(log, "utf8").split("\n")).toEqual([
+      "argv: [cat] [config] [--no-lock] [--no-cache]",
+      `RESTIC_REPOSITORY=${url}`,
+      `RESTIC_PASSWORD_FILE=${pwGood}`,
+      "RESTIC_PASSWORD=UNSET",
+      "AWS_ACCESS_KEY_ID=AKIAEXAMPLE",
+      "AWS_SECRET_ACCESS_KEY=s3cr3t/$(touch PWNED)`id`",
+      "SINGLE=single quoted",
+      `WEIRD=a=b "c" 'd'`,
+      "",
+    ]);
+  });
+
+  it.each([
+    ["group-readable", "A=b\n", 0o640, /has mode 0640/],
+    ["with RESTIC_PASSWORD", "RESTIC_PASSWORD=x\n", 0o600, /line 1: RESTIC_PASSWORD is set per repository/],
+    ["with a bad name", "# c\nexport 1A=secret-value\n", 0o600, /line 2: the variable name is not/],
+    ["without =", "JUSTTEXT secret-value\n", 0o600, /line 1: expected KEY=VALUE/],
+  ])("refuses a file %s, and then checks no repository", (_name, content, mode, detail) => {
+    const envFile = join(base, unique("bad.env"));
+    writeFileSync(envFile, content);
+    chmodSync(envFile, mode);
+    const tools = makeToolDir({ restic: { script: fakeRestic(join(base, unique("never")), "'boom'") } });
+    const run = runAgent(
+      planText([
+        ...header("preflight", unique("badenv")),
+        ["restic_env_file", envFile],
+        ["job", "web", "standard_path", join(base, "src"), "", "", ""],
+        ["repo", "web", "a", "/somewhere", pwGood, "A"],
+        ["end"],
+      ]),
+      { env: baseEnv({ RLVM_AGENT_TOOL_PATH: tools }) },
+    );
+    const check = checkNamed(run, "restic_env_file");
+    expect(check.ok).toBe(false);
+    expect(check.detail).toMatch(detail);
+    expect(check.hint).not.toBe("");
+    expect(run.stdout + run.stderr).not.toContain("secret-value");
+    expect(checkNamed(run, "repo:A").detail).toBe("not checked: restic_env_file is unusable (see its check)");
+  });
+});
+
+describe("preflight of LV jobs", () => {
+  const lvPlan = (host: string): PlanRecord[] => [
+    ...header("preflight", host),
+    ["vg_margin_bytes", "vg0", 256 * 1024 * 1024],
+    ["job", "data", "logical_volume_nonroot", join(base, "src"), "vg0", "data", 1024 * 1024 * 1024],
+    ["job", "root", "logical_volume_root", "/", "vg0", "root", 512 * 1024 * 1024],
+    ["job", "other", "logical_volume_nonroot", join(base, "src"), "vg0", "other", 1024 * 1024],
+    ["job", "off", "logical_volume_nonroot", join(base, "src"), "vg0", "off", 1024 * 1024],
+    ["job", "gone", "logical_volume_nonroot", join(base, "src"), "vg9", "gone", 1024 * 1024],
+    ["job", "big", "logical_volume_nonroot", join(base, "src"), "vg1", "big", 1024 * 1024 * 1024],
+    ["end"],
+  ];
+
+  it("fails cleanly where lvm2 is not installed", () => {
+    const tools = makeToolDir();
+    const run = runAgent(planText(lvPlan(unique("nolvm"))), {
+      env: baseEnv({ RLVM_AGENT_TOOL_PATH: tools }),
+    });
+    expect(checkNamed(run, "lvm")).toMatchObject({ ok: false, hint: "install lvm2: apt-get install lvm2" });
+    expect(checkNamed(run, "lv:data")).toMatchObject({
+      ok: false,
+      detail: "cannot look up vg0/data: lvs not found",
+    });
+    expect(checkNamed(run, "mount:data")).toMatchObject({ ok: false, hint: "fix lv:data first" });
+    expect(checkNamed(run, "source:root").ok).toBe(false);
+    expect(checkNamed(run, "vg_free:vg0").ok).toBe(false);
+    expect(checkNamed(run, "leftovers").ok).toBe(true);
+    expect(run.result.code).toBe("preflight");
+  });
+
+  it.skipIf(!findInPath("findmnt"))("checks LVs, mounts, sources, VG space and tagged leftovers", () => {
+    const majMin = (path: string) =>
+      spawnSync("findmnt", ["-n", "-o", "MAJ:MIN", "--target", path], { encoding: "utf8" }).stdout.trim();
+    const mountPoint = spawnSync("findmnt", ["-n", "-o", "TARGET", "--target", join(base, "src")], {
+      encoding: "utf8",
+    }).stdout.trim();
+    const [dataMaj, dataMin] = majMin(join(base, "src")).split(":");
+    const [rootMaj, rootMin] = majMin("/").split(":");
+    const fake = `#!/bin/bash
+# A stand-in for lvm2: answers the read-only queries the agent makes.
+name=\${0##*/}
+last=\${!#}
+case $name in
+  lvm) [[ $1 == version ]] && printf '  LVM version:     2.03.16(2) (2022-05-18)\\n  Library version: 1.02.185\\n' ;;
+  lvs)
+    case $last in
+      vg0/data) echo "  data ${dataMaj} ${dataMin}" ;;
+      vg0/root) echo "  root ${rootMaj} ${rootMin}" ;;
+      vg0/other) echo "  other 253 99" ;;
+      vg0/off) echo "  off -1 -1" ;;
+      vg1/big) echo "  big 253 98" ;;
+      @rlvm_host_*) echo "  vg0 data_rlvm_20240101T000000Z-old" ;;
+      *) echo "  Volume group \\"\${last%%/*}\\" not found" >&2; exit 5 ;;
+    esac ;;
+  vgs)
+    case $last in
+      vg0) echo "  2147483648 10737418240" ;;
+      vg1) echo "  1024 1073741824" ;;
+      *) echo "  Volume group \\"$last\\" not found" >&2; exit 5 ;;
+    esac ;;
+  *) exit 3 ;;
+esac
+`;
+    const tools = makeToolDir({ fakeLvm: fake });
+    const run = runAgent(planText(lvPlan(unique("lv"))), { env: baseEnv({ RLVM_AGENT_TOOL_PATH: tools }) });
+    const ok = (name: string) =>
+      expect(checkNamed(run, name).ok, JSON.stringify(checkNamed(run, name))).toBe(true);
+    expect(checkNamed(run, "lvm")).toMatchObject({ ok: true, detail: "LVM 2.03.16(2)" });
+    ok("lv:data");
+    expect(checkNamed(run, "mount:data").detail).toBe(`vg0/data is mounted at ${mountPoint}`);
+    ok("mount:data");
+    ok("source:data");
+    ok("lv:root");
+    expect(checkNamed(run, "mount:root")).toMatchObject({ ok: true, detail: "vg0/root is mounted at /" });
+    ok("source:root");
+    ok("lv:other");
+    expect(checkNamed(run, "mount:other")).toMatchObject({
+      ok: false,
+      detail: "vg0/other (253:99) is not mounted",
+    });
+    expect(checkNamed(run, "source:other").ok).toBe(false);
+    expect(checkNamed(run, "source:other").detail).toMatch(/not on vg0\/other \(253:99\)$/);
+    expect(checkNamed(run, "lv:off")).toMatchObject({
+      ok: false,
+      detail: "vg0/off exists but is not active",
+    });
+    expect(checkNamed(run, "mount:off").detail).toBe("not checked: vg0/off is not active (see lv:off)");
+    expect(checkNamed(run, "lv:gone")).toMatchObject({
+      ok: false,
+      detail: 'vg9/gone not found: Volume group "vg9" not found',
+    });
+    expect(checkNamed(run, "vg_free:vg0")).toMatchObject({
+      ok: true,
+      detail: "needs 1.7 GiB (snapshots 1.5 GiB + margin 256.0 MiB), free 2.0 GiB",
+    });
+    expect(checkNamed(run, "vg_free:vg1")).toMatchObject({
+      ok: false,
+      detail: "needs 1.0 GiB (snapshots 1.0 GiB + margin 0 B), free 1.0 KiB",
+    });
+    expect(checkNamed(run, "vg_free:vg9").ok).toBe(false);
+    expect(checkNamed(run, "leftovers")).toMatchObject({
+      ok: false,
+      detail: "LV vg0/data_rlvm_20240101T000000Z-old",
+      hint: "run rlvm-fleet backup, which removes them, or remove them by hand",
+    });
+    expect(run.checks.map((c) => c.name).slice(0, 6)).toEqual([
+      "bash",
+      "restic",
+      "lvm",
+      "lv:data",
+      "mount:data",
+      "source:data",
+    ]);
+  });
+});
+
+describe("leftovers and lock", { timeout: 60_000 }, () => {
+  it("lists earlier run directories of this host, and only those", () => {
+    const host = unique("left");
+    const runDir = newRunDir(host);
+    const parent = join(runDir, "..");
+    const sibling = (name: string, owner: string | null) => {
+      const dir = join(parent, name);
+      mkdirSync(dir, { mode: 0o700 });
+      if (owner !== null) writeFileSync(join(dir, "host"), `${owner}\n`);
+      return dir;
+    };
+    const old = sibling("20240101T000000Z-old", host);
+    sibling("20240101T000000Z-other", `${host}x`);
+    sibling("20240101T000000Z-nohost", null);
+    symlinkSync(old, join(parent, "link-to-old"));
+    const run = runAgent(planText([...header("preflight", host), ["end"]]), { runDir });
+    expect(checkNamed(run, "leftovers")).toMatchObject({
+      ok: false,
+      detail: `run directory ${join(parent, "20240101T000000Z-old")}`,
+      hint: "run rlvm-fleet backup, which removes them, or remove them by hand",
+    });
+    expect(existsSync(old)).toBe(true);
+  });
+
+  it.skipIf(!RUN_LOCK_WRITABLE)(
+    "sees a lock held by another run, and an existing free lock without taking it",
+    async () => {
+      const host = unique("lock");
+      const lockFile = `/run/lock/rlvm-fleet.${host}.lock`;
+      const plan = planText([...header("preflight", host), ["end"]]);
+      // The holder execs into sleep, so that killing it releases the lock (flock(1)'s child would keep it).
+      const holder = spawn(BASH, ["-c", 'exec 9>>"$1" && flock -x 9 && exec sleep 60', "holder", lockFile], {
+        stdio: "ignore",
+      });
+      try {
+        for (let i = 0; i < 100; i++) {
+          if (existsSync(lockFile) && spawnSync("flock", ["-n", "-s", lockFile, "true"]).status === 1) break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        const held = runAgent(plan);
+        expect(checkNamed(held, "lock")).toMatchObject({
+          ok: false,
+          detail: `held by another run (${lockFile})`,
+        });
+        expect(held.result.message).toBe(`1 of ${held.checks.length} checks failed: lock`);
+      } finally {
+        holder.kill();
+        await new Promise((resolve) => holder.once("exit", resolve));
+      }
+      try {
+        const before = lstatSync(lockFile);
+        const free = runAgent(plan);
+        expect(checkNamed(free, "lock")).toMatchObject({ ok: true, detail: "not held" });
+        expect(free.result.status).toBe(free.checks.every((c) => c.ok) ? "ok" : "failed");
+        expect(lstatSync(lockFile).mtimeMs).toBe(before.mtimeMs);
+        // Nothing keeps it: an exclusive lock is free right away.
+        expect(spawnSync("flock", ["-n", "-x", lockFile, "true"]).status).toBe(0);
+      } finally {
+        rmSync(lockFile, { force: true });
+      }
+    },
+  );
+
+  it("reports an absent lock as free without creating it", () => {
+    const host = unique("nolock");
+    const run = runAgent(planText([...header("preflight", host), ["end"]]));
+    expect(checkNamed(run, "lock")).toMatchObject({
+      ok: true,
+      detail: `not held (/run/lock/rlvm-fleet.${host}.lock does not exist)`,
+    });
+    expect(existsSync(`/run/lock/rlvm-fleet.${host}.lock`)).toBe(false);
+  });
+});
+
+it("has restic available where tests are required to run fully", () => {
+  if (process.env.RLVM_REQUIRE_INTEGRATION) expect(RESTIC).not.toBeNull();
+  else if (!RESTIC)
+    console.warn("restic not installed: skipping the preflight tests that need real repositories");
+});
