@@ -10,7 +10,7 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { connect, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { loadAgent } from "../../src/agent/deliver.js";
@@ -26,6 +26,7 @@ import {
   resticInit,
   writeInventory,
   writePasswordFile,
+  type Settings,
 } from "./helpers/test-fleet.js";
 
 const HOSTS = ["chk1", "chk2", "chk3", "chk4"];
@@ -251,6 +252,87 @@ prune_keep_last = 3
       }
     } finally {
       silent.close();
+    }
+  });
+
+  it("logs in with a passphrase-protected key, the passphrase read from a file", async () => {
+    const key = await fleet.createPassphraseKey("open sesame, please");
+    const passphrase = writePasswordFile(join(dir, "key-passphrase"), "open sesame, please");
+    const file = inventory("passphrase.toml", {
+      hosts: ["chk1"],
+      defaults: { identity_file: key.privateKeyPath, identity_passphrase_file: passphrase },
+    });
+    const run = await check(file);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+  });
+
+  it("logs in through the SSH agent (SSH_AUTH_SOCK) when no identity_file is set", async () => {
+    const agentDir = mkdtempSync(join(fleet.dir, "agent-"));
+    const socket = join(agentDir, "agent.sock");
+    const agent = spawn("ssh-agent", ["-D", "-a", socket], { stdio: "ignore" });
+    try {
+      for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
+      execFileSync("ssh-add", [fleet.clientKey.privateKeyPath], {
+        env: { ...process.env, SSH_AUTH_SOCK: socket },
+        stdio: "pipe",
+      });
+      const file = writeInventory(fleet, join(dir, "agent.toml"), { hosts: ["chk1"], defaults: { config } });
+      writeFileSync(file, readFileSync(file, "utf8").replace(/^identity_file = .*\n/m, ""));
+      const withAgent = await runCli(["check", "--inventory", file, "--format", "json", "--quiet"], {
+        env: { SSH_AUTH_SOCK: socket },
+      });
+      expect(withAgent.code, withAgent.stdout).toBe(0);
+      const withoutAgent = await runCli(["check", "--inventory", file, "--format", "json", "--quiet"]);
+      expect(JSON.parse(withoutAgent.stdout).hosts[0].error.code).toBe("auth");
+    } finally {
+      agent.kill();
+      rmSync(agentDir, { recursive: true, force: true });
+    }
+  });
+
+  it("retries connection errors, with connect_retries, but never authentication errors", async () => {
+    // A proxy in front of chk1's sshd that counts connections; the first `drop` ones are cut at once.
+    const target = fleet.host("chk1");
+    let connections = 0;
+    let drop = 0;
+    const proxy = createServer((client) => {
+      connections++;
+      if (connections <= drop) return client.destroy();
+      const upstream = connect({ host: target.address, port: target.port });
+      client.pipe(upstream).pipe(client);
+      upstream.on("error", () => client.destroy());
+      client.on("error", () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.10", resolve));
+    const port = (proxy.address() as { port: number }).port;
+    const knownHosts = join(dir, "known_hosts.proxy");
+    writeFileSync(knownHosts, `[127.0.0.10]:${port} ${target.hostKeyPub}\n`);
+    const proxied = (name: string, extra: Settings = {}) =>
+      inventory(name, {
+        hosts: [],
+        defaults: { known_hosts: knownHosts, connect_retries: 2, ...extra },
+        extra: `[hosts.chk1]\naddress = "127.0.0.10"\nport = ${port}\n`,
+      });
+    try {
+      drop = 2;
+      const recovered = await check(proxied("proxy-ok.toml"));
+      expect(recovered.code, recovered.stdout).toBe(0);
+      expect(connections).toBe(3);
+
+      connections = 0;
+      drop = 0;
+      const wrongKey = await fleet.createWrongKey();
+      const denied = await check(proxied("proxy-auth.toml", { identity_file: wrongKey.privateKeyPath }));
+      expect(denied.host("chk1")?.error?.code).toBe("auth");
+      expect(connections).toBe(1);
+
+      connections = 0;
+      drop = 10;
+      const gaveUp = await check(proxied("proxy-down.toml"));
+      expect(gaveUp.host("chk1")?.status).toBe("failed");
+      expect(connections).toBe(3);
+    } finally {
+      proxy.close();
     }
   });
 
