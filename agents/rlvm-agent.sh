@@ -43,7 +43,7 @@ readonly PREFLIGHT_TIMEOUT=60
 readonly LOCK_DIR="/run/lock"
 # Searched after PATH (sudo's secure_path usually has them all; a login user's PATH may lack sbin).
 readonly FALLBACK_TOOL_DIRS="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove"
+readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove unshare mount umount chroot date sleep mkdir rm touch cp readlink"
 # One encoded plan value: safe bytes, or \xHH with lowercase hex (protocol.ts encodeValue).
 readonly VALUE_RE='^([A-Za-z0-9/._,:@+=]|\\x[0-9a-f]{2})+$'
 # Inventory host names, job names, repository IDs, run IDs.
@@ -102,11 +102,17 @@ FILE_PROBLEM="" FILE_HINT="" FILE_DESC=""
 MNT_MM="" MNT_SRC="" MNT_TGT=""
 declare -a MOUNTS=()
 LOCK_FILE="" LOCK_STATE="" LOCK_DETAIL=""
+# backup state: per job index, what exists now and must be undone (release_job, cleanup_all)
+declare -a JOB_REMOUNT_RO=() SNAP_NAME=() SNAP_BORN=() SNAP_PEAK=() SNAP_MNT=() SNAP_INVALID=() ORIGIN_MP=()
+declare -a JOB_VIEW=() JOB_REMOUNTED=() JOB_INCOMPLETE=() CHROOT_BINDS=() WARNINGS=() RESTIC_PREFIX=()
+declare -A RESTIC_REPO_AT=() RESTIC_PW_AT=() REPO_OK=()
+CHILD_PID="" SAMPLER_PID="" WATCHER_PID="" LOCK_FD="" JOB_PREP_ERROR="" RESTIC_CACHE="" ORIGIN_FSTYPE=""
+CLEANED_UP=0 ORPHANS=0 IN_PRIVATE_NS=0
 
 # --- output ---------------------------------------------------------------------------------------
 
 log() {
-  printf 'rlvm-agent: %s\n' "$*" >&2
+  printf 'rlvm-agent: %s\n' "$*" >&2 2>/dev/null || true
 }
 
 # json_string VALUE: REPLY = VALUE as a JSON string literal (quotes included). Backslash, quote and
@@ -163,7 +169,8 @@ emit() {
   local event=$1
   shift
   json_fields "$@"
-  printf '{"v":%d,"event":"%s"%s}\n' "$PROTOCOL_VERSION" "$event" "${REPLY:+,$REPLY}" >&3
+  # The controller may be gone: a failed write must never abort the cleanup that follows.
+  printf '{"v":%d,"event":"%s"%s}\n' "$PROTOCOL_VERSION" "$event" "${REPLY:+,$REPLY}" >&3 2>/dev/null || true
 }
 
 # finish STATUS CODE MESSAGE: emit the one result event and exit (0 for ok/partial, 1 for failed).
@@ -171,6 +178,7 @@ emit() {
 finish() {
   local status=$1 code=$2 message=$3 code_value="z:"
   if [[ -n $code ]]; then code_value="s:$code"; fi
+  cleanup_all
   RESULT_EMITTED=1
   log "result: $status${code:+ ($code)}: $message"
   emit result status "s:$status" code "$code_value" message "s:$message"
@@ -199,6 +207,7 @@ on_err() {
 on_exit() {
   local status=$?
   if ((RESULT_EMITTED == 0)); then
+    cleanup_all || true
     RESULT_EMITTED=1
     local message=${LAST_ERROR:-"the agent exited with status $status before its result (see stderr)"}
     log "result: failed (agent_error): $message"
@@ -567,6 +576,11 @@ read_plan() {
         fi
         # shellcheck disable=SC2034 # used by backup
         PLAN_COW_WARN=$((10#${VALS[0]}))
+        ;;
+      remount_readonly)
+        want_values 1
+        want_job "${VALS[0]}"
+        JOB_REMOUNT_RO[${JOB_INDEX[${VALS[0]}]}]=1
         ;;
       vg_margin_bytes)
         want_values 2
@@ -1332,6 +1346,558 @@ check_leftovers() {
 
 # --- commands -------------------------------------------------------------------------------------
 
+# --- backup ---------------------------------------------------------------------------------------
+#
+# Order (DESIGN §5): lock; sweep this host's orphans; the checks that would make the run pointless;
+# every LV snapshot first (one consistent set); then per job: restic into every repository, the job's
+# snapshot removed as soon as its last repository is done; then copy_to. Every side effect is recorded
+# in per-job state that release_job() and cleanup_all() undo, whatever ends the run. Mounts only ever
+# exist in this process's private mount namespace, so they vanish with it even after a SIGKILL.
+
+# now_ms: REPLY = milliseconds since the epoch.
+now_ms() {
+  capture "${TOOL[date]}" +%s%3N
+  if ((CAP_RC == 0)) && [[ $CAP_OUT =~ ^[0-9]+$ ]]; then REPLY=$CAP_OUT; else REPLY=0; fi
+}
+
+# run CMD [ARG]...: run a tool for its side effect; CAP_* as capture, and the failure is logged.
+run() {
+  capture "$@"
+  if ((CAP_RC != 0)); then log "'${1##*/}' failed (status $CAP_RC): $CAP_ERR"; fi
+  return "$CAP_RC"
+}
+
+# acquire_lock: one run per inventory host. The lock is held until this process (and any restic it
+# started, which inherits the descriptor) is gone; the file itself stays, empty, like any lock file.
+acquire_lock() {
+  local dir=$LOCK_DIR
+  if [[ ! -w $dir ]]; then dir=${TMPDIR:-/tmp}; fi
+  LOCK_FILE="$dir/rlvm-fleet.$PLAN_HOST.lock"
+  if [[ -L $LOCK_FILE ]]; then fail agent_error "$LOCK_FILE is a symlink; refusing to use it as a lock"; fi
+  exec {LOCK_FD}>>"$LOCK_FILE"
+  capture "${TOOL[flock]}" -n "$LOCK_FD"
+  if ((CAP_RC != 0)); then
+    fail locked "already running: another run of $PLAN_HOST holds $LOCK_FILE; nothing was changed"
+  fi
+  # Marks this run directory as one that held the lock: a later run may sweep it if it is left over.
+  : >"$RUN_DIR/locked"
+}
+
+# sweep_orphans: snapshots and run directories that a crashed run of this host left. We hold the host's
+# lock, so no other run of this host can be using them.
+sweep_orphans() {
+  local line dir host_file entry
+  local -a entries=()
+  if have_tool lvs && have_tool lvremove; then
+    lvm_call lvs --noheadings -o vg_name,lv_name "@rlvm_host_$PLAN_HOST"
+    if ((CAP_RC == 0)); then
+      split_lines "$CAP_OUT"
+      for line in "${LINES[@]}"; do
+        split_words "$line"
+        if ((${#WORDS[@]} != 2)); then continue; fi
+        entry="${WORDS[0]}/${WORDS[1]}"
+        lvm_call lvremove -f "$entry"
+        if ((CAP_RC == 0)); then
+          emit orphan_removed kind s:snapshot name "s:$entry"
+          ORPHANS=$((ORPHANS + 1))
+        else
+          first_meaningful_line "$CAP_ERR"
+          WARNINGS+=("orphan_stuck")
+          emit warning code s:orphan_stuck message "s:could not remove the leftover snapshot $entry: $REPLY"
+        fi
+      done
+    fi
+  fi
+  shopt -s nullglob
+  entries=("${RUN_DIR%/*}"/*)
+  shopt -u nullglob
+  for dir in "${entries[@]}"; do
+    if [[ $dir -ef $RUN_DIR || -L $dir || ! -d $dir || ! -O $dir || ! -f $dir/locked ]]; then continue; fi
+    host_file=$dir/host
+    line=""
+    if [[ -f $host_file && ! -L $host_file ]]; then IFS= read -r -n 256 line <"$host_file" || true; fi
+    if [[ $line != "$PLAN_HOST" ]]; then continue; fi
+    # Never follow a mount: a leftover directory holds none outside a dead run's namespace, but be sure.
+    if run "${TOOL[rm]}" -rf --one-file-system -- "$dir"; then
+      emit orphan_removed kind s:run_dir name "s:$dir"
+      ORPHANS=$((ORPHANS + 1))
+    fi
+  done
+}
+
+# backup_preflight: the checks without which no snapshot may be taken.
+backup_preflight() {
+  local i
+  check_restic
+  if plan_has_lv_jobs; then
+    if ((IN_PRIVATE_NS == 0)); then
+      check mount_namespace false "no private mount namespace (unshare failed or is missing)" \
+        "the agent needs root and util-linux's unshare to mount snapshots without touching the host's mounts"
+    fi
+    check_lvm_tools
+    for i in "${!JOB_NAME[@]}"; do
+      if ! is_lv_job "$i"; then continue; fi
+      check_lv "$i"
+      check_mount "$i"
+      check_source_on_lv "$i"
+    done
+    check_vg_free
+  fi
+  for i in "${!JOB_NAME[@]}"; do
+    if [[ ${JOB_CATEGORY[i]} == standard_path ]]; then check_source_exists "$i"; fi
+  done
+  check_password_files
+  if [[ -n $PLAN_ENV_FILE ]]; then check_env_file; fi
+  if ((${#CHECK_FAILED[@]} > 0)); then
+    join_by ", " "${CHECK_FAILED[@]}"
+    fail preflight "nothing was changed: ${#CHECK_FAILED[@]} check(s) failed: $REPLY"
+  fi
+}
+
+# take_snapshots: every LV snapshot of the run, back to back, before any restic call.
+take_snapshots() {
+  local i name
+  for i in "${!JOB_NAME[@]}"; do
+    if ! is_lv_job "$i"; then continue; fi
+    name="${JOB_LV[i]}_rlvm_$PLAN_RUN_ID"
+    lvm_call lvcreate --snapshot --size "${JOB_SIZE[i]}b" --name "$name" \
+      --addtag rlvm_fleet --addtag "rlvm_host_$PLAN_HOST" "${JOB_VG[i]}/${JOB_LV[i]}"
+    if ((CAP_RC != 0)); then
+      first_meaningful_line "$CAP_ERR"
+      fail snapshot_failed "lvcreate of a snapshot of ${JOB_VG[i]}/${JOB_LV[i]} failed: $REPLY"
+    fi
+    now_ms
+    SNAP_NAME[i]=$name
+    SNAP_BORN[i]=$REPLY
+    SNAP_PEAK[i]=""
+    emit snapshot_created job "s:${JOB_NAME[i]}" snapshot "s:${JOB_VG[i]}/$name"
+  done
+}
+
+# origin_mount JOB: REPLY = where the job's LV is mounted (the mount that holds its source), FSTYPE too.
+origin_mount() {
+  local i=$1
+  capture "${TOOL[findmnt]}" -n -r -o TARGET,FSTYPE --target "${JOB_SOURCE[i]}"
+  split_words "$CAP_OUT"
+  if ((CAP_RC != 0 || ${#WORDS[@]} != 2)); then return 1; fi
+  unescape_findmnt "${WORDS[0]}"
+  ORIGIN_FSTYPE=${WORDS[1]}
+}
+
+# mount_snapshots: each snapshot read-only under RUN_DIR/mnt/JOB (nouuid for XFS: the snapshot has
+# its origin's UUID, which XFS refuses to mount twice).
+mount_snapshots() {
+  local i dir options
+  for i in "${!JOB_NAME[@]}"; do
+    if [[ -z ${SNAP_NAME[i]-} ]]; then continue; fi
+    if ! origin_mount "$i"; then fail agent_error "cannot find the mount of ${JOB_SOURCE[i]}"; fi
+    ORIGIN_MP[i]=$REPLY
+    options=ro
+    if [[ $ORIGIN_FSTYPE == xfs ]]; then options+=",nouuid"; fi
+    dir="$RUN_DIR/mnt/${JOB_NAME[i]}"
+    run "${TOOL[mkdir]}" -p -- "$dir" || fail agent_error "cannot create $dir"
+    if ! run "${TOOL[mount]}" -o "$options" -- "/dev/${JOB_VG[i]}/${SNAP_NAME[i]}" "$dir"; then
+      first_meaningful_line "$CAP_ERR"
+      fail snapshot_failed "cannot mount the snapshot of ${JOB_VG[i]}/${JOB_LV[i]} read-only: $REPLY"
+    fi
+    SNAP_MNT[i]=$dir
+  done
+}
+
+# sample_cow JOB: SNAP_PEAK = the highest COW use seen so far; SNAP_INVALID = 1 once LVM dropped it.
+sample_cow() {
+  local i=$1 attr pct
+  lvm_call lvs --noheadings -o lv_attr,snap_percent "${JOB_VG[i]}/${SNAP_NAME[i]}"
+  split_words "$CAP_OUT"
+  if ((CAP_RC != 0 || ${#WORDS[@]} < 1)); then return 0; fi
+  attr=${WORDS[0]}
+  # lv_attr's 5th character: I = invalid (overflowed) snapshot.
+  if [[ ${attr:4:1} == I ]]; then
+    SNAP_INVALID[i]=1
+    SNAP_PEAK[i]=100
+    return 0
+  fi
+  pct=${WORDS[1]-}
+  if [[ $pct =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+    pct=${pct%%.*}
+    if [[ -z ${SNAP_PEAK[i]} ]] || ((10#$pct > 10#${SNAP_PEAK[i]})); then SNAP_PEAK[i]=$((10#$pct)); fi
+  fi
+}
+
+# start_cow_sampler: a background process that records each live snapshot's COW use every 2 s into
+# RUN_DIR/cow.JOB, so the peak is known even for a snapshot that lives through one long restic run.
+start_cow_sampler() {
+  local i any=0
+  for i in "${!SNAP_NAME[@]}"; do any=1; done
+  if ((any == 0)); then return 0; fi
+  (
+    trap - ERR EXIT INT TERM HUP
+    set +e
+    while :; do
+      for i in "${!SNAP_NAME[@]}"; do
+        if [[ -e $RUN_DIR/released.$i ]]; then continue; fi
+        sample_cow "$i"
+        printf '%s %s\n' "${SNAP_PEAK[i]:-}" "${SNAP_INVALID[i]:-0}" >"$RUN_DIR/cow.$i"
+      done
+      "${TOOL[sleep]}" 2 </dev/null
+    done
+  ) </dev/null 3>&- &
+  SAMPLER_PID=$!
+}
+
+# read_cow JOB: merge what the sampler saw with one last sample.
+read_cow() {
+  local i=$1 peak="" invalid=0
+  if [[ -f $RUN_DIR/cow.$i ]]; then
+    read -r peak invalid <"$RUN_DIR/cow.$i" || true
+    if [[ $peak =~ ^[0-9]+$ ]] && { [[ -z ${SNAP_PEAK[i]} ]] || ((peak > SNAP_PEAK[i])); }; then SNAP_PEAK[i]=$peak; fi
+    if [[ $invalid == 1 ]]; then SNAP_INVALID[i]=1; fi
+  fi
+  sample_cow "$i"
+}
+
+# release_job JOB: undo what the job set up, newest first: its bind or chroot mounts, the snapshot's
+# mount, the snapshot itself (reporting its lifetime and peak COW), a read-only remount. Idempotent.
+release_job() {
+  local i=$1 lifetime peak_value="z:" invalid=false
+  if [[ -n ${JOB_VIEW[i]-} ]]; then
+    run "${TOOL[umount]}" -R -- "${JOB_VIEW[i]}" || run "${TOOL[umount]}" -l -R -- "${JOB_VIEW[i]}" || true
+    JOB_VIEW[i]=""
+  fi
+  if [[ -n ${SNAP_MNT[i]-} ]]; then
+    run "${TOOL[umount]}" -R -- "${SNAP_MNT[i]}" || run "${TOOL[umount]}" -l -R -- "${SNAP_MNT[i]}" || true
+    SNAP_MNT[i]=""
+  fi
+  if [[ -n ${SNAP_NAME[i]-} ]]; then
+    : >"$RUN_DIR/released.$i"
+    read_cow "$i"
+    lvm_call lvremove -f "${JOB_VG[i]}/${SNAP_NAME[i]}"
+    if ((CAP_RC != 0)); then
+      # Retry once: udev may still hold the device right after the unmount.
+      "${TOOL[sleep]}" 1 </dev/null || true
+      lvm_call lvremove -f "${JOB_VG[i]}/${SNAP_NAME[i]}"
+    fi
+    if ((CAP_RC != 0)); then
+      first_meaningful_line "$CAP_ERR"
+      WARNINGS+=("snapshot_not_removed")
+      emit warning code s:snapshot_not_removed message "s:could not remove ${JOB_VG[i]}/${SNAP_NAME[i]}: $REPLY (the next run removes it)"
+    fi
+    now_ms
+    lifetime=$((REPLY - SNAP_BORN[i]))
+    if [[ -n ${SNAP_PEAK[i]} ]]; then peak_value="n:${SNAP_PEAK[i]}"; fi
+    if [[ -n ${SNAP_INVALID[i]-} ]]; then invalid=true; fi
+    emit snapshot_removed job "s:${JOB_NAME[i]}" snapshot "s:${JOB_VG[i]}/${SNAP_NAME[i]}" \
+      lifetime_ms "n:$lifetime" cow_peak_percent "$peak_value" invalid "b:$invalid"
+    if [[ -n ${SNAP_PEAK[i]} ]] && ((SNAP_PEAK[i] >= PLAN_COW_WARN)) && [[ $invalid == false ]]; then
+      WARNINGS+=("cow_high")
+      emit warning code s:cow_high message "s:snapshot of ${JOB_VG[i]}/${JOB_LV[i]} reached ${SNAP_PEAK[i]}% of its COW space (warning level $PLAN_COW_WARN%): raise snapshot_size for job ${JOB_NAME[i]}"
+    fi
+    SNAP_NAME[i]=""
+  fi
+  if [[ -n ${JOB_REMOUNTED[i]-} ]]; then
+    if ! run "${TOOL[mount]}" -o remount,rw -- "${JOB_REMOUNTED[i]}"; then
+      WARNINGS+=("remount_failed")
+      emit warning code s:remount_failed message "s:could not remount ${JOB_REMOUNTED[i]} read-write again: $CAP_ERR"
+    fi
+    JOB_REMOUNTED[i]=""
+  fi
+}
+
+# stop_child: a running restic gets SIGINT, so it removes its repository lock, then SIGKILL after 30 s.
+stop_child() {
+  local pid=$CHILD_PID waited=0
+  if [[ -z $pid ]]; then return 0; fi
+  kill -INT "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null && ((waited < 300)); do
+    "${TOOL[sleep]}" 0.1 </dev/null || true
+    waited=$((waited + 1))
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  CHILD_PID=""
+}
+
+# cleanup_all: whatever ends the run, before the result is sent. Signals wait until it is done.
+cleanup_all() {
+  local i
+  if ((CLEANED_UP)); then return 0; fi
+  CLEANED_UP=1
+  trap '' INT TERM HUP PIPE
+  stop_child
+  if [[ -n $SAMPLER_PID ]]; then kill -KILL "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; fi
+  if [[ -n $WATCHER_PID ]]; then kill -KILL "$WATCHER_PID" 2>/dev/null || true; fi
+  for ((i = ${#JOB_NAME[@]} - 1; i >= 0; i--)); do release_job "$i"; done
+}
+
+# watch_controller: the controller keeps our stdin open for the whole run; EOF means it is gone (its
+# connection dropped, it was killed). No SIGHUP arrives in that case, so this turns EOF into SIGTERM.
+watch_controller() {
+  local agent=$BASHPID
+  (
+    trap - ERR EXIT INT TERM HUP
+    set +e
+    while IFS= read -r _; do :; done
+    kill -TERM "$agent" 2>/dev/null
+  ) 3>&- &
+  WATCHER_PID=$!
+  disown "$WATCHER_PID"
+  exec 0</dev/null
+}
+
+# restic_in: the restic command line for a job, with the view prepared (bound snapshot or chroot).
+# RESTIC_ARGV = the argv prefix (restic, or chroot ROOT restic); RESTIC_REPO_AT/PW_AT map repository
+# index -> the path restic sees (differs only in the chroot).
+prepare_view() {
+  local i=$1 mp root r k
+  RESTIC_PREFIX=("${TOOL[restic]}")
+  RESTIC_CACHE=""
+  case ${JOB_CATEGORY[i]} in
+    standard_path)
+      if [[ ${JOB_REMOUNT_RO[i]-} == 1 ]]; then
+        if ! origin_mount "$i"; then fail agent_error "cannot find the mount of ${JOB_SOURCE[i]}"; fi
+        mp=$REPLY
+        capture "${TOOL[findmnt]}" -n -r -o OPTIONS --mountpoint "$mp"
+        if [[ ,$CAP_OUT, != *,ro,* ]]; then
+          if ! run "${TOOL[mount]}" -o remount,ro -- "$mp"; then
+            first_meaningful_line "$CAP_ERR"
+            JOB_PREP_ERROR="cannot remount $mp read-only (remount_readonly): $REPLY"
+            return 1
+          fi
+          JOB_REMOUNTED[i]=$mp
+        fi
+      fi
+      ;;
+    logical_volume_nonroot)
+      # The snapshot goes over the original mount point, so restic stores /data/... and finds its parent.
+      mp=${ORIGIN_MP[i]}
+      if ! run "${TOOL[mount]}" --bind -- "${SNAP_MNT[i]}" "$mp"; then
+        JOB_PREP_ERROR="cannot bind the snapshot over $mp: $CAP_ERR"
+        return 1
+      fi
+      JOB_VIEW[i]=$mp
+      ;;
+    logical_volume_root)
+      root=${SNAP_MNT[i]}
+      # A tmpfs over the snapshot's /run holds what restic needs from the live system: itself, the
+      # repositories, the password files and its cache. /run, /dev, /proc and /sys are other
+      # filesystems, which --one-file-system never crosses.
+      JOB_VIEW[i]=$root/run
+      run "${TOOL[mount]}" -t tmpfs -o mode=0700,size=16m rlvm-fleet "$root/run" || {
+        JOB_VIEW[i]=""
+        JOB_PREP_ERROR="cannot mount a tmpfs on the snapshot's /run: $CAP_ERR"
+        return 1
+      }
+      for k in dev proc sys; do
+        run "${TOOL[mount]}" --bind -- "/$k" "$root/$k" || {
+          JOB_PREP_ERROR="cannot bind /$k into the snapshot: $CAP_ERR"
+          return 1
+        }
+        CHROOT_BINDS[i]+=" $k"
+      done
+      JOB_VIEW[i]=$root
+      run "${TOOL[mkdir]}" -p -- "$root/run/rlvm/cache" || return 1
+      run "${TOOL[touch]}" -- "$root/run/rlvm/restic" || return 1
+      run "${TOOL[mount]}" --bind -- "${TOOL[restic]}" "$root/run/rlvm/restic" || return 1
+      run "${TOOL[mkdir]}" -p -- /root/.cache/restic || true
+      run "${TOOL[mount]}" --bind -- /root/.cache/restic "$root/run/rlvm/cache" || return 1
+      for r in "${!REPO_ID[@]}"; do
+        if ((REPO_JOB[r] != i)); then continue; fi
+        RESTIC_PW_AT[r]=/run/rlvm/pw-$r
+        run "${TOOL[touch]}" -- "$root${RESTIC_PW_AT[r]}" || return 1
+        run "${TOOL[mount]}" --bind -- "${REPO_PWFILE[r]}" "$root${RESTIC_PW_AT[r]}" || return 1
+        if [[ ${REPO_URL[r]} == /* || ${REPO_URL[r]} == local:/* ]]; then
+          RESTIC_REPO_AT[r]=/run/rlvm/repo-$r
+          run "${TOOL[mkdir]}" -p -- "$root${RESTIC_REPO_AT[r]}" || return 1
+          run "${TOOL[mount]}" --bind -- "${REPO_URL[r]#local:}" "$root${RESTIC_REPO_AT[r]}" || {
+            JOB_PREP_ERROR="cannot bind the repository ${REPO_LABEL[r]} into the snapshot: $CAP_ERR"
+            return 1
+          }
+        fi
+      done
+      # Name resolution for remote repositories: a resolv.conf that points into /run needs its target.
+      if [[ -L $root/etc/resolv.conf && -f /etc/resolv.conf ]]; then
+        capture "${TOOL[readlink]}" -f /etc/resolv.conf
+        if ((CAP_RC == 0)) && [[ $CAP_OUT == /run/* ]]; then
+          if run "${TOOL[mkdir]}" -p -- "$root${CAP_OUT%/*}"; then run "${TOOL[cp]}" -- "$CAP_OUT" "$root$CAP_OUT" || true; fi
+        fi
+      fi
+      RESTIC_PREFIX=("${TOOL[chroot]}" "$root" /run/rlvm/restic)
+      RESTIC_CACHE=/run/rlvm/cache
+      ;;
+  esac
+}
+
+# restic_job_child REPO_INDEX ARG...: exec restic for a backup of one repository, in the job's view.
+# shellcheck disable=SC2317 # run in the background by backup_repo
+restic_job_child() {
+  local r=$1 i
+  shift
+  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND
+  for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
+  export RESTIC_REPOSITORY="${RESTIC_REPO_AT[r]:-${REPO_URL[r]}}"
+  export RESTIC_PASSWORD_FILE="${RESTIC_PW_AT[r]:-${REPO_PWFILE[r]}}"
+  if [[ -n $RESTIC_CACHE ]]; then export RESTIC_CACHE_DIR=$RESTIC_CACHE; fi
+  exec "${RESTIC_PREFIX[@]}" "$@"
+}
+
+# run_restic_bg OUT ERR FUNC ARG...: start FUNC in the background with its output in files, wait for it
+# (a signal interrupts the wait; cleanup_all then stops it with SIGINT). REPLY = its exit status.
+run_restic_bg() {
+  local out=$1 err=$2 rc=0
+  shift 2
+  "$@" </dev/null >"$out" 2>"$err" 3>&- &
+  CHILD_PID=$!
+  wait "$CHILD_PID" || rc=$?
+  CHILD_PID=""
+  REPLY=$rc
+}
+
+# backup_repo JOB REPO_INDEX: one `restic backup`, reported as repo_done or repo_failed.
+backup_repo() {
+  local i=$1 r=$2 start end out err line summary="" e
+  local -a args=(backup --json --host "$PLAN_HOST" --tag rlvm-fleet --tag "job:${JOB_NAME[i]}")
+  if [[ ${JOB_CATEGORY[i]} == logical_volume_root ]]; then args+=(--one-file-system); fi
+  for e in "${!EXCLUDE_JOB[@]}"; do
+    if ((EXCLUDE_JOB[e] == i)); then args+=(--exclude "${EXCLUDE_PATH[e]}"); fi
+  done
+  args+=(-- "${JOB_SOURCE[i]}")
+  out="$RUN_DIR/restic.${REPO_ID[r]}.out" err="$RUN_DIR/restic.${REPO_ID[r]}.err"
+  now_ms
+  start=$REPLY
+  run_restic_bg "$out" "$err" restic_job_child "$r" "${args[@]}"
+  local rc=$REPLY
+  now_ms
+  end=$REPLY
+  while IFS= read -r line; do
+    if [[ $line == '{"message_type":"summary"'*'}' ]]; then summary=$line; fi
+  done <"$out"
+  if ((rc == 0 || rc == 3)) && [[ -n $summary ]]; then
+    emit repo_done job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code "n:$rc" \
+      duration_ms "n:$((end - start))" summary "j:$summary"
+    if ((rc == 3)); then
+      WARNINGS+=("restic_incomplete")
+      JOB_INCOMPLETE[i]=1
+    fi
+    return 0
+  fi
+  local text=""
+  if [[ -f $err ]]; then text=$(<"$err"); fi
+  first_meaningful_line "$text"
+  sanitize_restic_text "$REPLY" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
+  emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code "n:$rc" \
+    duration_ms "n:$((end - start))" message "s:restic backup failed (exit $rc): ${REPLY:-no output}"
+  return 1
+}
+
+# copy_child COPY_INDEX ARG...: exec `restic copy` from the copy's source repository into its destination.
+# shellcheck disable=SC2317 # run in the background by run_copy
+copy_child() {
+  local c=$1 r i
+  shift
+  r=${COPY_FROM[c]}
+  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND \
+    RESTIC_FROM_REPOSITORY RESTIC_FROM_REPOSITORY_FILE RESTIC_FROM_PASSWORD RESTIC_FROM_PASSWORD_COMMAND
+  for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
+  export RESTIC_REPOSITORY="${COPY_URL[c]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[c]}"
+  export RESTIC_FROM_REPOSITORY="${REPO_URL[r]}" RESTIC_FROM_PASSWORD_FILE="${REPO_PWFILE[r]}"
+  exec "${TOOL[restic]}" "$@"
+}
+
+# run_copy COPY_INDEX: this host's snapshots of the job, from the source repository into the destination.
+run_copy() {
+  local c=$1 r i start end text=""
+  r=${COPY_FROM[c]}
+  i=${COPY_JOB[c]}
+  if [[ ${REPO_OK[r]-} != 1 ]]; then
+    emit copy_failed job "s:${JOB_NAME[i]}" copy "s:${COPY_ID[c]}" duration_ms n:0 \
+      message "s:not run: the backup into ${REPO_LABEL[r]} failed in this run"
+    return 1
+  fi
+  now_ms
+  start=$REPLY
+  run_restic_bg "$RUN_DIR/copy.${COPY_ID[c]}.out" "$RUN_DIR/copy.${COPY_ID[c]}.err" \
+    copy_child "$c" copy --host "$PLAN_HOST" --tag "job:${JOB_NAME[i]}"
+  local rc=$REPLY
+  now_ms
+  end=$REPLY
+  if ((rc == 0)); then
+    emit copy_done job "s:${JOB_NAME[i]}" copy "s:${COPY_ID[c]}" duration_ms "n:$((end - start))"
+    return 0
+  fi
+  if [[ -f $RUN_DIR/copy.${COPY_ID[c]}.err ]]; then text=$(<"$RUN_DIR/copy.${COPY_ID[c]}.err"); fi
+  first_meaningful_line "$text"
+  sanitize_restic_text "$REPLY" "${COPY_URL[c]}" "${COPY_LABEL[c]}"
+  local message=$REPLY
+  sanitize_restic_text "$message" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
+  emit copy_failed job "s:${JOB_NAME[i]}" copy "s:${COPY_ID[c]}" duration_ms "n:$((end - start))" \
+    message "s:restic copy failed (exit $rc): ${REPLY:-no output}"
+  return 1
+}
+
+cmd_backup() {
+  local i r c failed_jobs=0 copies_failed=0 job_status message ok total
+  gather_facts
+  emit_agent_start
+  acquire_lock
+  sweep_orphans
+  backup_preflight
+  watch_controller
+  take_snapshots
+  mount_snapshots
+  start_cow_sampler
+  for i in "${!JOB_NAME[@]}"; do
+    emit job_start job "s:${JOB_NAME[i]}"
+    ok=0 total=0
+    JOB_PREP_ERROR=""
+    if prepare_view "$i"; then
+      for r in "${!REPO_ID[@]}"; do
+        if ((REPO_JOB[r] != i)); then continue; fi
+        total=$((total + 1))
+        if backup_repo "$i" "$r"; then
+          ok=$((ok + 1))
+          REPO_OK[r]=1
+        fi
+      done
+    else
+      for r in "${!REPO_ID[@]}"; do
+        if ((REPO_JOB[r] != i)); then continue; fi
+        total=$((total + 1))
+        emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code n:-1 duration_ms n:0 \
+          message "s:not run: ${JOB_PREP_ERROR:-the job could not be prepared}"
+      done
+    fi
+    # The snapshot goes as soon as the job's last repository is done.
+    release_job "$i"
+    if [[ -n ${SNAP_INVALID[i]-} ]]; then
+      job_status=failed
+      message="the snapshot overflowed (LVM invalidated it) while restic read it: raise snapshot_size for this job"
+    elif ((ok < total)); then
+      job_status=failed
+      message="$((total - ok)) of $total repositories failed"
+    elif [[ ${JOB_INCOMPLETE[i]-} == 1 ]]; then
+      job_status=partial
+      message="$total of $total repositories done; restic could not read some files (exit 3)"
+    else
+      job_status=ok
+      message="$total of $total repositories done"
+    fi
+    if [[ $job_status == failed ]]; then failed_jobs=$((failed_jobs + 1)); fi
+    emit job_end job "s:${JOB_NAME[i]}" status "s:$job_status" message "s:$message"
+  done
+  if [[ -n $SAMPLER_PID ]]; then kill -KILL "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""; fi
+  for c in "${!COPY_ID[@]}"; do
+    run_copy "$c" || copies_failed=$((copies_failed + 1))
+  done
+  if ((failed_jobs > 0)); then
+    fail backup_failed "$failed_jobs of ${#JOB_NAME[@]} jobs failed"
+  fi
+  if ((copies_failed > 0 || ${#WARNINGS[@]} > 0 || ORPHANS > 0)); then
+    join_by ", " "${WARNINGS[@]}"
+    finish partial "" "every backup succeeded, with warnings: ${copies_failed} copies failed; ${ORPHANS} leftovers removed${REPLY:+; $REPLY}"
+  fi
+  finish ok "" "${#JOB_NAME[@]} jobs backed up"
+}
+
 cmd_ping() {
   gather_facts
   emit_agent_start
@@ -1370,6 +1936,22 @@ cmd_preflight() {
   fail preflight "${#CHECK_FAILED[@]} of $CHECK_TOTAL checks failed: $REPLY"
 }
 
+# enter_private_namespace RUN_DIR: as root, re-run this script in a private mount namespace before the
+# plan is read (stdin is untouched), so every mount of the run is invisible to the host and vanishes
+# with the agent however it ends. If the kernel or the container refuses, carry on without one: only
+# jobs that mount snapshots need it, and backup refuses them then.
+enter_private_namespace() {
+  find_tool unshare
+  find_tool true
+  if ! have_tool unshare || ! have_tool true; then return 0; fi
+  if ! "${TOOL[unshare]}" --mount --propagation private -- "${TOOL[true]}" </dev/null >/dev/null 2>&1; then
+    log "cannot create a private mount namespace; continuing without one"
+    return 0
+  fi
+  # main already moved the event stream to fd 3: give the new agent its original stdout back.
+  exec "${TOOL[unshare]}" --mount --propagation private -- "$BASH" "$0" "$1" --in-private-namespace >&3 3>&-
+}
+
 main() {
   # The event stream moves to fd 3; fd 1 becomes stderr, so a tool that prints by mistake can never
   # put a non-event line on the controller's stream.
@@ -1382,8 +1964,14 @@ main() {
   if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); then
     fail agent_unsupported "bash $BASH_VERSION is too old: the agent needs bash 4.4 or newer"
   fi
-  if (($# != 1)); then
+  # A controller that went away must not kill us mid-cleanup with SIGPIPE: writes just fail.
+  trap '' PIPE
+  if (($# == 2)) && [[ $2 == --in-private-namespace ]]; then
+    IN_PRIVATE_NS=1
+  elif (($# != 1)); then
     fail agent_protocol "usage: rlvm-agent.sh RUN_DIR (plan on stdin)"
+  elif ((EUID == 0)); then
+    enter_private_namespace "$1"
   fi
   strip_trailing_slashes "$1"
   RUN_DIR=$REPLY
@@ -1396,6 +1984,7 @@ main() {
   case $PLAN_COMMAND in
     ping) cmd_ping ;;
     preflight) cmd_preflight ;;
+    backup) cmd_backup ;;
     *) fail agent_unsupported "agent $AGENT_VERSION does not implement '$PLAN_COMMAND' yet" ;;
   esac
 }

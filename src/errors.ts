@@ -97,6 +97,8 @@ export const HOST_ERROR_CODES = {
   run_timeout: "failed",
   preflight: "failed",
   locked: "failed",
+  backup_failed: "failed",
+  snapshot_failed: "failed",
   interrupted: "failed",
 } as const;
 

@@ -51,6 +51,7 @@ export function agentPlan(hostPlan: HostPlan, command: AgentCommand, runId: stri
         volume === null ? "" : lvmSizeBytes(volume.snapshot_size),
       ),
     );
+    if (job.remount_readonly) lines.push(planLine("remount_readonly", job.name));
     for (const exclude of job.exclude_paths) lines.push(planLine("exclude", job.name, exclude));
     for (const repo of job.repositories) {
       const id = `r${repos.size + 1}`;

@@ -85,6 +85,17 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   fleetCommand("check", "connect and run the preflight of every selected host; changes nothing")
     .option("--category <category...>", "only check jobs of these categories")
     .option("--name <job...>", "only check jobs with these names");
+  fleetCommand(
+    "backup",
+    "snapshot every LV, back up into every repository, remove the snapshots, then copy_to; per host",
+  )
+    .option("--category <category...>", "only jobs of these categories (also lv_root, lv_nonroot)")
+    .option("--name <job...>", "only jobs with these names")
+    .option(
+      "--dry-run",
+      "connect and run the preflight, then list what would run; no snapshot, no repository changed",
+    );
+
   try {
     await program.parseAsync(argv, { from: "user" });
     return exitCode;

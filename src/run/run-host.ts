@@ -39,6 +39,8 @@ export interface HostRunContext {
 }
 
 const STDERR_TAIL = 4096;
+/** How long a stopped agent gets to clean up and report before its channel is closed. */
+const STOP_GRACE_MS = 60_000;
 
 export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<HostResult> {
   const { host } = hostPlan;
@@ -160,11 +162,21 @@ function runAgent(
     let passwordSent = false;
     let payloadSent = false;
     let exitCode: number | null = null;
+    let exitSignal: string | null = null;
+    let exitReceived = false;
     let noise = 0;
 
-    const stop = (error: HostError) => {
+    let graceTimer: NodeJS.Timeout | undefined;
+    /**
+     * Stop the agent: closing its stdin is what it watches for; it then stops restic, undoes every
+     * step and sends its last events, which the report keeps. Only if it does not finish within the
+     * grace period is the channel closed under it (it still cleans up: its stdin is gone either way).
+     */
+    const stop = (error: HostError, graceMs = STOP_GRACE_MS) => {
       forced ??= error;
-      channel?.close();
+      if (channel === null) return;
+      channel.end();
+      graceTimer ??= setTimeout(() => channel?.close(), graceMs);
     };
     const sendPayload = () => {
       if (payloadSent || channel === null) return;
@@ -248,6 +260,7 @@ function runAgent(
 
     const settle = () => {
       clearTimeout(timeout);
+      clearTimeout(graceTimer);
       ctx.signal.removeEventListener("abort", onAbort);
       parser.end();
       if (forced !== null) return resolve({ error: forced });
@@ -258,6 +271,16 @@ function runAgent(
             message: `${noise} line(s) of the agent's output were not events`,
           });
         return resolve({ error: null, result: agentResult });
+      }
+      if (!exitReceived || exitSignal !== null) {
+        // No exit status, or the remote session was killed: the connection, not the agent, ended it.
+        return resolve({
+          error: new HostError(
+            "connection_lost",
+            `the connection was lost while the agent ran${exitSignal === null ? "" : ` (the remote session ended by SIG${exitSignal})`}`,
+            "check the host and the network; the agent stops and cleans up when its connection goes, and the next run removes anything a crash left",
+          ),
+        });
       }
       resolve({ error: diagnoseMissingResult(exitCode, redact(stderrTail, secrets), passwordSent) });
     };
@@ -288,7 +311,11 @@ function runAgent(
           }
           stderrTail = (stderrTail + text.replaceAll(SUDO_PROMPT, "")).slice(-STDERR_TAIL);
         });
-        opened.on("exit", (code: number | null) => (exitCode = code));
+        opened.on("exit", (code: number | null, signal?: string) => {
+          exitCode = code;
+          exitSignal = signal ?? null;
+          exitReceived = true;
+        });
         opened.on("close", settle);
         // Without a sudo password nothing can consume our input early: send it all at once.
         if (password === null) sendPayload();

@@ -407,7 +407,7 @@ describe("plan protocol", () => {
   });
 
   it("refuses commands it does not implement yet, with one result", () => {
-    const run = runAgent(planText([...header("backup", unique("b")), ["end"]]));
+    const run = runAgent(planText([...header("prune", unique("b")), ["end"]]));
     expect(run.events).toHaveLength(1);
     expect(run.result.code).toBe("agent_unsupported");
   });
