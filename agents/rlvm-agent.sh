@@ -107,7 +107,9 @@ declare -a JOB_REMOUNT_RO=() SNAP_NAME=() SNAP_BORN=() SNAP_PEAK=() SNAP_MNT=() 
 declare -a JOB_VIEW=() JOB_REMOUNTED=() JOB_INCOMPLETE=() CHROOT_BINDS=() WARNINGS=() RESTIC_PREFIX=()
 declare -A RESTIC_REPO_AT=() RESTIC_PW_AT=() REPO_OK=()
 CHILD_PID="" SAMPLER_PID="" WATCHER_PID="" LOCK_FD="" JOB_PREP_ERROR="" RESTIC_CACHE="" ORIGIN_FSTYPE=""
-CLEANED_UP=0 ORPHANS=0 IN_PRIVATE_NS=0
+CLEANED_UP=0 ORPHANS=0 IN_PRIVATE_NS=0 PLAN_DRY_RUN=false
+declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
+declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
 
 # --- output ---------------------------------------------------------------------------------------
 
@@ -521,7 +523,7 @@ want_new_id() {
 # VG_MARGIN variables. Any deviation from the protocol fails with code agent_protocol. Reading stops
 # right after `end`: the rest of stdin is the controller's liveness signal.
 read_plan() {
-  local key i
+  local key i k
   next_plan_line
   if [[ ${FIELDS[0]} != plan ]]; then
     fail agent_protocol "the plan must start with 'plan 1'"
@@ -576,6 +578,21 @@ read_plan() {
         fi
         # shellcheck disable=SC2034 # used by backup
         PLAN_COW_WARN=$((10#${VALS[0]}))
+        ;;
+      dry_run)
+        want_values 0
+        once dry_run
+        PLAN_DRY_RUN=true
+        ;;
+      retention)
+        want_values 6
+        if [[ -z ${ID_SEEN[${VALS[0]}]+set} ]]; then plan_error "names an id that was not declared before"; fi
+        if [[ -n ${RETENTION[${VALS[0]}]+set} ]]; then plan_error "retention given twice"; fi
+        for k in 1 2 3 4 5; do
+          if [[ ! ${VALS[k]} =~ ^[0-9]{1,6}$ ]]; then plan_error "keep values must be whole numbers"; fi
+        done
+        if [[ "${VALS[*]:1}" == "0 0 0 0 0" ]]; then plan_error "an all-zero retention would delete everything"; fi
+        RETENTION[${VALS[0]}]="${VALS[*]:1}"
         ;;
       remount_readonly)
         want_values 1
@@ -1898,6 +1915,175 @@ cmd_backup() {
   finish ok "" "${#JOB_NAME[@]} jobs backed up"
 }
 
+# --- prune and status ------------------------------------------------------------------------------
+
+# restic_locked_retry OUT ERR FUNC ARG...: run_restic_bg, again while another restic holds the
+# repository's exclusive lock (several hosts share repositories; restic 0.14 has no --retry-lock).
+# Gives up after about 5 minutes. REPLY = the exit status.
+restic_locked_retry() {
+  local out=$1 err=$2 attempt=0 text
+  shift 2
+  while :; do
+    run_restic_bg "$out" "$err" "$@"
+    if ((REPLY == 0)); then return 0; fi
+    text=""
+    if [[ -f $err ]]; then text=$(<"$err"); fi
+    if [[ $text != *"already locked"* ]] || ((attempt >= 30)); then return 0; fi
+    attempt=$((attempt + 1))
+    log "repository locked by another restic; retrying in $((attempt < 5 ? attempt * 2 : 10)) s"
+    "${TOOL[sleep]}" "$((attempt < 5 ? attempt * 2 : 10))" </dev/null || true
+  done
+}
+
+# target_child KIND INDEX ARG...: exec restic against a repository (KIND repo) or a copy destination
+# (KIND copy), credentials through the environment only.
+# shellcheck disable=SC2317 # run in the background
+target_child() {
+  local kind=$1 t=$2 i
+  shift 2
+  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND
+  for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
+  if [[ $kind == repo ]]; then
+    export RESTIC_REPOSITORY="${REPO_URL[t]}" RESTIC_PASSWORD_FILE="${REPO_PWFILE[t]}"
+  else
+    export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}"
+  fi
+  exec "${TOOL[restic]}" "$@"
+}
+
+# targets: TARGET_KIND/INDEX/ID/JOB/URL/LABEL = every repository and copy destination, in plan order.
+list_targets() {
+  local r c
+  TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
+  for r in "${!REPO_ID[@]}"; do
+    TARGET_KIND+=(repo) TARGET_INDEX+=("$r") TARGET_ID+=("${REPO_ID[r]}") TARGET_JOB+=("${REPO_JOB[r]}")
+    TARGET_URL+=("${REPO_URL[r]}") TARGET_LABEL+=("${REPO_LABEL[r]}")
+    for c in "${!COPY_ID[@]}"; do
+      if ((COPY_FROM[c] != r)); then continue; fi
+      TARGET_KIND+=(copy) TARGET_INDEX+=("$c") TARGET_ID+=("${COPY_ID[c]}") TARGET_JOB+=("${COPY_JOB[c]}")
+      TARGET_URL+=("${COPY_URL[c]}") TARGET_LABEL+=("${COPY_LABEL[c]}")
+    done
+  done
+}
+
+# restic_error_text ERR_FILE T: REPLY = the meaningful line of restic's stderr, sanitised.
+restic_error_text() {
+  local text=""
+  if [[ -f $1 ]]; then text=$(<"$1"); fi
+  first_meaningful_line "$text"
+  sanitize_restic_text "$REPLY" "${TARGET_URL[$2]}" "${TARGET_LABEL[$2]}"
+}
+
+# cmd_prune: per repository and copy destination, `restic forget` with that entry's keep values and
+# --keep-tag protected, scoped to this host and job; then one `restic prune` per repository after its
+# forgets. With dry_run, `forget --dry-run` only: nothing is deleted.
+cmd_prune() {
+  local t id job out err failed=0 skipped=0 rc k
+  local -a args=() keep_names=(last daily weekly monthly yearly)
+  local -A pruned=() forgot=()
+  gather_facts
+  emit_agent_start
+  acquire_lock
+  sweep_orphans
+  check_restic
+  check_password_files
+  if [[ -n $PLAN_ENV_FILE ]]; then check_env_file; fi
+  if ((${#CHECK_FAILED[@]} > 0)); then
+    join_by ", " "${CHECK_FAILED[@]}"
+    fail preflight "nothing was changed: ${#CHECK_FAILED[@]} check(s) failed: $REPLY"
+  fi
+  watch_controller
+  list_targets
+  for t in "${!TARGET_ID[@]}"; do
+    id=${TARGET_ID[t]}
+    job=${JOB_NAME[${TARGET_JOB[t]}]}
+    if [[ -z ${RETENTION[$id]-} ]]; then
+      emit prune_done job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" skipped b:true forget "j:[]"
+      skipped=$((skipped + 1))
+      continue
+    fi
+    args=(forget --json --host "$PLAN_HOST" --tag "job:$job" --group-by "host,paths" --keep-tag protected)
+    split_words "${RETENTION[$id]}"
+    for k in 0 1 2 3 4; do
+      if ((10#${WORDS[k]} > 0)); then
+        args+=("--keep-${keep_names[k]}" "$((10#${WORDS[k]}))")
+      fi
+    done
+    if [[ $PLAN_DRY_RUN == true ]]; then args+=(--dry-run); fi
+    out="$RUN_DIR/forget.$id.out" err="$RUN_DIR/forget.$id.err"
+    restic_locked_retry "$out" "$err" target_child "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" "${args[@]}"
+    rc=$REPLY
+    local json=""
+    if [[ -f $out ]]; then IFS= read -r json <"$out" || true; fi
+    if ((rc == 0)) && [[ $json == '['*']' ]]; then
+      emit prune_done job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" skipped b:false forget "j:$json"
+      forgot[${TARGET_URL[t]}]+=" $t"
+    else
+      restic_error_text "$err" "$t"
+      emit prune_failed job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" \
+        message "s:restic forget failed (exit $rc): ${REPLY:-no output}"
+      failed=$((failed + 1))
+    fi
+  done
+  # One prune per repository, after all its forgets (a repository shared by jobs is pruned once).
+  if [[ $PLAN_DRY_RUN != true ]]; then
+    for t in "${!TARGET_ID[@]}"; do
+      if [[ -z ${forgot[${TARGET_URL[t]}]-} || -n ${pruned[${TARGET_URL[t]}]-} ]]; then continue; fi
+      pruned[${TARGET_URL[t]}]=1
+      out="$RUN_DIR/prune.${TARGET_ID[t]}.out" err="$RUN_DIR/prune.${TARGET_ID[t]}.err"
+      restic_locked_retry "$out" "$err" target_child "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" prune
+      rc=$REPLY
+      if ((rc == 0)); then
+        emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:true message s:
+      else
+        restic_error_text "$err" "$t"
+        emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:false message "s:restic prune failed (exit $rc): ${REPLY:-no output}"
+        failed=$((failed + 1))
+      fi
+    done
+  fi
+  if ((failed > 0)); then fail prune_failed "$failed forget or prune step(s) failed"; fi
+  if ((ORPHANS > 0)); then finish partial "" "pruned; $ORPHANS leftovers of earlier runs removed"; fi
+  finish ok "" "${#TARGET_ID[@]} repositories and copy destinations processed ($skipped without retention)"
+}
+
+# cmd_status: the latest snapshot of this host and job in every repository and copy destination,
+# read-only (--no-lock). restic's JSON goes to the controller as is; it computes ages.
+cmd_status() {
+  local t id job out err rc json failed=0
+  gather_facts
+  emit_agent_start
+  if ! restic_usable; then
+    check_restic
+    fail preflight "restic is not usable: ${RESTIC_PROBLEM:-too old}"
+  fi
+  if [[ -n $PLAN_ENV_FILE ]]; then
+    check_env_file
+    if ((${#CHECK_FAILED[@]} > 0)); then fail preflight "the restic_env_file is not usable"; fi
+  fi
+  watch_controller
+  list_targets
+  for t in "${!TARGET_ID[@]}"; do
+    id=${TARGET_ID[t]}
+    job=${JOB_NAME[${TARGET_JOB[t]}]}
+    out="$RUN_DIR/status.$id.out" err="$RUN_DIR/status.$id.err"
+    run_restic_bg "$out" "$err" target_child "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" \
+      snapshots --json --no-lock --host "$PLAN_HOST" --tag "job:$job"
+    rc=$REPLY
+    json=""
+    if [[ -f $out ]]; then IFS= read -r json <"$out" || true; fi
+    if ((rc == 0)) && [[ $json == '['*']' ]]; then
+      emit latest job "s:$job" repo "s:$id" snapshots "j:$json"
+    else
+      restic_error_text "$err" "$t"
+      emit latest_failed job "s:$job" repo "s:$id" message "s:cannot read the repository (exit $rc): ${REPLY:-no output}"
+      failed=$((failed + 1))
+    fi
+  done
+  if ((failed > 0)); then fail repo_unreadable "$failed of ${#TARGET_ID[@]} repositories could not be read"; fi
+  finish ok "" "${#TARGET_ID[@]} repositories read"
+}
+
 cmd_ping() {
   gather_facts
   emit_agent_start
@@ -1985,6 +2171,8 @@ main() {
     ping) cmd_ping ;;
     preflight) cmd_preflight ;;
     backup) cmd_backup ;;
+    prune) cmd_prune ;;
+    status) cmd_status ;;
     *) fail agent_unsupported "agent $AGENT_VERSION does not implement '$PLAN_COMMAND' yet" ;;
   esac
 }

@@ -99,6 +99,9 @@ export const HOST_ERROR_CODES = {
   locked: "failed",
   backup_failed: "failed",
   snapshot_failed: "failed",
+  prune_failed: "failed",
+  repo_unreadable: "failed",
+  stale: "failed",
   interrupted: "failed",
 } as const;
 

@@ -1,7 +1,8 @@
 // The agent's stdout as a stream: complete lines parsed as they arrive, noise tolerated and counted.
 import { agentEvent, type AgentEvent } from "./protocol.js";
 
-const MAX_LINE = 1024 * 1024;
+// restic's forget and snapshots JSON ride inside events: allow large lines, but not unbounded ones.
+const MAX_LINE = 8 * 1024 * 1024;
 
 export interface EventParser {
   push(chunk: Buffer | string): void;

@@ -1,11 +1,11 @@
 // A host's plan as the agent reads it (the format is described in protocol.ts), and the ids that
 // the agent's events use for its repositories and copies.
 import { lvmSizeBytes, maskRepository } from "../config/rules.js";
-import type { Job } from "../config/model.js";
+import type { Job, Retention } from "../config/model.js";
 import type { HostPlan } from "../plan/build-plan.js";
 import { planLine } from "./protocol.js";
 
-export type AgentCommand = "ping" | "preflight" | "backup";
+export type AgentCommand = "ping" | "preflight" | "backup" | "prune" | "status";
 
 export interface AgentPlan {
   lines: string[];
@@ -15,7 +15,12 @@ export interface AgentPlan {
   copies: Map<string, { job: string; from: string; to: string }>;
 }
 
-export function agentPlan(hostPlan: HostPlan, command: AgentCommand, runId: string): AgentPlan {
+export function agentPlan(
+  hostPlan: HostPlan,
+  command: AgentCommand,
+  runId: string,
+  options: { dryRun?: boolean } = {},
+): AgentPlan {
   const { host, config, jobs } = hostPlan;
   const repos: AgentPlan["repos"] = new Map();
   const copies: AgentPlan["copies"] = new Map();
@@ -27,6 +32,12 @@ export function agentPlan(hostPlan: HostPlan, command: AgentCommand, runId: stri
     planLine("cow_warn_percent", config.snapshot_settings.snapshot_cow_warn_percent),
   ];
   if (host.restic_env_file !== null) lines.push(planLine("restic_env_file", host.restic_env_file));
+  if (command === "prune" && options.dryRun === true) lines.push("dry_run");
+  const retention = (id: string, keep: Retention | null) => {
+    if (command === "prune" && keep !== null) {
+      lines.push(planLine("retention", id, keep.last, keep.daily, keep.weekly, keep.monthly, keep.yearly));
+    }
+  };
   if (command === "ping") return { lines: [...lines, "end"], repos, copies };
   const margin = config.snapshot_settings.min_vg_free_after_snapshots;
   if (margin !== null) {
@@ -58,11 +69,13 @@ export function agentPlan(hostPlan: HostPlan, command: AgentCommand, runId: stri
       const label = maskRepository(repo.repo);
       repos.set(id, { job: job.name, label });
       lines.push(planLine("repo", job.name, id, repo.repo, repo.password_file, label));
+      retention(id, repo.retention);
       for (const copy of repo.copy_to) {
         const copyId = `c${copies.size + 1}`;
         const to = maskRepository(copy.repo);
         copies.set(copyId, { job: job.name, from: label, to });
         lines.push(planLine("copy", job.name, copyId, id, copy.repo, copy.password_file, to));
+        retention(copyId, copy.retention);
       }
     }
   }

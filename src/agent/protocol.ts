@@ -14,9 +14,12 @@
 //   vg_margin_bytes VG BYTES                 optional, per VG: free space to keep after snapshots
 //   vg_margin_percent VG PERCENT             or that, as a percentage of the VG's size
 //   job NAME CATEGORY SOURCE VG LV SIZE_BYTES          VG/LV/SIZE are `-` for standard_path
+//   remount_readonly JOB                     standard_path: remount the source read-only meanwhile
+//   dry_run                                  prune: forget --dry-run only
 //   exclude JOB PATH
 //   repo JOB ID REPO PASSWORD_FILE LABEL     ID is unique per host; LABEL has credentials masked
 //   copy JOB ID FROM_ID REPO PASSWORD_FILE LABEL
+//   retention ID LAST DAILY WEEKLY MONTHLY YEARLY       prune: the keep values of a repo or copy
 //   end
 //
 // The agent refuses (result code agent_protocol) a plan that breaks these rules: run_id, host, job
@@ -182,7 +185,65 @@ export const jobEndEvent = z.object({
   message: z.string(),
 });
 
+const forgetGroup = z
+  .object({
+    keep: z.array(z.object({ short_id: z.string() }).loose()).nullable(),
+    remove: z.array(z.object({ short_id: z.string() }).loose()).nullable(),
+  })
+  .loose();
+
+export const pruneDoneEvent = z.object({
+  ...base,
+  event: z.literal("prune_done"),
+  ...jobRef,
+  repo: z.string(),
+  dry_run: z.boolean(),
+  /** No retention configured for this repository: nothing was forgotten. */
+  skipped: z.boolean(),
+  /** restic forget --json, passed through. */
+  forget: z.array(forgetGroup),
+});
+
+export const pruneFailedEvent = z.object({
+  ...base,
+  event: z.literal("prune_failed"),
+  ...jobRef,
+  repo: z.string(),
+  dry_run: z.boolean(),
+  message: z.string(),
+});
+
+export const repoPrunedEvent = z.object({
+  ...base,
+  event: z.literal("repo_pruned"),
+  repo: z.string(),
+  ok: z.boolean(),
+  message: z.string(),
+});
+
+export const latestEvent = z.object({
+  ...base,
+  event: z.literal("latest"),
+  ...jobRef,
+  repo: z.string(),
+  /** restic snapshots --json for this host and job, passed through. */
+  snapshots: z.array(z.object({ time: z.string(), short_id: z.string().optional(), id: z.string() }).loose()),
+});
+
+export const latestFailedEvent = z.object({
+  ...base,
+  event: z.literal("latest_failed"),
+  ...jobRef,
+  repo: z.string(),
+  message: z.string(),
+});
+
 export const agentEvent = z.discriminatedUnion("event", [
+  pruneDoneEvent,
+  pruneFailedEvent,
+  repoPrunedEvent,
+  latestEvent,
+  latestFailedEvent,
   agentStartEvent,
   checkEvent,
   warningEvent,

@@ -65,7 +65,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       exitCode = planCommand(options, io, makeStyle(colorWanted(options) && io.stdoutIsTty));
     });
 
-  const fleetCommand = (name: "ping" | "check" | "backup", description: string) =>
+  const fleetCommand = (name: "ping" | "check" | "backup" | "prune" | "status", description: string) =>
     withCommon(program.command(name).description(description), ["table", "json", "markdown"])
       .option("--forks <n>", "hosts in parallel", "10")
       .option("--report <file>", "also write the JSON report to FILE")
@@ -94,6 +94,23 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .option(
       "--dry-run",
       "connect and run the preflight, then list what would run; no snapshot, no repository changed",
+    );
+  fleetCommand(
+    "prune",
+    "restic forget (each repository's and copy destination's retention, --keep-tag protected), then prune",
+  )
+    .option("--category <category...>", "only jobs of these categories (also lv_root, lv_nonroot)")
+    .option("--name <job...>", "only jobs with these names")
+    .option("--dry-run", "run forget --dry-run only and list what it would remove; nothing is deleted");
+  fleetCommand(
+    "status",
+    "the latest snapshot per host, job and repository, read from the repositories, with its age",
+  )
+    .option("--category <category...>", "only jobs of these categories (also lv_root, lv_nonroot)")
+    .option("--name <job...>", "only jobs with these names")
+    .option(
+      "--max-age <duration>",
+      "a job with no snapshot newer than this (26h, 7d, ...) is stale: its host fails (exit 1)",
     );
 
   try {

@@ -2,6 +2,7 @@
 // render, and return the report's exit code.
 import { renameSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { parseDuration } from "../duration.js";
 import { UsageError } from "../errors.js";
 import { buildPlan } from "../plan/build-plan.js";
 import { runFleet, type FleetRunRequest } from "../run/run-fleet.js";
@@ -17,6 +18,7 @@ export interface FleetCommandOptions extends CommonOptions {
   report?: string;
   quiet?: boolean;
   dryRun?: boolean;
+  maxAge?: string;
   category?: string[];
   name?: string[];
 }
@@ -29,6 +31,10 @@ export async function runFleetCommand(
 ): Promise<number> {
   if (!/^[1-9]\d*$/.test(options.forks)) {
     throw new UsageError(`--forks must be a whole number of at least 1, got "${options.forks}"`);
+  }
+  const maxAgeS = options.maxAge === undefined ? null : parseDuration(options.maxAge);
+  if (maxAgeS === undefined) {
+    throw new UsageError(`--max-age must be a duration such as 26h, 7d or 90m, got "${options.maxAge}"`);
   }
   const plan = buildPlan(resolve(io.cwd, options.inventory), {
     limit: options.limit,
@@ -45,6 +51,7 @@ export async function runFleetCommand(
     const report = await runFleet({
       command,
       dryRun: options.dryRun === true,
+      maxAgeS,
       plan,
       forks: Number(options.forks),
       options: {
@@ -54,6 +61,7 @@ export async function runFleetCommand(
         category: splitList(options.category),
         name: splitList(options.name),
         dry_run: options.dryRun === true,
+        max_age_s: maxAgeS,
       },
       agentSocket: io.env["SSH_AUTH_SOCK"] ?? null,
       signal: controller.signal,

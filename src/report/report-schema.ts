@@ -47,6 +47,29 @@ export const copyResultSchema = z.object({
   error: z.string().nullable(),
 });
 
+export const pruneResultSchema = z.object({
+  repo: z.string(),
+  status: z.enum(RUN_STATUSES),
+  kept: z.number().int().nullable(),
+  removed: z.number().int().nullable(),
+  /** Short ids of the snapshots removed (or, in a dry run, that would be). */
+  removed_ids: z.array(z.string()),
+  dry_run: z.boolean(),
+  error: z.string().nullable(),
+});
+
+export const latestResultSchema = z.object({
+  repo: z.string(),
+  snapshot_id: z.string().nullable(),
+  time: z.string().nullable(),
+  age_s: z.number().int().nullable(),
+  stale: z.boolean(),
+  error: z.string().nullable(),
+});
+
+export type PruneResult = z.infer<typeof pruneResultSchema>;
+export type LatestResult = z.infer<typeof latestResultSchema>;
+
 export const jobResultSchema = z.object({
   name: z.string(),
   category: z.string(),
@@ -56,6 +79,8 @@ export const jobResultSchema = z.object({
     .nullable(),
   repos: z.array(repoResultSchema),
   copies: z.array(copyResultSchema),
+  prunes: z.array(pruneResultSchema),
+  latest: z.array(latestResultSchema),
 });
 
 export type JobResult = z.infer<typeof jobResultSchema>;

@@ -5,6 +5,8 @@ const HINTS: Record<string, string> = {
   agent_protocol: "the agent and the controller disagree about the protocol; this is a bug in rlvm-fleet",
   agent_error: "the agent stopped on an unexpected error; its message says where",
   locked: "another run holds this host's lock; wait for it, or check for a stuck run",
+  prune_failed: "see the failed repositories below; restic's own message says why",
+  repo_unreadable: "check the repository and its password file with `rlvm-fleet check`",
   backup_failed: "see the failed repositories below; the other repositories and hosts were backed up",
   snapshot_failed:
     "check the VG's free space and the LV (lvs, vgs); nothing was backed up, and every snapshot taken was removed",

@@ -2,17 +2,36 @@
 import type { AgentEvent } from "../agent/protocol.js";
 import type { AgentPlan } from "../agent/plan-lines.js";
 import type { HostPlan } from "../plan/build-plan.js";
-import type { CopyResult, JobResult, RepoResult, RunStatus } from "../report/report-schema.js";
+import type {
+  CopyResult,
+  JobResult,
+  LatestResult,
+  PruneResult,
+  RepoResult,
+  RunStatus,
+} from "../report/report-schema.js";
+
+export type TrackedCommand = "backup" | "prune" | "status";
 
 export interface JobTracker {
   jobs: JobResult[];
   /** Apply one event; returns a warning for the host when the event is one. */
   apply(event: AgentEvent): { code: string; message: string } | null;
+  /** After the run: statuses of prune/status jobs, and staleness against maxAgeS (status). */
+  finish(now: Date, maxAgeS: number | null): void;
 }
 
-export function trackJobs(hostPlan: HostPlan, plan: AgentPlan, initial: RunStatus): JobTracker {
+export function trackJobs(
+  hostPlan: HostPlan,
+  plan: AgentPlan,
+  command: TrackedCommand,
+  initial: RunStatus,
+): JobTracker {
   const repoById = new Map<string, RepoResult>();
   const copyById = new Map<string, CopyResult>();
+  const pruneById = new Map<string, PruneResult>();
+  const latestById = new Map<string, LatestResult>();
+  const idsByRepo = new Map<string, string[]>();
   const jobs: JobResult[] = hostPlan.jobs.map((job) => ({
     name: job.name,
     category: job.category,
@@ -20,9 +39,46 @@ export function trackJobs(hostPlan: HostPlan, plan: AgentPlan, initial: RunStatu
     snapshot: null,
     repos: [],
     copies: [],
+    prunes: [],
+    latest: [],
   }));
   const jobByName = new Map(jobs.map((job) => [job.name, job]));
+  // Targets in plan order: each repository, then its copy destinations.
+  const targets = [
+    ...[...plan.repos].map(([id, r]) => ({ id, job: r.job, label: r.label })),
+    ...[...plan.copies].map(([id, c]) => ({ id, job: c.job, label: c.to })),
+  ];
+  for (const target of targets) {
+    const job = jobByName.get(target.job);
+    if (job === undefined) continue;
+    if (command === "prune") {
+      const entry: PruneResult = {
+        repo: target.label,
+        status: initial,
+        kept: null,
+        removed: null,
+        removed_ids: [],
+        dry_run: false,
+        error: null,
+      };
+      pruneById.set(target.id, entry);
+      job.prunes.push(entry);
+    } else if (command === "status") {
+      const entry: LatestResult = {
+        repo: target.label,
+        snapshot_id: null,
+        time: null,
+        age_s: null,
+        stale: false,
+        error: null,
+      };
+      latestById.set(target.id, entry);
+      job.latest.push(entry);
+    }
+  }
   for (const [id, repo] of plan.repos) {
+    idsByRepo.set(repo.label, [...(idsByRepo.get(repo.label) ?? []), id]);
+    if (command !== "backup") continue;
     const result: RepoResult = {
       repo: repo.label,
       status: initial,
@@ -38,6 +94,8 @@ export function trackJobs(hostPlan: HostPlan, plan: AgentPlan, initial: RunStatu
     jobByName.get(repo.job)?.repos.push(result);
   }
   for (const [id, copy] of plan.copies) {
+    idsByRepo.set(copy.to, [...(idsByRepo.get(copy.to) ?? []), id]);
+    if (command !== "backup") continue;
     const result: CopyResult = {
       from: copy.from,
       to: copy.to,
@@ -48,6 +106,7 @@ export function trackJobs(hostPlan: HostPlan, plan: AgentPlan, initial: RunStatu
     copyById.set(id, result);
     jobByName.get(copy.job)?.copies.push(result);
   }
+  const labelOf = (id: string) => plan.repos.get(id)?.label ?? plan.copies.get(id)?.to ?? id;
 
   return {
     jobs,
@@ -73,9 +132,8 @@ export function trackJobs(hostPlan: HostPlan, plan: AgentPlan, initial: RunStatu
         }
         case "repo_failed": {
           const repo = repoById.get(event.repo);
-          if (repo !== undefined) {
+          if (repo !== undefined)
             Object.assign(repo, { status: "failed", duration_ms: event.duration_ms, error: event.message });
-          }
           return null;
         }
         case "snapshot_created": {
@@ -110,6 +168,49 @@ export function trackJobs(hostPlan: HostPlan, plan: AgentPlan, initial: RunStatu
           if (job !== undefined) job.status = event.status;
           return null;
         }
+        case "prune_done": {
+          const entry = pruneById.get(event.repo);
+          if (entry === undefined) return null;
+          const kept = event.forget.flatMap((group) => group.keep ?? []);
+          const removed = event.forget.flatMap((group) => group.remove ?? []);
+          Object.assign(entry, {
+            status: event.skipped ? "skipped" : "ok",
+            kept: event.skipped ? null : kept.length,
+            removed: event.skipped ? null : removed.length,
+            removed_ids: removed.map((snapshot) => snapshot.short_id),
+            dry_run: event.dry_run,
+            error: event.skipped ? "no retention configured: never pruned" : null,
+          });
+          return null;
+        }
+        case "prune_failed": {
+          const entry = pruneById.get(event.repo);
+          if (entry !== undefined)
+            Object.assign(entry, { status: "failed", dry_run: event.dry_run, error: event.message });
+          return null;
+        }
+        case "repo_pruned": {
+          if (event.ok) return null;
+          // `restic prune` runs once per repository: its failure belongs to every entry of that repository.
+          for (const id of idsByRepo.get(labelOf(event.repo)) ?? []) {
+            const entry = pruneById.get(id);
+            if (entry !== undefined) Object.assign(entry, { status: "failed", error: event.message });
+          }
+          return null;
+        }
+        case "latest": {
+          const entry = latestById.get(event.repo);
+          if (entry === undefined) return null;
+          const newest = [...event.snapshots].sort((a, b) => Date.parse(b.time) - Date.parse(a.time))[0];
+          entry.snapshot_id = newest === undefined ? null : (newest.short_id ?? newest.id.slice(0, 8));
+          entry.time = newest?.time ?? null;
+          return null;
+        }
+        case "latest_failed": {
+          const entry = latestById.get(event.repo);
+          if (entry !== undefined) entry.error = event.message;
+          return null;
+        }
         case "orphan_removed":
           return {
             code: "orphan_removed",
@@ -117,6 +218,32 @@ export function trackJobs(hostPlan: HostPlan, plan: AgentPlan, initial: RunStatu
           };
         default:
           return null;
+      }
+    },
+    finish(now, maxAgeS) {
+      if (command === "backup") return;
+      for (const job of jobs) {
+        if (command === "status") {
+          for (const entry of job.latest) {
+            entry.age_s =
+              entry.time === null
+                ? null
+                : Math.max(0, Math.floor((now.getTime() - Date.parse(entry.time)) / 1000));
+            entry.stale =
+              maxAgeS !== null && entry.error === null && (entry.age_s === null || entry.age_s > maxAgeS);
+          }
+        }
+        const entries: { status?: RunStatus; error: string | null; stale?: boolean }[] =
+          command === "prune" ? job.prunes : job.latest;
+        if (entries.some((e) => e.status === "failed" || (command === "status" && e.error !== null)))
+          job.status = "failed";
+        else if (entries.some((e) => e.stale === true)) job.status = "failed";
+        else if (
+          entries.length > 0 &&
+          entries.every((e) => (command === "prune" ? e.status !== initial : true))
+        ) {
+          job.status = "ok";
+        }
       }
     },
   };

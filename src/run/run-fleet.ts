@@ -9,8 +9,10 @@ import { loadLocalFiles } from "./local-files.js";
 import { runHost, type HostRunContext, type ProgressEvent } from "./run-host.js";
 
 export interface FleetRunRequest {
-  command: "ping" | "check" | "backup";
-  /** backup only: preflight and list what would run; no snapshot, no repository changed. */
+  command: "ping" | "check" | "backup" | "prune" | "status";
+  /** status: a job whose latest snapshot is older than this many seconds is stale. */
+  maxAgeS?: number | null;
+  /** backup: preflight and list what would run; prune: forget --dry-run. Nothing changes. */
   dryRun?: boolean;
   plan: FleetPlan;
   forks: number;
@@ -23,16 +25,24 @@ export interface FleetRunRequest {
   connect?: HostRunContext["connect"];
 }
 
-function agentCommand(request: FleetRunRequest): Pick<HostRunContext, "command" | "jobsAs"> {
+function agentCommand(
+  request: FleetRunRequest,
+): Pick<HostRunContext, "command" | "jobs" | "dryRun" | "maxAgeS"> {
+  const dryRun = request.dryRun === true;
+  const common = { dryRun, maxAgeS: request.maxAgeS ?? null };
   switch (request.command) {
     case "ping":
-      return { command: "ping", jobsAs: null };
+      return { ...common, command: "ping", jobs: null };
     case "check":
-      return { command: "preflight", jobsAs: null };
+      return { ...common, command: "preflight", jobs: null };
     case "backup":
-      return request.dryRun === true
-        ? { command: "preflight", jobsAs: "planned" }
-        : { command: "backup", jobsAs: "skipped" };
+      return dryRun
+        ? { ...common, command: "preflight", jobs: { command: "backup", initial: "planned" } }
+        : { ...common, command: "backup", jobs: { command: "backup", initial: "skipped" } };
+    case "prune":
+      return { ...common, command: "prune", jobs: { command: "prune", initial: "skipped" } };
+    case "status":
+      return { ...common, command: "status", jobs: { command: "status", initial: "skipped" } };
   }
 }
 

@@ -4,10 +4,10 @@ import type { ClientChannel } from "ssh2";
 import { HOST_ERROR_CODES, HostError, type HostErrorCode } from "../errors.js";
 import { agentPayload, BOOTSTRAP_EXIT, bootstrapArgv, READY_LINE, type AgentFile } from "../agent/deliver.js";
 import { parseEvents } from "../agent/parse-events.js";
-import { agentPlan, type AgentCommand } from "../agent/plan-lines.js";
+import { agentPlan, type AgentCommand, type AgentPlan } from "../agent/plan-lines.js";
 import type { AgentEvent, ResultEvent } from "../agent/protocol.js";
 import type { HostPlan } from "../plan/build-plan.js";
-import { trackJobs } from "./job-tracker.js";
+import { trackJobs, type JobTracker, type TrackedCommand } from "./job-tracker.js";
 import { redact, redactDeep, secretsOf } from "./redact.js";
 import type { Check, HostResult } from "../report/report-schema.js";
 import { becomeCommand, SUDO_PROMPT } from "../transport/remote-command.js";
@@ -28,8 +28,12 @@ export interface ProgressEvent {
 export interface HostRunContext {
   runId: string;
   command: AgentCommand;
-  /** How a job that the agent never reports on appears: "skipped" for a run, "planned" for a dry run; null lists no jobs. */
-  jobsAs: "skipped" | "planned" | null;
+  /** Which results the report lists per job, and how a job the agent never reports on appears. */
+  jobs: { command: TrackedCommand; initial: "skipped" | "planned" } | null;
+  /** prune: forget --dry-run only. */
+  dryRun: boolean;
+  /** status: a job whose latest snapshot is older than this (or missing) is stale. */
+  maxAgeS: number | null;
   agent: AgentFile;
   files: LocalFiles;
   agentSocket: string | null;
@@ -91,11 +95,28 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
   if (session.hostKeyNote !== null)
     result.warnings.push({ code: "host_key_added", message: session.hostKeyNote });
 
+  const plan = agentPlan(hostPlan, ctx.command, ctx.runId, { dryRun: ctx.dryRun });
+  const tracker = ctx.jobs === null ? null : trackJobs(hostPlan, plan, ctx.jobs.command, ctx.jobs.initial);
+  if (tracker !== null) result.jobs = tracker.jobs;
   try {
-    const outcome = await runAgent(session, hostPlan, ctx, result);
+    const outcome = await runAgent(session, hostPlan, plan, tracker, ctx, result);
+    tracker?.finish(new Date(), ctx.maxAgeS);
     if (outcome.error !== null) return finish(outcome.error);
     const agentResult = outcome.result;
     const worstJob = worstJobStatus(result);
+    const stale = result.jobs.flatMap((job) =>
+      job.latest.filter((l) => l.stale).map((l) => `${job.name} in ${l.repo}`),
+    );
+    if (agentResult.status !== "failed" && stale.length > 0) {
+      return finish(
+        new HostError(
+          "stale",
+          `no snapshot newer than --max-age for ${stale.join(", ")}`,
+          "run backup for this host (and find out why the last ones did not happen)",
+        ),
+        "failed",
+      );
+    }
     if (agentResult.status !== "failed" && worstJob === "failed") {
       return finish(
         new HostError("agent_failed", `${agentResult.message} (but a job failed)`, "see the failed jobs"),
@@ -138,6 +159,8 @@ type AgentOutcome = { error: HostError; result?: undefined } | { error: null; re
 function runAgent(
   session: SshSession,
   hostPlan: HostPlan,
+  plan: AgentPlan,
+  tracker: JobTracker | null,
   ctx: HostRunContext,
   result: HostResult,
 ): Promise<AgentOutcome> {
@@ -148,10 +171,7 @@ function runAgent(
       ? ({ method: "none" } as const)
       : { method: "sudo" as const, withPassword: password !== null };
   const command = becomeCommand(become, bootstrapArgv(ctx.runId, host.name, ctx.agent));
-  const plan = agentPlan(hostPlan, ctx.command, ctx.runId);
   const payload = agentPayload(ctx.runId, ctx.agent, plan.lines);
-  const tracker = ctx.jobsAs === null ? null : trackJobs(hostPlan, plan, ctx.jobsAs);
-  if (tracker !== null) result.jobs = tracker.jobs;
 
   return new Promise<AgentOutcome>((resolve) => {
     let channel: ClientChannel | null = null;
@@ -344,7 +364,7 @@ function runAgent(
   });
 }
 
-function describeEvent(event: AgentEvent, plan: ReturnType<typeof agentPlan>): string {
+function describeEvent(event: AgentEvent, plan: AgentPlan): string {
   switch (event.event) {
     case "snapshot_created":
       return `snapshot ${event.snapshot} created`;
@@ -362,11 +382,25 @@ function describeEvent(event: AgentEvent, plan: ReturnType<typeof agentPlan>): s
       return `removed leftover ${event.kind} ${event.name}`;
     case "job_start":
       return `job ${event.job}`;
+    case "prune_done":
+      return `${event.job} → ${label(plan, event.repo)}: ${event.skipped ? "no retention, skipped" : `forget${event.dry_run ? " --dry-run" : ""} done`}`;
+    case "prune_failed":
+      return `${event.job} → ${label(plan, event.repo)}: FAILED ${event.message}`;
+    case "repo_pruned":
+      return `${label(plan, event.repo)}: ${event.ok ? "pruned" : `prune FAILED ${event.message}`}`;
+    case "latest":
+      return `${event.job} → ${label(plan, event.repo)}: ${event.snapshots.length} snapshot(s)`;
+    case "latest_failed":
+      return `${event.job} → ${label(plan, event.repo)}: FAILED ${event.message}`;
     case "job_end":
       return `job ${event.job} ${event.status}`;
     default:
       return event.event;
   }
+}
+
+function label(plan: AgentPlan, id: string): string {
+  return plan.repos.get(id)?.label ?? plan.copies.get(id)?.to ?? id;
 }
 
 function toCheck(event: { name: string; ok: boolean; detail: string; hint: string }): Check {

@@ -43,6 +43,49 @@ export function renderReportMarkdown(report: Report): string {
         }
       }
     }
+  } else if (report.command === "status") {
+    lines.push(row(["host", "job", "repository", "latest", "age (s)", "stale", "error"]));
+    lines.push(row(Array(7).fill("---")));
+    for (const host of report.hosts) {
+      if (host.jobs.length === 0) lines.push(row([host.name, "", "", "", "", "", host.error?.message ?? ""]));
+      for (const job of host.jobs) {
+        for (const l of job.latest) {
+          lines.push(
+            row([
+              host.name,
+              job.name,
+              l.repo,
+              l.snapshot_id ?? "never",
+              l.age_s === null ? "" : String(l.age_s),
+              l.stale ? "STALE" : "",
+              l.error ?? "",
+            ]),
+          );
+        }
+      }
+    }
+  } else if (report.command === "prune") {
+    lines.push(row(["host", "job", "repository", "status", "kept", "removed", "error"]));
+    lines.push(row(Array(7).fill("---")));
+    for (const host of report.hosts) {
+      if (host.jobs.length === 0)
+        lines.push(row([host.name, "", "", host.status, "", "", host.error?.message ?? ""]));
+      for (const job of host.jobs) {
+        for (const p of job.prunes) {
+          lines.push(
+            row([
+              host.name,
+              job.name,
+              p.repo,
+              p.status,
+              String(p.kept ?? ""),
+              String(p.removed ?? ""),
+              p.error ?? "",
+            ]),
+          );
+        }
+      }
+    }
   } else {
     lines.push(row(["host", "status", "error", "hint", "failed checks"]));
     lines.push(row(Array(5).fill("---")));

@@ -3,15 +3,17 @@ import Table from "cli-table3";
 import type { HostResult, Report } from "../../report/report-schema.js";
 import type { Style } from "./style.js";
 import { renderBackupTable } from "./backup-table.js";
+import { renderPruneTable, renderStatusTable } from "./retention-tables.js";
 
 export function renderReportTable(report: Report, style: Style): string {
   const paint = (status: string) => statusText(status as HostResult["status"], style);
-  const body =
-    report.command === "check"
-      ? renderChecks(report, style)
-      : report.command === "backup"
-        ? renderBackupTable(report, style, paint)
-        : renderPing(report, style);
+  const renderers: Record<string, () => string> = {
+    check: () => renderChecks(report, style),
+    backup: () => renderBackupTable(report, style, paint),
+    prune: () => renderPruneTable(report, style, paint),
+    status: () => renderStatusTable(report, style, paint),
+  };
+  const body = (renderers[report.command] ?? (() => renderPing(report, style)))();
   return `${body}${renderRecap(report, style)}`;
 }
 

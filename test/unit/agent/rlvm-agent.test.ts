@@ -392,6 +392,18 @@ describe("plan protocol", () => {
       planText([...good(), ["copy", "web", "c", "zz", "/r", "/pw", "L"], ["end"]]),
     ],
     ["end with a value", planText([...good(), ["end", "x"]])],
+    // Defence in depth: the controller never sends an all-zero retention (it would delete everything).
+    [
+      "all-zero retention",
+      planText([
+        ...good(),
+        ["repo", "web", "a", "/r", "/pw", "L"],
+        ["retention", "a", 0, 0, 0, 0, 0],
+        ["end"],
+      ]),
+    ],
+    ["retention for an unknown id", planText([...good(), ["retention", "zz", 1, 0, 0, 0, 0], ["end"]])],
+    ["remount_readonly of an unknown job", planText([...good(), ["remount_readonly", "nojob"], ["end"]])],
   ];
 
   it.each(cases)("rejects %s with exactly one agent_protocol result", (_name, input) => {
@@ -406,10 +418,11 @@ describe("plan protocol", () => {
     expect(run.result.code).toBe("agent_protocol");
   });
 
-  it("refuses commands it does not implement yet, with one result", () => {
-    const run = runAgent(planText([...header("prune", unique("b")), ["end"]]));
+  it("refuses a command it does not know, with one result", () => {
+    // Every command the protocol knows is implemented; an unknown one is a protocol error.
+    const run = runAgent(planText([...header("restore", unique("b")), ["end"]]));
     expect(run.events).toHaveLength(1);
-    expect(run.result.code).toBe("agent_unsupported");
+    expect(run.result.code).toBe("agent_protocol");
   });
 
   it("turns an unexpected failure into one agent_error result", () => {

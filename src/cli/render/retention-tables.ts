@@ -1,0 +1,100 @@
+// `prune` and `status` for people: one row per host, job and repository.
+import Table from "cli-table3";
+import { formatDuration } from "../../duration.js";
+import type { HostResult, Report } from "../../report/report-schema.js";
+import type { Style } from "./style.js";
+
+function table(head: string[], style: Style): Table.Table {
+  return new Table({ head, style: style.color ? { head: ["cyan"] } : { head: [], border: [] } });
+}
+
+function hostLine(host: HostResult, style: Style): string[] {
+  if (host.error === null) return [];
+  return [
+    `${style.bad("✗")} ${host.name}: ${host.error.code}: ${host.error.message}`,
+    `    ${style.dim(`hint: ${host.error.hint}`)}`,
+  ];
+}
+
+export function renderStatusTable(report: Report, style: Style, paint: (status: string) => string): string {
+  const maxAge = report.options["max_age_s"];
+  const rows = table(
+    [
+      "host",
+      "job",
+      "repository",
+      "latest",
+      "age",
+      maxAge === null || maxAge === undefined ? "" : `max ${formatDuration(Number(maxAge))}`,
+    ],
+    style,
+  );
+  const notes: string[] = [];
+  for (const host of report.hosts) {
+    if (host.jobs.length === 0 || host.facts === null)
+      rows.push([host.name, "", paint(host.status), "", "", ""]);
+    else {
+      for (const job of host.jobs) {
+        for (const latest of job.latest) {
+          const age =
+            latest.error !== null
+              ? style.bad("unreadable")
+              : latest.age_s === null
+                ? style.bad("never")
+                : formatDuration(latest.age_s);
+          rows.push([
+            host.name,
+            job.name,
+            latest.repo,
+            latest.snapshot_id === null
+              ? ""
+              : `${latest.snapshot_id} ${latest.time?.replace(/\.\d+/, "") ?? ""}`,
+            age,
+            latest.stale ? style.bad("STALE") : latest.error !== null ? style.bad("error") : style.ok("ok"),
+          ]);
+          if (latest.error !== null)
+            notes.push(`${style.bad("✗")} ${host.name} / ${job.name} → ${latest.repo}: ${latest.error}`);
+        }
+      }
+    }
+    notes.push(...hostLine(host, style));
+  }
+  return `${rows.toString()}\n${notes.length > 0 ? `${notes.join("\n")}\n` : ""}`;
+}
+
+export function renderPruneTable(report: Report, style: Style, paint: (status: string) => string): string {
+  const dryRun = report.options["dry_run"] === true;
+  const rows = table(
+    ["host", "job", "repository", "status", "kept", dryRun ? "would remove" : "removed"],
+    style,
+  );
+  const notes: string[] = [];
+  for (const host of report.hosts) {
+    if (host.jobs.length === 0 || host.facts === null)
+      rows.push([host.name, "", "", paint(host.status), "", ""]);
+    else {
+      for (const job of host.jobs) {
+        for (const prune of job.prunes) {
+          const removed =
+            prune.removed === null
+              ? ""
+              : `${prune.removed}${prune.removed_ids.length > 0 ? ` (${prune.removed_ids.join(" ")})` : ""}`;
+          rows.push([
+            host.name,
+            job.name,
+            prune.repo,
+            paint(prune.status),
+            prune.kept === null ? "" : String(prune.kept),
+            removed,
+          ]);
+          if (prune.error !== null && prune.status === "failed")
+            notes.push(`${style.bad("✗")} ${host.name} / ${job.name} → ${prune.repo}: ${prune.error}`);
+        }
+      }
+    }
+    notes.push(...hostLine(host, style));
+    for (const warning of host.warnings) notes.push(`${style.warn("!")} ${host.name}: ${warning.message}`);
+  }
+  const header = dryRun ? `${style.bold("dry run: nothing was deleted")}\n` : "";
+  return `${header}${rows.toString()}\n${notes.length > 0 ? `${notes.join("\n")}\n` : ""}`;
+}

@@ -1,0 +1,201 @@
+// `prune` and `status` over real sshd and restic, checked with the restic CLI itself.
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import type { Report } from "../../src/report/report-schema.js";
+import { runCli } from "../helpers/run-cli.js";
+import { describeIntegration } from "./harness/describe-integration.js";
+import { startFleet, type Fleet } from "./harness/fleet.js";
+import { leftoverRunDirs, resticInit, writeInventory, writePasswordFile } from "./helpers/test-fleet.js";
+
+const HOSTS = ["rt1", "rt2"];
+const JOBS = ["alpha", "beta"];
+
+interface Snapshot {
+  id: string;
+  short_id: string;
+  hostname: string;
+  tags?: string[];
+  time: string;
+}
+
+describeIntegration("prune and status over real sshd and restic", () => {
+  let fleet: Fleet;
+  let dir: string;
+  let password: string;
+  let shared: string;
+  let copies: string;
+  let inventoryFile: string;
+
+  const restic = (repo: string, ...args: string[]) =>
+    execFileSync("restic", ["-r", repo, "--password-file", password, ...args], { encoding: "utf8" });
+  const snapshots = (repo: string): Snapshot[] =>
+    JSON.parse(restic(repo, "snapshots", "--json", "--no-lock")) as Snapshot[];
+  const count = (repo: string, host: string, job: string) =>
+    snapshots(repo).filter((s) => s.hostname === host && s.tags?.includes(`job:${job}`)).length;
+  const run = async (command: string, ...args: string[]) => {
+    const result = await runCli([
+      command,
+      "--inventory",
+      inventoryFile,
+      "--format",
+      "json",
+      "--quiet",
+      ...args,
+    ]);
+    return { ...result, report: JSON.parse(result.stdout) as Report };
+  };
+
+  beforeAll(async () => {
+    fleet = await startFleet({ hosts: HOSTS });
+    dir = mkdtempSync(join(fleet.dir, "retention-"));
+    chmodSync(dir, 0o755);
+    password = writePasswordFile(join(dir, "restic-password"), "retention test password");
+    // Two hosts, two jobs each, one shared repository (keep_last 1) with a copy_to (keep_last 2).
+    shared = resticInit(join(dir, "shared"), password);
+    copies = resticInit(join(dir, "copies"), password);
+    for (const host of HOSTS) {
+      const jobs = JOBS.map((job) => {
+        const source = join(dir, "src", host, job);
+        mkdirSync(source, { recursive: true });
+        writeFileSync(join(source, "file.txt"), `${host} ${job}\n`);
+        return `[standard_path.${job}]
+backup_source_path = ${JSON.stringify(source)}
+
+[[standard_path.${job}.repositories]]
+repo_path = ${JSON.stringify(shared)}
+password_file = ${JSON.stringify(password)}
+prune_keep_last = 1
+
+  [[standard_path.${job}.repositories.copy_to]]
+  repo = ${JSON.stringify(copies)}
+  password_file = ${JSON.stringify(password)}
+  prune_keep_last = 2
+`;
+      });
+      writeFileSync(join(dir, `${host}.toml`), jobs.join("\n"));
+    }
+    inventoryFile = writeInventory(fleet, join(dir, "inventory.toml"), {
+      defaults: { config: join(dir, "{host}.toml") },
+    });
+    for (let i = 0; i < 3; i++) {
+      const backup = await runCli(["backup", "--inventory", inventoryFile, "--quiet", "--format", "json"]);
+      expect(backup.code, backup.stdout).toBe(0);
+    }
+  }, 300_000);
+
+  afterAll(async () => {
+    await fleet?.stop();
+  });
+
+  afterEach(() => {
+    expect(leftoverRunDirs(fleet)).toEqual([]);
+  });
+
+  it("status lists every host, job and repository with the age of its latest snapshot", async () => {
+    const status = await run("status");
+    expect(status.code, status.stdout).toBe(0);
+    for (const host of HOSTS) {
+      const jobs = status.report.hosts.find((h) => h.name === host)?.jobs ?? [];
+      expect(jobs.map((j) => j.name)).toEqual(JOBS);
+      for (const job of jobs) {
+        expect(job.latest.map((l) => l.repo)).toEqual([shared, copies]);
+        for (const latest of job.latest) {
+          expect(latest.snapshot_id).toMatch(/^[0-9a-f]{8}$/);
+          expect(latest.age_s).toBeGreaterThanOrEqual(0);
+          expect(latest.age_s).toBeLessThan(600);
+          expect(latest.stale).toBe(false);
+        }
+      }
+    }
+    const table = await runCli(["status", "--inventory", inventoryFile, "--quiet", "--no-color"]);
+    expect(table.stdout).toMatch(/rt1\s+│\s+alpha\s+│/);
+    expect(table.stdout).toMatch(/RECAP status 2 hosts: ok=2/);
+  });
+
+  it("status --max-age 1s marks every job stale after a second, exit 1 with code stale", async () => {
+    await new Promise((r) => setTimeout(r, 1500));
+    const status = await run("status", "--max-age", "1s");
+    expect(status.code).toBe(1);
+    for (const host of status.report.hosts) {
+      expect(host).toMatchObject({ status: "failed", error: { code: "stale" } });
+      expect(host.jobs.flatMap((j) => j.latest.map((l) => l.stale))).toEqual([true, true, true, true]);
+    }
+    const table = await runCli([
+      "status",
+      "--inventory",
+      inventoryFile,
+      "--quiet",
+      "--no-color",
+      "--max-age",
+      "1s",
+    ]);
+    expect(table.stdout).toContain("STALE");
+    expect((await run("status", "--max-age", "1h")).code).toBe(0);
+  });
+
+  it("prune --dry-run deletes nothing and lists what it would remove (upstream pruned for real)", async () => {
+    const before = snapshots(shared).length + snapshots(copies).length;
+    const dry = await run("prune", "--dry-run");
+    expect(dry.code, dry.stdout).toBe(0);
+    expect(snapshots(shared).length + snapshots(copies).length).toBe(before);
+    for (const host of dry.report.hosts) {
+      for (const job of host.jobs) {
+        expect(job.prunes.map((p) => [p.repo, p.dry_run, p.kept, p.removed])).toEqual([
+          [shared, true, 1, 2],
+          [copies, true, 2, 1],
+        ]);
+        expect(job.prunes[0]?.removed_ids).toHaveLength(2);
+      }
+    }
+  });
+
+  it("prune keeps one per host and job in the repository, two in the copy (upstream never pruned copies), and every protected snapshot", async () => {
+    // Protect the oldest snapshot of rt1/alpha: --keep-tag protected must keep it.
+    const oldest = snapshots(shared)
+      .filter((s) => s.hostname === "rt1" && s.tags?.includes("job:alpha"))
+      .sort((a, b) => Date.parse(a.time) - Date.parse(b.time))[0];
+    restic(shared, "tag", "--add", "protected", oldest?.id ?? "");
+    const pruned = await run("prune");
+    expect(pruned.code, pruned.stdout).toBe(0);
+    for (const host of HOSTS) {
+      for (const job of JOBS) {
+        // Two jobs of one host, and two hosts, share these repositories: none prunes another's.
+        expect(count(shared, host, job), `${host}/${job} in the shared repository`).toBe(
+          host === "rt1" && job === "alpha" ? 2 : 1,
+        );
+        expect(count(copies, host, job), `${host}/${job} in the copy destination`).toBe(2);
+      }
+    }
+    expect(snapshots(shared).filter((s) => s.tags?.includes("protected"))).toHaveLength(1);
+    expect(restic(shared, "check")).toMatch(/no errors were found/);
+  });
+
+  it("status fails a host whose repository cannot be opened, with the reason", async () => {
+    const broken = join(dir, "rt2-broken.toml");
+    const source = join(dir, "src", "rt2", "alpha");
+    writeFileSync(
+      broken,
+      `[standard_path.alpha]
+backup_source_path = ${JSON.stringify(source)}
+
+[[standard_path.alpha.repositories]]
+repo_path = ${JSON.stringify(join(dir, "no-such-repository"))}
+password_file = ${JSON.stringify(password)}
+prune_keep_last = 1
+`,
+    );
+    const file = writeInventory(fleet, join(dir, "broken.toml.inv"), {
+      defaults: { config: join(dir, "{host}.toml") },
+      host: { rt2: { config: broken } },
+    });
+    const status = await runCli(["status", "--inventory", file, "--format", "json", "--quiet"]);
+    const report = JSON.parse(status.stdout) as Report;
+    expect(status.code).toBe(1);
+    expect(report.hosts.find((h) => h.name === "rt1")?.status).toBe("ok");
+    const rt2 = report.hosts.find((h) => h.name === "rt2");
+    expect(rt2).toMatchObject({ status: "failed", error: { code: "repo_unreadable" } });
+    expect(rt2?.jobs[0]?.latest[0]?.error).toMatch(/unable to open config file|does not exist/);
+  });
+});
