@@ -13,6 +13,17 @@ export default defineConfig({
           hookTimeout: 120_000,
         },
       },
+      {
+        test: {
+          name: "vm",
+          include: ["test/vm/**/*.test.ts"],
+          globalSetup: ["test/integration/global-setup.ts"],
+          // One guest for the whole tier: files run one after another against it.
+          fileParallelism: false,
+          testTimeout: 600_000,
+          hookTimeout: 1_800_000,
+        },
+      },
     ],
   },
 });
