@@ -2009,7 +2009,8 @@ cmd_prune() {
         args+=("--keep-${keep_names[k]}" "$((10#${WORDS[k]}))")
       fi
     done
-    if [[ $PLAN_DRY_RUN == true ]]; then args+=(--dry-run); fi
+    # A dry run only reads: no lock, so it never waits for (or blocks) another host's prune.
+    if [[ $PLAN_DRY_RUN == true ]]; then args+=(--dry-run --no-lock); fi
     out="$RUN_DIR/forget.$id.out" err="$RUN_DIR/forget.$id.err"
     restic_locked_retry "$out" "$err" target_child "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" "${args[@]}"
     rc=$REPLY

@@ -1,4 +1,5 @@
 // The commander program. Commands are loaded when they run, so `--version` and `--help` stay fast.
+import { resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { exitCodeTable, EXIT_CODES, UsageError } from "../errors.js";
 import type { CliIo } from "./io.js";
@@ -112,6 +113,26 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       "--max-age <duration>",
       "a job with no snapshot newer than this (26h, 7d, ...) is stale: its host fails (exit 1)",
     );
+
+  program
+    .command("demo")
+    .description(
+      "start 3 loopback hosts (one sshd each, as you) with restic repositories, and run validate, check, backup twice, status and prune --dry-run against them",
+    )
+    .option("--dir <dir>", "the demo directory (replaced if it holds an earlier demo)", "rlvm-fleet-demo")
+    .option("--no-color", "no colours (NO_COLOR is honoured too)")
+    .addHelpText("after", `\nExit codes:\n${exitCodeTable()}\n`)
+    .action(async (options: { dir: string; color: boolean }) => {
+      const { runDemo } = await import("../demo/run-demo.js");
+      exitCode = await runDemo({
+        dir: resolve(io.cwd, options.dir),
+        cwd: io.cwd,
+        path: io.env["PATH"],
+        run: (args) => main(options.color ? args : [...args, "--no-color"], io),
+        say: io.stdout,
+        onInterrupt: io.onInterrupt,
+      });
+    });
 
   try {
     await program.parseAsync(argv, { from: "user" });
