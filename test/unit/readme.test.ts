@@ -1,0 +1,119 @@
+// Every code block of the README that is a config or a command is validated here or run by a test:
+// TOML blocks are loaded with the real schemas, rlvm-fleet command lines are checked against each
+// command's --help, and the ones that make no connection are run. The restore commands are run by
+// test/integration/restore.test.ts against a real backup.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadResticConfig } from "../../src/config/load-config.js";
+import { loadInventory } from "../../src/inventory/load-inventory.js";
+import { commandLineProblems, rlvmFleetArgv } from "../helpers/command-lines.js";
+import { runCli, writeTree } from "../helpers/run-cli.js";
+
+const ROOT = join(import.meta.dirname, "../..");
+const README = readFileSync(join(ROOT, "README.md"), "utf8");
+
+interface Block {
+  lang: string;
+  body: string;
+  section: string;
+}
+
+function codeBlocks(markdown: string): Block[] {
+  const blocks: Block[] = [];
+  let section = "";
+  const lines = markdown.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] ?? "";
+    if (line.startsWith("## ")) section = line.slice(3);
+    const fence = /^```(\w*)$/.exec(line);
+    if (fence === null) continue;
+    const body: string[] = [];
+    for (i++; i < lines.length && lines[i] !== "```"; i++) body.push(lines[i] ?? "");
+    blocks.push({ lang: fence[1] ?? "", body: body.join("\n"), section });
+  }
+  return blocks;
+}
+
+// Lines that are neither rlvm-fleet nor restore commands, and who runs them.
+const RUN_ELSEWHERE: Record<string, string> = {
+  "git clone https://example.invalid/rlvm-fleet.git && cd rlvm-fleet": "how a user gets the checkout",
+  "npm ci": ".ci/run runs it on a clean clone",
+  "npm test": ".ci/run runs it",
+  "npm run demo": "test/integration/demo.test.ts runs the demo",
+};
+
+const blocks = codeBlocks(README);
+const shellLines = blocks
+  .filter((b) => b.lang === "sh")
+  .flatMap((b) => b.body.split("\n").map((line) => ({ line: line.trim(), section: b.section })))
+  .filter((l) => l.line !== "" && !l.line.startsWith("#"));
+
+describe("README", () => {
+  it("has its code blocks tagged, and only these kinds", () => {
+    expect(blocks.length).toBeGreaterThan(8);
+    for (const block of blocks) expect(["sh", "toml", "text", ""]).toContain(block.lang);
+  });
+
+  it.each(blocks.filter((b) => b.lang === "toml").map((b, i) => [i, b] as const))(
+    "TOML block %i is valid",
+    (_i, block) => {
+      const tree = writeTree({ "block.toml": block.body });
+      try {
+        const file = join(tree.dir, "block.toml");
+        if (/^\[(defaults|hosts\.|groups\.)/m.test(block.body)) {
+          const result = loadInventory(file);
+          expect(result.ok ? [] : result.problems).toEqual([]);
+        } else {
+          const result = loadResticConfig(file);
+          expect(result.ok ? [] : result.problems).toEqual([]);
+        }
+      } finally {
+        tree.cleanup();
+      }
+    },
+  );
+
+  it("names only real commands and options in every rlvm-fleet command line", async () => {
+    const lines = shellLines
+      .map((l) => rlvmFleetArgv(l.line))
+      .filter((argv): argv is string[] => argv !== null);
+    expect(lines.length).toBeGreaterThanOrEqual(7);
+    for (const argv of lines) expect(await commandLineProblems(argv), argv.join(" ")).toEqual([]);
+  });
+
+  it("runs the command lines that make no connection", async () => {
+    const offline = shellLines
+      .map((l) => rlvmFleetArgv(l.line))
+      .filter(
+        (argv): argv is string[] => argv !== null && ["validate", "plan", "--help"].includes(argv[0] ?? ""),
+      );
+    expect(offline.length).toBeGreaterThanOrEqual(3);
+    for (const argv of offline) {
+      const result = await runCli(argv, { cwd: ROOT });
+      expect(result.code, `${argv.join(" ")}\n${result.stderr}`).toBe(0);
+    }
+  });
+
+  it("accounts for every other shell line: restore commands, or run elsewhere", () => {
+    for (const { line, section } of shellLines) {
+      if (rlvmFleetArgv(line) !== null) continue;
+      if (section === "Restoring") continue; // run by test/integration/restore.test.ts
+      expect(RUN_ELSEWHERE, `unaccounted README command: ${line}`).toHaveProperty([line]);
+    }
+  });
+
+  it("has restore blocks that bash can parse", () => {
+    for (const block of blocks.filter((b) => b.lang === "sh" && b.section === "Restoring")) {
+      execFileSync("bash", ["-n"], { input: block.body });
+    }
+  });
+
+  it("quotes the exit-code table that --help prints", async () => {
+    const help = (await runCli(["--help"])).stdout;
+    const rows = [...help.matchAll(/^\s+(\d+)\s{2}(.+)$/gm)];
+    expect(rows).toHaveLength(6);
+    for (const [, code, meaning] of rows) expect(README).toContain(`| ${code?.padEnd(4)} | ${meaning}`);
+  });
+});
