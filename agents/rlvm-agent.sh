@@ -1442,15 +1442,11 @@ sweep_orphans() {
   done
 }
 
-# backup_preflight: the checks without which no snapshot may be taken.
-backup_preflight() {
+# check_volumes_and_secrets: the LVs, mounts, sources and VG space of the plan's jobs, and the files
+# restic will read (password files, restic_env_file). Shared by preflight and backup.
+check_volumes_and_secrets() {
   local i
-  check_restic
   if plan_has_lv_jobs; then
-    if ((IN_PRIVATE_NS == 0)); then
-      check mount_namespace false "no private mount namespace (unshare failed or is missing)" \
-        "the agent needs root and util-linux's unshare to mount snapshots without touching the host's mounts"
-    fi
     check_lvm_tools
     for i in "${!JOB_NAME[@]}"; do
       if ! is_lv_job "$i"; then continue; fi
@@ -1465,6 +1461,16 @@ backup_preflight() {
   done
   check_password_files
   if [[ -n $PLAN_ENV_FILE ]]; then check_env_file; fi
+}
+
+# backup_preflight: the checks without which no snapshot may be taken.
+backup_preflight() {
+  check_restic
+  if plan_has_lv_jobs && ((IN_PRIVATE_NS == 0)); then
+    check mount_namespace false "no private mount namespace (unshare failed or is missing)" \
+      "the agent needs root and util-linux's unshare to mount snapshots without touching the host's mounts"
+  fi
+  check_volumes_and_secrets
   if ((${#CHECK_FAILED[@]} > 0)); then
     join_by ", " "${CHECK_FAILED[@]}"
     fail preflight "nothing was changed: ${#CHECK_FAILED[@]} check(s) failed: $REPLY"
@@ -2092,26 +2098,11 @@ cmd_ping() {
 }
 
 cmd_preflight() {
-  local i
   gather_facts
   emit_agent_start
   check_bash
   check_restic
-  if plan_has_lv_jobs; then
-    check_lvm_tools
-    for i in "${!JOB_NAME[@]}"; do
-      if ! is_lv_job "$i"; then continue; fi
-      check_lv "$i"
-      check_mount "$i"
-      check_source_on_lv "$i"
-    done
-    check_vg_free
-  fi
-  for i in "${!JOB_NAME[@]}"; do
-    if [[ ${JOB_CATEGORY[i]} == standard_path ]]; then check_source_exists "$i"; fi
-  done
-  check_password_files
-  if [[ -n $PLAN_ENV_FILE ]]; then check_env_file; fi
+  check_volumes_and_secrets
   check_repos
   probe_lock
   check_leftovers
