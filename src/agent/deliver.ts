@@ -30,14 +30,18 @@ export const READY_LINE = "rlvm-fleet-bootstrap-ready";
  * It makes a private run directory (per run and inventory host: test fleets share one kernel), skips stdin up to the start marker (so a sudo password that sudo
  * did not consume is discarded), writes exactly the agent's length of bytes there, checks the sha256
  * it was given, runs it, and removes the directory however the agent ends.
+ *
+ * Every host of a run pays for each program started here (a fork and an exec, as root, on a machine
+ * that may run the agent for many hosts at once): builtins wherever they do the job ($EUID, not
+ * `id -u`; a here-string, not a pipe from printf), and /run/rlvm-fleet is created only when missing.
  */
 const BOOTSTRAP = `set -eu
 umask 077
 run_id=$1 sha=$2 length=$3 host=$4
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
-if [ "$(id -u)" = 0 ]; then
-  mkdir -p /run/rlvm-fleet
+if [ "$EUID" = 0 ]; then
+  [ -d /run/rlvm-fleet ] || mkdir -p /run/rlvm-fleet
   if [ -L /run/rlvm-fleet ] || [ ! -O /run/rlvm-fleet ]; then
     echo "rlvm-fleet: /run/rlvm-fleet is not a directory owned by root" >&2; exit ${BOOTSTRAP_EXIT.unsafeRunDir}
   fi
@@ -55,7 +59,7 @@ while IFS= read -r line; do
 done
 [ "\${line-}" = "RLVM-FLEET-AGENT $run_id" ] || { echo "rlvm-fleet: stdin ended before the agent" >&2; exit ${BOOTSTRAP_EXIT.noAgent}; }
 head -c "$length" > "$dir/rlvm-agent.sh"
-if ! printf '%s  %s\\n' "$sha" "$dir/rlvm-agent.sh" | sha256sum -c --status; then
+if ! sha256sum -c --status <<< "$sha  $dir/rlvm-agent.sh"; then
   echo "rlvm-fleet: the agent's sha256 does not match; refusing to run it" >&2; exit ${BOOTSTRAP_EXIT.checksum}
 fi
 bash "$dir/rlvm-agent.sh" "$dir"
@@ -75,11 +79,11 @@ export function bootstrapArgv(runId: string, host: string, agent: AgentFile): st
   ];
 }
 
-/** What follows the (optional) password on stdin: the start marker, the agent, then the plan. */
-export function agentPayload(runId: string, agent: AgentFile, planLines: readonly string[]): Buffer {
-  return Buffer.concat([
-    Buffer.from(`RLVM-FLEET-AGENT ${runId}\n`),
-    agent.bytes,
-    Buffer.from(`${planLines.join("\n")}\n`),
-  ]);
+/**
+ * What follows the (optional) password on stdin: the start marker, the agent, then the plan, as pieces
+ * to write one after the other. The agent's bytes are the one buffer every host shares: a copy per
+ * host would hold some 80 KB per running host for the whole run.
+ */
+export function agentPayload(runId: string, agent: AgentFile, planLines: readonly string[]): Buffer[] {
+  return [Buffer.from(`RLVM-FLEET-AGENT ${runId}\n`), agent.bytes, Buffer.from(`${planLines.join("\n")}\n`)];
 }

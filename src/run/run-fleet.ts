@@ -1,5 +1,6 @@
 // Every selected host through a p-queue: one host's failure is its result, never the others' problem.
 import { randomBytes } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import PQueue from "p-queue";
 import { loadAgent, type AgentFile } from "../agent/deliver.js";
 import type { FleetPlan } from "../plan/build-plan.js";
@@ -72,7 +73,11 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
     onProgress: request.onProgress,
     ...(request.connect === undefined ? {} : { connect: request.connect }),
   };
-  const queue = new PQueue({ concurrency: Math.max(1, request.forks) });
+  const forks = Math.max(1, request.forks);
+  // Every running host listens for the abort (and stops listening when done): up to `forks` at once,
+  // which is not a leak, so Node must not warn about more than 10.
+  setMaxListeners(Math.max(10, forks + 10), request.signal);
+  const queue = new PQueue({ concurrency: forks });
   const results: HostResult[] = await Promise.all(
     request.plan.hosts.map((hostPlan) => queue.add(() => runHost(hostPlan, context)) as Promise<HostResult>),
   );

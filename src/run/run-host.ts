@@ -201,7 +201,7 @@ function runAgent(
     const sendPayload = () => {
       if (payloadSent || channel === null) return;
       payloadSent = true;
-      channel.write(payload);
+      for (const piece of payload) channel.write(piece);
     };
     const onEvent = (event: AgentEvent) => {
       switch (event.event) {

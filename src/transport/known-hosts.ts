@@ -250,23 +250,79 @@ function toKnownHostKey(entry: KnownHostEntry): KnownHostKey {
   return { type: entry.type, blob: entry.blob, file: entry.file, line: entry.line };
 }
 
+/**
+ * A parsed known_hosts, indexed on first use so that a fleet run does not scan every line for every host
+ * (quadratic in the fleet's size): lines whose host patterns are all literal names are found through a
+ * map; only hashed lines and lines with wildcards or negations are tried one by one (a hashed line can
+ * only be matched by hashing the name with its salt, as OpenSSH does). Each name's result is kept, so
+ * pinning the host-key types and then verifying the key look the host up once.
+ */
+interface KnownHostsIndex {
+  /** The entries' length when indexed: a different length means the array changed, so index again. */
+  size: number;
+  /** Literal host pattern → positions of the (unmarked or @cert-authority) lines that list it. */
+  literal: Map<string, number[]>;
+  /** Positions of hashed lines and lines with a wildcard or a negated pattern. */
+  scanned: number[];
+  revoked: KnownHostKey[];
+  byName: Map<string, { keys: KnownHostKey[]; certAuthority: boolean }>;
+}
+
+const indexes = new WeakMap<readonly KnownHostEntry[], KnownHostsIndex>();
+
+function indexOf(entries: readonly KnownHostEntry[]): KnownHostsIndex {
+  const known = indexes.get(entries);
+  if (known !== undefined && known.size === entries.length) return known;
+  const index: KnownHostsIndex = {
+    size: entries.length,
+    literal: new Map(),
+    scanned: [],
+    revoked: [],
+    byName: new Map(),
+  };
+  entries.forEach((entry, position) => {
+    if (entry.marker === "revoked") {
+      index.revoked.push(toKnownHostKey(entry));
+      return;
+    }
+    const { hosts } = entry;
+    if (hosts.kind === "hashed" || hosts.patterns.some((p) => p.negated || /[*?]/.test(p.pattern))) {
+      index.scanned.push(position);
+      return;
+    }
+    for (const pattern of new Set(hosts.patterns.map((p) => p.pattern))) {
+      const positions = index.literal.get(pattern);
+      if (positions === undefined) index.literal.set(pattern, [position]);
+      else positions.push(position);
+    }
+  });
+  indexes.set(entries, index);
+  return index;
+}
+
 export function lookupHostKeys(
   entries: readonly KnownHostEntry[],
   address: string,
   port: number,
 ): HostKeyLookup {
   const name = knownHostsName(address, port);
-  const lookup: HostKeyLookup = { keys: [], revoked: [], certAuthority: false };
-  for (const entry of entries) {
-    if (entry.marker === "revoked") {
-      lookup.revoked.push(toKnownHostKey(entry));
-      continue;
+  const index = indexOf(entries);
+  let found = index.byName.get(name);
+  if (found === undefined) {
+    const positions = [
+      ...(index.literal.get(name) ?? []),
+      ...index.scanned.filter((position) => entryMatchesHost(entries[position] as KnownHostEntry, name)),
+    ].sort((a, b) => a - b);
+    found = { keys: [], certAuthority: false };
+    for (const position of positions) {
+      const entry = entries[position] as KnownHostEntry;
+      if (entry.marker === "cert-authority") found.certAuthority = true;
+      else found.keys.push(toKnownHostKey(entry));
     }
-    if (!entryMatchesHost(entry, name)) continue;
-    if (entry.marker === "cert-authority") lookup.certAuthority = true;
-    else lookup.keys.push(toKnownHostKey(entry));
+    index.byName.set(name, found);
   }
-  return lookup;
+  // Copies: a caller may change what it gets without changing what the next host gets.
+  return { keys: [...found.keys], revoked: [...index.revoked], certAuthority: found.certAuthority };
 }
 
 /** Distinct key types known for the host, in file order; feed to `hostKeyAlgorithmsForKeyTypes`. */

@@ -124,6 +124,13 @@ function connectOnce(target: ConnectTarget): Promise<SshSession> {
       if (target.passphrase !== null) config.passphrase = target.passphrase;
     }
     if (target.agentSocket !== null) config.agent = target.agentSocket;
+    // ssh2 starts with a "none" attempt that only asks which methods the server allows: one round
+    // trip per host for nothing. Go straight to what we have, in ssh2's own order.
+    const methods = [
+      ...(target.privateKey !== null ? ["publickey" as const] : []),
+      ...(target.agentSocket !== null ? ["agent" as const] : []),
+    ];
+    if (methods.length > 0) config.authHandler = methods;
 
     let resolveClosed: () => void = () => {};
     const closed = new Promise<void>((r) => (resolveClosed = r));

@@ -393,7 +393,10 @@ prune_keep_last = 3
           defaults: { user: fleet.passwordUser as string, become_password_file: passwordFile },
         }),
       );
-      expect(run.host("chk1"), run.stdout).toMatchObject({ status: "failed", error: { code: "sudo_password_wrong" } });
+      expect(run.host("chk1"), run.stdout).toMatchObject({
+        status: "failed",
+        error: { code: "sudo_password_wrong" },
+      });
     });
 
     it("refuses an agent whose sha256 does not match, running nothing", async () => {
