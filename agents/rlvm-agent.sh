@@ -105,7 +105,7 @@ LOCK_FILE="" LOCK_STATE="" LOCK_DETAIL=""
 # backup state: per job index, what exists now and must be undone (release_job, cleanup_all)
 declare -a JOB_REMOUNT_RO=() SNAP_NAME=() SNAP_BORN=() SNAP_PEAK=() SNAP_MNT=() SNAP_INVALID=() ORIGIN_MP=()
 declare -a JOB_VIEW=() JOB_REMOUNTED=() JOB_INCOMPLETE=() CHROOT_BINDS=() WARNINGS=() RESTIC_PREFIX=()
-declare -A RESTIC_REPO_AT=() RESTIC_PW_AT=() REPO_OK=()
+declare -a RESTIC_REPO_AT=() RESTIC_PW_AT=() REPO_OK=()
 CHILD_PID="" SAMPLER_PID="" WATCHER_PID="" LOCK_FD="" JOB_PREP_ERROR="" RESTIC_CACHE="" ORIGIN_FSTYPE=""
 CLEANED_UP=0 ORPHANS=0 IN_PRIVATE_NS=0 PLAN_DRY_RUN=false
 declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
@@ -1723,6 +1723,10 @@ prepare_view() {
       run "${TOOL[mount]}" --bind -- "${TOOL[restic]}" "$root/run/rlvm/restic" || return 1
       run "${TOOL[mkdir]}" -p -- /root/.cache/restic || true
       run "${TOOL[mount]}" --bind -- /root/.cache/restic "$root/run/rlvm/cache" || return 1
+      # restic writes its temporary pack files to $TMPDIR (default /tmp), which in the
+      # chroot is the read-only snapshot: give it a writable directory of the live system.
+      run "${TOOL[mkdir]}" -p -m 0700 -- "$RUN_DIR/tmp" "$root/run/rlvm/tmp" || return 1
+      run "${TOOL[mount]}" --bind -- "$RUN_DIR/tmp" "$root/run/rlvm/tmp" || return 1
       for r in "${!REPO_ID[@]}"; do
         if ((REPO_JOB[r] != i)); then continue; fi
         RESTIC_PW_AT[r]=/run/rlvm/pw-$r
@@ -1759,7 +1763,7 @@ restic_job_child() {
   for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
   export RESTIC_REPOSITORY="${RESTIC_REPO_AT[r]:-${REPO_URL[r]}}"
   export RESTIC_PASSWORD_FILE="${RESTIC_PW_AT[r]:-${REPO_PWFILE[r]}}"
-  if [[ -n $RESTIC_CACHE ]]; then export RESTIC_CACHE_DIR=$RESTIC_CACHE; fi
+  if [[ -n $RESTIC_CACHE ]]; then export RESTIC_CACHE_DIR=$RESTIC_CACHE TMPDIR=/run/rlvm/tmp; fi
   exec "${RESTIC_PREFIX[@]}" "$@"
 }
 
@@ -1779,7 +1783,19 @@ run_restic_bg() {
 backup_repo() {
   local i=$1 r=$2 start end out err line summary="" e
   local -a args=(backup --json --host "$PLAN_HOST" --tag rlvm-fleet --tag "job:${JOB_NAME[i]}")
-  if [[ ${JOB_CATEGORY[i]} == logical_volume_root ]]; then args+=(--one-file-system); fi
+  if [[ ${JOB_CATEGORY[i]} == logical_volume_root ]]; then
+    args+=(--one-file-system)
+    # restic's cache (bound in, but also on the snapshotted root itself) and local
+    # repositories on the root filesystem are never part of a backup of /.
+    args+=(--exclude /root/.cache/restic)
+    # the bound /proc, /sys, /dev and the tmpfs on /run: excluded by name, so restic never
+    # lstat()s their entries (a process that exits between readdir and lstat made restic exit 3).
+    args+=(--exclude '/proc/*' --exclude '/sys/*' --exclude '/dev/*' --exclude '/run/*')
+    local rr
+    for rr in "${!REPO_ID[@]}"; do
+      if [[ ${REPO_URL[rr]} == /* ]] && path_is_under "${REPO_URL[rr]}" "${JOB_SOURCE[i]}"; then args+=(--exclude "${REPO_URL[rr]}"); fi
+    done
+  fi
   for e in "${!EXCLUDE_JOB[@]}"; do
     if ((EXCLUDE_JOB[e] == i)); then args+=(--exclude "${EXCLUDE_PATH[e]}"); fi
   done
