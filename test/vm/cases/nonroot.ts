@@ -1,0 +1,179 @@
+// lv_nonroot on real LVM: ext4 (/data) and XFS (/srv/xfs), original paths, incremental runs, a
+// read-only snapshot, and a consistent view of a file changed while the backup runs.
+import { describe, expect, it } from "vitest";
+import {
+  caseDir,
+  cli,
+  config,
+  guest,
+  resticDump,
+  resticPaths,
+  resticSnapshots,
+  spawnedLog,
+  WAIT_FOR_SNAPSHOT,
+  writeInventory,
+  writeRandom,
+  type CliRun,
+} from "../helpers/vm-fleet.js";
+
+/** A snapshot's lifetime and peak COW use are in the report of every LV job. */
+export function expectSnapshotReported(run: CliRun, job: string, lv: string): void {
+  const snapshot = run.job(job).snapshot;
+  expect(snapshot, `snapshot of job ${job}`).not.toBeNull();
+  expect(snapshot?.name).toMatch(new RegExp(`^vg0/${lv}_rlvm_`));
+  expect(snapshot?.lifetime_ms).toBeGreaterThan(0);
+  expect(typeof snapshot?.cow_peak_percent).toBe("number");
+}
+
+/**
+ * A guest-side probe for guest().spawn: once the agent's private mount namespace shows the snapshot
+ * bound over MOUNTPOINT, log that namespace's view of it and whether it can be written to.
+ */
+function probeSnapshotMount(mountpoint: string): string {
+  return `${WAIT_FOR_SNAPSHOT}
+for _ in $(seq 600); do
+  for pid in $(pgrep -f 'rlvm-agent[.]sh' || true); do
+    src=$(nsenter -t "$pid" -m findmnt -n -o SOURCE --mountpoint ${mountpoint} 2>/dev/null || true)
+    case $src in
+      *rlvm_*)
+        echo "pid=$pid"
+        nsenter -t "$pid" -m findmnt -rn -o TARGET,SOURCE,FSTYPE,OPTIONS --mountpoint ${mountpoint} | sed 's/^/mount=/'
+        if nsenter -t "$pid" -m touch ${mountpoint}/rlvm-write-probe 2>/dev/null; then echo "write=ok"; else echo "write=refused"; fi
+        echo "host-view=$(findmnt -n -o SOURCE --mountpoint ${mountpoint})"
+        exit 0
+        ;;
+    esac
+  done
+  sleep 0.1
+done
+echo "never saw the snapshot over ${mountpoint}"
+`;
+}
+
+export function nonrootCases(): void {
+  describe("lv_nonroot on real LVM", () => {
+    it("backs up /data from a snapshot under its original path; the second run is incremental", async () => {
+      const dir = caseDir("nonroot");
+      const inventory = writeInventory(dir, {
+        vm1: config([
+          {
+            name: "data",
+            category: "logical_volume_nonroot",
+            source: "/data",
+            lv: "lv_data",
+            snapshotSize: "128M",
+            excludes: ["/data/cache"],
+            repos: ["data"],
+          },
+        ]),
+      });
+      const first = await cli("backup", inventory);
+      expect(first.code, first.stdout + first.stderr).toBe(0);
+      expect(first.host("vm1")).toMatchObject({ status: "ok", error: null });
+      const job = first.job("data");
+      expect(job).toMatchObject({ category: "logical_volume_nonroot", status: "ok" });
+      expectSnapshotReported(first, "data", "lv_data");
+      expect(job.repos).toHaveLength(1);
+      expect(job.repos[0]).toMatchObject({ status: "ok", files_unmodified: 0 });
+      expect(job.repos[0]?.files_new).toBeGreaterThanOrEqual(2);
+
+      const snapshots = await resticSnapshots("data");
+      expect(snapshots).toHaveLength(1);
+      expect(snapshots[0]).toMatchObject({ hostname: "vm1", paths: ["/data"] });
+      expect(snapshots[0]?.tags).toEqual(expect.arrayContaining(["rlvm-fleet", "job:data"]));
+      expect(snapshots[0]?.id.startsWith(job.repos[0]?.snapshot_id ?? "-")).toBe(true);
+      const paths = await resticPaths("data", "latest");
+      expect(paths).toEqual(expect.arrayContaining(["/data", "/data/docs/a.txt", "/data/docs/numbers.txt"]));
+      expect(paths.filter((p) => p.startsWith("/data/cache"))).toEqual([]);
+      expect(paths.filter((p) => p.includes("/run/rlvm-fleet"))).toEqual([]);
+      expect(await resticDump("data", "latest", "/data/docs/a.txt")).toBe("hello from lv_data\n");
+
+      await guest().run("echo 'a new file' >/data/docs/b.txt");
+      const second = await cli("backup", inventory, ["--format", "table"]);
+      expect(second.code, second.stdout + second.stderr).toBe(0);
+      expectSnapshotReported(second, "data", "lv_data");
+      const repo = second.job("data").repos[0];
+      expect(repo?.files_unmodified).toBeGreaterThanOrEqual(2);
+      expect(repo?.files_new).toBe(1);
+      const after = await resticSnapshots("data");
+      expect(after).toHaveLength(2);
+      // restic found its parent: the same host and path, so the run was incremental.
+      expect(after[1]?.parent).toBe(after[0]?.id);
+      // The table shows the snapshot's lifetime and peak COW use.
+      expect(second.stdout).toMatch(/COW/i);
+    });
+
+    it("mounts the snapshot read-only, and stores a file changed mid-run as it was at the snapshot", async () => {
+      await writeRandom("/data/bulk/blob.bin", 48);
+      await guest().run("echo BEFORE >/data/docs/consistency.txt; sync");
+      const dir = caseDir("nonroot-consistency");
+      const inventory = writeInventory(dir, {
+        vm1: config([
+          {
+            name: "data",
+            category: "logical_volume_nonroot",
+            source: "/data",
+            lv: "lv_data",
+            snapshotSize: "128M",
+            repos: ["data"],
+          },
+        ]),
+      });
+      await guest().spawn("probe", probeSnapshotMount("/data"));
+      // While the snapshot exists: change the file on the live /data, and say whether the snapshot
+      // still existed after the change was on disk.
+      await guest().spawn(
+        "change",
+        `${WAIT_FOR_SNAPSHOT}
+echo AFTER >/data/docs/consistency.txt
+sync
+lvs --noheadings -o lv_name @rlvm_fleet | grep -q . && echo "changed-while-snapshot"`,
+      );
+      const run = await cli("backup", inventory);
+      expect(run.code, run.stdout + run.stderr).toBe(0);
+      expectSnapshotReported(run, "data", "lv_data");
+
+      const probe = await spawnedLog("probe");
+      expect(probe).toMatch(/^mount=\/data \/dev\/mapper\/vg0-lv_data_rlvm_\S+ ext4 ro[,\s]/m);
+      expect(probe).toContain("write=refused");
+      // The host's own view of /data never changed: the bind lives in the agent's namespace only.
+      expect(probe).toContain("host-view=/dev/mapper/vg0-lv_data");
+
+      expect(await spawnedLog("change")).toContain("changed-while-snapshot");
+      expect((await guest().run("cat /data/docs/consistency.txt")).trim()).toBe("AFTER");
+      expect(await resticDump("data", "latest", "/data/docs/consistency.txt")).toBe("BEFORE\n");
+      expect(await guest().run("test ! -e /data/rlvm-write-probe && echo absent")).toContain("absent");
+    });
+
+    it("backs up an XFS LV: the snapshot mounts with nouuid, read-only, and restic stores /srv/xfs", async () => {
+      await writeRandom("/srv/xfs/bulk/blob.bin", 24);
+      const dir = caseDir("nonroot-xfs");
+      const inventory = writeInventory(dir, {
+        vm1: config([
+          {
+            name: "xfs",
+            category: "logical_volume_nonroot",
+            source: "/srv/xfs",
+            lv: "lv_xfs",
+            snapshotSize: "128M",
+            repos: ["xfs"],
+          },
+        ]),
+      });
+      await guest().spawn("probe", probeSnapshotMount("/srv/xfs"));
+      const run = await cli("backup", inventory);
+      expect(run.code, run.stdout + run.stderr).toBe(0);
+      expect(run.job("xfs")).toMatchObject({ status: "ok" });
+      expectSnapshotReported(run, "xfs", "lv_xfs");
+      const probe = await spawnedLog("probe");
+      expect(probe).toMatch(/^mount=\/srv\/xfs \/dev\/mapper\/vg0-lv_xfs_rlvm_\S+ xfs ro,\S*nouuid/m);
+      expect(probe).toContain("write=refused");
+      const snapshots = await resticSnapshots("xfs");
+      expect(snapshots).toHaveLength(1);
+      expect(snapshots[0]?.paths).toEqual(["/srv/xfs"]);
+      const paths = await resticPaths("xfs", "latest");
+      expect(paths).toEqual(expect.arrayContaining(["/srv/xfs/docs/x.txt", "/srv/xfs/bulk/blob.bin"]));
+      expect(await resticDump("xfs", "latest", "/srv/xfs/docs/x.txt")).toBe("hello from lv_xfs\n");
+    });
+  });
+}

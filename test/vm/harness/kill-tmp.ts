@@ -1,0 +1,5 @@
+import { bootGuest } from "./guest.js";
+const g = await bootGuest();
+console.log("BOOTED", process.pid);
+await new Promise(() => {});
+void g;

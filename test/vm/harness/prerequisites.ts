@@ -1,0 +1,63 @@
+// What the VM tier needs on this machine, and the skip-or-fail rule of DESIGN §9.
+import { describe, it } from "vitest";
+import { findExecutable, isRoot } from "../../integration/harness/prerequisites.js";
+import { cachedImageReady } from "./image.js";
+
+interface Tool {
+  readonly tool: string;
+  readonly debianPackage: string;
+  /** Only needed to build the image, not to boot a cached one. */
+  readonly buildOnly?: boolean;
+}
+
+const TOOLS: readonly Tool[] = [
+  { tool: "qemu-system-x86_64", debianPackage: "qemu-system-x86" },
+  { tool: "qemu-img", debianPackage: "qemu-utils" },
+  { tool: "ssh", debianPackage: "openssh-client" },
+  { tool: "ssh-keygen", debianPackage: "openssh-client" },
+  { tool: "setpriv", debianPackage: "util-linux" },
+  { tool: "mmdebstrap", debianPackage: "mmdebstrap", buildOnly: true },
+  { tool: "mkfs.ext4", debianPackage: "e2fsprogs", buildOnly: true },
+  { tool: "chroot", debianPackage: "coreutils", buildOnly: true },
+];
+
+/** Why the VM tier cannot run here, or undefined when it can. */
+export function missingVmPrerequisites(): string | undefined {
+  if (process.platform !== "linux") return `the VM tier needs Linux (this is ${process.platform})`;
+  const cached = cachedImageReady();
+  const missing = TOOLS.filter((t) => !(cached && t.buildOnly) && findExecutable(t.tool) === undefined);
+  const problems: string[] = [];
+  if (missing.length > 0) {
+    const packages = [...new Set(missing.map((t) => t.debianPackage))];
+    problems.push(`missing ${missing.map((t) => t.tool).join(", ")} (apt-get install ${packages.join(" ")})`);
+  }
+  if (!cached && !isRoot()) {
+    problems.push("building the guest image (mmdebstrap, chroot) needs root, and no cached image exists");
+  }
+  return problems.length > 0 ? `VM tier prerequisites: ${problems.join("; ")}` : undefined;
+}
+
+/** CI sets RLVM_REQUIRE_VM=1: missing prerequisites fail the tier instead of skipping it. */
+export function isVmRequired(): boolean {
+  return process.env["RLVM_REQUIRE_VM"] === "1";
+}
+
+/**
+ * `describe` for the VM tier: skipped with a printed reason when the machine cannot run it, unless
+ * RLVM_REQUIRE_VM=1, where that is a failing test instead (a CI run never passes by skipping).
+ */
+export function describeVm(name: string, body: () => void): void {
+  const reason = missingVmPrerequisites();
+  if (reason !== undefined && isVmRequired()) {
+    describe(name, () => {
+      it("has its prerequisites installed", () => {
+        throw new Error(`${reason} (RLVM_REQUIRE_VM=1 forbids skipping)`);
+      });
+    });
+    return;
+  }
+  if (reason !== undefined) {
+    console.warn(`Skipping "${name}": ${reason}. Set RLVM_REQUIRE_VM=1 to make this an error.`);
+  }
+  describe.skipIf(reason !== undefined)(name, body);
+}
