@@ -167,7 +167,8 @@ export function trackJobs(
           const job = jobByName.get(event.job);
           if (job !== undefined) job.status = event.status;
           // the agent's reason (e.g. an overflowed snapshot) must reach the report.
-          if (event.status === "failed") return { code: "job_failed", message: `job ${event.job}: ${event.message}` };
+          if (event.status === "failed")
+            return { code: "job_failed", message: `job ${event.job}: ${event.message}` };
           return null;
         }
         case "prune_done": {
