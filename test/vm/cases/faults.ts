@@ -16,6 +16,7 @@ import {
   writeInventory,
   writeRandom,
 } from "../helpers/vm-fleet.js";
+import { expectSnapshotReported } from "./nonroot.js";
 
 /** A /data backup that takes a while under TCG: restic has MiB of random data to read. */
 async function slowDataInventory(
@@ -95,6 +96,40 @@ lvs --noheadings -o lv_name,lv_attr,snap_percent @rlvm_fleet || true`,
       // No lvcreate ever ran: LVM's metadata did not change at all.
       expect(await vgSeqno()).toBe(seqno);
       expect(await resticSnapshots("data")).toEqual([]);
+    });
+
+    it("one failing repository does not stop the others, and its copy_to is not run", async () => {
+      const dir = caseDir("repo-fails");
+      const inventory = writeInventory(dir, {
+        vm1: config([
+          {
+            name: "data",
+            category: "logical_volume_nonroot",
+            source: "/data",
+            lv: "lv_data",
+            snapshotSize: "64M",
+            // /srv/backup/missing was never initialised: restic cannot open it.
+            repos: ["missing", "data"],
+            copyTo: ["copy"],
+          },
+        ]),
+      });
+      const run = await cli("backup", inventory);
+      expect(run.code, run.stdout + run.stderr).toBe(1);
+      expect(run.host("vm1")).toMatchObject({ status: "failed", error: { code: "backup_failed" } });
+      const job = run.job("data");
+      expect(job.status).toBe("failed");
+      expect(job.repos.map((r) => [r.repo, r.status])).toEqual([
+        ["/srv/backup/missing", "failed"],
+        ["/srv/backup/data", "ok"],
+      ]);
+      expectSnapshotReported(run, "data", "lv_data");
+      expect(job.copies).toEqual([
+        expect.objectContaining({ from: "/srv/backup/missing", to: "/srv/backup/copy", status: "failed" }),
+      ]);
+      expect(job.copies[0]?.error).toMatch(/not run/);
+      expect(await resticSnapshots("data")).toHaveLength(1);
+      expect(await resticSnapshots("copy")).toEqual([]);
     });
 
     it("restic killed mid-backup on the guest: the job fails and the snapshot goes", async () => {

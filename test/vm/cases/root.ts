@@ -147,11 +147,10 @@ export function rootCases(): void {
         ]),
       });
       try {
-        for (let i = 0; i < 2; i++) {
-          const run = await cli("backup", inventory);
-          expect(run.code, run.stdout + run.stderr).toBe(0);
-          expect(run.job("root").repos[0]).toMatchObject({ status: "ok", error: null });
-        }
+        // Before the fix (restic lstat()ing the bound /proc's entries) this failed on every try here.
+        const run = await cli("backup", inventory);
+        expect(run.code, run.stdout + run.stderr).toBe(0);
+        expect(run.job("root").repos[0]).toMatchObject({ status: "ok", error: null });
       } finally {
         await guest().run("pkill -f '/run/rlvm-test/churn[.]sh' || true; sleep 0.5");
       }

@@ -188,6 +188,7 @@ export async function bootGuest(): Promise<Guest> {
   const running = qemu;
   const stop = async () => {
     if (running.running) {
+      const stopping = Date.now();
       await exec("systemctl poweroff --no-block", { timeoutMs: 30_000 }).catch(() => undefined);
       const off = await Promise.race([
         running.exited.then(() => true),
@@ -196,6 +197,7 @@ export async function bootGuest(): Promise<Guest> {
       if (!off) vmLog("the guest did not power off within 90 s; killing qemu");
       running.kill();
       await running.exited;
+      recordTiming("poweroff", Date.now() - stopping);
     }
     await runCommand(ssh, [...sshArgs(), "-O", "exit"], { timeoutMs: 10_000 }).catch(() => undefined);
     if (process.env["RLVM_VM_KEEP"] === "1") vmLog(`kept ${dir} (RLVM_VM_KEEP=1)`);
