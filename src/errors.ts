@@ -73,8 +73,9 @@ export function formatTomlPath(path: readonly PropertyKey[]): string {
 }
 
 /**
- * Host error codes. `unreachable` only when the SSH service could not be reached at all; everything
- * after it answered is `failed`.
+ * Host error codes and the status each gives by default. `unreachable` only when the SSH service could
+ * not be reached at all; everything after it answered is `failed`. `timeout` is also the code of an
+ * expired `run_timeout`, and then the host is `failed` (the status, not the code, says which).
  */
 export const HOST_ERROR_CODES = {
   dns: "unreachable",
@@ -94,7 +95,6 @@ export const HOST_ERROR_CODES = {
   agent_unsupported: "failed",
   agent_interrupted: "failed",
   connection_lost: "failed",
-  run_timeout: "failed",
   preflight: "failed",
   locked: "failed",
   backup_failed: "failed",
@@ -115,6 +115,7 @@ export class HostError extends Error {
     readonly hint: string,
     /** Worth another connection attempt (connection errors only, never authentication). */
     readonly retryable = false,
+    readonly status: "unreachable" | "failed" = HOST_ERROR_CODES[code],
   ) {
     super(message);
     this.name = "HostError";

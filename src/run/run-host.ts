@@ -1,7 +1,7 @@
 // One host's run: connect, deliver the agent, feed it the plan, read its events, clean up. Whatever
 // happens becomes this host's result; nothing here throws to the caller.
 import type { ClientChannel } from "ssh2";
-import { HOST_ERROR_CODES, HostError, type HostErrorCode } from "../errors.js";
+import { HostError, type HostErrorCode } from "../errors.js";
 import { agentPayload, BOOTSTRAP_EXIT, bootstrapArgv, READY_LINE, type AgentFile } from "../agent/deliver.js";
 import { parseEvents } from "../agent/parse-events.js";
 import { agentPlan, type AgentCommand, type AgentPlan } from "../agent/plan-lines.js";
@@ -63,7 +63,7 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
   const finish = (error: HostError | null, status?: HostResult["status"]): HostResult => {
     if (error !== null) {
       result.error = { code: error.code, message: error.message, hint: error.hint };
-      result.status = status ?? (HOST_ERROR_CODES[error.code] === "unreachable" ? "unreachable" : "failed");
+      result.status = status ?? error.status;
     } else if (status !== undefined) result.status = status;
     result.duration_ms = Date.now() - started;
     ctx.onProgress({ host: host.name, step: "done", status: result.status, detail: result.error?.message });
@@ -261,9 +261,11 @@ function runAgent(
       () =>
         stop(
           new HostError(
-            "run_timeout",
+            "timeout",
             `the run did not finish within run_timeout (${host.run_timeout_s} s); the agent was stopped`,
             "raise run_timeout for this host, or find out what makes it slow",
+            false,
+            "failed",
           ),
         ),
       host.run_timeout_s * 1000,

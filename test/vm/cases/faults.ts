@@ -271,7 +271,7 @@ echo vm1 >/run/rlvm-fleet/20200101T000000Z-dead01.vm1/host
       expect(await resticSnapshots("data")).toHaveLength(1);
     });
 
-    it("run_timeout expiring mid-backup: the host fails with run_timeout and nothing is left", async () => {
+    it("run_timeout expiring mid-backup: the host fails with code timeout and nothing is left", async () => {
       const inventory = await slowDataInventory("run-timeout", { mib: 8, defaults: { run_timeout: "30s" } });
       // restic hangs (SIGSTOP: a backend that never answers): only run_timeout ends this run.
       await guest().spawn(
@@ -282,7 +282,7 @@ echo vm1 >/run/rlvm-fleet/20200101T000000Z-dead01.vm1/host
       expect(await spawnedLog("freezer")).toMatch(/^stopped \d+/m);
       expect(run.stderr).toMatch(/snapshot \S+ created/);
       expect(run.code, run.stdout + run.stderr).toBe(1);
-      expect(run.host("vm1")).toMatchObject({ status: "failed", error: { code: "run_timeout" } });
+      expect(run.host("vm1")).toMatchObject({ status: "failed", error: { code: "timeout" } });
       // The agent stops the hung restic (SIGINT, then SIGKILL after 30 s) and cleans up.
       await expectGuestClean(90_000);
       expect(await resticSnapshots("data")).toEqual([]);
