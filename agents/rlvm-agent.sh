@@ -105,7 +105,7 @@ LOCK_FILE="" LOCK_STATE="" LOCK_DETAIL=""
 # backup state: per job index, what exists now and must be undone (release_job, cleanup_all)
 declare -a JOB_REMOUNT_RO=() SNAP_NAME=() SNAP_BORN=() SNAP_PEAK=() SNAP_MNT=() SNAP_INVALID=() ORIGIN_MP=()
 declare -a JOB_VIEW=() JOB_REMOUNTED=() JOB_INCOMPLETE=() CHROOT_BINDS=() WARNINGS=() RESTIC_PREFIX=()
-declare -a RESTIC_REPO_AT=() RESTIC_PW_AT=() REPO_OK=()
+declare -a RESTIC_REPO_AT=() RESTIC_PW_AT=() REPO_OK=() REPO_SNAP=() REPO_MS=()
 CHILD_PID="" SAMPLER_PID="" WATCHER_PID="" LOCK_FD="" JOB_PREP_ERROR="" RESTIC_CACHE="" ORIGIN_FSTYPE=""
 CLEANED_UP=0 ORPHANS=0 IN_PRIVATE_NS=0 PLAN_DRY_RUN=false
 declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
@@ -1811,6 +1811,8 @@ backup_repo() {
     if [[ $line == '{"message_type":"summary"'*'}' ]]; then summary=$line; fi
   done <"$out"
   if ((rc == 0 || rc == 3)) && [[ -n $summary ]]; then
+    REPO_MS[r]=$((end - start)) REPO_SNAP[r]=""
+    if [[ $summary =~ \"snapshot_id\":\"([0-9a-f]+)\" ]]; then REPO_SNAP[r]=${BASH_REMATCH[1]}; fi
     emit repo_done job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code "n:$rc" \
       duration_ms "n:$((end - start))" summary "j:$summary"
     if ((rc == 3)); then
@@ -1826,6 +1828,37 @@ backup_repo() {
   emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code "n:$rc" \
     duration_ms "n:$((end - start))" message "s:restic backup failed (exit $rc): ${REPLY:-no output}"
   return 1
+}
+
+# discard_job_backups JOB: the job's LVM snapshot overflowed, so LVM invalidated it at some point of
+# restic's read: what restic stored is not the point-in-time copy it claims to be. Forget it in every
+# repository, so that it never becomes the newest snapshot, the next run's parent, a copy, or the one
+# snapshot that retention keeps.
+discard_job_backups() {
+  local i=$1 r id message
+  for r in "${!REPO_ID[@]}"; do
+    if ((REPO_JOB[r] != i)) || [[ ${REPO_OK[r]-} != 1 ]]; then continue; fi
+    REPO_OK[r]=0
+    id=${REPO_SNAP[r]-}
+    message="the LVM snapshot overflowed while restic read it"
+    if [[ -z $id ]]; then
+      message+="; restic reported no snapshot id"
+    else
+      restic_locked_retry "$RUN_DIR/discard.${REPO_ID[r]}.out" "$RUN_DIR/discard.${REPO_ID[r]}.err" \
+        target_child repo "$r" forget -- "$id"
+      if ((REPLY == 0)); then
+        message+="; its restic snapshot ${id:0:8} was forgotten"
+      else
+        local text=""
+        if [[ -f "$RUN_DIR/discard.${REPO_ID[r]}.err" ]]; then text=$(<"$RUN_DIR/discard.${REPO_ID[r]}.err"); fi
+        first_meaningful_line "$text"
+        sanitize_restic_text "$REPLY" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
+        message+="; forgetting its restic snapshot failed (${REPLY:-no output}): run restic forget $id"
+      fi
+    fi
+    emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code n:-1 \
+      duration_ms "n:${REPO_MS[r]:-0}" message "s:$message"
+  done
 }
 
 # copy_child COPY_INDEX ARG...: exec `restic copy` from the copy's source repository into its destination.
@@ -1908,6 +1941,7 @@ cmd_backup() {
     # The snapshot goes as soon as the job's last repository is done.
     release_job "$i"
     if [[ -n ${SNAP_INVALID[i]-} ]]; then
+      discard_job_backups "$i"
       job_status=failed
       message="the snapshot overflowed (LVM invalidated it) while restic read it: raise snapshot_size for this job"
     elif ((ok < total)); then

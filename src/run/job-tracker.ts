@@ -133,7 +133,13 @@ export function trackJobs(
         case "repo_failed": {
           const repo = repoById.get(event.repo);
           if (repo !== undefined)
-            Object.assign(repo, { status: "failed", duration_ms: event.duration_ms, error: event.message });
+            // also after repo_done: a backup of an overflowed snapshot is discarded (forgotten).
+            Object.assign(repo, {
+              status: "failed",
+              snapshot_id: null,
+              duration_ms: event.duration_ms,
+              error: event.message,
+            });
           return null;
         }
         case "snapshot_created": {

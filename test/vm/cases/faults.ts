@@ -78,6 +78,11 @@ lvs --noheadings -o lv_name,lv_attr,snap_percent @rlvm_fleet || true`,
       expect(job.snapshot?.lifetime_ms).toBeGreaterThan(0);
       expect(reportText(run.report)).toMatch(/raise snapshot_size/);
       expect(run.stdout).toMatch(/raise snapshot_size/);
+      // What restic read from the invalidated snapshot is not kept: no repository holds a snapshot of
+      // this run, and the repository's entry says why.
+      expect(job.repos[0]).toMatchObject({ status: "failed", snapshot_id: null });
+      expect(job.repos[0]?.error).toMatch(/overflowed/);
+      expect(await resticSnapshots("data")).toEqual([]);
     });
 
     it("a VG without room for the snapshots: refused before any snapshot is created", async () => {

@@ -1,0 +1,70 @@
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { agentPlan } from "../../../src/agent/plan-lines.js";
+import { PROTOCOL_VERSION, type AgentEvent } from "../../../src/agent/protocol.js";
+import { buildPlan } from "../../../src/plan/build-plan.js";
+import { trackJobs } from "../../../src/run/job-tracker.js";
+
+const INVENTORY = join(import.meta.dirname, "../../../examples/single-host/inventory.toml");
+
+function tracker() {
+  const [hostPlan] = buildPlan(INVENTORY).hosts;
+  if (hostPlan === undefined) throw new Error("the example has no host");
+  const plan = agentPlan(hostPlan, "backup", "run1");
+  return { tracker: trackJobs(hostPlan, plan, "backup", "failed"), plan };
+}
+
+const event = (fields: Record<string, unknown>) => ({ v: PROTOCOL_VERSION, ...fields }) as AgentEvent;
+const summary = {
+  snapshot_id: "0123456789abcdef",
+  files_new: 3,
+  files_changed: 0,
+  files_unmodified: 0,
+  data_added: 100,
+  total_duration: 1,
+};
+
+describe("trackJobs (backup)", () => {
+  it("fills a repository from repo_done", () => {
+    const { tracker: t, plan } = tracker();
+    const [repoId] = [...plan.repos.keys()];
+    t.apply(event({ event: "repo_done", job: "data", repo: repoId, exit_code: 0, duration_ms: 40, summary }));
+    expect(t.jobs[0]?.repos[0]).toMatchObject({
+      status: "ok",
+      snapshot_id: "0123456789abcdef",
+      files_new: 3,
+    });
+  });
+
+  it("a repo_failed after repo_done (a backup of an overflowed snapshot, discarded) leaves no snapshot id", () => {
+    const { tracker: t, plan } = tracker();
+    const [repoId] = [...plan.repos.keys()];
+    t.apply(event({ event: "repo_done", job: "data", repo: repoId, exit_code: 3, duration_ms: 40, summary }));
+    t.apply(
+      event({
+        event: "repo_failed",
+        job: "data",
+        repo: repoId,
+        exit_code: -1,
+        duration_ms: 40,
+        message:
+          "the LVM snapshot overflowed while restic read it; its restic snapshot 01234567 was forgotten",
+      }),
+    );
+    expect(t.jobs[0]?.repos[0]).toMatchObject({
+      status: "failed",
+      snapshot_id: null,
+      duration_ms: 40,
+      error: expect.stringMatching(/overflowed.*forgotten/),
+    });
+  });
+
+  it("a failed job's reason becomes a host warning", () => {
+    const { tracker: t } = tracker();
+    const warning = t.apply(
+      event({ event: "job_end", job: "data", status: "failed", message: "raise snapshot_size for this job" }),
+    );
+    expect(warning).toEqual({ code: "job_failed", message: "job data: raise snapshot_size for this job" });
+    expect(t.jobs[0]?.status).toBe("failed");
+  });
+});
