@@ -71,6 +71,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       .option("--forks <n>", "hosts in parallel", "10")
       .option("--report <file>", "also write the JSON report to FILE")
       .option("-q, --quiet", "no progress lines on stderr")
+      .addOption(
+        new Option("-v, --verbose", "also every line the agent logs on the host (its stderr)").conflicts(
+          "quiet",
+        ),
+      )
       .action(async (options: FleetCommandOptions) => {
         const { runFleetCommand } = await import("./run-fleet-command.js");
         const color = colorWanted(options);

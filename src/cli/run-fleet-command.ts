@@ -17,6 +17,7 @@ export interface FleetCommandOptions extends CommonOptions {
   forks: string;
   report?: string;
   quiet?: boolean;
+  verbose?: boolean;
   dryRun?: boolean;
   maxAge?: string;
   category?: string[];
@@ -66,8 +67,8 @@ export async function runFleetCommand(
       agentSocket: io.env["SSH_AUTH_SOCK"] ?? null,
       signal: controller.signal,
       onProgress: (event) => {
-        if (!options.quiet)
-          io.stderr(renderProgress(event, { tty: io.stderrIsTty, now: new Date(), style: style.err }));
+        if (options.quiet === true || (event.step === "log" && options.verbose !== true)) return;
+        io.stderr(renderProgress(event, { tty: io.stderrIsTty, now: new Date(), style: style.err }));
       },
     });
     if (options.report !== undefined)

@@ -15,12 +15,12 @@ import { connectSsh, type ConnectTarget, type SshSession } from "../transport/ss
 import type { LocalFiles } from "./local-files.js";
 import { hintFor } from "./hints.js";
 
-export type ProgressStep = "connecting" | "running" | "done";
+export type ProgressStep = "connecting" | "running" | "log" | "done";
 
 export interface ProgressEvent {
   host: string;
   step: ProgressStep;
-  /** For "running": what the agent reported last; for "done": the host's status. */
+  /** "running": what the agent reported last; "log": one line of its stderr; "done": the host's status. */
   detail?: string;
   status?: HostResult["status"];
 }
@@ -178,6 +178,7 @@ function runAgent(
     let agentResult: ResultEvent | null = null;
     let forced: HostError | null = null;
     let stderrTail = "";
+    let stderrLine = "";
     let promptScan = "";
     let passwordSent = false;
     let payloadSent = false;
@@ -331,7 +332,13 @@ function runAgent(
             passwordSent = true;
             opened.write(`${password}\n`);
           }
-          stderrTail = (stderrTail + text.replaceAll(SUDO_PROMPT, "")).slice(-STDERR_TAIL);
+          const cleaned = text.replaceAll(SUDO_PROMPT, "");
+          stderrTail = (stderrTail + cleaned).slice(-STDERR_TAIL);
+          const lines = (stderrLine + cleaned).split("\n");
+          stderrLine = lines.pop() ?? "";
+          for (const line of lines)
+            if (line.trim() !== "")
+              ctx.onProgress({ host: host.name, step: "log", detail: redact(line, secrets) });
         });
         opened.on("exit", (code: number | null, signal?: string) => {
           exitCode = code;

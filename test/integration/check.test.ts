@@ -117,6 +117,15 @@ prune_keep_last = 3
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/RECAP ping 3 hosts: ok=3 partial=0 failed=0 unreachable=0 skipped=0/);
     expect(table.stderr).toMatch(/\[chk1\] connecting/);
+    expect(table.stderr).not.toMatch(/rlvm-agent:/);
+    // --verbose adds the agent's own log lines from the host's stderr, per host.
+    const verbose = await runCli(["ping", "--inventory", file, "--no-color", "--verbose", "--limit", "chk2"]);
+    expect(verbose.code, verbose.stderr).toBe(0);
+    expect(verbose.stderr).toMatch(/\[chk2\] rlvm-agent: agent \S+: ping for chk2, run \S+/);
+    expect(verbose.stderr).toMatch(/\[chk2\] rlvm-agent: result: ok/);
+    const both = await runCli(["ping", "--inventory", file, "--verbose", "--quiet"]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--verbose.*cannot be used with.*--quiet/);
   });
 
   it("refuses an unknown host key under strict, printing its fingerprint and how to add it", async () => {

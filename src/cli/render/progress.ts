@@ -16,6 +16,9 @@ export function renderProgress(
     case "running":
       text = event.detail ?? "running";
       break;
+    case "log":
+      text = style.dim(event.detail ?? "");
+      break;
     case "done": {
       const status = event.status ?? "failed";
       const painted =
