@@ -3,6 +3,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { main } from "../../src/cli/main.js";
+import type { HostResult, Report } from "../../src/report/report-schema.js";
 
 export interface CliRun {
   code: number;
@@ -26,6 +27,23 @@ export async function runCli(
     onInterrupt: () => () => {},
   });
   return { code, stdout, stderr };
+}
+
+export interface JsonRun extends CliRun {
+  report: Report;
+  host: (name: string) => HostResult | undefined;
+}
+
+/** A fleet command with `--format json --quiet`, its report parsed (stdout must be the document). */
+export async function runJson(command: string, inventory: string, ...args: string[]): Promise<JsonRun> {
+  const result = await runCli([command, "--inventory", inventory, "--format", "json", "--quiet", ...args]);
+  let report: Report;
+  try {
+    report = JSON.parse(result.stdout) as Report;
+  } catch {
+    throw new Error(`${command}: no JSON report (exit ${result.code}):\n${result.stdout}\n${result.stderr}`);
+  }
+  return { ...result, report, host: (name) => report.hosts.find((h) => h.name === name) };
 }
 
 /** A temp directory holding the given files (paths relative to it); removed by the returned cleanup. */

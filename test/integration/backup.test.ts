@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Report } from "../../src/report/report-schema.js";
-import { runCli } from "../helpers/run-cli.js";
+import { runCli, runJson } from "../helpers/run-cli.js";
 import { describeIntegration } from "./harness/describe-integration.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
 import { leftoverRunDirs, resticInit, writeInventory, writePasswordFile } from "./helpers/test-fleet.js";
@@ -114,19 +114,7 @@ ${extraRepo}`,
     return { base, repoA, repoB, copyDest, sources, config, inventory };
   }
 
-  const backup = async (inventoryFile: string, ...args: string[]) => {
-    const result = await runCli([
-      "backup",
-      "--inventory",
-      inventoryFile,
-      "--format",
-      "json",
-      "--quiet",
-      ...args,
-    ]);
-    const report = JSON.parse(result.stdout) as Report;
-    return { ...result, report, host: (name: string) => report.hosts.find((h) => h.name === name) };
-  };
+  const backup = (inventoryFile: string, ...args: string[]) => runJson("backup", inventoryFile, ...args);
 
   it("backs up 3 hosts into two repositories each, copies, and runs incrementally the second time", async () => {
     const s = setup();

@@ -17,7 +17,7 @@ import { loadAgent } from "../../src/agent/deliver.js";
 import { buildPlan } from "../../src/plan/build-plan.js";
 import type { Report } from "../../src/report/report-schema.js";
 import { runFleet } from "../../src/run/run-fleet.js";
-import { runCli } from "../helpers/run-cli.js";
+import { runCli, runJson } from "../helpers/run-cli.js";
 import { describeIntegration } from "./harness/describe-integration.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
 import {
@@ -77,19 +77,7 @@ prune_keep_last = 3
   const inventory = (name: string, options: Parameters<typeof writeInventory>[2] = {}) =>
     writeInventory(fleet, join(dir, name), { ...options, defaults: { config, ...options.defaults } });
 
-  const check = async (inventoryFile: string, ...args: string[]) => {
-    const result = await runCli([
-      "check",
-      "--inventory",
-      inventoryFile,
-      "--format",
-      "json",
-      "--quiet",
-      ...args,
-    ]);
-    const report = JSON.parse(result.stdout) as Report;
-    return { ...result, report, host: (name: string) => report.hosts.find((h) => h.name === name) };
-  };
+  const check = (inventoryFile: string, ...args: string[]) => runJson("check", inventoryFile, ...args);
 
   it("passes a healthy fleet of 3 hosts with every check green (exit 0)", async () => {
     const run = await check(inventory("healthy.toml", { hosts: ["chk1", "chk2", "chk3"] }));
@@ -107,10 +95,9 @@ prune_keep_last = 3
 
   it("ping reports the facts of every host, and the table says so at a glance", async () => {
     const file = inventory("ping.toml", { hosts: ["chk1", "chk2", "chk3"] });
-    const json = await runCli(["ping", "--inventory", file, "--format", "json", "--quiet"]);
+    const json = await runJson("ping", file);
     expect(json.code, json.stdout + json.stderr).toBe(0);
-    const report = JSON.parse(json.stdout) as Report;
-    expect(report.hosts.map((h) => h.facts?.restic)).toEqual(
+    expect(json.report.hosts.map((h) => h.facts?.restic)).toEqual(
       ["0.14.0", "0.14.0", "0.14.0"].map(() => expect.stringMatching(/^0\.\d+\.\d+$/)),
     );
     const table = await runCli(["ping", "--inventory", file, "--no-color"]);

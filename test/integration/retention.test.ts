@@ -3,8 +3,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import type { Report } from "../../src/report/report-schema.js";
-import { runCli } from "../helpers/run-cli.js";
+import { runCli, runJson } from "../helpers/run-cli.js";
 import { describeIntegration } from "./harness/describe-integration.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
 import { leftoverRunDirs, resticInit, writeInventory, writePasswordFile } from "./helpers/test-fleet.js";
@@ -34,18 +33,7 @@ describeIntegration("prune and status over real sshd and restic", () => {
     JSON.parse(restic(repo, "snapshots", "--json", "--no-lock")) as Snapshot[];
   const count = (repo: string, host: string, job: string) =>
     snapshots(repo).filter((s) => s.hostname === host && s.tags?.includes(`job:${job}`)).length;
-  const run = async (command: string, ...args: string[]) => {
-    const result = await runCli([
-      command,
-      "--inventory",
-      inventoryFile,
-      "--format",
-      "json",
-      "--quiet",
-      ...args,
-    ]);
-    return { ...result, report: JSON.parse(result.stdout) as Report };
-  };
+  const run = (command: string, ...args: string[]) => runJson(command, inventoryFile, ...args);
 
   beforeAll(async () => {
     fleet = await startFleet({ hosts: HOSTS });
@@ -80,7 +68,7 @@ prune_keep_last = 1
       defaults: { config: join(dir, "{host}.toml") },
     });
     for (let i = 0; i < 3; i++) {
-      const backup = await runCli(["backup", "--inventory", inventoryFile, "--quiet", "--format", "json"]);
+      const backup = await runJson("backup", inventoryFile);
       expect(backup.code, backup.stdout).toBe(0);
     }
   }, 300_000);
@@ -190,11 +178,10 @@ prune_keep_last = 1
       defaults: { config: join(dir, "{host}.toml") },
       host: { rt2: { config: broken } },
     });
-    const status = await runCli(["status", "--inventory", file, "--format", "json", "--quiet"]);
-    const report = JSON.parse(status.stdout) as Report;
+    const status = await runJson("status", file);
     expect(status.code).toBe(1);
-    expect(report.hosts.find((h) => h.name === "rt1")?.status).toBe("ok");
-    const rt2 = report.hosts.find((h) => h.name === "rt2");
+    expect(status.host("rt1")?.status).toBe("ok");
+    const rt2 = status.host("rt2");
     expect(rt2).toMatchObject({ status: "failed", error: { code: "repo_unreadable" } });
     expect(rt2?.jobs[0]?.latest[0]?.error).toMatch(/unable to open config file|does not exist/);
   });
