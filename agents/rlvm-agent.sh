@@ -1627,10 +1627,12 @@ release_job() {
 }
 
 # stop_child: a running restic gets SIGINT, so it removes its repository lock, then SIGKILL after 30 s.
+# SIGCONT too: a stopped restic (someone's SIGSTOP, a debugger) would act on SIGINT only when resumed.
 stop_child() {
   local pid=$CHILD_PID waited=0
   if [[ -z $pid ]]; then return 0; fi
   kill -INT "$pid" 2>/dev/null || true
+  kill -CONT "$pid" 2>/dev/null || true
   while kill -0 "$pid" 2>/dev/null && ((waited < 300)); do
     "${TOOL[sleep]}" 0.1 </dev/null || true
     waited=$((waited + 1))

@@ -6,6 +6,7 @@ import {
   config,
   expectGuestClean,
   guest,
+  resticLocks,
   resticSnapshots,
   spawnedLog,
   startCli,
@@ -288,9 +289,10 @@ echo vm1 >/run/rlvm-fleet/20200101T000000Z-dead01.vm1/host
       expect(run.stderr).toMatch(/snapshot \S+ created/);
       expect(run.code, run.stdout + run.stderr).toBe(1);
       expect(run.host("vm1")).toMatchObject({ status: "failed", error: { code: "timeout" } });
-      // The agent stops the hung restic (SIGINT, then SIGKILL after 30 s) and cleans up.
+      // The agent stops the hung restic (SIGINT and SIGCONT, so it runs its own cleanup) and cleans up.
       await expectGuestClean(90_000);
       expect(await resticSnapshots("data")).toEqual([]);
+      expect(await resticLocks("data")).toEqual([]);
     });
   });
 }

@@ -262,6 +262,14 @@ export async function resticSnapshots(name: string): Promise<ResticSnapshot[]> {
   return JSON.parse(out) as ResticSnapshot[];
 }
 
+/** The ids of the locks in a repository on the guest (a restic stopped cleanly leaves none). */
+export async function resticLocks(name: string): Promise<string[]> {
+  const out = await guest().run(
+    `restic --repo ${repo(name)} --password-file ${PASSWORD_FILE} --no-lock list locks`,
+  );
+  return out.split("\n").filter((line) => line !== "");
+}
+
 /** Every path in a restic snapshot (restic ls), on the guest. */
 export async function resticPaths(name: string, snapshot: string): Promise<string[]> {
   const out = await guest().run(
