@@ -11,7 +11,8 @@ import {
   rmdirSync,
   writeFileSync,
 } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
+import { freePort } from "./free-port.js";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { UsageError } from "../errors.js";
@@ -169,18 +170,6 @@ export async function startLocalFleet(options: {
 
 function keygen(sshKeygen: string, file: string, comment: string): void {
   execFileSync(sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", file], { stdio: "ignore" });
-}
-
-function freePort(address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen({ host: address, port: 0, exclusive: true }, () => {
-      const bound = server.address();
-      const port = typeof bound === "object" && bound !== null ? bound.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitForPort(

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, rmSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, open, rm, stat, writeFile } from "node:fs/promises";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
+import { freePort } from "../../../src/demo/free-port.js";
 import { tmpdir, userInfo } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -188,18 +189,6 @@ function loopbackAddresses(count: number): string[] {
     addresses.push(`127.${(n >> 16) & 0xff}.${(n >> 8) & 0xff}.${last}`);
   }
   return addresses;
-}
-
-function findFreePort(address: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen({ host: address, port: 0, exclusive: true }, () => {
-      const bound = server.address();
-      const port = typeof bound === "object" && bound !== null ? bound.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
 }
 
 /** Whether whatever listens on address:port sends an SSH banner; false as soon as giveUp settles. */
@@ -673,7 +662,7 @@ class SshdFleet implements Fleet {
   private async startSshd(host: SshdHost, options: { reusePort: boolean }): Promise<void> {
     const deadline = Date.now() + this.startTimeoutMs;
     for (let attempt = 1; ; attempt++) {
-      if (!options.reusePort) host.port = await findFreePort(host.address);
+      if (!options.reusePort) host.port = await freePort(host.address);
       await writeFile(host.configPath, this.sshdConfig(host));
       const logOffset = await stat(host.logFile).then(
         (stats) => stats.size,
@@ -683,7 +672,7 @@ class SshdFleet implements Fleet {
       const outcome = await this.waitUntilAccepting(host, deadline);
       if (outcome === "ready") return;
       const log = await readLogFrom(host.logFile, logOffset);
-      // Something else took the port between findFreePort() closing it and sshd binding it.
+      // Something else took the port between freePort() closing it and sshd binding it.
       const portTaken = /Address already in use/.test(log);
       if (portTaken && !options.reusePort && attempt < MAX_PORT_ATTEMPTS && Date.now() < deadline) continue;
       if (host.process?.pid !== undefined) {

@@ -14,7 +14,7 @@ import {
   symlink,
   writeFile,
 } from "node:fs/promises";
-import { createServer } from "node:net";
+import { freePort } from "../../../src/demo/free-port.js";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -100,20 +100,6 @@ async function keygenMatchedLines(file: string, name: string): Promise<number[]>
 
 function ourMatchedLines(entries: readonly KnownHostEntry[], name: string): number[] {
   return entries.filter((entry) => entryMatchesHost(entry, name)).map((entry) => entry.line);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === "object") resolve(address.port);
-        else reject(new Error("no port"));
-      });
-    });
-  });
 }
 
 const tempDirs: string[] = [];

@@ -18,7 +18,8 @@ import { requireExecutable } from "../../integration/harness/prerequisites.js";
 import { runCommand, runCommandOrThrow, type CommandResult } from "../../integration/harness/run-command.js";
 import { cacheRoot, ensureImage, GUEST_LOGIN, type GuestImage } from "./image.js";
 import { recordTiming, vmLog } from "./log.js";
-import { freePort, startQemu, type Qemu } from "./qemu.js";
+import { freePort } from "../../../src/demo/free-port.js";
+import { startQemu, type Qemu } from "./qemu.js";
 
 export type { CommandResult } from "../../integration/harness/run-command.js";
 

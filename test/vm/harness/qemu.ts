@@ -3,7 +3,6 @@
 // dies, even by SIGKILL, which skips every 'exit' handler.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { isProcessAlive } from "../../integration/harness/process-tree.js";
 import { requireExecutable } from "../../integration/harness/prerequisites.js";
 
@@ -144,19 +143,4 @@ export function startQemu(options: QemuOptions): Qemu {
       if (running) child.kill("SIGKILL");
     },
   };
-}
-
-/** A loopback port free right now (qemu binds it a moment later; a lost race shows as qemu failing). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => {
-        if (address !== null && typeof address === "object") resolve(address.port);
-        else reject(new Error("no port"));
-      });
-    });
-  });
 }
