@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const TIERS = ["unit", "integration"];
+const TIERS = ["unit", "integration", "vm"];
 const wanted = process.argv.slice(2);
 const tiers = wanted.length > 0 ? TIERS.filter((t) => wanted.includes(t)) : TIERS;
 const unknown = wanted.filter((t) => !TIERS.includes(t));

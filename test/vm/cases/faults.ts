@@ -82,7 +82,7 @@ lvs --noheadings -o lv_name,lv_attr,snap_percent @rlvm_fleet || true`,
       // What restic read from the invalidated snapshot is not kept: no repository holds a snapshot of
       // this run, and the repository's entry says why.
       expect(job.repos[0]).toMatchObject({ status: "failed", snapshot_id: null });
-      expect(job.repos[0]?.error).toMatch(/overflowed/);
+      expect(job.repos[0]?.error).toMatch(/overflowed.*restic snapshot [0-9a-f]{8} was forgotten/);
       expect(await resticSnapshots("data")).toEqual([]);
     });
 
