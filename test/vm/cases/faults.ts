@@ -4,18 +4,20 @@ import {
   caseDir,
   cli,
   config,
-  expectGuestClean,
+  dataJob,
   guest,
   resticLocks,
   resticSnapshots,
   spawnedLog,
   startCli,
   vgSeqno,
+  vm1Inventory,
   WAIT_FOR_RESTIC,
   WAIT_FOR_SNAPSHOT,
   waitForGuest,
   writeInventory,
   writeRandom,
+  expectGuestClean,
 } from "../helpers/vm-fleet.js";
 import { expectSnapshotReported } from "./nonroot.js";
 
@@ -25,20 +27,9 @@ async function slowDataInventory(
   options: { mib?: number; snapshotSize?: string; defaults?: Record<string, string | number> } = {},
 ): Promise<string> {
   await writeRandom("/data/bulk/blob.bin", options.mib ?? 64);
-  return writeInventory(
-    caseDir(name),
-    {
-      vm1: config([
-        {
-          name: "data",
-          category: "logical_volume_nonroot",
-          source: "/data",
-          lv: "lv_data",
-          snapshotSize: options.snapshotSize ?? "128M",
-          repos: ["data"],
-        },
-      ]),
-    },
+  return vm1Inventory(
+    name,
+    [dataJob(options.snapshotSize === undefined ? {} : { snapshotSize: options.snapshotSize })],
     options.defaults,
   );
 }
@@ -105,21 +96,10 @@ lvs --noheadings -o lv_name,lv_attr,snap_percent @rlvm_fleet || true`,
     });
 
     it("one failing repository does not stop the others, and its copy_to is not run", async () => {
-      const dir = caseDir("repo-fails");
-      const inventory = writeInventory(dir, {
-        vm1: config([
-          {
-            name: "data",
-            category: "logical_volume_nonroot",
-            source: "/data",
-            lv: "lv_data",
-            snapshotSize: "64M",
-            // /srv/backup/missing was never initialised: restic cannot open it.
-            repos: ["missing", "data"],
-            copyTo: ["copy"],
-          },
-        ]),
-      });
+      // /srv/backup/missing was never initialised: restic cannot open it.
+      const inventory = vm1Inventory("repo-fails", [
+        dataJob({ snapshotSize: "64M", repos: ["missing", "data"], copyTo: ["copy"] }),
+      ]);
       const run = await cli("backup", inventory);
       expect(run.code, run.stdout + run.stderr).toBe(1);
       expect(run.host("vm1")).toMatchObject({ status: "failed", error: { code: "backup_failed" } });
@@ -210,14 +190,7 @@ mkdir -m 0700 /run/rlvm-fleet/20200101T000000Z-dead01.vm1
 echo vm1 >/run/rlvm-fleet/20200101T000000Z-dead01.vm1/host
 : >/run/rlvm-fleet/20200101T000000Z-dead01.vm1/locked`);
       const dir = caseDir("orphans");
-      const job = {
-        name: "data",
-        category: "logical_volume_nonroot" as const,
-        source: "/data",
-        lv: "lv_data",
-        snapshotSize: "64M",
-        repos: ["data"],
-      };
+      const job = dataJob({ snapshotSize: "64M" });
       const inventory = writeInventory(dir, { vm1: config([job]), vm2: config([job]) });
       try {
         // check reports the leftovers, and changes nothing.

@@ -2,16 +2,15 @@
 // status against the guest's repositories.
 import { describe, expect, it } from "vitest";
 import {
-  caseDir,
   cli,
-  config,
+  dataJob,
   guest,
   resticPaths,
   resticSnapshots,
-  writeInventory,
+  rootJob,
+  vm1Inventory,
 } from "../helpers/vm-fleet.js";
 import { expectSnapshotReported } from "./nonroot.js";
-import { ROOT_BULK } from "./root.js";
 
 /** The progress lines of a run (stderr, timestamped when not a terminal), without their timestamps. */
 function progress(stderr: string): string[] {
@@ -24,30 +23,11 @@ function progress(stderr: string): string[] {
 export function mixedCases(): void {
   describe("the seed's mixed layout on real LVM", () => {
     it("takes every snapshot before the first restic call, removes them, then copies", async () => {
-      const dir = caseDir("mixed");
-      const inventory = writeInventory(dir, {
-        vm1: config([
-          {
-            name: "root",
-            category: "logical_volume_root",
-            source: "/",
-            lv: "lv_root",
-            snapshotSize: "256M",
-            excludes: [...ROOT_BULK],
-            repos: ["root"],
-          },
-          {
-            name: "data",
-            category: "logical_volume_nonroot",
-            source: "/data",
-            lv: "lv_data",
-            snapshotSize: "128M",
-            repos: ["data"],
-            copyTo: ["copy"],
-          },
-          { name: "docs", category: "standard_path", source: "/srv/xfs/docs", repos: ["xfs"] },
-        ]),
-      });
+      const inventory = vm1Inventory("mixed", [
+        rootJob(),
+        dataJob({ copyTo: ["copy"] }),
+        { name: "docs", category: "standard_path", source: "/srv/xfs/docs", repos: ["xfs"] },
+      ]);
       const run = await cli("backup", inventory);
       expect(run.code, run.stdout + run.stderr).toBe(0);
       expect(run.host("vm1").status).toBe("ok");
@@ -86,21 +66,7 @@ export function mixedCases(): void {
 
   describe("prune and status on the guest's repositories", () => {
     it("forgets by retention in repositories and copies, dry run first; status shows the latest", async () => {
-      const dir = caseDir("retention");
-      const inventory = writeInventory(dir, {
-        vm1: config([
-          {
-            name: "data",
-            category: "logical_volume_nonroot",
-            source: "/data",
-            lv: "lv_data",
-            snapshotSize: "128M",
-            repos: ["data"],
-            copyTo: ["copy"],
-            keepLast: 1,
-          },
-        ]),
-      });
+      const inventory = vm1Inventory("retention", [dataJob({ copyTo: ["copy"], keepLast: 1 })]);
       for (let i = 0; i < 2; i++) {
         await guest().run(`echo run ${i} >/data/docs/run.txt`);
         const backup = await cli("backup", inventory);

@@ -2,18 +2,17 @@
 // read-only snapshot, and a consistent view of a file changed while the backup runs.
 import { describe, expect, it } from "vitest";
 import {
-  caseDir,
   cli,
-  config,
+  type CliRun,
+  dataJob,
   guest,
   resticDump,
   resticPaths,
   resticSnapshots,
   spawnedLog,
+  vm1Inventory,
   WAIT_FOR_SNAPSHOT,
-  writeInventory,
   writeRandom,
-  type CliRun,
 } from "../helpers/vm-fleet.js";
 
 /** A snapshot's lifetime and peak COW use are in the report of every LV job. */
@@ -23,6 +22,9 @@ export function expectSnapshotReported(run: CliRun, job: string, lv: string): vo
   expect(snapshot?.name).toMatch(new RegExp(`^vg0/${lv}_rlvm_`));
   expect(snapshot?.lifetime_ms).toBeGreaterThan(0);
   expect(typeof snapshot?.cow_peak_percent).toBe("number");
+  // The table says it too, on the job's row: "snapshot life" holds e.g. "12.3s, COW 4%".
+  const row = run.stdout.split("\n").find((line) => new RegExp(`^│ vm1\\s+│ ${job}\\s+│`).test(line));
+  expect(row, run.stdout).toMatch(new RegExp(`│ [\\d.]+s, COW ${snapshot?.cow_peak_percent}% +│`));
 }
 
 /**
@@ -53,20 +55,7 @@ echo "never saw the snapshot over ${mountpoint}"
 export function nonrootCases(): void {
   describe("lv_nonroot on real LVM", () => {
     it("backs up /data from a snapshot under its original path; the second run is incremental", async () => {
-      const dir = caseDir("nonroot");
-      const inventory = writeInventory(dir, {
-        vm1: config([
-          {
-            name: "data",
-            category: "logical_volume_nonroot",
-            source: "/data",
-            lv: "lv_data",
-            snapshotSize: "128M",
-            excludes: ["/data/cache"],
-            repos: ["data"],
-          },
-        ]),
-      });
+      const inventory = vm1Inventory("nonroot", [dataJob({ excludes: ["/data/cache"] })]);
       const first = await cli("backup", inventory);
       expect(first.code, first.stdout + first.stderr).toBe(0);
       expect(first.host("vm1")).toMatchObject({ status: "ok", error: null });
@@ -106,19 +95,7 @@ export function nonrootCases(): void {
     it("mounts the snapshot read-only, and stores a file changed mid-run as it was at the snapshot", async () => {
       await writeRandom("/data/bulk/blob.bin", 48);
       await guest().run("echo BEFORE >/data/docs/consistency.txt; sync");
-      const dir = caseDir("nonroot-consistency");
-      const inventory = writeInventory(dir, {
-        vm1: config([
-          {
-            name: "data",
-            category: "logical_volume_nonroot",
-            source: "/data",
-            lv: "lv_data",
-            snapshotSize: "128M",
-            repos: ["data"],
-          },
-        ]),
-      });
+      const inventory = vm1Inventory("nonroot-consistency", [dataJob()]);
       await guest().spawn("probe", probeSnapshotMount("/data"));
       // While the snapshot exists: change the file on the live /data, and say whether the snapshot
       // still existed after the change was on disk.
@@ -147,19 +124,9 @@ lvs --noheadings -o lv_name @rlvm_fleet | grep -q . && echo "changed-while-snaps
 
     it("backs up an XFS LV: the snapshot mounts with nouuid, read-only, and restic stores /srv/xfs", async () => {
       await writeRandom("/srv/xfs/bulk/blob.bin", 24);
-      const dir = caseDir("nonroot-xfs");
-      const inventory = writeInventory(dir, {
-        vm1: config([
-          {
-            name: "xfs",
-            category: "logical_volume_nonroot",
-            source: "/srv/xfs",
-            lv: "lv_xfs",
-            snapshotSize: "128M",
-            repos: ["xfs"],
-          },
-        ]),
-      });
+      const inventory = vm1Inventory("nonroot-xfs", [
+        dataJob({ name: "xfs", source: "/srv/xfs", lv: "lv_xfs", repos: ["xfs"] }),
+      ]);
       await guest().spawn("probe", probeSnapshotMount("/srv/xfs"));
       const run = await cli("backup", inventory);
       expect(run.code, run.stdout + run.stderr).toBe(0);

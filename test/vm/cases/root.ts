@@ -1,20 +1,19 @@
 // lv_root on real LVM: restic chrooted into a snapshot of the running root, with --one-file-system.
 import { describe, expect, it } from "vitest";
 import {
-  caseDir,
   cli,
-  config,
   guest,
   PASSWORD_FILE,
   repo,
   resticPaths,
   resticSnapshots,
-  writeInventory,
+  ROOT_BULK,
+  rootJob,
+  vm1Inventory,
 } from "../helpers/vm-fleet.js";
 import { expectSnapshotReported } from "./nonroot.js";
 
 /** Bulk that the lv_root tests leave out, so that a run stays small under TCG. */
-export const ROOT_BULK = ["/usr", "/var/lib", "/var/cache", "/var/log"];
 
 /** What must never be in a backup of / made from a snapshot (DESIGN §5, the upstream regressions). */
 function forbidden(paths: readonly string[]): string[] {
@@ -43,20 +42,12 @@ export function rootCases(): void {
           timeoutMs: 120_000,
         },
       );
-      const dir = caseDir("root");
-      const inventory = writeInventory(dir, {
-        vm1: config([
-          {
-            name: "root",
-            category: "logical_volume_root",
-            source: "/",
-            lv: "lv_root",
-            snapshotSize: "256M",
-            excludes: [...ROOT_BULK, "/opt/rlvm-test/excluded"],
-            repos: ["root", "/var/backups/rlvm/root"],
-          },
-        ]),
-      });
+      const inventory = vm1Inventory("root", [
+        rootJob({
+          excludes: [...ROOT_BULK, "/opt/rlvm-test/excluded"],
+          repos: ["root", "/var/backups/rlvm/root"],
+        }),
+      ]);
       try {
         await backUpRootTwice(inventory);
       } finally {
@@ -132,20 +123,7 @@ export function rootCases(): void {
         "churn",
         "for k in 1 2 3 4 5 6; do (end=$((SECONDS + 300)); while [ $SECONDS -lt $end ]; do sleep 0.03; done) & done; wait",
       );
-      const dir = caseDir("root-churn");
-      const inventory = writeInventory(dir, {
-        vm1: config([
-          {
-            name: "root",
-            category: "logical_volume_root",
-            source: "/",
-            lv: "lv_root",
-            snapshotSize: "256M",
-            excludes: [...ROOT_BULK],
-            repos: ["root"],
-          },
-        ]),
-      });
+      const inventory = vm1Inventory("root-churn", [rootJob()]);
       try {
         // Before the fix (restic lstat()ing the bound /proc's entries) this failed on every try here.
         const run = await cli("backup", inventory);
@@ -161,19 +139,7 @@ export function rootCases(): void {
       await guest().run(
         `restic --repo ${repo("root")} --password-file ${PASSWORD_FILE} snapshots >/dev/null`,
       );
-      const dir = caseDir("root-no-excludes");
-      const inventory = writeInventory(dir, {
-        vm1: config([
-          {
-            name: "root",
-            category: "logical_volume_root",
-            source: "/",
-            lv: "lv_root",
-            snapshotSize: "512M",
-            repos: ["root"],
-          },
-        ]),
-      });
+      const inventory = vm1Inventory("root-no-excludes", [rootJob({ snapshotSize: "512M", excludes: [] })]);
       const run = await cli("backup", inventory);
       expect(run.code, run.stdout + run.stderr).toBe(0);
       expectSnapshotReported(run, "root", "lv_root");

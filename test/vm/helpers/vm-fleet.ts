@@ -88,6 +88,41 @@ export interface JobSpec {
   readonly keepLast?: number;
 }
 
+/** The /data job most cases use: the ext4 LV lv_data into the data repository; `extra` overrides. */
+export const dataJob = (extra: Partial<JobSpec> = {}): JobSpec => ({
+  name: "data",
+  category: "logical_volume_nonroot",
+  source: "/data",
+  lv: "lv_data",
+  snapshotSize: "128M",
+  repos: ["data"],
+  ...extra,
+});
+
+/** What the lv_root cases leave out of /: bulk that would only make a backup under TCG slow. */
+export const ROOT_BULK = ["/usr", "/var/lib", "/var/cache", "/var/log"];
+
+/** The running root: lv_root into the root repository, without ROOT_BULK; `extra` overrides. */
+export const rootJob = (extra: Partial<JobSpec> = {}): JobSpec => ({
+  name: "root",
+  category: "logical_volume_root",
+  source: "/",
+  lv: "lv_root",
+  snapshotSize: "256M",
+  excludes: [...ROOT_BULK],
+  repos: ["root"],
+  ...extra,
+});
+
+/** One case's inventory, in a fresh case directory: the guest as host vm1 with these jobs. */
+export function vm1Inventory(
+  name: string,
+  jobs: readonly JobSpec[],
+  defaults: Record<string, TomlScalar> = {},
+): string {
+  return writeInventory(caseDir(name), { vm1: config(jobs) }, defaults);
+}
+
 /** A ResticLVM config (the seed's category format) with these jobs; `extra` is appended as is. */
 export function config(jobs: readonly JobSpec[], extra = ""): string {
   const out: string[] = [];
