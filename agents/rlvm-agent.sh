@@ -105,8 +105,9 @@ LOCK_FILE="" LOCK_STATE="" LOCK_DETAIL=""
 # backup state: per job index, what exists now and must be undone (release_job, cleanup_all)
 declare -a JOB_REMOUNT_RO=() SNAP_NAME=() SNAP_BORN=() SNAP_PEAK=() SNAP_MNT=() SNAP_INVALID=() ORIGIN_MP=()
 declare -a JOB_VIEW=() JOB_REMOUNTED=() JOB_INCOMPLETE=() CHROOT_BINDS=() WARNINGS=() RESTIC_PREFIX=()
-declare -a RESTIC_REPO_AT=() RESTIC_PW_AT=() REPO_OK=() REPO_SNAP=() REPO_MS=()
-CHILD_PID="" SAMPLER_PID="" WATCHER_PID="" LOCK_FD="" JOB_PREP_ERROR="" RESTIC_CACHE="" ORIGIN_FSTYPE=""
+declare -a RESTIC_REPO_AT=() RESTIC_PW_AT=() REPO_OK=() REPO_SNAP=() REPO_MS=() CHILD_CMD=()
+declare -a REPO_READ_VALID=()   # repo index -> 1: its LVM snapshot was still valid when restic exited
+DISCARDED=0 CHILD_PID="" SAMPLER_PID="" WATCHER_PID="" LOCK_FD="" JOB_PREP_ERROR="" RESTIC_CACHE="" ORIGIN_FSTYPE=""
 CLEANED_UP=0 ORPHANS=0 IN_PRIVATE_NS=0 PLAN_DRY_RUN=false
 declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
 declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
@@ -1640,6 +1641,36 @@ stop_child() {
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   CHILD_PID=""
+  unlock_after_child "${CHILD_CMD[@]}"
+}
+
+# unlock_after_child FUNC ARG...: the restic that FUNC ran was stopped or killed, maybe while it took
+# or held a repository lock (restic itself can leave one when interrupted as it takes it). `restic
+# unlock` removes only the locks restic calls stale (their process is gone from this machine, or not
+# refreshed for 30 minutes), never a live restic's; without it the next forget or prune of that
+# repository would find it locked.
+unlock_after_child() {
+  local fn=${1-} t=${2-}
+  case $fn in
+    restic_job_child) unlock_target repo "$t" ;;
+    copy_child) unlock_target repo "${COPY_FROM[t]}" && unlock_target copy "$t" ;;
+    target_child) unlock_target "$t" "${3-}" ;;
+    *) ;;
+  esac
+}
+
+# unlock_target KIND INDEX: `restic unlock` against a repository or copy destination, 20 s at most.
+unlock_target() {
+  local pid waited=0
+  target_child "$1" "$2" unlock </dev/null >/dev/null 2>&1 3>&- &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null && ((waited < 200)); do
+    "${TOOL[sleep]}" 0.1 </dev/null || true
+    waited=$((waited + 1))
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  return 0
 }
 
 # cleanup_all: whatever ends the run, before the result is sent. Signals wait until it is done.
@@ -1774,10 +1805,13 @@ restic_job_child() {
 run_restic_bg() {
   local out=$1 err=$2 rc=0
   shift 2
+  CHILD_CMD=("$@")
   "$@" </dev/null >"$out" 2>"$err" 3>&- &
   CHILD_PID=$!
   wait "$CHILD_PID" || rc=$?
   CHILD_PID=""
+  # Killed by a signal (exit 128+N): its lock may be left in the repository.
+  if ((rc > 128)); then unlock_after_child "$@"; fi
   REPLY=$rc
 }
 
@@ -1807,6 +1841,11 @@ backup_repo() {
   start=$REPLY
   run_restic_bg "$out" "$err" restic_job_child "$r" "${args[@]}"
   local rc=$REPLY
+  # Still valid once restic has exited: everything it read came from the intact snapshot.
+  if [[ -n ${SNAP_NAME[i]-} ]]; then
+    read_cow "$i" # its last lvs sets CAP_RC: a failed lvs proves nothing
+    if ((CAP_RC == 0)) && [[ -z ${SNAP_INVALID[i]-} ]]; then REPO_READ_VALID[r]=1; fi
+  fi
   now_ms
   end=$REPLY
   while IFS= read -r line; do
@@ -1832,15 +1871,18 @@ backup_repo() {
   return 1
 }
 
-# discard_job_backups JOB: the job's LVM snapshot overflowed, so LVM invalidated it at some point of
-# restic's read: what restic stored is not the point-in-time copy it claims to be. Forget it in every
-# repository, so that it never becomes the newest snapshot, the next run's parent, a copy, or the one
-# snapshot that retention keeps.
+# discard_job_backups JOB: the job's LVM snapshot overflowed. A backup whose restic exited while the
+# snapshot was still valid is complete and kept; any other may have read from the invalidated
+# snapshot, so it is not the point-in-time copy it claims to be: forget it, so that it never becomes
+# the newest snapshot, the next run's parent, a copy, or the one snapshot retention keeps.
+# DISCARDED = how many backups were discarded.
 discard_job_backups() {
   local i=$1 r id message
+  DISCARDED=0
   for r in "${!REPO_ID[@]}"; do
-    if ((REPO_JOB[r] != i)) || [[ ${REPO_OK[r]-} != 1 ]]; then continue; fi
+    if ((REPO_JOB[r] != i)) || [[ ${REPO_OK[r]-} != 1 || ${REPO_READ_VALID[r]-} == 1 ]]; then continue; fi
     REPO_OK[r]=0
+    DISCARDED=$((DISCARDED + 1))
     id=${REPO_SNAP[r]-}
     message="the LVM snapshot overflowed while restic read it"
     if [[ -z $id ]]; then
@@ -1944,8 +1986,15 @@ cmd_backup() {
     release_job "$i"
     if [[ -n ${SNAP_INVALID[i]-} ]]; then
       discard_job_backups "$i"
-      job_status=failed
-      message="the snapshot overflowed (LVM invalidated it) while restic read it: raise snapshot_size for this job"
+      if ((DISCARDED > 0 || ok < total)); then
+        job_status=failed
+        message="the snapshot overflowed (LVM invalidated it) while restic read it: raise snapshot_size for this job"
+      else
+        job_status=partial
+        message="the snapshot overflowed after restic had read it (the backups are complete): raise snapshot_size for this job"
+        WARNINGS+=("snapshot_overflow")
+        emit warning code s:snapshot_overflow message "s:job ${JOB_NAME[i]}: $message"
+      fi
     elif ((ok < total)); then
       job_status=failed
       message="$((total - ok)) of $total repositories failed"

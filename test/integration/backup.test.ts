@@ -338,6 +338,28 @@ password_file = ${JSON.stringify(passwordFile)}
       expect(resticLocks(s.repoA)).toEqual([]);
     });
 
+    it("restic SIGKILLed on the host: that repository fails, and the lock restic left is removed", async () => {
+      const s = setup({ bigFileMb: 150 });
+      const controller = startController([
+        "backup",
+        "--inventory",
+        s.inventory("inventory.toml", {}, ["bk2"]),
+        "--format",
+        "json",
+      ]);
+      await waitFor(() => resticProcesses().length > 0 && resticLocks(s.repoA).length > 0, 20_000);
+      // restic cannot clean up after SIGKILL: its lock stays in the repository until someone unlocks.
+      for (const restic of resticProcesses()) process.kill(restic.pid, "SIGKILL");
+      const code = await controller.exited;
+      expect(code, controller.stderr()).toBe(1);
+      const report = JSON.parse(controller.stdout()) as Report;
+      expect(report.hosts[0]).toMatchObject({ status: "failed", error: { code: "backup_failed" } });
+      expect(report.hosts[0]?.jobs[0]?.repos[0]).toMatchObject({ status: "failed" });
+      expect(report.hosts[0]?.jobs[0]?.repos[0]?.error).toMatch(/exit 137/);
+      expect(resticLocks(s.repoA)).toEqual([]);
+      expect(leftoverRunDirs(fleet)).toEqual([]);
+    });
+
     it("a host whose sshd is stopped mid-run is reported, and the others are unaffected", async () => {
       const s = setup({ bigFileMb: 150 });
       const controller = startController([

@@ -7,6 +7,7 @@ import {
   dataJob,
   guest,
   resticLocks,
+  resticPaths,
   resticSnapshots,
   spawnedLog,
   startCli,
@@ -19,6 +20,7 @@ import {
   writeRandom,
   expectGuestClean,
 } from "../helpers/vm-fleet.js";
+import { vmLog } from "../harness/log.js";
 import { expectSnapshotReported } from "./nonroot.js";
 
 /** A /data backup that takes a while under TCG: restic has MiB of random data to read. */
@@ -70,11 +72,52 @@ lvs --noheadings -o lv_name,lv_attr,snap_percent @rlvm_fleet || true`,
       expect(job.snapshot?.lifetime_ms).toBeGreaterThan(0);
       expect(reportText(run.report)).toMatch(/raise snapshot_size/);
       expect(run.stdout).toMatch(/raise snapshot_size/);
-      // What restic read from the invalidated snapshot is not kept: no repository holds a snapshot of
-      // this run, and the repository's entry says why.
+      // What restic read from the invalidated snapshot is not kept. Depending on when LVM invalidated
+      // it, restic stored a snapshot that the agent then forgot, or restic could store nothing at all
+      // ("snapshot is empty"); either way the repository holds no snapshot of this run.
       expect(job.repos[0]).toMatchObject({ status: "failed", snapshot_id: null });
-      expect(job.repos[0]?.error).toMatch(/overflowed.*restic snapshot [0-9a-f]{8} was forgotten/);
+      expect(job.repos[0]?.error).toMatch(
+        /overflowed.*restic snapshot [0-9a-f]{8} was forgotten|restic backup failed \(exit 1\)/,
+      );
       expect(await resticSnapshots("data")).toEqual([]);
+    });
+
+    it("an overflow after one repository's backup keeps that complete backup and stores nothing suspect", async () => {
+      await writeRandom("/data/bulk/blob.bin", 64);
+      const inventory = vm1Inventory("overflow-second", [
+        dataJob({ snapshotSize: "8M", repos: ["data", "copy"] }),
+      ]);
+      // Only once the second repository's restic runs (the first one has exited) overflow the snapshot.
+      await guest().spawn(
+        "filler",
+        `${WAIT_FOR_RESTIC}
+FIRST=$RESTIC_PID
+while kill -0 "$FIRST" 2>/dev/null; do sleep 0.2; done
+${WAIT_FOR_RESTIC}
+dd if=/dev/urandom of=/data/filler.bin bs=1M count=48 conv=fsync 2>&1
+lvs --noheadings -o lv_name,lv_attr @rlvm_fleet || true`,
+      );
+      const run = await cli("backup", inventory);
+      expect(await spawnedLog("filler")).toMatch(/lv_data_rlvm_\S+\s+s.{3}I/);
+      expect(run.code, run.stdout + run.stderr).toBe(1);
+      const job = run.job("data");
+      expect(job.status).toBe("failed");
+      expect(job.snapshot?.cow_peak_percent).toBe(100);
+      // restic had exited before the overflow, with the snapshot still valid: that backup is whole.
+      const [kept, suspect] = job.repos;
+      expect(kept).toMatchObject({ repo: "/srv/backup/data", status: "ok", error: null });
+      const stored = await resticSnapshots("data");
+      // (restic 0.14's summary carries the short id.)
+      expect(stored.map((snap) => snap.id.slice(0, 8))).toEqual([kept?.snapshot_id?.slice(0, 8)]);
+      expect(await resticPaths("data", stored[0]?.id ?? "latest")).toContain("/data/bulk/blob.bin");
+      // The second read met the invalidated snapshot: nothing of it is stored.
+      vmLog(`overflow during the second backup: ${suspect?.error ?? ""}`);
+      expect(suspect).toMatchObject({ repo: "/srv/backup/copy", status: "failed", snapshot_id: null });
+      expect(suspect?.error).toMatch(
+        /overflowed.*restic snapshot [0-9a-f]{8} was forgotten|restic backup failed \(exit 1\)/,
+      );
+      expect(await resticSnapshots("copy")).toEqual([]);
+      expect(run.stdout).toMatch(/raise snapshot_size/);
     });
 
     it("a VG without room for the snapshots: refused before any snapshot is created", async () => {
@@ -137,6 +180,8 @@ echo "killed $RESTIC_PID"`,
       expect(job.repos[0]?.error).toMatch(/restic backup failed \(exit 137\)/);
       expect(job.snapshot?.lifetime_ms).toBeGreaterThan(0);
       expect(await resticSnapshots("data")).toEqual([]);
+      // A SIGKILLed restic leaves its lock; the agent's `restic unlock` removes it (it is stale).
+      expect(await resticLocks("data")).toEqual([]);
     });
 
     it("the controller SIGKILLed mid-backup: the agent notices, stops restic and cleans up", async () => {
