@@ -1630,16 +1630,11 @@ release_job() {
 # stop_child: a running restic gets SIGINT, so it removes its repository lock, then SIGKILL after 30 s.
 # SIGCONT too: a stopped restic (someone's SIGSTOP, a debugger) would act on SIGINT only when resumed.
 stop_child() {
-  local pid=$CHILD_PID waited=0
+  local pid=$CHILD_PID
   if [[ -z $pid ]]; then return 0; fi
   kill -INT "$pid" 2>/dev/null || true
   kill -CONT "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null && ((waited < 300)); do
-    "${TOOL[sleep]}" 0.1 </dev/null || true
-    waited=$((waited + 1))
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  reap "$pid" 300
   CHILD_PID=""
   unlock_after_child "${CHILD_CMD[@]}"
 }
@@ -1661,16 +1656,19 @@ unlock_after_child() {
 
 # unlock_target KIND INDEX: `restic unlock` against a repository or copy destination, 20 s at most.
 unlock_target() {
-  local pid waited=0
   target_child "$1" "$2" unlock </dev/null >/dev/null 2>&1 3>&- &
-  pid=$!
-  while kill -0 "$pid" 2>/dev/null && ((waited < 200)); do
+  reap "$!" 200
+}
+
+# reap PID TENTHS: wait for a child of ours to exit, SIGKILL it after TENTHS tenths of a second.
+reap() {
+  local pid=$1 waited=0
+  while kill -0 "$pid" 2>/dev/null && ((waited < $2)); do
     "${TOOL[sleep]}" 0.1 </dev/null || true
     waited=$((waited + 1))
   done
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  return 0
 }
 
 # cleanup_all: whatever ends the run, before the result is sent. Signals wait until it is done.
