@@ -107,7 +107,7 @@ declare -a JOB_REMOUNT_RO=() SNAP_NAME=() SNAP_BORN=() SNAP_PEAK=() SNAP_MNT=() 
 declare -a JOB_VIEW=() JOB_REMOUNTED=() JOB_INCOMPLETE=() CHROOT_BINDS=() WARNINGS=() RESTIC_PREFIX=()
 declare -a RESTIC_REPO_AT=() RESTIC_PW_AT=() REPO_OK=() REPO_SNAP=() REPO_MS=() CHILD_CMD=()
 declare -a REPO_READ_VALID=()   # repo index -> 1: its LVM snapshot was still valid when restic exited
-DISCARDED=0 CHILD_PID="" SAMPLER_PID="" WATCHER_PID="" LOCK_FD="" JOB_PREP_ERROR="" RESTIC_CACHE="" ORIGIN_FSTYPE=""
+CHILD_PID="" SAMPLER_PID="" WATCHER_PID="" LOCK_FD="" JOB_PREP_ERROR="" RESTIC_CACHE="" ORIGIN_FSTYPE=""
 CLEANED_UP=0 ORPHANS=0 IN_PRIVATE_NS=0 PLAN_DRY_RUN=false
 declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
 declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
@@ -1860,27 +1860,32 @@ backup_repo() {
     fi
     return 0
   fi
-  local text=""
-  if [[ -f $err ]]; then text=$(<"$err"); fi
-  first_meaningful_line "$text"
-  sanitize_restic_text "$REPLY" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
+  error_line "$err" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
   emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code "n:$rc" \
     duration_ms "n:$((end - start))" message "s:restic backup failed (exit $rc): ${REPLY:-no output}"
   return 1
+}
+
+# error_line ERR_FILE URL LABEL: REPLY = the meaningful line of restic's stderr, with the repository
+# URL's credentials masked.
+error_line() {
+  local text=""
+  if [[ -f $1 ]]; then text=$(<"$1"); fi
+  first_meaningful_line "$text"
+  sanitize_restic_text "$REPLY" "$2" "$3"
 }
 
 # discard_job_backups JOB: the job's LVM snapshot overflowed. A backup whose restic exited while the
 # snapshot was still valid is complete and kept; any other may have read from the invalidated
 # snapshot, so it is not the point-in-time copy it claims to be: forget it, so that it never becomes
 # the newest snapshot, the next run's parent, a copy, or the one snapshot retention keeps.
-# DISCARDED = how many backups were discarded.
+# REPLY = how many backups were discarded.
 discard_job_backups() {
-  local i=$1 r id message
-  DISCARDED=0
+  local i=$1 r id message discarded=0
   for r in "${!REPO_ID[@]}"; do
     if ((REPO_JOB[r] != i)) || [[ ${REPO_OK[r]-} != 1 || ${REPO_READ_VALID[r]-} == 1 ]]; then continue; fi
     REPO_OK[r]=0
-    DISCARDED=$((DISCARDED + 1))
+    discarded=$((discarded + 1))
     id=${REPO_SNAP[r]-}
     message="the LVM snapshot overflowed while restic read it"
     if [[ -z $id ]]; then
@@ -1891,16 +1896,14 @@ discard_job_backups() {
       if ((REPLY == 0)); then
         message+="; its restic snapshot ${id:0:8} was forgotten"
       else
-        local text=""
-        if [[ -f "$RUN_DIR/discard.${REPO_ID[r]}.err" ]]; then text=$(<"$RUN_DIR/discard.${REPO_ID[r]}.err"); fi
-        first_meaningful_line "$text"
-        sanitize_restic_text "$REPLY" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
+        error_line "$RUN_DIR/discard.${REPO_ID[r]}.err" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
         message+="; forgetting its restic snapshot failed (${REPLY:-no output}): run restic forget $id"
       fi
     fi
     emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code n:-1 \
       duration_ms "n:${REPO_MS[r]:-0}" message "s:$message"
   done
+  REPLY=$discarded
 }
 
 # copy_child COPY_INDEX ARG...: exec `restic copy` from the copy's source repository into its destination.
@@ -1919,7 +1922,7 @@ copy_child() {
 
 # run_copy COPY_INDEX: this host's snapshots of the job, from the source repository into the destination.
 run_copy() {
-  local c=$1 r i start end text=""
+  local c=$1 r i start end
   r=${COPY_FROM[c]}
   i=${COPY_JOB[c]}
   if [[ ${REPO_OK[r]-} != 1 ]]; then
@@ -1938,9 +1941,7 @@ run_copy() {
     emit copy_done job "s:${JOB_NAME[i]}" copy "s:${COPY_ID[c]}" duration_ms "n:$((end - start))"
     return 0
   fi
-  if [[ -f $RUN_DIR/copy.${COPY_ID[c]}.err ]]; then text=$(<"$RUN_DIR/copy.${COPY_ID[c]}.err"); fi
-  first_meaningful_line "$text"
-  sanitize_restic_text "$REPLY" "${COPY_URL[c]}" "${COPY_LABEL[c]}"
+  error_line "$RUN_DIR/copy.${COPY_ID[c]}.err" "${COPY_URL[c]}" "${COPY_LABEL[c]}"
   local message=$REPLY
   sanitize_restic_text "$message" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
   emit copy_failed job "s:${JOB_NAME[i]}" copy "s:${COPY_ID[c]}" duration_ms "n:$((end - start))" \
@@ -1984,7 +1985,7 @@ cmd_backup() {
     release_job "$i"
     if [[ -n ${SNAP_INVALID[i]-} ]]; then
       discard_job_backups "$i"
-      if ((DISCARDED > 0 || ok < total)); then
+      if ((REPLY > 0 || ok < total)); then
         job_status=failed
         message="the snapshot overflowed (LVM invalidated it) while restic read it: raise snapshot_size for this job"
       else
@@ -2073,10 +2074,7 @@ list_targets() {
 
 # restic_error_text ERR_FILE T: REPLY = the meaningful line of restic's stderr, sanitised.
 restic_error_text() {
-  local text=""
-  if [[ -f $1 ]]; then text=$(<"$1"); fi
-  first_meaningful_line "$text"
-  sanitize_restic_text "$REPLY" "${TARGET_URL[$2]}" "${TARGET_LABEL[$2]}"
+  error_line "$1" "${TARGET_URL[$2]}" "${TARGET_LABEL[$2]}"
 }
 
 # cmd_prune: per repository and copy destination, `restic forget` with that entry's keep values and
