@@ -1,7 +1,7 @@
 // One host's run: connect, deliver the agent, feed it the plan, read its events, clean up. Whatever
 // happens becomes this host's result; nothing here throws to the caller.
 import type { ClientChannel } from "ssh2";
-import { HostError, type HostErrorCode } from "../errors.js";
+import { HostError } from "../errors.js";
 import { agentPayload, BOOTSTRAP_EXIT, bootstrapArgv, READY_LINE, type AgentFile } from "../agent/deliver.js";
 import { parseEvents } from "../agent/parse-events.js";
 import { agentPlan, type AgentCommand, type AgentPlan } from "../agent/plan-lines.js";
@@ -13,7 +13,7 @@ import type { Check, HostResult } from "../report/report-schema.js";
 import { becomeCommand, SUDO_PROMPT } from "../transport/remote-command.js";
 import { connectSsh, type ConnectTarget, type SshSession } from "../transport/ssh-connection.js";
 import type { LocalFiles } from "./local-files.js";
-import { hintFor } from "./hints.js";
+import { decideHostOutcome } from "./host-outcome.js";
 
 export type ProgressStep = "connecting" | "running" | "log" | "done";
 
@@ -102,47 +102,15 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
     const outcome = await runAgent(session, hostPlan, plan, tracker, ctx, result);
     tracker?.finish(new Date(), ctx.maxAgeS);
     if (outcome.error !== null) return finish(outcome.error);
-    const agentResult = outcome.result;
-    const worstJob = worstJobStatus(result);
-    const stale = result.jobs.flatMap((job) =>
-      job.latest.filter((l) => l.stale).map((l) => `${job.name} in ${l.repo}`),
-    );
-    if (agentResult.status !== "failed" && stale.length > 0) {
-      return finish(
-        new HostError(
-          "stale",
-          `no snapshot newer than --max-age for ${stale.join(", ")}`,
-          "run backup for this host (and find out why the last ones did not happen)",
-        ),
-        "failed",
-      );
-    }
-    if (agentResult.status !== "failed" && worstJob === "failed") {
-      return finish(
-        new HostError("agent_failed", `${agentResult.message} (but a job failed)`, "see the failed jobs"),
-        "failed",
-      );
-    }
-    if (agentResult.status === "ok" && worstJob === "partial") return finish(null, "partial");
-    if (agentResult.status === "failed") {
-      const code = (agentResult.code ?? "agent_failed") as HostErrorCode;
-      return finish(new HostError(code, agentResult.message, hintFor(code, result.checks)), "failed");
-    }
-    return finish(null, agentResult.status);
+    const decided = decideHostOutcome({
+      agentResult: outcome.result,
+      jobs: result.jobs,
+      checks: result.checks,
+    });
+    return finish(decided.error, decided.status);
   } finally {
     session.close();
   }
-}
-
-/** The report must not say ok when a repository or copy in it failed, whatever the agent said. */
-function worstJobStatus(result: HostResult): "ok" | "partial" | "failed" {
-  const statuses = result.jobs.flatMap((job) => [
-    job.status,
-    ...job.repos.map((r) => r.status),
-    ...job.copies.map((c) => c.status),
-  ]);
-  if (statuses.includes("failed")) return "failed";
-  return statuses.includes("partial") ? "partial" : "ok";
 }
 
 function asHostError(error: unknown): HostError {
