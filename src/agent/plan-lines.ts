@@ -1,9 +1,9 @@
 // A host's plan as the agent reads it (the format is described in protocol.ts), and the ids that
 // the agent's events use for its repositories and copies.
-import { lvmSizeBytes, maskRepository } from "../config/rules.js";
+import { lvmSizeBytes, marginBasisPoints, maskRepository } from "../config/rules.js";
 import type { Job, Retention } from "../config/model.js";
 import type { HostPlan } from "../plan/build-plan.js";
-import { planLine } from "./protocol.js";
+import { PLAN_FORMAT, planLine } from "./protocol.js";
 
 export type AgentCommand = "ping" | "preflight" | "backup" | "prune" | "status";
 
@@ -25,11 +25,10 @@ export function agentPlan(
   const repos: AgentPlan["repos"] = new Map();
   const copies: AgentPlan["copies"] = new Map();
   const lines = [
-    "plan 1",
+    `plan ${PLAN_FORMAT}`,
     planLine("run_id", runId),
     planLine("host", host.name),
     planLine("command", command),
-    planLine("cow_warn_percent", config.snapshot_settings.snapshot_cow_warn_percent),
   ];
   if (host.restic_env_file !== null) lines.push(planLine("restic_env_file", host.restic_env_file));
   if (command === "prune" && options.dryRun === true) lines.push("dry_run");
@@ -40,14 +39,17 @@ export function agentPlan(
   };
   if (command === "ping") return { lines: [...lines, "end"], repos, copies };
   const margin = config.snapshot_settings.min_vg_free_after_snapshots;
-  if (margin !== null) {
-    for (const vg of volumeGroups(jobs)) {
-      lines.push(
-        margin.endsWith("%")
-          ? planLine("vg_margin_percent", vg, Math.floor(parseFloat(margin)))
-          : planLine("vg_margin_bytes", vg, lvmSizeBytes(margin)),
-      );
-    }
+  for (const [vg, snapshotBytes] of snapshotBytesPerVg(jobs)) {
+    const percent = margin?.endsWith("%") === true;
+    lines.push(
+      planLine(
+        "vg",
+        vg,
+        snapshotBytes,
+        margin === null || percent ? 0n : sizeBytes(margin),
+        margin !== null && percent ? marginBasisPoints(margin) : 0,
+      ),
+    );
   }
   for (const job of jobs) {
     const volume = job.volume;
@@ -59,7 +61,7 @@ export function agentPlan(
         job.source_path,
         volume?.vg_name ?? "",
         volume?.lv_name ?? "",
-        volume === null ? "" : lvmSizeBytes(volume.snapshot_size),
+        volume === null ? "" : sizeBytes(volume.snapshot_size),
       ),
     );
     if (job.remount_readonly) lines.push(planLine("remount_readonly", job.name));
@@ -82,6 +84,20 @@ export function agentPlan(
   return { lines: [...lines, "end"], repos, copies };
 }
 
-function volumeGroups(jobs: Job[]): Set<string> {
-  return new Set(jobs.flatMap((job) => (job.volume === null ? [] : [job.volume.vg_name])));
+/** The sum of the selected jobs' snapshot sizes per VG, exact (the agent compares it with vgs). */
+function snapshotBytesPerVg(jobs: Job[]): Map<string, bigint> {
+  const totals = new Map<string, bigint>();
+  for (const job of jobs) {
+    if (job.volume === null) continue;
+    const vg = job.volume.vg_name;
+    totals.set(vg, (totals.get(vg) ?? 0n) + sizeBytes(job.volume.snapshot_size));
+  }
+  return totals;
+}
+
+/** The config rules accepted this size already; a null here is a bug, not a user error. */
+function sizeBytes(size: string): bigint {
+  const bytes = lvmSizeBytes(size);
+  if (bytes === null) throw new Error(`not an LVM size: ${size}`);
+  return bytes;
 }

@@ -1,18 +1,21 @@
-// The agent protocol, both directions, defined once.
+// The controller–agent contract, both directions, defined once: the plan records and the limits the
+// agent enforces on them, every event, the host facts, and every code the agent may fail with (with
+// its host status and hint). The config rules, the report schema and the hints reuse what is here.
 //
 // Controller → agent (stdin, after the agent itself): plan lines, one record per line, fields separated
 // by single spaces. Every value is encoded by `encodeValue`: bytes outside [A-Za-z0-9/._,:@+=] become
 // `\xHH`, and the empty string is `-`. The agent decodes with bash's `printf -v var '%b'`, so no value
 // is ever seen by a shell parser, and no line can carry a space or a newline of its own.
 //
-//   plan 1                                   first line: format version
+//   plan 2                                   first line: format version
 //   run_id RUNID
 //   host NAME                                the inventory name
-//   command ping|preflight
+//   command ping|preflight|backup|prune|status
 //   restic_env_file PATH                     optional
-//   cow_warn_percent N
-//   vg_margin_bytes VG BYTES                 optional, per VG: free space to keep after snapshots
-//   vg_margin_percent VG PERCENT             or that, as a percentage of the VG's size
+//   vg VG SNAPSHOT_BYTES MARGIN_BYTES MARGIN_BASIS_POINTS
+//                                            per VG with snapshots: the sum of the run's snapshot sizes
+//                                            (the controller adds them up), and the free space to keep
+//                                            after them, in bytes or in 1/100 % of the VG's size
 //   job NAME CATEGORY SOURCE VG LV SIZE_BYTES          VG/LV/SIZE are `-` for standard_path
 //   remount_readonly JOB                     standard_path: remount the source read-only meanwhile
 //   dry_run                                  prune: forget --dry-run only
@@ -22,18 +25,45 @@
 //   retention ID LAST DAILY WEEKLY MONTHLY YEARLY       prune: the keep values of a repo or copy
 //   end
 //
-// The agent refuses (result code agent_protocol) a plan that breaks these rules: run_id, host, job
-// names and ids match [A-Za-z0-9._-]+; VG/LV names use LVM's characters; sizes are whole numbers;
-// SOURCE, PASSWORD_FILE and restic_env_file are absolute; exclude/repo/copy follow their job, and a
-// copy's FROM_ID is a repo of the same job; ids are unique; single-value records appear once.
+// The agent refuses (result code agent_protocol) a plan that breaks PLAN_LIMITS or these rules:
+// exclude/repo/copy follow their job, a copy's FROM_ID is a repo of the same job, ids are unique,
+// single-value records appear once. Whatever the config rules accept stays within PLAN_LIMITS, so a
+// plan the controller sends is never refused (test/unit/agent/plan-limits.test.ts walks the limits
+// through the real agent).
 //
 // After `end` the controller keeps stdin open for the whole run: EOF means the controller is gone.
 //
 // Agent → controller (stdout): JSON lines, each with "v" (protocol version) and "event". Anything
-// else on stdout is noise and is ignored; human text goes to stderr.
+// else on stdout is noise and is ignored; human text goes to stderr. The agent reports what happened
+// (restic's exit codes and summaries, snapshot facts, its own failures); src/run/host-outcome.ts
+// decides every job's and host's status from that.
 import { z } from "zod";
+import { HOST_ERROR_CODES, type HostErrorCode } from "../errors.js";
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+export const PLAN_FORMAT = 2;
+
+/**
+ * The limits the agent enforces on plan values (agents/src/ holds the same numbers; the build checks
+ * they agree). The config rules refuse anything outside them, with a message.
+ */
+export const PLAN_LIMITS = {
+  /** Host names, job names, ids, run ids; "." and ".." never (they would be path components). */
+  name: /^[A-Za-z0-9._-]+$/,
+  /** VG and LV names as LVM accepts them (lvm(8) "VALID NAMES"). */
+  lvmName: /^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$/,
+  /** Byte counts: bash arithmetic is signed 64-bit, and LVM's largest LV is 8 EiB. */
+  maxBytes: 2n ** 63n - 1n,
+  /** A VG margin as a share of the VG, in 1/100 %: below 100 %. */
+  maxBasisPoints: 9999,
+  /** restic's --keep-* values (an int on every platform restic runs on). */
+  maxKeep: 2 ** 31 - 1,
+} as const;
+
+/** A name as the plan carries it: PLAN_LIMITS.name, and not "." or "..". */
+export function isPlanName(value: string): boolean {
+  return PLAN_LIMITS.name.test(value) && value !== "." && value !== "..";
+}
 
 const SAFE_BYTE = /[A-Za-z0-9/._,:@+=]/;
 
@@ -48,7 +78,7 @@ export function encodeValue(value: string): string {
   return out;
 }
 
-export function planLine(key: string, ...values: (string | number)[]): string {
+export function planLine(key: string, ...values: (string | number | bigint)[]): string {
   return [key, ...values.map((v) => encodeValue(String(v)))].join(" ");
 }
 
@@ -61,7 +91,6 @@ export const factsSchema = z.object({
   restic: z.string().nullable(),
   lvm: z.string().nullable(),
   user: z.string(),
-  uid: z.number().int(),
 });
 
 export type Facts = z.infer<typeof factsSchema>;
@@ -90,11 +119,46 @@ export const warningEvent = z.object({
   message: z.string(),
 });
 
+/**
+ * The codes the agent may end with, each with the host status it gives and its hint. The agent fails
+ * only when it cannot go on; what a finished run means (ok, partial, failed) is decided by the
+ * controller from the events.
+ */
+export const AGENT_ERROR_CODES = {
+  locked: {
+    status: "failed",
+    hint: "another run holds this host's lock; wait for it, or check for a stuck run",
+  },
+  preflight: { status: "failed", hint: "fix the failed checks" },
+  snapshot_failed: {
+    status: "failed",
+    hint: "check the VG's free space and the LV (lvs, vgs); nothing was backed up, and every snapshot taken was removed",
+  },
+  agent_protocol: {
+    status: "failed",
+    hint: "the agent and the controller disagree about the protocol; this is a bug in rlvm-fleet",
+  },
+  agent_error: { status: "failed", hint: "the agent stopped on an unexpected error; its message says where" },
+  agent_unsupported: {
+    status: "failed",
+    hint: "the host's bash is older than 4.4, or the agent does not know this command",
+  },
+  agent_interrupted: {
+    status: "failed",
+    hint: "the agent was stopped by a signal on the host; it cleaned up before it exited",
+  },
+} as const satisfies Partial<Record<HostErrorCode, { status: "failed"; hint: string }>>;
+
+export type AgentErrorCode = keyof typeof AGENT_ERROR_CODES;
+// Every agent code is a host error code with the same status (a compile-time check).
+AGENT_ERROR_CODES satisfies { [K in AgentErrorCode]: { status: (typeof HOST_ERROR_CODES)[K] } };
+const agentErrorCode = z.enum(Object.keys(AGENT_ERROR_CODES) as [AgentErrorCode, ...AgentErrorCode[]]);
+
+/** The last event. `code` null: the command ran to its end; otherwise the agent stopped with it. */
 export const resultEvent = z.object({
   ...base,
   event: z.literal("result"),
-  status: z.enum(["ok", "partial", "failed"]),
-  code: z.string().nullable(),
+  code: agentErrorCode.nullable(),
   message: z.string(),
 });
 
@@ -177,13 +241,8 @@ export const orphanRemovedEvent = z.object({
   name: z.string(),
 });
 
-export const jobEndEvent = z.object({
-  ...base,
-  event: z.literal("job_end"),
-  ...jobRef,
-  status: z.enum(["ok", "partial", "failed"]),
-  message: z.string(),
-});
+/** Every repository of the job is done and its snapshot removed. */
+export const jobEndEvent = z.object({ ...base, event: z.literal("job_end"), ...jobRef });
 
 const forgetGroup = z
   .object({
@@ -260,5 +319,12 @@ export const agentEvent = z.discriminatedUnion("event", [
 ]);
 
 export type AgentEvent = z.infer<typeof agentEvent>;
+/** One event as the agent writes it, without the version field: `makeEvent` adds it and validates. */
+export type AgentEventInput = AgentEvent extends infer E ? (E extends AgentEvent ? Omit<E, "v"> : never) : never;
+
+/** Build an event through the schema (tests and fakes): protocol drift fails here, not silently. */
+export function makeEvent(event: AgentEventInput): AgentEvent {
+  return agentEvent.parse({ v: PROTOCOL_VERSION, ...event });
+}
 export type CheckEvent = z.infer<typeof checkEvent>;
 export type ResultEvent = z.infer<typeof resultEvent>;

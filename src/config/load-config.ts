@@ -1,4 +1,5 @@
 // Read one ResticLVM config (either generation) and normalise it, listing every problem found.
+import { PLAN_LIMITS } from "../agent/protocol.js";
 import { formatTomlPath, type Problem } from "../errors.js";
 import { findControlCharacters, readTomlFile, suggestion, zodProblems } from "../validation.js";
 import {
@@ -10,7 +11,7 @@ import {
   type ResticConfig,
   type Retention,
 } from "./model.js";
-import { KEEP_KEYS, NAME_PATTERN, stripTrailingSlash } from "./rules.js";
+import { isName, KEEP_KEYS, lvmSizeBytes, NAME_RULE, stripTrailingSlash } from "./rules.js";
 import {
   categoryFile,
   volumeFile,
@@ -67,18 +68,44 @@ export function normaliseResticConfig(file: string, data: Record<string, unknown
       ? volumeJobs(parsed.data as VolumeFile)
       : categoryJobs(parsed.data as CategoryFile, jobTables);
   const settings = parsed.data.snapshot_settings;
-  return {
-    ok: true,
-    config: {
-      file,
-      format,
-      jobs,
-      snapshot_settings: {
-        min_vg_free_after_snapshots: settings?.min_vg_free_after_snapshots ?? null,
-        snapshot_cow_warn_percent: settings?.snapshot_cow_warn_percent ?? DEFAULT_COW_WARN_PERCENT,
-      },
+  const config: ResticConfig = {
+    file,
+    format,
+    jobs,
+    snapshot_settings: {
+      min_vg_free_after_snapshots:
+        settings?.min_vg_free_after_snapshots ?? (format === "volume" ? VOLUME_FORMAT_VG_MARGIN : null),
+      snapshot_cow_warn_percent: settings?.snapshot_cow_warn_percent ?? DEFAULT_COW_WARN_PERCENT,
     },
   };
+  const totals = checkVgTotals(config);
+  return totals.length > 0 ? { ok: false, problems: totals } : { ok: true, config };
+}
+
+/**
+ * ResticLVM 0.10's own loader (backup_config.py) keeps 1G free in each VG when [snapshot_settings]
+ * does not say otherwise; the seed's category format never had a margin, so it keeps none by default.
+ */
+export const VOLUME_FORMAT_VG_MARGIN = "1G";
+
+/** A VG's snapshots plus its margin must be a byte count the agent (and LVM) can work with. */
+function checkVgTotals(config: ResticConfig): Problem[] {
+  const margin = config.snapshot_settings.min_vg_free_after_snapshots;
+  const marginBytes = margin === null || margin.endsWith("%") ? 0n : (lvmSizeBytes(margin) ?? 0n);
+  const totals = new Map<string, bigint>();
+  for (const job of config.jobs) {
+    if (job.volume === null) continue;
+    const vg = job.volume.vg_name;
+    totals.set(vg, (totals.get(vg) ?? marginBytes) + (lvmSizeBytes(job.volume.snapshot_size) ?? 0n));
+  }
+  return [...totals]
+    .filter(([, bytes]) => bytes > PLAN_LIMITS.maxBytes)
+    .map(([vg]) => ({
+      file: config.file,
+      path: "",
+      message: `the snapshots in VG ${vg} and its margin add up to more than LVM can hold (8 EiB)`,
+      hint: "check snapshot_size of the jobs in that VG and min_vg_free_after_snapshots",
+    }));
 }
 
 /** null when no keep value is given: the repository is never pruned. */
@@ -172,11 +199,11 @@ function checkJobNames(file: string, data: Record<string, unknown>, tables: stri
     if (!isTable(jobs)) continue;
     for (const name of Object.keys(jobs)) {
       const path = formatTomlPath([table, name]);
-      if (!NAME_PATTERN.test(name)) {
+      if (!isName(name)) {
         problems.push({
           file,
           path,
-          message: `job name "${name}" may use only letters, digits, '.', '_' and '-'`,
+          message: `job name "${name}" ${NAME_RULE}`,
           hint: "it becomes a restic tag (job:NAME); rename the table",
         });
       }

@@ -1,16 +1,17 @@
 // The value rules of DESIGN §4: what LVM, restic and a sane path would accept, checked before any
 // of it reaches a host.
+// Every limit that the agent enforces comes from the contract (src/agent/protocol.ts), so whatever
+// these rules accept, the agent accepts.
 import { z } from "zod";
+import { isPlanName, PLAN_LIMITS } from "../agent/protocol.js";
 
-export const NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
-
-export const jobName = z
-  .string()
-  .regex(NAME_PATTERN, "a job name may use only letters, digits, '.', '_' and '-'");
+/** A host, group or job name: letters, digits, '.', '_', '-', and not "." or "..". */
+export const isName = isPlanName;
+export const NAME_RULE = "may use only letters, digits, '.', '_' and '-', and must not be '.' or '..'";
 
 // lvm(8) "VALID NAMES": [a-zA-Z0-9+_.-], not starting with '-', not "." or "..". The run appends
 // `_rlvm_<runid>` to an LV name for its snapshot, so leave room under LVM's 127-character limit.
-const LVM_NAME = /^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$/;
+const LVM_NAME = PLAN_LIMITS.lvmName;
 const lvmName = (what: string, max: number) =>
   z
     .string()
@@ -25,15 +26,52 @@ export const lvName = lvmName("an LV name", 90).refine((s) => !/^(snapshot|pvmov
 
 // `lvcreate -L` sizes: a positive number, optionally with one unit letter and no space (2G, 512M, 1.5t).
 const LVM_SIZE = /^(?:\d+(?:\.\d+)?|\.\d+)[bBsSkKmMgGtTpPeE]?$/;
-export const snapshotSize = z.string().refine((s) => LVM_SIZE.test(s) && parseFloat(s) > 0, {
-  message:
-    'expected an LVM size such as "2G", "512M" or "1.5T": a positive number and one unit letter, no space',
+const TOO_LARGE = `larger than LVM can hold (at most 8 EiB, ${PLAN_LIMITS.maxBytes} bytes)`;
+export const snapshotSize = z.string().superRefine((s, ctx) => {
+  const bytes = LVM_SIZE.test(s) ? lvmSizeBytes(s) : null;
+  if (bytes === null || bytes === 0n) {
+    ctx.addIssue({
+      code: "custom",
+      message:
+        'expected an LVM size such as "2G", "512M" or "1.5T": a positive number and one unit letter, no space',
+    });
+  } else if (bytes > PLAN_LIMITS.maxBytes) {
+    ctx.addIssue({ code: "custom", message: `snapshot size "${s}" is ${TOO_LARGE}` });
+  }
 });
 
 export const cowWarnPercent = z.number().gt(0).max(100);
-export const vgFreeMargin = z.string().refine((s) => LVM_SIZE.test(s) || /^\d+(?:\.\d+)?%$/.test(s), {
-  message: 'expected an LVM size such as "1G" or a percentage of the VG such as "10%"',
+
+const PERCENT = /^(\d+(?:\.\d+)?)%$/;
+export const vgFreeMargin = z.string().superRefine((s, ctx) => {
+  const percent = PERCENT.exec(s);
+  if (percent !== null) {
+    if (marginBasisPoints(s) > PLAN_LIMITS.maxBasisPoints) {
+      ctx.addIssue({
+        code: "custom",
+        message: `a margin of ${s} of the VG leaves no room for any snapshot: expected a percentage below 100%`,
+      });
+    }
+  } else if (!LVM_SIZE.test(s)) {
+    ctx.addIssue({
+      code: "custom",
+      message: 'expected an LVM size such as "1G" or a percentage of the VG such as "10%"',
+    });
+  } else if ((lvmSizeBytes(s) ?? 0n) > PLAN_LIMITS.maxBytes) {
+    ctx.addIssue({ code: "custom", message: `margin "${s}" is ${TOO_LARGE}` });
+  }
 });
+
+/** A "12.5%" margin in 1/100 % of the VG, rounded up (a margin is a minimum). */
+export function marginBasisPoints(margin: string): number {
+  const match = PERCENT.exec(margin);
+  if (match?.[1] === undefined) return NaN;
+  const [whole = "0", fraction = ""] = match[1].split(".");
+  const exact = BigInt(whole) * 100n + BigInt((fraction + "00").slice(0, 2));
+  const roundUp = /[1-9]/.test(fraction.slice(2)) ? 1n : 0n;
+  const bp = exact + roundUp;
+  return bp > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(bp);
+}
 
 /** An absolute, normalised path: no `.` or `..` components, no `//`. */
 export const absolutePath = z.string().superRefine((s, ctx) => {
@@ -95,22 +133,33 @@ export function maskRepository(repo: string): string {
 export const KEEP_KEYS = ["last", "daily", "weekly", "monthly", "yearly"] as const;
 export type KeepKey = (typeof KEEP_KEYS)[number];
 
-export const keepCount = z.number().int("expected a whole number").min(0, "expected a number ≥ 0");
+export const keepCount = z
+  .number()
+  .int("expected a whole number")
+  .min(0, "expected a number ≥ 0")
+  .max(PLAN_LIMITS.maxKeep, `expected at most ${PLAN_LIMITS.maxKeep} (restic's largest keep value)`);
 
-const UNIT_BYTES: Record<string, number> = {
-  b: 1,
-  s: 512,
-  k: 1024,
-  m: 1024 ** 2,
-  g: 1024 ** 3,
-  t: 1024 ** 4,
-  p: 1024 ** 5,
-  e: 1024 ** 6,
+const UNIT_BYTES: Record<string, bigint> = {
+  b: 1n,
+  s: 512n,
+  k: 1024n,
+  m: 1024n ** 2n,
+  g: 1024n ** 3n,
+  t: 1024n ** 4n,
+  p: 1024n ** 5n,
+  e: 1024n ** 6n,
 };
 
-/** Bytes of an `lvcreate -L` size; LVM reads every unit as a power of 1024, and no unit as MiB. */
-export function lvmSizeBytes(size: string): number {
-  const match = /^([\d.]+)([A-Za-z]?)$/.exec(size);
-  if (match === null) return NaN;
-  return Math.ceil(Number(match[1]) * (UNIT_BYTES[(match[2] || "m").toLowerCase()] ?? NaN));
+/**
+ * Exact bytes of an `lvcreate -L` size, rounded up to a whole byte; LVM reads every unit as a power of
+ * 1024, and no unit as MiB. null when it is not such a size.
+ */
+export function lvmSizeBytes(size: string): bigint | null {
+  const match = /^(\d*)(?:\.(\d+))?([A-Za-z]?)$/.exec(size);
+  const unit = match === null ? undefined : UNIT_BYTES[(match[3] || "m").toLowerCase()];
+  if (match === null || unit === undefined || (match[1] === "" && match[2] === undefined)) return null;
+  const fraction = match[2] ?? "";
+  const scale = 10n ** BigInt(fraction.length);
+  const scaled = (BigInt(match[1] || "0") * scale + BigInt(fraction || "0")) * unit;
+  return (scaled + scale - 1n) / scale;
 }

@@ -4,7 +4,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { formatTomlPath, type Problem } from "../errors.js";
 import { parseDuration } from "../duration.js";
 import { findControlCharacters, readTomlFile, suggestion, zodProblems } from "../validation.js";
-import { NAME_PATTERN } from "../config/rules.js";
+import { isName, NAME_RULE } from "../config/rules.js";
 import { inventorySchema, SETTING_KEYS, type HostSettingsInput, type SettingKey } from "./schema.js";
 
 export interface HostSpec {
@@ -150,11 +150,11 @@ function checkStructure(file: string, hostNames: string[], groups: Map<string, G
   const groupNames = [...groups.keys()];
   const at = (...path: PropertyKey[]) => formatTomlPath(path);
   for (const name of hostNames) {
-    if (!NAME_PATTERN.test(name)) {
+    if (!isName(name)) {
       problems.push({
         file,
         path: at("hosts", name),
-        message: `host name "${name}" may use only letters, digits, '.', '_' and '-'`,
+        message: `host name "${name}" ${NAME_RULE}`,
       });
     }
     if (groups.has(name)) {
@@ -175,11 +175,11 @@ function checkStructure(file: string, hostNames: string[], groups: Map<string, G
         message: 'the group "all" is implicit and cannot be defined',
         hint: "put settings for every host in [defaults]",
       });
-    } else if (!NAME_PATTERN.test(name)) {
+    } else if (!isName(name)) {
       problems.push({
         file,
         path: at("groups", name),
-        message: `group name "${name}" may use only letters, digits, '.', '_' and '-'`,
+        message: `group name "${name}" ${NAME_RULE}`,
       });
     }
     group.hosts.forEach((host, index) => {

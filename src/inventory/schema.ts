@@ -1,6 +1,6 @@
 // The inventory file, strictly: every key of DESIGN §3 and nothing else.
 import { z } from "zod";
-import { absolutePath, NAME_PATTERN } from "../config/rules.js";
+import { absolutePath, isName, NAME_RULE } from "../config/rules.js";
 import { parseDuration } from "../duration.js";
 
 const localPath = z.string().min(1, "expected a path");
@@ -37,8 +37,7 @@ export type HostSettingsInput = z.infer<z.ZodObject<typeof hostSettings>>;
 export type SettingKey = keyof typeof hostSettings;
 export const SETTING_KEYS = Object.keys(hostSettings) as SettingKey[];
 
-const name = (what: string) =>
-  z.string().regex(NAME_PATTERN, `a ${what} name may use only letters, digits, '.', '_' and '-'`);
+const name = (what: string) => z.string().refine(isName, `a ${what} name ${NAME_RULE}`);
 
 // A hostname, an IPv4 or an IPv6 address; never something an option parser could take for a flag.
 const address = z

@@ -1,28 +1,21 @@
 // The run report (DESIGN §8): one zod schema, the source of the exported JSON Schema.
 import { z } from "zod";
+import { checkEvent, factsSchema } from "../agent/protocol.js";
+import { HOST_ERROR_CODES, type HostErrorCode } from "../errors.js";
 
 export const REPORT_SCHEMA = "rlvm-fleet/report@1";
 
 export const HOST_STATUSES = ["ok", "partial", "failed", "unreachable", "skipped"] as const;
 export type HostStatus = (typeof HOST_STATUSES)[number];
 
-export const hostErrorSchema = z.object({ code: z.string(), message: z.string(), hint: z.string() });
-
-export const checkSchema = z.object({
-  name: z.string(),
-  ok: z.boolean(),
-  detail: z.string(),
+export const hostErrorSchema = z.object({
+  code: z.enum(Object.keys(HOST_ERROR_CODES) as [HostErrorCode, ...HostErrorCode[]]),
+  message: z.string(),
   hint: z.string(),
 });
 
-export const factsSchema = z.object({
-  hostname: z.string(),
-  kernel: z.string(),
-  bash: z.string(),
-  restic: z.string().nullable(),
-  lvm: z.string().nullable(),
-  user: z.string(),
-});
+/** A check as the agent reports it (the controller may fill in its hint). */
+export const checkSchema = checkEvent.pick({ name: true, ok: true, detail: true, hint: true });
 
 const RUN_STATUSES = ["ok", "partial", "failed", "skipped", "planned"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -75,7 +68,13 @@ export const jobResultSchema = z.object({
   category: z.string(),
   status: z.enum(RUN_STATUSES),
   snapshot: z
-    .object({ name: z.string(), lifetime_ms: z.number().int(), cow_peak_percent: z.number().nullable() })
+    .object({
+      name: z.string(),
+      lifetime_ms: z.number().int(),
+      cow_peak_percent: z.number().nullable(),
+      /** LVM invalidated the snapshot (it overflowed). */
+      overflowed: z.boolean(),
+    })
     .nullable(),
   repos: z.array(repoResultSchema),
   copies: z.array(copyResultSchema),

@@ -1,25 +1,40 @@
-// Hints for failures the agent reports by code.
+// Hints the controller derives from facts: for the code an agent stopped with, and for a check whose
+// detail is restic's own error (the agent passes restic's words on; it does not interpret them).
+import { AGENT_ERROR_CODES, type AgentErrorCode } from "../agent/protocol.js";
 import type { Check } from "../report/report-schema.js";
 
-const HINTS: Record<string, string> = {
-  agent_protocol: "the agent and the controller disagree about the protocol; this is a bug in rlvm-fleet",
-  agent_error: "the agent stopped on an unexpected error; its message says where",
-  locked: "another run holds this host's lock; wait for it, or check for a stuck run",
-  prune_failed: "see the failed repositories below; restic's own message says why",
-  repo_unreadable: "check the repository and its password file with `rlvm-fleet check`",
-  backup_failed: "see the failed repositories below; the other repositories and hosts were backed up",
-  snapshot_failed:
-    "check the VG's free space and the LV (lvs, vgs); nothing was backed up, and every snapshot taken was removed",
-  agent_unsupported: "the host's bash is older than 4.4, or the agent does not know this command",
-  agent_interrupted: "the agent was stopped by a signal on the host; it cleaned up before it exited",
-};
-
-export function hintFor(code: string, checks: readonly Check[]): string {
+export function hintForAgentFailure(code: AgentErrorCode, checks: readonly Check[]): string {
   if (code === "preflight") {
     const failed = checks.filter((c) => !c.ok);
     return failed.length === 0
       ? "see the checks"
       : `fix the failed checks: ${failed.map((c) => c.name).join(", ")}`;
   }
-  return HINTS[code] ?? "see the message";
+  return AGENT_ERROR_CODES[code].hint;
+}
+
+/** restic's error line → what to do, first match wins. */
+const RESTIC_ERROR_HINTS: readonly [RegExp, (check: Check) => string][] = [
+  [/did not answer within/, () => "the backend does not respond: check the network path to it and that the service is up"],
+  [/wrong password/, () => "the password in its password_file does not open this repository: check password_file"],
+  [
+    /Resolving password failed|password file|Please specify repository password/,
+    () => "restic could not read the password file: see its password_file check",
+  ],
+  [
+    /dial tcp|connection refused|no such host|i\/o timeout|network is unreachable|connection reset|TLS handshake|x509:|no route to host|sftp session/,
+    () => "the backend is unreachable: check the network, DNS, firewall, and the credentials in restic_env_file",
+  ],
+  [
+    /unable to open config file|does not exist|Is there a repository/,
+    () =>
+      "no repository there: create it with 'restic init' (rlvm-fleet never creates repositories), or fix the repository path",
+  ],
+];
+
+/** A repository check (`repo:*`, `copy:*`) that failed on restic's error gets its hint here. */
+export function hintForCheck(check: Check): string {
+  if (check.ok || check.hint !== "" || !/^(repo|copy):/.test(check.name)) return check.hint;
+  for (const [pattern, hint] of RESTIC_ERROR_HINTS) if (pattern.test(check.detail)) return hint(check);
+  return "run 'restic cat config' against this repository by hand to see the whole error";
 }

@@ -1,60 +1,190 @@
-// The one place that decides a host's status and error from what its agent reported.
-import { HostError, type HostErrorCode } from "../errors.js";
-import type { ResultEvent } from "../agent/protocol.js";
-import type { Check, JobResult } from "../report/report-schema.js";
-import { hintFor } from "./hints.js";
+// The one place that decides job and host status. The agent reports what happened (restic's exit
+// codes and summaries, snapshot facts, warnings, the failure it stopped on); this pure module turns
+// those facts into each job's status, the host's status and error, and the warnings they imply.
+// DESIGN §2: ok; partial (restic exit 3, a copy failed while every backup succeeded, COW use above the
+// warning level, a leftover removed, a warning from the host); failed (anything after SSH answered).
+import type { AgentCommand } from "../agent/plan-lines.js";
+import { AGENT_ERROR_CODES, type ResultEvent } from "../agent/protocol.js";
+import { HostError } from "../errors.js";
+import type { Check, HostResult, JobResult, RunStatus } from "../report/report-schema.js";
+import { hintForAgentFailure } from "./hints.js";
 
-export interface HostOutcomeInput {
-  agentResult: ResultEvent;
-  jobs: JobResult[];
-  checks: Check[];
+export type Warning = HostResult["warnings"][number];
+
+export interface JobsInput {
+  command: AgentCommand;
+  /** The jobs as the events filled them in; their own status is still the initial one. */
+  jobs: readonly JobResult[];
+  /** The status a job has before the agent reports on it ("planned" in a dry run). */
+  initial: RunStatus;
+  /** COW use (percent) from which a snapshot gets a warning. */
+  cowWarnPercent: number;
+  /** The agent reported a result without a failure code: it got to the end of its command. */
+  finished: boolean;
 }
 
-export interface HostOutcome {
+export interface HostOutcomeInput extends Omit<JobsInput, "finished"> {
+  agentResult: ResultEvent;
+  checks: readonly Check[];
+  /** What the host warned about (warning and orphan_removed events): each makes a finished run partial. */
+  hostWarnings: readonly Warning[];
+}
+
+export interface JobsOutcome {
+  /** Each job's status, in the order of `jobs`. */
+  jobStatuses: RunStatus[];
+  /** Warnings the facts imply (high COW use, an overflow, a job's reason for failing). */
+  warnings: Warning[];
+}
+
+export interface HostOutcome extends JobsOutcome {
   status: "ok" | "partial" | "failed";
   error: HostError | null;
 }
 
-export function decideHostOutcome({ agentResult, jobs, checks }: HostOutcomeInput): HostOutcome {
-  const worstJob = worstJobStatus(jobs);
-  const stale = jobs.flatMap((job) =>
-    job.latest.filter((l) => l.stale).map((l) => `${job.name} in ${l.repo}`),
-  );
-  if (agentResult.status !== "failed" && stale.length > 0) {
-    return {
-      status: "failed",
-      error: new HostError(
-        "stale",
-        `no snapshot newer than --max-age for ${stale.join(", ")}`,
-        "run backup for this host (and find out why the last ones did not happen)",
-      ),
-    };
-  }
-  if (agentResult.status !== "failed" && worstJob === "failed") {
-    return {
-      status: "failed",
-      error: new HostError(
-        "agent_failed",
-        `${agentResult.message} (but a job failed)`,
-        "see the failed jobs",
-      ),
-    };
-  }
-  if (agentResult.status === "ok" && worstJob === "partial") return { status: "partial", error: null };
-  if (agentResult.status === "failed") {
-    const code = (agentResult.code ?? "agent_failed") as HostErrorCode;
-    return { status: "failed", error: new HostError(code, agentResult.message, hintFor(code, checks)) };
-  }
-  return { status: agentResult.status, error: null };
+/** Each job's status from its repositories, copies, prunes or reads; also for a run cut short. */
+export function decideJobs(input: JobsInput): JobsOutcome {
+  const warnings: Warning[] = [];
+  const jobStatuses = input.jobs.map((job) => decideJob(job, input, warnings));
+  return { jobStatuses, warnings };
 }
 
-/** The report must not say ok when a repository or copy in it failed, whatever the agent said. */
-function worstJobStatus(jobs: JobResult[]): "ok" | "partial" | "failed" {
-  const statuses = jobs.flatMap((job) => [
-    job.status,
-    ...job.repos.map((r) => r.status),
-    ...job.copies.map((c) => c.status),
-  ]);
-  if (statuses.includes("failed")) return "failed";
-  return statuses.includes("partial") ? "partial" : "ok";
+export function decideHostOutcome(input: HostOutcomeInput): HostOutcome {
+  const { jobStatuses, warnings } = decideJobs({ ...input, finished: input.agentResult.code === null });
+  const failedJobs = input.jobs.filter((_, i) => jobStatuses[i] === "failed");
+  const result = (status: HostOutcome["status"], error: HostError | null = null): HostOutcome => ({
+    status,
+    error,
+    jobStatuses,
+    warnings,
+  });
+
+  const { agentResult } = input;
+  if (agentResult.code !== null) {
+    return result(
+      "failed",
+      new HostError(
+        agentResult.code,
+        agentResult.message,
+        hintForAgentFailure(agentResult.code, input.checks),
+        false,
+        AGENT_ERROR_CODES[agentResult.code].status,
+      ),
+    );
+  }
+  const failedChecks = input.checks.filter((c) => !c.ok);
+  if (failedChecks.length > 0) {
+    return result(
+      "failed",
+      new HostError(
+        "preflight",
+        `${failedChecks.length} of ${input.checks.length} checks failed: ${failedChecks.map((c) => c.name).join(", ")}`,
+        hintForAgentFailure("preflight", input.checks),
+      ),
+    );
+  }
+  if (failedJobs.length > 0) {
+    return result("failed", jobFailure(input, failedJobs));
+  }
+  const copyFailed = input.jobs.some((job) => job.copies.some((c) => c.status === "failed"));
+  const partial =
+    jobStatuses.includes("partial") || copyFailed || input.hostWarnings.length > 0 || warnings.length > 0;
+  return result(partial ? "partial" : "ok");
+}
+
+function decideJob(job: JobResult, input: JobsInput, warnings: Warning[]): RunStatus {
+  const cow = job.snapshot?.cow_peak_percent ?? null;
+  if (job.snapshot !== null && !job.snapshot.overflowed && cow !== null && cow >= input.cowWarnPercent) {
+    warnings.push({
+      code: "cow_high",
+      message: `snapshot ${job.snapshot.name} reached ${cow}% of its COW space (warning level ${input.cowWarnPercent}%): raise snapshot_size for job ${job.name}`,
+    });
+  }
+  switch (input.command) {
+    case "backup":
+      return decideBackupJob(job, input.initial, warnings);
+    case "prune":
+      return decideEntries(job.prunes, input.initial);
+    case "status":
+      if (job.latest.some((l) => l.error !== null || l.stale)) return "failed";
+      // An agent that stopped before reading leaves the job as it was.
+      if (job.latest.length === 0 || (!input.finished && job.latest.every((l) => l.time === null)))
+        return input.initial;
+      return "ok";
+    default:
+      return input.initial;
+  }
+}
+
+function decideBackupJob(job: JobResult, initial: RunStatus, warnings: Warning[]): RunStatus {
+  if (job.repos.length === 0 || job.repos.every((r) => r.status === initial)) return initial;
+  const failed = job.repos.filter((r) => r.status === "failed").length;
+  if (job.snapshot?.overflowed === true) {
+    if (failed > 0) {
+      warnings.push({
+        code: "job_failed",
+        message: `job ${job.name}: the snapshot overflowed (LVM invalidated it) while restic read it: raise snapshot_size for this job`,
+      });
+      return "failed";
+    }
+    warnings.push({
+      code: "snapshot_overflow",
+      message: `job ${job.name}: the snapshot overflowed after restic had read it (the backups are complete): raise snapshot_size for this job`,
+    });
+    return "partial";
+  }
+  if (failed > 0) {
+    warnings.push({
+      code: "job_failed",
+      message: `job ${job.name}: ${failed} of ${job.repos.length} repositories failed`,
+    });
+    return "failed";
+  }
+  if (job.repos.some((r) => r.status === initial)) return "failed"; // the agent stopped mid-job
+  return job.repos.some((r) => r.status === "partial") ? "partial" : "ok";
+}
+
+/** prune: ok once every entry is done, failed when one failed; untouched entries keep the job initial. */
+function decideEntries(entries: readonly { status: RunStatus }[], initial: RunStatus): RunStatus {
+  if (entries.some((e) => e.status === "failed")) return "failed";
+  return entries.length > 0 && entries.every((e) => e.status !== initial) ? "ok" : initial;
+}
+
+function jobFailure(input: HostOutcomeInput, failedJobs: readonly JobResult[]): HostError {
+  const of = `${failedJobs.length} of ${input.jobs.length}`;
+  switch (input.command) {
+    case "prune": {
+      const steps = failedJobs.flatMap((job) => job.prunes.filter((p) => p.status === "failed")).length;
+      return new HostError(
+        "prune_failed",
+        `${steps} forget or prune step(s) failed`,
+        "see the failed repositories below; restic's own message says why",
+      );
+    }
+    case "status": {
+      const unreadable = input.jobs.flatMap((job) => job.latest.filter((l) => l.error !== null)).length;
+      if (unreadable === 0) {
+        const stale = failedJobs.flatMap((job) =>
+          job.latest.filter((l) => l.stale).map((l) => `${job.name} in ${l.repo}`),
+        );
+        return new HostError(
+          "stale",
+          `no snapshot newer than --max-age for ${stale.join(", ")}`,
+          "run backup for this host (and find out why the last ones did not happen)",
+        );
+      }
+      const total = input.jobs.reduce((n, job) => n + job.latest.length, 0);
+      return new HostError(
+        "repo_unreadable",
+        `${unreadable} of ${total} repositories could not be read`,
+        "check the repository and its password file with `rlvm-fleet check`",
+      );
+    }
+    default:
+      return new HostError(
+        "backup_failed",
+        `${of} jobs failed`,
+        "see the failed repositories below; the other repositories and hosts were backed up",
+      );
+  }
 }

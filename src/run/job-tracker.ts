@@ -17,7 +17,7 @@ export interface JobTracker {
   jobs: JobResult[];
   /** Apply one event; returns a warning for the host when the event is one. */
   apply(event: AgentEvent): { code: string; message: string } | null;
-  /** After the run: statuses of prune/status jobs, and staleness against maxAgeS (status). */
+  /** After the run (status): each latest snapshot's age, and whether it is older than maxAgeS. */
   finish(now: Date, maxAgeS: number | null): void;
 }
 
@@ -145,7 +145,7 @@ export function trackJobs(
         case "snapshot_created": {
           const job = jobByName.get(event.job);
           if (job !== undefined)
-            job.snapshot = { name: event.snapshot, lifetime_ms: 0, cow_peak_percent: null };
+            job.snapshot = { name: event.snapshot, lifetime_ms: 0, cow_peak_percent: null, overflowed: false };
           return null;
         }
         case "snapshot_removed": {
@@ -155,6 +155,7 @@ export function trackJobs(
               name: event.snapshot,
               lifetime_ms: event.lifetime_ms,
               cow_peak_percent: event.cow_peak_percent,
+              overflowed: event.invalid,
             };
           }
           return null;
@@ -167,14 +168,6 @@ export function trackJobs(
             copy.duration_ms = event.duration_ms;
             copy.error = event.event === "copy_failed" ? event.message : null;
           }
-          return null;
-        }
-        case "job_end": {
-          const job = jobByName.get(event.job);
-          if (job !== undefined) job.status = event.status;
-          // the agent's reason (e.g. an overflowed snapshot) must reach the report.
-          if (event.status === "failed")
-            return { code: "job_failed", message: `job ${event.job}: ${event.message}` };
           return null;
         }
         case "prune_done": {
@@ -230,29 +223,11 @@ export function trackJobs(
       }
     },
     finish(now, maxAgeS) {
-      if (command === "backup") return;
-      for (const job of jobs) {
-        if (command === "status") {
-          for (const entry of job.latest) {
-            entry.age_s =
-              entry.time === null
-                ? null
-                : Math.max(0, Math.floor((now.getTime() - Date.parse(entry.time)) / 1000));
-            entry.stale =
-              maxAgeS !== null && entry.error === null && (entry.age_s === null || entry.age_s > maxAgeS);
-          }
-        }
-        const entries: { status?: RunStatus; error: string | null; stale?: boolean }[] =
-          command === "prune" ? job.prunes : job.latest;
-        if (entries.some((e) => e.status === "failed" || (command === "status" && e.error !== null)))
-          job.status = "failed";
-        else if (entries.some((e) => e.stale === true)) job.status = "failed";
-        else if (
-          entries.length > 0 &&
-          entries.every((e) => (command === "prune" ? e.status !== initial : true))
-        ) {
-          job.status = "ok";
-        }
+      for (const entry of jobs.flatMap((job) => job.latest)) {
+        entry.age_s =
+          entry.time === null ? null : Math.max(0, Math.floor((now.getTime() - Date.parse(entry.time)) / 1000));
+        entry.stale =
+          maxAgeS !== null && entry.error === null && (entry.age_s === null || entry.age_s > maxAgeS);
       }
     },
   };

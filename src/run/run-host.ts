@@ -13,7 +13,8 @@ import type { Check, HostResult } from "../report/report-schema.js";
 import { becomeCommand, SUDO_PROMPT } from "../transport/remote-command.js";
 import { connectSsh, type ConnectTarget, type SshSession } from "../transport/ssh-connection.js";
 import type { LocalFiles } from "./local-files.js";
-import { decideHostOutcome } from "./host-outcome.js";
+import { decideHostOutcome, decideJobs } from "./host-outcome.js";
+import { hintForCheck } from "./hints.js";
 
 export type ProgressStep = "connecting" | "running" | "log" | "done";
 
@@ -43,6 +44,8 @@ export interface HostRunContext {
 }
 
 const STDERR_TAIL = 4096;
+/** Warnings of the controller's own: they do not make a host partial. */
+const CONTROLLER_WARNINGS = new Set(["host_key_added", "agent_noise"]);
 /** How long a stopped agent gets to clean up and report before its channel is closed. */
 const STOP_GRACE_MS = 60_000;
 
@@ -101,12 +104,27 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
   try {
     const outcome = await runAgent(session, hostPlan, plan, tracker, ctx, result);
     tracker?.finish(new Date(), ctx.maxAgeS);
-    if (outcome.error !== null) return finish(outcome.error);
-    const decided = decideHostOutcome({
-      agentResult: outcome.result,
+    result.checks = result.checks.map((check) => ({ ...check, hint: hintForCheck(check) }));
+    const facts = {
+      command: ctx.command,
       jobs: result.jobs,
-      checks: result.checks,
+      initial: ctx.jobs?.initial ?? "skipped",
+      cowWarnPercent: hostPlan.config.snapshot_settings.snapshot_cow_warn_percent,
+    } as const;
+    const decided =
+      outcome.error === null
+        ? decideHostOutcome({
+            ...facts,
+            agentResult: outcome.result,
+            checks: result.checks,
+            hostWarnings: result.warnings.filter((w) => !CONTROLLER_WARNINGS.has(w.code)),
+          })
+        : { ...decideJobs({ ...facts, finished: false }), error: outcome.error, status: undefined };
+    decided.jobStatuses.forEach((status, i) => {
+      const job = result.jobs[i];
+      if (job !== undefined) job.status = status;
     });
+    result.warnings.push(...decided.warnings);
     return finish(decided.error, decided.status);
   } finally {
     session.close();
@@ -175,7 +193,7 @@ function runAgent(
     const onEvent = (event: AgentEvent) => {
       switch (event.event) {
         case "agent_start": {
-          const { uid: _uid, ...facts } = event.facts;
+          const facts = event.facts;
           result.facts = facts;
           ctx.onProgress({
             host: host.name,
@@ -370,7 +388,7 @@ function describeEvent(event: AgentEvent, plan: AgentPlan): string {
     case "latest_failed":
       return `${event.job} → ${label(plan, event.repo)}: FAILED ${event.message}`;
     case "job_end":
-      return `job ${event.job} ${event.status}`;
+      return `job ${event.job} done`;
     default:
       return event.event;
   }
