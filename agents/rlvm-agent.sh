@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# This file is generated from agents/src/ by scripts/build-agent.mjs: edit those, then npm run build.
 # rlvm-agent.sh — the host side of rlvm-fleet.
 #
 # Run by the controller's bootstrap, as root (sudo) or as the login user (become = none):
@@ -54,65 +55,13 @@ readonly BYTES_RE='^[0-9]{1,18}$'
 # findmnt -r output: bytes as they are, or \xHH.
 readonly FINDMNT_ESCAPED_RE='^([^\\]|\\x[0-9a-fA-F]{2})*$'
 
-# --- state ----------------------------------------------------------------------------------------
+# --- output: log, JSON, events, the result ---------------------------------------------------------
 
 RESULT_EMITTED=0
-LAST_ERROR=""
-RUN_DIR=""
-
-# The plan, parsed once by read_plan into these arrays (parallel arrays, one index per record).
-PLAN_LINENO=0
-PLAN_RUN_ID=""
-PLAN_HOST=""
-PLAN_COMMAND=""
-PLAN_ENV_FILE=""
-# shellcheck disable=SC2034 # parsed now, used by backup (snapshot COW warnings)
-PLAN_COW_WARN=70
-declare -A PLAN_SEEN=()         # singleton record keys seen
-declare -A VG_MARGIN=()         # VG -> bytes to keep free after the run's snapshots
-declare -A VG_MARGIN_PCT=()     # VG -> percent of the VG's size to keep free instead
-declare -a JOB_NAME=() JOB_CATEGORY=() JOB_SOURCE=() JOB_VG=() JOB_LV=() JOB_SIZE=()
-declare -A JOB_INDEX=()         # job name -> index
-# shellcheck disable=SC2034 # parsed now, used by backup (restic --exclude)
-declare -a EXCLUDE_JOB=() EXCLUDE_PATH=()
-declare -a REPO_ID=() REPO_JOB=() REPO_URL=() REPO_PWFILE=() REPO_LABEL=()
-declare -A REPO_INDEX=()        # repo ID -> index
-# shellcheck disable=SC2034 # COPY_FROM is parsed now, used by backup (restic copy --from-repo)
-declare -a COPY_ID=() COPY_JOB=() COPY_FROM=() COPY_URL=() COPY_PWFILE=() COPY_LABEL=()
-declare -A ID_SEEN=()           # repo and copy IDs share one namespace
-
-declare -a FIELDS=() VALS=() WORDS=() LINES=()
-declare -A TOOL=()              # tool name -> absolute path, "" when not found
-CAP_OUT="" CAP_ERR="" CAP_RC=0
+# Most functions return their value here.
 REPLY=""
-
-# Host facts (gather_facts).
-FACT_HOSTNAME="" FACT_KERNEL="" FACT_USER="" RESTIC_VERSION="" RESTIC_PROBLEM="" LVM_VERSION=""
-
-# restic_env_file, parsed (load_env_file).
-declare -a ENV_KEYS=() ENV_VALS=()
-ENV_ERROR=""
-ENV_HINT=""
-
-# Preflight bookkeeping.
-CHECK_TOTAL=0
-declare -a CHECK_FAILED=()
-declare -A LV_MM=()             # "VG/LV" -> "MAJ:MIN", "inactive", or "" when the LV was not found
-FILE_PROBLEM="" FILE_HINT="" FILE_DESC=""
-MNT_MM="" MNT_SRC="" MNT_TGT=""
-declare -a MOUNTS=()
-LOCK_FILE="" LOCK_STATE="" LOCK_DETAIL=""
-# backup state: per job index, what exists now and must be undone (release_job, cleanup_all)
-declare -a JOB_REMOUNT_RO=() SNAP_NAME=() SNAP_BORN=() SNAP_PEAK=() SNAP_MNT=() SNAP_INVALID=() ORIGIN_MP=()
-declare -a JOB_VIEW=() JOB_REMOUNTED=() JOB_INCOMPLETE=() CHROOT_BINDS=() WARNINGS=() RESTIC_PREFIX=()
-declare -a RESTIC_REPO_AT=() RESTIC_PW_AT=() REPO_OK=() REPO_SNAP=() REPO_MS=() CHILD_CMD=()
-declare -a REPO_READ_VALID=()   # repo index -> 1: its LVM snapshot was still valid when restic exited
-CHILD_PID="" SAMPLER_PID="" WATCHER_PID="" LOCK_FD="" JOB_PREP_ERROR="" RESTIC_CACHE="" ORIGIN_FSTYPE=""
-CLEANED_UP=0 ORPHANS=0 IN_PRIVATE_NS=0 PLAN_DRY_RUN=false
-declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
-declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
-
-# --- output ---------------------------------------------------------------------------------------
+# Warning codes emitted so far (backup's result lists them).
+declare -a WARNINGS=()
 
 log() {
   printf 'rlvm-agent: %s\n' "$*" >&2 2>/dev/null || true
@@ -194,38 +143,9 @@ fail() {
   finish failed "$1" "$2"
 }
 
-# ERR trap: remember the first unexpected failure; set -e then ends the script and on_exit reports it.
-# BASH_COMMAND is the command's source text, not its expanded arguments, so no data leaks through it.
-# shellcheck disable=SC2317 # called by the ERR trap
-on_err() {
-  local status=$1 line=$2
-  if [[ -z $LAST_ERROR ]]; then
-    LAST_ERROR="line $line: '$BASH_COMMAND' exited with status $status"
-  fi
-  log "error at line $line: '$BASH_COMMAND' exited with status $status"
-}
-
-# EXIT trap: whatever ends the script, the controller gets exactly one result.
-# shellcheck disable=SC2317 # called by the EXIT trap
-on_exit() {
-  local status=$?
-  if ((RESULT_EMITTED == 0)); then
-    cleanup_all || true
-    RESULT_EMITTED=1
-    local message=${LAST_ERROR:-"the agent exited with status $status before its result (see stderr)"}
-    log "result: failed (agent_error): $message"
-    emit result status s:failed code s:agent_error message "s:unexpected agent error: $message" || true
-    exit 1
-  fi
-}
-
-# shellcheck disable=SC2317 # called by the INT/TERM/HUP traps
-on_signal() {
-  trap - INT TERM HUP
-  fail agent_interrupted "the agent was stopped by SIG$1"
-}
-
 # --- small helpers --------------------------------------------------------------------------------
+
+declare -a WORDS=() LINES=()
 
 # split_words STRING: WORDS = STRING split on blanks and newlines, without globbing.
 split_words() {
@@ -320,7 +240,13 @@ path_is_under() {
   [[ $dir == / || $p == "$dir" || $p == "$dir"/* ]]
 }
 
-# --- tools ----------------------------------------------------------------------------------------
+# --- tools, capture, the restic runner ------------------------------------------------------------
+
+declare -A TOOL=()              # tool name -> absolute path, "" when not found
+CAP_OUT="" CAP_ERR="" CAP_RC=0
+# The restic (or other tool) run in the background now, and the command that started it.
+CHILD_PID=""
+declare -a CHILD_CMD=()
 
 # find_tool NAME: TOOL[NAME] = the absolute path of executable NAME, or "" if there is none.
 #
@@ -401,6 +327,30 @@ with_timeout() {
   exec "$@"
 }
 
+# run CMD [ARG]...: run a tool for its side effect; CAP_* as capture, and the failure is logged.
+run() {
+  capture "$@"
+  if ((CAP_RC != 0)); then log "'${1##*/}' failed (status $CAP_RC): $CAP_ERR"; fi
+  return "$CAP_RC"
+}
+
+# now_ms: REPLY = milliseconds since the epoch.
+now_ms() {
+  capture "${TOOL[date]}" +%s%3N
+  if ((CAP_RC == 0)) && [[ $CAP_OUT =~ ^[0-9]+$ ]]; then REPLY=$CAP_OUT; else REPLY=0; fi
+}
+
+# reap PID TENTHS: wait for a child of ours to exit, SIGKILL it after TENTHS tenths of a second.
+reap() {
+  local pid=$1 waited=0
+  while kill -0 "$pid" 2>/dev/null && ((waited < $2)); do
+    "${TOOL[sleep]}" 0.1 </dev/null || true
+    waited=$((waited + 1))
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
 # restic_with_env REPO PASSWORD_FILE TIMEOUT ARG...: exec restic for one repository. The repository and
 # password file go in through the environment and the restic_env_file variables are exported, all in
 # this subshell only (capture's), never in argv. TIMEOUT 0 means none.
@@ -442,7 +392,128 @@ sanitize_restic_text() {
   REPLY=$s
 }
 
+# error_line ERR_FILE URL LABEL: REPLY = the meaningful line of restic's stderr, with the repository
+# URL's credentials masked.
+error_line() {
+  local text=""
+  if [[ -f $1 ]]; then text=$(<"$1"); fi
+  first_meaningful_line "$text"
+  sanitize_restic_text "$REPLY" "$2" "$3"
+}
+
+# restic_error_text ERR_FILE T: REPLY = the meaningful line of restic's stderr, sanitised.
+restic_error_text() {
+  error_line "$1" "${TARGET_URL[$2]}" "${TARGET_LABEL[$2]}"
+}
+
+# run_restic_bg OUT ERR FUNC ARG...: start FUNC in the background with its output in files, wait for it
+# (a signal interrupts the wait; cleanup_all then stops it with SIGINT). REPLY = its exit status.
+run_restic_bg() {
+  local out=$1 err=$2 rc=0
+  shift 2
+  CHILD_CMD=("$@")
+  "$@" </dev/null >"$out" 2>"$err" 3>&- &
+  CHILD_PID=$!
+  wait "$CHILD_PID" || rc=$?
+  CHILD_PID=""
+  # Killed by a signal (exit 128+N): its lock may be left in the repository.
+  if ((rc > 128)); then unlock_after_child "$@"; fi
+  REPLY=$rc
+}
+
+# restic_locked_retry OUT ERR FUNC ARG...: run_restic_bg, again while another restic holds the
+# repository's exclusive lock (several hosts share repositories; restic 0.14 has no --retry-lock).
+# Gives up after about 5 minutes. REPLY = the exit status.
+restic_locked_retry() {
+  local out=$1 err=$2 attempt=0 text
+  shift 2
+  while :; do
+    run_restic_bg "$out" "$err" "$@"
+    if ((REPLY == 0)); then return 0; fi
+    text=""
+    if [[ -f $err ]]; then text=$(<"$err"); fi
+    if [[ $text != *"already locked"* ]] || ((attempt >= 30)); then return 0; fi
+    attempt=$((attempt + 1))
+    log "repository locked by another restic; retrying in $((attempt < 5 ? attempt * 2 : 10)) s"
+    "${TOOL[sleep]}" "$((attempt < 5 ? attempt * 2 : 10))" </dev/null || true
+  done
+}
+
+# target_child KIND INDEX ARG...: exec restic against a repository (KIND repo) or a copy destination
+# (KIND copy), credentials through the environment only.
+# shellcheck disable=SC2317 # run in the background
+target_child() {
+  local kind=$1 t=$2 i
+  shift 2
+  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND
+  for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
+  if [[ $kind == repo ]]; then
+    export RESTIC_REPOSITORY="${REPO_URL[t]}" RESTIC_PASSWORD_FILE="${REPO_PWFILE[t]}"
+  else
+    export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}"
+  fi
+  exec "${TOOL[restic]}" "$@"
+}
+
+# stop_child: a running restic gets SIGINT, so it removes its repository lock, then SIGKILL after 30 s.
+# SIGCONT too: a stopped restic (someone's SIGSTOP, a debugger) would act on SIGINT only when resumed.
+stop_child() {
+  local pid=$CHILD_PID
+  if [[ -z $pid ]]; then return 0; fi
+  kill -INT "$pid" 2>/dev/null || true
+  kill -CONT "$pid" 2>/dev/null || true
+  reap "$pid" 300
+  CHILD_PID=""
+  unlock_after_child "${CHILD_CMD[@]}"
+}
+
+# unlock_after_child FUNC ARG...: the restic that FUNC ran was stopped or killed, maybe while it took
+# or held a repository lock (restic itself can leave one when interrupted as it takes it). `restic
+# unlock` removes only the locks restic calls stale (their process is gone from this machine, or not
+# refreshed for 30 minutes), never a live restic's; without it the next forget or prune of that
+# repository would find it locked.
+unlock_after_child() {
+  local fn=${1-} t=${2-}
+  case $fn in
+    restic_job_child) unlock_target repo "$t" ;;
+    copy_child) unlock_target repo "${COPY_FROM[t]}" && unlock_target copy "$t" ;;
+    target_child) unlock_target "$t" "${3-}" ;;
+    *) ;;
+  esac
+}
+
+# unlock_target KIND INDEX: `restic unlock` against a repository or copy destination, 20 s at most.
+unlock_target() {
+  target_child "$1" "$2" unlock </dev/null >/dev/null 2>&1 3>&- &
+  reap "$!" 200
+}
+
 # --- plan -----------------------------------------------------------------------------------------
+
+# The plan, parsed once by read_plan into these arrays (parallel arrays, one index per record).
+PLAN_LINENO=0
+PLAN_RUN_ID=""
+PLAN_HOST=""
+PLAN_COMMAND=""
+PLAN_ENV_FILE=""
+# shellcheck disable=SC2034 # parsed now, used by backup (snapshot COW warnings)
+PLAN_COW_WARN=70
+PLAN_DRY_RUN=false
+declare -A PLAN_SEEN=()         # singleton record keys seen
+declare -A VG_MARGIN=()         # VG -> bytes to keep free after the run's snapshots
+declare -A VG_MARGIN_PCT=()     # VG -> percent of the VG's size to keep free instead
+declare -a JOB_NAME=() JOB_CATEGORY=() JOB_SOURCE=() JOB_VG=() JOB_LV=() JOB_SIZE=() JOB_REMOUNT_RO=()
+declare -A JOB_INDEX=()         # job name -> index
+# shellcheck disable=SC2034 # parsed now, used by backup (restic --exclude)
+declare -a EXCLUDE_JOB=() EXCLUDE_PATH=()
+declare -a REPO_ID=() REPO_JOB=() REPO_URL=() REPO_PWFILE=() REPO_LABEL=()
+declare -A REPO_INDEX=()        # repo ID -> index
+# shellcheck disable=SC2034 # COPY_FROM is parsed now, used by backup (restic copy --from-repo)
+declare -a COPY_ID=() COPY_JOB=() COPY_FROM=() COPY_URL=() COPY_PWFILE=() COPY_LABEL=()
+declare -A ID_SEEN=()           # repo and copy IDs share one namespace
+declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
+declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
+declare -a FIELDS=() VALS=()
 
 # next_plan_line: FIELDS = the words of the next plan line. Fails on EOF and on an empty line.
 next_plan_line() {
@@ -706,7 +777,25 @@ plan_has_lv_jobs() {
   return 1
 }
 
+# targets: TARGET_KIND/INDEX/ID/JOB/URL/LABEL = every repository and copy destination, in plan order.
+list_targets() {
+  local r c
+  TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
+  for r in "${!REPO_ID[@]}"; do
+    TARGET_KIND+=(repo) TARGET_INDEX+=("$r") TARGET_ID+=("${REPO_ID[r]}") TARGET_JOB+=("${REPO_JOB[r]}")
+    TARGET_URL+=("${REPO_URL[r]}") TARGET_LABEL+=("${REPO_LABEL[r]}")
+    for c in "${!COPY_ID[@]}"; do
+      if ((COPY_FROM[c] != r)); then continue; fi
+      TARGET_KIND+=(copy) TARGET_INDEX+=("$c") TARGET_ID+=("${COPY_ID[c]}") TARGET_JOB+=("${COPY_JOB[c]}")
+      TARGET_URL+=("${COPY_URL[c]}") TARGET_LABEL+=("${COPY_LABEL[c]}")
+    done
+  done
+}
+
 # --- facts ----------------------------------------------------------------------------------------
+
+# Host facts (gather_facts).
+FACT_HOSTNAME="" FACT_KERNEL="" FACT_USER="" RESTIC_VERSION="" RESTIC_PROBLEM="" LVM_VERSION=""
 
 gather_facts() {
   local line re
@@ -768,7 +857,241 @@ emit_agent_start() {
   emit agent_start agent_version "s:$AGENT_VERSION" run_id "s:$PLAN_RUN_ID" facts "j:$facts"
 }
 
+# --- LVM, mounts, and the snapshots' lifecycle ----------------------------------------------------
+
+# backup state: per job index, what exists now and must be undone (release_job, cleanup_all)
+declare -a SNAP_NAME=() SNAP_BORN=() SNAP_PEAK=() SNAP_MNT=() SNAP_INVALID=() ORIGIN_MP=()
+declare -a JOB_VIEW=() JOB_REMOUNTED=() CHROOT_BINDS=()
+SAMPLER_PID="" ORIGIN_FSTYPE=""
+
+# lvm_call TOOL ARG...: capture an LVM tool under the preflight timeout, without fd-leak warnings.
+# (VG and LV names never start with "-": read_plan checks them against LVM_NAME_RE.)
+lvm_call() {
+  local tool=$1
+  shift
+  LVM_SUPPRESS_FD_WARNINGS=1 capture with_timeout "$PREFLIGHT_TIMEOUT" "${TOOL[$tool]}" "$@"
+}
+
+# unescape_findmnt TEXT: REPLY = a findmnt -r field with its \xHH escapes decoded.
+unescape_findmnt() {
+  REPLY=$1
+  if [[ $1 == *\\* && $1 =~ $FINDMNT_ESCAPED_RE ]]; then printf -v REPLY '%b' "$1"; fi
+}
+
+# dev_is_lv MAJ:MIN SOURCE VG LV_MAJ:MIN: true if a mount (its MAJ:MIN and SOURCE from findmnt) is the
+# LV. MAJ:MIN decides; for btrfs, whose MAJ:MIN is anonymous, the source device's number decides.
+dev_is_lv() {
+  local mm=$1 src=${2%%\[*} vg=$3 lv_mm=$4
+  if [[ $mm == "$lv_mm" ]]; then return 0; fi
+  case $src in
+    /dev/mapper/* | /dev/dm-* | "/dev/$vg/"*) ;;
+    *) return 1 ;;
+  esac
+  if [[ ! -b $src ]] || ! have_tool stat; then return 1; fi
+  capture "${TOOL[stat]}" -L -c '%t:%T' -- "$src"
+  if ((CAP_RC != 0)) || [[ ! $CAP_OUT =~ ^([0-9a-f]+):([0-9a-f]+)$ ]]; then return 1; fi
+  [[ "$((16#${BASH_REMATCH[1]})):$((16#${BASH_REMATCH[2]}))" == "$lv_mm" ]]
+}
+
+# mount_of PATH: MNT_MM, MNT_SRC, MNT_TGT of the filesystem PATH lies on (findmnt --target).
+mount_of() {
+  MNT_MM="" MNT_SRC="" MNT_TGT=""
+  if ! have_tool findmnt; then return 1; fi
+  capture with_timeout "$PREFLIGHT_TIMEOUT" "${TOOL[findmnt]}" -n -r -o MAJ:MIN,SOURCE,TARGET --target "$1"
+  split_lines "$CAP_OUT"
+  if ((CAP_RC != 0 || ${#LINES[@]} == 0)); then return 1; fi
+  split_words "${LINES[0]}"
+  if ((${#WORDS[@]} != 3)); then return 1; fi
+  MNT_MM=${WORDS[0]}
+  unescape_findmnt "${WORDS[1]}"
+  MNT_SRC=$REPLY
+  unescape_findmnt "${WORDS[2]}"
+  MNT_TGT=$REPLY
+}
+
+# lv_mountpoints VG LV_MAJ:MIN: MOUNTS = where the LV is mounted (every mount, bind mounts included).
+lv_mountpoints() {
+  local vg=$1 lv_mm=$2 line
+  MOUNTS=()
+  if ! have_tool findmnt; then return 1; fi
+  capture with_timeout "$PREFLIGHT_TIMEOUT" "${TOOL[findmnt]}" -n -r -o MAJ:MIN,SOURCE,TARGET
+  if ((CAP_RC != 0)); then return 1; fi
+  split_lines "$CAP_OUT"
+  for line in "${LINES[@]}"; do
+    split_words "$line"
+    if ((${#WORDS[@]} != 3)); then continue; fi
+    unescape_findmnt "${WORDS[1]}"
+    if dev_is_lv "${WORDS[0]}" "$REPLY" "$vg" "$lv_mm"; then
+      unescape_findmnt "${WORDS[2]}"
+      MOUNTS+=("$REPLY")
+    fi
+  done
+}
+
+# take_snapshots: every LV snapshot of the run, back to back, before any restic call.
+take_snapshots() {
+  local i name
+  for i in "${!JOB_NAME[@]}"; do
+    if ! is_lv_job "$i"; then continue; fi
+    name="${JOB_LV[i]}_rlvm_$PLAN_RUN_ID"
+    lvm_call lvcreate --snapshot --size "${JOB_SIZE[i]}b" --name "$name" \
+      --addtag rlvm_fleet --addtag "rlvm_host_$PLAN_HOST" "${JOB_VG[i]}/${JOB_LV[i]}"
+    if ((CAP_RC != 0)); then
+      first_meaningful_line "$CAP_ERR"
+      fail snapshot_failed "lvcreate of a snapshot of ${JOB_VG[i]}/${JOB_LV[i]} failed: $REPLY"
+    fi
+    now_ms
+    SNAP_NAME[i]=$name
+    SNAP_BORN[i]=$REPLY
+    SNAP_PEAK[i]=""
+    emit snapshot_created job "s:${JOB_NAME[i]}" snapshot "s:${JOB_VG[i]}/$name"
+  done
+}
+
+# origin_mount JOB: REPLY = where the job's LV is mounted (the mount that holds its source), FSTYPE too.
+origin_mount() {
+  local i=$1
+  capture "${TOOL[findmnt]}" -n -r -o TARGET,FSTYPE --target "${JOB_SOURCE[i]}"
+  split_words "$CAP_OUT"
+  if ((CAP_RC != 0 || ${#WORDS[@]} != 2)); then return 1; fi
+  unescape_findmnt "${WORDS[0]}"
+  ORIGIN_FSTYPE=${WORDS[1]}
+}
+
+# mount_snapshots: each snapshot read-only under RUN_DIR/mnt/JOB (nouuid for XFS: the snapshot has
+# its origin's UUID, which XFS refuses to mount twice).
+mount_snapshots() {
+  local i dir options
+  for i in "${!JOB_NAME[@]}"; do
+    if [[ -z ${SNAP_NAME[i]-} ]]; then continue; fi
+    if ! origin_mount "$i"; then fail agent_error "cannot find the mount of ${JOB_SOURCE[i]}"; fi
+    ORIGIN_MP[i]=$REPLY
+    options=ro
+    if [[ $ORIGIN_FSTYPE == xfs ]]; then options+=",nouuid"; fi
+    dir="$RUN_DIR/mnt/${JOB_NAME[i]}"
+    run "${TOOL[mkdir]}" -p -- "$dir" || fail agent_error "cannot create $dir"
+    if ! run "${TOOL[mount]}" -o "$options" -- "/dev/${JOB_VG[i]}/${SNAP_NAME[i]}" "$dir"; then
+      first_meaningful_line "$CAP_ERR"
+      fail snapshot_failed "cannot mount the snapshot of ${JOB_VG[i]}/${JOB_LV[i]} read-only: $REPLY"
+    fi
+    SNAP_MNT[i]=$dir
+  done
+}
+
+# sample_cow JOB: SNAP_PEAK = the highest COW use seen so far; SNAP_INVALID = 1 once LVM dropped it.
+sample_cow() {
+  local i=$1 attr pct
+  lvm_call lvs --noheadings -o lv_attr,snap_percent "${JOB_VG[i]}/${SNAP_NAME[i]}"
+  split_words "$CAP_OUT"
+  if ((CAP_RC != 0 || ${#WORDS[@]} < 1)); then return 0; fi
+  attr=${WORDS[0]}
+  # lv_attr's 5th character: I = invalid (overflowed) snapshot.
+  if [[ ${attr:4:1} == I ]]; then
+    SNAP_INVALID[i]=1
+    SNAP_PEAK[i]=100
+    return 0
+  fi
+  pct=${WORDS[1]-}
+  if [[ $pct =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+    pct=${pct%%.*}
+    if [[ -z ${SNAP_PEAK[i]} ]] || ((10#$pct > 10#${SNAP_PEAK[i]})); then SNAP_PEAK[i]=$((10#$pct)); fi
+  fi
+}
+
+# start_cow_sampler: a background process that records each live snapshot's COW use every 2 s into
+# RUN_DIR/cow.JOB, so the peak is known even for a snapshot that lives through one long restic run.
+start_cow_sampler() {
+  local i any=0
+  for i in "${!SNAP_NAME[@]}"; do any=1; done
+  if ((any == 0)); then return 0; fi
+  (
+    trap - ERR EXIT INT TERM HUP
+    set +e
+    while :; do
+      for i in "${!SNAP_NAME[@]}"; do
+        if [[ -e $RUN_DIR/released.$i ]]; then continue; fi
+        sample_cow "$i"
+        printf '%s %s\n' "${SNAP_PEAK[i]:-}" "${SNAP_INVALID[i]:-0}" >"$RUN_DIR/cow.$i"
+      done
+      "${TOOL[sleep]}" 2 </dev/null
+    done
+  ) </dev/null 3>&- &
+  SAMPLER_PID=$!
+}
+
+# read_cow JOB: merge what the sampler saw with one last sample.
+read_cow() {
+  local i=$1 peak="" invalid=0
+  if [[ -f $RUN_DIR/cow.$i ]]; then
+    read -r peak invalid <"$RUN_DIR/cow.$i" || true
+    if [[ $peak =~ ^[0-9]+$ ]] && { [[ -z ${SNAP_PEAK[i]} ]] || ((peak > SNAP_PEAK[i])); }; then SNAP_PEAK[i]=$peak; fi
+    if [[ $invalid == 1 ]]; then SNAP_INVALID[i]=1; fi
+  fi
+  sample_cow "$i"
+}
+
+# release_job JOB: undo what the job set up, newest first: its bind or chroot mounts, the snapshot's
+# mount, the snapshot itself (reporting its lifetime and peak COW), a read-only remount. Idempotent.
+release_job() {
+  local i=$1 lifetime peak_value="z:" invalid=false
+  if [[ -n ${JOB_VIEW[i]-} ]]; then
+    run "${TOOL[umount]}" -R -- "${JOB_VIEW[i]}" || run "${TOOL[umount]}" -l -R -- "${JOB_VIEW[i]}" || true
+    JOB_VIEW[i]=""
+  fi
+  if [[ -n ${SNAP_MNT[i]-} ]]; then
+    run "${TOOL[umount]}" -R -- "${SNAP_MNT[i]}" || run "${TOOL[umount]}" -l -R -- "${SNAP_MNT[i]}" || true
+    SNAP_MNT[i]=""
+  fi
+  if [[ -n ${SNAP_NAME[i]-} ]]; then
+    : >"$RUN_DIR/released.$i"
+    read_cow "$i"
+    lvm_call lvremove -f "${JOB_VG[i]}/${SNAP_NAME[i]}"
+    if ((CAP_RC != 0)); then
+      # Retry once: udev may still hold the device right after the unmount.
+      "${TOOL[sleep]}" 1 </dev/null || true
+      lvm_call lvremove -f "${JOB_VG[i]}/${SNAP_NAME[i]}"
+    fi
+    if ((CAP_RC != 0)); then
+      first_meaningful_line "$CAP_ERR"
+      WARNINGS+=("snapshot_not_removed")
+      emit warning code s:snapshot_not_removed message "s:could not remove ${JOB_VG[i]}/${SNAP_NAME[i]}: $REPLY (the next run removes it)"
+    fi
+    now_ms
+    lifetime=$((REPLY - SNAP_BORN[i]))
+    if [[ -n ${SNAP_PEAK[i]} ]]; then peak_value="n:${SNAP_PEAK[i]}"; fi
+    if [[ -n ${SNAP_INVALID[i]-} ]]; then invalid=true; fi
+    emit snapshot_removed job "s:${JOB_NAME[i]}" snapshot "s:${JOB_VG[i]}/${SNAP_NAME[i]}" \
+      lifetime_ms "n:$lifetime" cow_peak_percent "$peak_value" invalid "b:$invalid"
+    if [[ -n ${SNAP_PEAK[i]} ]] && ((SNAP_PEAK[i] >= PLAN_COW_WARN)) && [[ $invalid == false ]]; then
+      WARNINGS+=("cow_high")
+      emit warning code s:cow_high message "s:snapshot of ${JOB_VG[i]}/${JOB_LV[i]} reached ${SNAP_PEAK[i]}% of its COW space (warning level $PLAN_COW_WARN%): raise snapshot_size for job ${JOB_NAME[i]}"
+    fi
+    SNAP_NAME[i]=""
+  fi
+  if [[ -n ${JOB_REMOUNTED[i]-} ]]; then
+    if ! run "${TOOL[mount]}" -o remount,rw -- "${JOB_REMOUNTED[i]}"; then
+      WARNINGS+=("remount_failed")
+      emit warning code s:remount_failed message "s:could not remount ${JOB_REMOUNTED[i]} read-write again: $CAP_ERR"
+    fi
+    JOB_REMOUNTED[i]=""
+  fi
+}
+
 # --- checks ---------------------------------------------------------------------------------------
+
+# Preflight bookkeeping.
+CHECK_TOTAL=0
+declare -a CHECK_FAILED=()
+declare -A LV_MM=()             # "VG/LV" -> "MAJ:MIN", "inactive", or "" when the LV was not found
+FILE_PROBLEM="" FILE_HINT="" FILE_DESC=""
+MNT_MM="" MNT_SRC="" MNT_TGT=""
+declare -a MOUNTS=()
+LOCK_STATE="" LOCK_DETAIL=""
+
+# restic_env_file, parsed (load_env_file).
+declare -a ENV_KEYS=() ENV_VALS=()
+ENV_ERROR=""
+ENV_HINT=""
 
 # check NAME OK DETAIL HINT: one check event (the hint is dropped when OK is true).
 check() {
@@ -936,14 +1259,6 @@ check_lvm_tools() {
   fi
 }
 
-# lvm_call TOOL ARG...: capture an LVM tool under the preflight timeout, without fd-leak warnings.
-# (VG and LV names never start with "-": read_plan checks them against LVM_NAME_RE.)
-lvm_call() {
-  local tool=$1
-  shift
-  LVM_SUPPRESS_FD_WARNINGS=1 capture with_timeout "$PREFLIGHT_TIMEOUT" "${TOOL[$tool]}" "$@"
-}
-
 # check_lv JOB_INDEX: lv:<job>, and LV_MM["VG/LV"] for the mount and source checks.
 check_lv() {
   local i=$1 vg=${JOB_VG[$1]} lv=${JOB_LV[$1]} name="lv:${JOB_NAME[$1]}"
@@ -967,62 +1282,6 @@ check_lv() {
     LV_MM[$vg/$lv]=inactive
     check "$name" false "$vg/$lv exists but is not active" "activate it: lvchange -ay $vg/$lv"
   fi
-}
-
-# unescape_findmnt TEXT: REPLY = a findmnt -r field with its \xHH escapes decoded.
-unescape_findmnt() {
-  REPLY=$1
-  if [[ $1 == *\\* && $1 =~ $FINDMNT_ESCAPED_RE ]]; then printf -v REPLY '%b' "$1"; fi
-}
-
-# dev_is_lv MAJ:MIN SOURCE VG LV_MAJ:MIN: true if a mount (its MAJ:MIN and SOURCE from findmnt) is the
-# LV. MAJ:MIN decides; for btrfs, whose MAJ:MIN is anonymous, the source device's number decides.
-dev_is_lv() {
-  local mm=$1 src=${2%%\[*} vg=$3 lv_mm=$4
-  if [[ $mm == "$lv_mm" ]]; then return 0; fi
-  case $src in
-    /dev/mapper/* | /dev/dm-* | "/dev/$vg/"*) ;;
-    *) return 1 ;;
-  esac
-  if [[ ! -b $src ]] || ! have_tool stat; then return 1; fi
-  capture "${TOOL[stat]}" -L -c '%t:%T' -- "$src"
-  if ((CAP_RC != 0)) || [[ ! $CAP_OUT =~ ^([0-9a-f]+):([0-9a-f]+)$ ]]; then return 1; fi
-  [[ "$((16#${BASH_REMATCH[1]})):$((16#${BASH_REMATCH[2]}))" == "$lv_mm" ]]
-}
-
-# mount_of PATH: MNT_MM, MNT_SRC, MNT_TGT of the filesystem PATH lies on (findmnt --target).
-mount_of() {
-  MNT_MM="" MNT_SRC="" MNT_TGT=""
-  if ! have_tool findmnt; then return 1; fi
-  capture with_timeout "$PREFLIGHT_TIMEOUT" "${TOOL[findmnt]}" -n -r -o MAJ:MIN,SOURCE,TARGET --target "$1"
-  split_lines "$CAP_OUT"
-  if ((CAP_RC != 0 || ${#LINES[@]} == 0)); then return 1; fi
-  split_words "${LINES[0]}"
-  if ((${#WORDS[@]} != 3)); then return 1; fi
-  MNT_MM=${WORDS[0]}
-  unescape_findmnt "${WORDS[1]}"
-  MNT_SRC=$REPLY
-  unescape_findmnt "${WORDS[2]}"
-  MNT_TGT=$REPLY
-}
-
-# lv_mountpoints VG LV_MAJ:MIN: MOUNTS = where the LV is mounted (every mount, bind mounts included).
-lv_mountpoints() {
-  local vg=$1 lv_mm=$2 line
-  MOUNTS=()
-  if ! have_tool findmnt; then return 1; fi
-  capture with_timeout "$PREFLIGHT_TIMEOUT" "${TOOL[findmnt]}" -n -r -o MAJ:MIN,SOURCE,TARGET
-  if ((CAP_RC != 0)); then return 1; fi
-  split_lines "$CAP_OUT"
-  for line in "${LINES[@]}"; do
-    split_words "$line"
-    if ((${#WORDS[@]} != 3)); then continue; fi
-    unescape_findmnt "${WORDS[1]}"
-    if dev_is_lv "${WORDS[0]}" "$REPLY" "$vg" "$lv_mm"; then
-      unescape_findmnt "${WORDS[2]}"
-      MOUNTS+=("$REPLY")
-    fi
-  done
 }
 
 # lv_state_problem VG LV JOB: REPLY = why the LV's mount/source cannot be checked, or "".
@@ -1362,27 +1621,64 @@ check_leftovers() {
   fi
 }
 
-# --- commands -------------------------------------------------------------------------------------
-
-# --- backup ---------------------------------------------------------------------------------------
-#
-# Order (DESIGN §5): lock; sweep this host's orphans; the checks that would make the run pointless;
-# every LV snapshot first (one consistent set); then per job: restic into every repository, the job's
-# snapshot removed as soon as its last repository is done; then copy_to. Every side effect is recorded
-# in per-job state that release_job() and cleanup_all() undo, whatever ends the run. Mounts only ever
-# exist in this process's private mount namespace, so they vanish with it even after a SIGKILL.
-
-# now_ms: REPLY = milliseconds since the epoch.
-now_ms() {
-  capture "${TOOL[date]}" +%s%3N
-  if ((CAP_RC == 0)) && [[ $CAP_OUT =~ ^[0-9]+$ ]]; then REPLY=$CAP_OUT; else REPLY=0; fi
+# check_volumes_and_secrets: the LVs, mounts, sources and VG space of the plan's jobs, and the files
+# restic will read (password files, restic_env_file). Shared by preflight and backup.
+check_volumes_and_secrets() {
+  local i
+  if plan_has_lv_jobs; then
+    check_lvm_tools
+    for i in "${!JOB_NAME[@]}"; do
+      if ! is_lv_job "$i"; then continue; fi
+      check_lv "$i"
+      check_mount "$i"
+      check_source_on_lv "$i"
+    done
+    check_vg_free
+  fi
+  for i in "${!JOB_NAME[@]}"; do
+    if [[ ${JOB_CATEGORY[i]} == standard_path ]]; then check_source_exists "$i"; fi
+  done
+  check_password_files
+  if [[ -n $PLAN_ENV_FILE ]]; then check_env_file; fi
 }
 
-# run CMD [ARG]...: run a tool for its side effect; CAP_* as capture, and the failure is logged.
-run() {
-  capture "$@"
-  if ((CAP_RC != 0)); then log "'${1##*/}' failed (status $CAP_RC): $CAP_ERR"; fi
-  return "$CAP_RC"
+# --- lifecycle: traps, lock, sweep, cleanup, the controller's liveness, the namespace -------------
+
+LAST_ERROR=""
+RUN_DIR=""
+LOCK_FILE="" LOCK_FD=""
+WATCHER_PID=""
+CLEANED_UP=0 ORPHANS=0 IN_PRIVATE_NS=0
+
+# ERR trap: remember the first unexpected failure; set -e then ends the script and on_exit reports it.
+# BASH_COMMAND is the command's source text, not its expanded arguments, so no data leaks through it.
+# shellcheck disable=SC2317 # called by the ERR trap
+on_err() {
+  local status=$1 line=$2
+  if [[ -z $LAST_ERROR ]]; then
+    LAST_ERROR="line $line: '$BASH_COMMAND' exited with status $status"
+  fi
+  log "error at line $line: '$BASH_COMMAND' exited with status $status"
+}
+
+# EXIT trap: whatever ends the script, the controller gets exactly one result.
+# shellcheck disable=SC2317 # called by the EXIT trap
+on_exit() {
+  local status=$?
+  if ((RESULT_EMITTED == 0)); then
+    cleanup_all || true
+    RESULT_EMITTED=1
+    local message=${LAST_ERROR:-"the agent exited with status $status before its result (see stderr)"}
+    log "result: failed (agent_error): $message"
+    emit result status s:failed code s:agent_error message "s:unexpected agent error: $message" || true
+    exit 1
+  fi
+}
+
+# shellcheck disable=SC2317 # called by the INT/TERM/HUP traps
+on_signal() {
+  trap - INT TERM HUP
+  fail agent_interrupted "the agent was stopped by SIG$1"
 }
 
 # acquire_lock: one run per inventory host. The lock is held until this process (and any restic it
@@ -1443,234 +1739,6 @@ sweep_orphans() {
   done
 }
 
-# check_volumes_and_secrets: the LVs, mounts, sources and VG space of the plan's jobs, and the files
-# restic will read (password files, restic_env_file). Shared by preflight and backup.
-check_volumes_and_secrets() {
-  local i
-  if plan_has_lv_jobs; then
-    check_lvm_tools
-    for i in "${!JOB_NAME[@]}"; do
-      if ! is_lv_job "$i"; then continue; fi
-      check_lv "$i"
-      check_mount "$i"
-      check_source_on_lv "$i"
-    done
-    check_vg_free
-  fi
-  for i in "${!JOB_NAME[@]}"; do
-    if [[ ${JOB_CATEGORY[i]} == standard_path ]]; then check_source_exists "$i"; fi
-  done
-  check_password_files
-  if [[ -n $PLAN_ENV_FILE ]]; then check_env_file; fi
-}
-
-# backup_preflight: the checks without which no snapshot may be taken.
-backup_preflight() {
-  check_restic
-  if plan_has_lv_jobs && ((IN_PRIVATE_NS == 0)); then
-    check mount_namespace false "no private mount namespace (unshare failed or is missing)" \
-      "the agent needs root and util-linux's unshare to mount snapshots without touching the host's mounts"
-  fi
-  check_volumes_and_secrets
-  if ((${#CHECK_FAILED[@]} > 0)); then
-    join_by ", " "${CHECK_FAILED[@]}"
-    fail preflight "nothing was changed: ${#CHECK_FAILED[@]} check(s) failed: $REPLY"
-  fi
-}
-
-# take_snapshots: every LV snapshot of the run, back to back, before any restic call.
-take_snapshots() {
-  local i name
-  for i in "${!JOB_NAME[@]}"; do
-    if ! is_lv_job "$i"; then continue; fi
-    name="${JOB_LV[i]}_rlvm_$PLAN_RUN_ID"
-    lvm_call lvcreate --snapshot --size "${JOB_SIZE[i]}b" --name "$name" \
-      --addtag rlvm_fleet --addtag "rlvm_host_$PLAN_HOST" "${JOB_VG[i]}/${JOB_LV[i]}"
-    if ((CAP_RC != 0)); then
-      first_meaningful_line "$CAP_ERR"
-      fail snapshot_failed "lvcreate of a snapshot of ${JOB_VG[i]}/${JOB_LV[i]} failed: $REPLY"
-    fi
-    now_ms
-    SNAP_NAME[i]=$name
-    SNAP_BORN[i]=$REPLY
-    SNAP_PEAK[i]=""
-    emit snapshot_created job "s:${JOB_NAME[i]}" snapshot "s:${JOB_VG[i]}/$name"
-  done
-}
-
-# origin_mount JOB: REPLY = where the job's LV is mounted (the mount that holds its source), FSTYPE too.
-origin_mount() {
-  local i=$1
-  capture "${TOOL[findmnt]}" -n -r -o TARGET,FSTYPE --target "${JOB_SOURCE[i]}"
-  split_words "$CAP_OUT"
-  if ((CAP_RC != 0 || ${#WORDS[@]} != 2)); then return 1; fi
-  unescape_findmnt "${WORDS[0]}"
-  ORIGIN_FSTYPE=${WORDS[1]}
-}
-
-# mount_snapshots: each snapshot read-only under RUN_DIR/mnt/JOB (nouuid for XFS: the snapshot has
-# its origin's UUID, which XFS refuses to mount twice).
-mount_snapshots() {
-  local i dir options
-  for i in "${!JOB_NAME[@]}"; do
-    if [[ -z ${SNAP_NAME[i]-} ]]; then continue; fi
-    if ! origin_mount "$i"; then fail agent_error "cannot find the mount of ${JOB_SOURCE[i]}"; fi
-    ORIGIN_MP[i]=$REPLY
-    options=ro
-    if [[ $ORIGIN_FSTYPE == xfs ]]; then options+=",nouuid"; fi
-    dir="$RUN_DIR/mnt/${JOB_NAME[i]}"
-    run "${TOOL[mkdir]}" -p -- "$dir" || fail agent_error "cannot create $dir"
-    if ! run "${TOOL[mount]}" -o "$options" -- "/dev/${JOB_VG[i]}/${SNAP_NAME[i]}" "$dir"; then
-      first_meaningful_line "$CAP_ERR"
-      fail snapshot_failed "cannot mount the snapshot of ${JOB_VG[i]}/${JOB_LV[i]} read-only: $REPLY"
-    fi
-    SNAP_MNT[i]=$dir
-  done
-}
-
-# sample_cow JOB: SNAP_PEAK = the highest COW use seen so far; SNAP_INVALID = 1 once LVM dropped it.
-sample_cow() {
-  local i=$1 attr pct
-  lvm_call lvs --noheadings -o lv_attr,snap_percent "${JOB_VG[i]}/${SNAP_NAME[i]}"
-  split_words "$CAP_OUT"
-  if ((CAP_RC != 0 || ${#WORDS[@]} < 1)); then return 0; fi
-  attr=${WORDS[0]}
-  # lv_attr's 5th character: I = invalid (overflowed) snapshot.
-  if [[ ${attr:4:1} == I ]]; then
-    SNAP_INVALID[i]=1
-    SNAP_PEAK[i]=100
-    return 0
-  fi
-  pct=${WORDS[1]-}
-  if [[ $pct =~ ^[0-9]+([.][0-9]+)?$ ]]; then
-    pct=${pct%%.*}
-    if [[ -z ${SNAP_PEAK[i]} ]] || ((10#$pct > 10#${SNAP_PEAK[i]})); then SNAP_PEAK[i]=$((10#$pct)); fi
-  fi
-}
-
-# start_cow_sampler: a background process that records each live snapshot's COW use every 2 s into
-# RUN_DIR/cow.JOB, so the peak is known even for a snapshot that lives through one long restic run.
-start_cow_sampler() {
-  local i any=0
-  for i in "${!SNAP_NAME[@]}"; do any=1; done
-  if ((any == 0)); then return 0; fi
-  (
-    trap - ERR EXIT INT TERM HUP
-    set +e
-    while :; do
-      for i in "${!SNAP_NAME[@]}"; do
-        if [[ -e $RUN_DIR/released.$i ]]; then continue; fi
-        sample_cow "$i"
-        printf '%s %s\n' "${SNAP_PEAK[i]:-}" "${SNAP_INVALID[i]:-0}" >"$RUN_DIR/cow.$i"
-      done
-      "${TOOL[sleep]}" 2 </dev/null
-    done
-  ) </dev/null 3>&- &
-  SAMPLER_PID=$!
-}
-
-# read_cow JOB: merge what the sampler saw with one last sample.
-read_cow() {
-  local i=$1 peak="" invalid=0
-  if [[ -f $RUN_DIR/cow.$i ]]; then
-    read -r peak invalid <"$RUN_DIR/cow.$i" || true
-    if [[ $peak =~ ^[0-9]+$ ]] && { [[ -z ${SNAP_PEAK[i]} ]] || ((peak > SNAP_PEAK[i])); }; then SNAP_PEAK[i]=$peak; fi
-    if [[ $invalid == 1 ]]; then SNAP_INVALID[i]=1; fi
-  fi
-  sample_cow "$i"
-}
-
-# release_job JOB: undo what the job set up, newest first: its bind or chroot mounts, the snapshot's
-# mount, the snapshot itself (reporting its lifetime and peak COW), a read-only remount. Idempotent.
-release_job() {
-  local i=$1 lifetime peak_value="z:" invalid=false
-  if [[ -n ${JOB_VIEW[i]-} ]]; then
-    run "${TOOL[umount]}" -R -- "${JOB_VIEW[i]}" || run "${TOOL[umount]}" -l -R -- "${JOB_VIEW[i]}" || true
-    JOB_VIEW[i]=""
-  fi
-  if [[ -n ${SNAP_MNT[i]-} ]]; then
-    run "${TOOL[umount]}" -R -- "${SNAP_MNT[i]}" || run "${TOOL[umount]}" -l -R -- "${SNAP_MNT[i]}" || true
-    SNAP_MNT[i]=""
-  fi
-  if [[ -n ${SNAP_NAME[i]-} ]]; then
-    : >"$RUN_DIR/released.$i"
-    read_cow "$i"
-    lvm_call lvremove -f "${JOB_VG[i]}/${SNAP_NAME[i]}"
-    if ((CAP_RC != 0)); then
-      # Retry once: udev may still hold the device right after the unmount.
-      "${TOOL[sleep]}" 1 </dev/null || true
-      lvm_call lvremove -f "${JOB_VG[i]}/${SNAP_NAME[i]}"
-    fi
-    if ((CAP_RC != 0)); then
-      first_meaningful_line "$CAP_ERR"
-      WARNINGS+=("snapshot_not_removed")
-      emit warning code s:snapshot_not_removed message "s:could not remove ${JOB_VG[i]}/${SNAP_NAME[i]}: $REPLY (the next run removes it)"
-    fi
-    now_ms
-    lifetime=$((REPLY - SNAP_BORN[i]))
-    if [[ -n ${SNAP_PEAK[i]} ]]; then peak_value="n:${SNAP_PEAK[i]}"; fi
-    if [[ -n ${SNAP_INVALID[i]-} ]]; then invalid=true; fi
-    emit snapshot_removed job "s:${JOB_NAME[i]}" snapshot "s:${JOB_VG[i]}/${SNAP_NAME[i]}" \
-      lifetime_ms "n:$lifetime" cow_peak_percent "$peak_value" invalid "b:$invalid"
-    if [[ -n ${SNAP_PEAK[i]} ]] && ((SNAP_PEAK[i] >= PLAN_COW_WARN)) && [[ $invalid == false ]]; then
-      WARNINGS+=("cow_high")
-      emit warning code s:cow_high message "s:snapshot of ${JOB_VG[i]}/${JOB_LV[i]} reached ${SNAP_PEAK[i]}% of its COW space (warning level $PLAN_COW_WARN%): raise snapshot_size for job ${JOB_NAME[i]}"
-    fi
-    SNAP_NAME[i]=""
-  fi
-  if [[ -n ${JOB_REMOUNTED[i]-} ]]; then
-    if ! run "${TOOL[mount]}" -o remount,rw -- "${JOB_REMOUNTED[i]}"; then
-      WARNINGS+=("remount_failed")
-      emit warning code s:remount_failed message "s:could not remount ${JOB_REMOUNTED[i]} read-write again: $CAP_ERR"
-    fi
-    JOB_REMOUNTED[i]=""
-  fi
-}
-
-# stop_child: a running restic gets SIGINT, so it removes its repository lock, then SIGKILL after 30 s.
-# SIGCONT too: a stopped restic (someone's SIGSTOP, a debugger) would act on SIGINT only when resumed.
-stop_child() {
-  local pid=$CHILD_PID
-  if [[ -z $pid ]]; then return 0; fi
-  kill -INT "$pid" 2>/dev/null || true
-  kill -CONT "$pid" 2>/dev/null || true
-  reap "$pid" 300
-  CHILD_PID=""
-  unlock_after_child "${CHILD_CMD[@]}"
-}
-
-# unlock_after_child FUNC ARG...: the restic that FUNC ran was stopped or killed, maybe while it took
-# or held a repository lock (restic itself can leave one when interrupted as it takes it). `restic
-# unlock` removes only the locks restic calls stale (their process is gone from this machine, or not
-# refreshed for 30 minutes), never a live restic's; without it the next forget or prune of that
-# repository would find it locked.
-unlock_after_child() {
-  local fn=${1-} t=${2-}
-  case $fn in
-    restic_job_child) unlock_target repo "$t" ;;
-    copy_child) unlock_target repo "${COPY_FROM[t]}" && unlock_target copy "$t" ;;
-    target_child) unlock_target "$t" "${3-}" ;;
-    *) ;;
-  esac
-}
-
-# unlock_target KIND INDEX: `restic unlock` against a repository or copy destination, 20 s at most.
-unlock_target() {
-  target_child "$1" "$2" unlock </dev/null >/dev/null 2>&1 3>&- &
-  reap "$!" 200
-}
-
-# reap PID TENTHS: wait for a child of ours to exit, SIGKILL it after TENTHS tenths of a second.
-reap() {
-  local pid=$1 waited=0
-  while kill -0 "$pid" 2>/dev/null && ((waited < $2)); do
-    "${TOOL[sleep]}" 0.1 </dev/null || true
-    waited=$((waited + 1))
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
 # cleanup_all: whatever ends the run, before the result is sent. Signals wait until it is done.
 cleanup_all() {
   local i
@@ -1696,6 +1764,76 @@ watch_controller() {
   WATCHER_PID=$!
   disown "$WATCHER_PID"
   exec 0</dev/null
+}
+
+# enter_private_namespace RUN_DIR: as root, re-run this script in a private mount namespace before the
+# plan is read (stdin is untouched), so every mount of the run is invisible to the host and vanishes
+# with the agent however it ends. If the kernel or the container refuses, carry on without one: only
+# jobs that mount snapshots need it, and backup refuses them then.
+enter_private_namespace() {
+  find_tool unshare
+  find_tool true
+  if ! have_tool unshare || ! have_tool true; then return 0; fi
+  if ! "${TOOL[unshare]}" --mount --propagation private -- "${TOOL[true]}" </dev/null >/dev/null 2>&1; then
+    log "cannot create a private mount namespace; continuing without one"
+    return 0
+  fi
+  # main already moved the event stream to fd 3: give the new agent its original stdout back.
+  exec "${TOOL[unshare]}" --mount --propagation private -- "$BASH" "$0" "$1" --in-private-namespace >&3 3>&-
+}
+
+# --- ping -----------------------------------------------------------------------------------------
+
+cmd_ping() {
+  gather_facts
+  emit_agent_start
+  finish ok "" pong
+}
+
+# --- preflight (check) ----------------------------------------------------------------------------
+
+cmd_preflight() {
+  gather_facts
+  emit_agent_start
+  check_bash
+  check_restic
+  check_volumes_and_secrets
+  check_repos
+  probe_lock
+  check_leftovers
+  check_lock
+  if ((${#CHECK_FAILED[@]} == 0)); then
+    finish ok "" "all $CHECK_TOTAL checks passed"
+  fi
+  join_by ", " "${CHECK_FAILED[@]}"
+  fail preflight "${#CHECK_FAILED[@]} of $CHECK_TOTAL checks failed: $REPLY"
+}
+
+# --- backup ---------------------------------------------------------------------------------------
+#
+# Order (DESIGN §5): lock; sweep this host's orphans; the checks that would make the run pointless;
+# every LV snapshot first (one consistent set); then per job: restic into every repository, the job's
+# snapshot removed as soon as its last repository is done; then copy_to. Every side effect is recorded
+# in per-job state that release_job() and cleanup_all() undo, whatever ends the run. Mounts only ever
+# exist in this process's private mount namespace, so they vanish with it even after a SIGKILL.
+
+declare -a JOB_INCOMPLETE=() RESTIC_PREFIX=()
+declare -a RESTIC_REPO_AT=() RESTIC_PW_AT=() REPO_OK=() REPO_SNAP=() REPO_MS=()
+declare -a REPO_READ_VALID=()   # repo index -> 1: its LVM snapshot was still valid when restic exited
+JOB_PREP_ERROR="" RESTIC_CACHE=""
+
+# backup_preflight: the checks without which no snapshot may be taken.
+backup_preflight() {
+  check_restic
+  if plan_has_lv_jobs && ((IN_PRIVATE_NS == 0)); then
+    check mount_namespace false "no private mount namespace (unshare failed or is missing)" \
+      "the agent needs root and util-linux's unshare to mount snapshots without touching the host's mounts"
+  fi
+  check_volumes_and_secrets
+  if ((${#CHECK_FAILED[@]} > 0)); then
+    join_by ", " "${CHECK_FAILED[@]}"
+    fail preflight "nothing was changed: ${#CHECK_FAILED[@]} check(s) failed: $REPLY"
+  fi
 }
 
 # restic_in: the restic command line for a job, with the view prepared (bound snapshot or chroot).
@@ -1798,21 +1936,6 @@ restic_job_child() {
   exec "${RESTIC_PREFIX[@]}" "$@"
 }
 
-# run_restic_bg OUT ERR FUNC ARG...: start FUNC in the background with its output in files, wait for it
-# (a signal interrupts the wait; cleanup_all then stops it with SIGINT). REPLY = its exit status.
-run_restic_bg() {
-  local out=$1 err=$2 rc=0
-  shift 2
-  CHILD_CMD=("$@")
-  "$@" </dev/null >"$out" 2>"$err" 3>&- &
-  CHILD_PID=$!
-  wait "$CHILD_PID" || rc=$?
-  CHILD_PID=""
-  # Killed by a signal (exit 128+N): its lock may be left in the repository.
-  if ((rc > 128)); then unlock_after_child "$@"; fi
-  REPLY=$rc
-}
-
 # backup_repo JOB REPO_INDEX: one `restic backup`, reported as repo_done or repo_failed.
 backup_repo() {
   local i=$1 r=$2 start end out err line summary="" e
@@ -1864,15 +1987,6 @@ backup_repo() {
   emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code "n:$rc" \
     duration_ms "n:$((end - start))" message "s:restic backup failed (exit $rc): ${REPLY:-no output}"
   return 1
-}
-
-# error_line ERR_FILE URL LABEL: REPLY = the meaningful line of restic's stderr, with the repository
-# URL's credentials masked.
-error_line() {
-  local text=""
-  if [[ -f $1 ]]; then text=$(<"$1"); fi
-  first_meaningful_line "$text"
-  sanitize_restic_text "$REPLY" "$2" "$3"
 }
 
 # discard_job_backups JOB: the job's LVM snapshot overflowed. A backup whose restic exited while the
@@ -2021,61 +2135,7 @@ cmd_backup() {
   finish ok "" "${#JOB_NAME[@]} jobs backed up"
 }
 
-# --- prune and status ------------------------------------------------------------------------------
-
-# restic_locked_retry OUT ERR FUNC ARG...: run_restic_bg, again while another restic holds the
-# repository's exclusive lock (several hosts share repositories; restic 0.14 has no --retry-lock).
-# Gives up after about 5 minutes. REPLY = the exit status.
-restic_locked_retry() {
-  local out=$1 err=$2 attempt=0 text
-  shift 2
-  while :; do
-    run_restic_bg "$out" "$err" "$@"
-    if ((REPLY == 0)); then return 0; fi
-    text=""
-    if [[ -f $err ]]; then text=$(<"$err"); fi
-    if [[ $text != *"already locked"* ]] || ((attempt >= 30)); then return 0; fi
-    attempt=$((attempt + 1))
-    log "repository locked by another restic; retrying in $((attempt < 5 ? attempt * 2 : 10)) s"
-    "${TOOL[sleep]}" "$((attempt < 5 ? attempt * 2 : 10))" </dev/null || true
-  done
-}
-
-# target_child KIND INDEX ARG...: exec restic against a repository (KIND repo) or a copy destination
-# (KIND copy), credentials through the environment only.
-# shellcheck disable=SC2317 # run in the background
-target_child() {
-  local kind=$1 t=$2 i
-  shift 2
-  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND
-  for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
-  if [[ $kind == repo ]]; then
-    export RESTIC_REPOSITORY="${REPO_URL[t]}" RESTIC_PASSWORD_FILE="${REPO_PWFILE[t]}"
-  else
-    export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}"
-  fi
-  exec "${TOOL[restic]}" "$@"
-}
-
-# targets: TARGET_KIND/INDEX/ID/JOB/URL/LABEL = every repository and copy destination, in plan order.
-list_targets() {
-  local r c
-  TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
-  for r in "${!REPO_ID[@]}"; do
-    TARGET_KIND+=(repo) TARGET_INDEX+=("$r") TARGET_ID+=("${REPO_ID[r]}") TARGET_JOB+=("${REPO_JOB[r]}")
-    TARGET_URL+=("${REPO_URL[r]}") TARGET_LABEL+=("${REPO_LABEL[r]}")
-    for c in "${!COPY_ID[@]}"; do
-      if ((COPY_FROM[c] != r)); then continue; fi
-      TARGET_KIND+=(copy) TARGET_INDEX+=("$c") TARGET_ID+=("${COPY_ID[c]}") TARGET_JOB+=("${COPY_JOB[c]}")
-      TARGET_URL+=("${COPY_URL[c]}") TARGET_LABEL+=("${COPY_LABEL[c]}")
-    done
-  done
-}
-
-# restic_error_text ERR_FILE T: REPLY = the meaningful line of restic's stderr, sanitised.
-restic_error_text() {
-  error_line "$1" "${TARGET_URL[$2]}" "${TARGET_LABEL[$2]}"
-}
+# --- prune ----------------------------------------------------------------------------------------
 
 # cmd_prune: per repository and copy destination, `restic forget` with that entry's keep values and
 # --keep-tag protected, scoped to this host and job; then one `restic prune` per repository after its
@@ -2151,6 +2211,8 @@ cmd_prune() {
   finish ok "" "${#TARGET_ID[@]} repositories and copy destinations processed ($skipped without retention)"
 }
 
+# --- status ---------------------------------------------------------------------------------------
+
 # cmd_status: the latest snapshot of this host and job in every repository and copy destination,
 # read-only (--no-lock). restic's JSON goes to the controller as is; it computes ages.
 cmd_status() {
@@ -2188,44 +2250,7 @@ cmd_status() {
   finish ok "" "${#TARGET_ID[@]} repositories read"
 }
 
-cmd_ping() {
-  gather_facts
-  emit_agent_start
-  finish ok "" pong
-}
-
-cmd_preflight() {
-  gather_facts
-  emit_agent_start
-  check_bash
-  check_restic
-  check_volumes_and_secrets
-  check_repos
-  probe_lock
-  check_leftovers
-  check_lock
-  if ((${#CHECK_FAILED[@]} == 0)); then
-    finish ok "" "all $CHECK_TOTAL checks passed"
-  fi
-  join_by ", " "${CHECK_FAILED[@]}"
-  fail preflight "${#CHECK_FAILED[@]} of $CHECK_TOTAL checks failed: $REPLY"
-}
-
-# enter_private_namespace RUN_DIR: as root, re-run this script in a private mount namespace before the
-# plan is read (stdin is untouched), so every mount of the run is invisible to the host and vanishes
-# with the agent however it ends. If the kernel or the container refuses, carry on without one: only
-# jobs that mount snapshots need it, and backup refuses them then.
-enter_private_namespace() {
-  find_tool unshare
-  find_tool true
-  if ! have_tool unshare || ! have_tool true; then return 0; fi
-  if ! "${TOOL[unshare]}" --mount --propagation private -- "${TOOL[true]}" </dev/null >/dev/null 2>&1; then
-    log "cannot create a private mount namespace; continuing without one"
-    return 0
-  fi
-  # main already moved the event stream to fd 3: give the new agent its original stdout back.
-  exec "${TOOL[unshare]}" --mount --propagation private -- "$BASH" "$0" "$1" --in-private-namespace >&3 3>&-
-}
+# --- main -----------------------------------------------------------------------------------------
 
 main() {
   # The event stream moves to fd 3; fd 1 becomes stderr, so a tool that prints by mistake can never

@@ -1,0 +1,38 @@
+# --- status ---------------------------------------------------------------------------------------
+
+# cmd_status: the latest snapshot of this host and job in every repository and copy destination,
+# read-only (--no-lock). restic's JSON goes to the controller as is; it computes ages.
+cmd_status() {
+  local t id job out err rc json failed=0
+  gather_facts
+  emit_agent_start
+  if ! restic_usable; then
+    check_restic
+    fail preflight "restic is not usable: ${RESTIC_PROBLEM:-too old}"
+  fi
+  if [[ -n $PLAN_ENV_FILE ]]; then
+    check_env_file
+    if ((${#CHECK_FAILED[@]} > 0)); then fail preflight "the restic_env_file is not usable"; fi
+  fi
+  watch_controller
+  list_targets
+  for t in "${!TARGET_ID[@]}"; do
+    id=${TARGET_ID[t]}
+    job=${JOB_NAME[${TARGET_JOB[t]}]}
+    out="$RUN_DIR/status.$id.out" err="$RUN_DIR/status.$id.err"
+    run_restic_bg "$out" "$err" target_child "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" \
+      snapshots --json --no-lock --host "$PLAN_HOST" --tag "job:$job"
+    rc=$REPLY
+    json=""
+    if [[ -f $out ]]; then IFS= read -r json <"$out" || true; fi
+    if ((rc == 0)) && [[ $json == '['*']' ]]; then
+      emit latest job "s:$job" repo "s:$id" snapshots "j:$json"
+    else
+      restic_error_text "$err" "$t"
+      emit latest_failed job "s:$job" repo "s:$id" message "s:cannot read the repository (exit $rc): ${REPLY:-no output}"
+      failed=$((failed + 1))
+    fi
+  done
+  if ((failed > 0)); then fail repo_unreadable "$failed of ${#TARGET_ID[@]} repositories could not be read"; fi
+  finish ok "" "${#TARGET_ID[@]} repositories read"
+}

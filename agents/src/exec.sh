@@ -1,0 +1,247 @@
+# --- tools, capture, the restic runner ------------------------------------------------------------
+
+declare -A TOOL=()              # tool name -> absolute path, "" when not found
+CAP_OUT="" CAP_ERR="" CAP_RC=0
+# The restic (or other tool) run in the background now, and the command that started it.
+CHILD_PID=""
+declare -a CHILD_CMD=()
+
+# find_tool NAME: TOOL[NAME] = the absolute path of executable NAME, or "" if there is none.
+#
+# Searched, in order: the directories of PATH, then FALLBACK_TOOL_DIRS. RLVM_AGENT_TOOL_PATH, when set,
+# replaces that whole list (the unit tests use it to hide /usr/bin/restic); sudo's env_reset drops it,
+# so a login user cannot set it for root. Relative PATH entries are ignored, and when running as root
+# so is any directory that root does not own.
+find_tool() {
+  local name=$1 list rest dir
+  if [[ -n ${TOOL[$name]+set} ]]; then return 0; fi
+  if [[ -n ${RLVM_AGENT_TOOL_PATH-} ]]; then
+    list=$RLVM_AGENT_TOOL_PATH
+  else
+    list="${PATH-}:$FALLBACK_TOOL_DIRS"
+  fi
+  TOOL[$name]=""
+  rest=$list
+  while [[ -n $rest ]]; do
+    dir=${rest%%:*}
+    if [[ $rest == *:* ]]; then rest=${rest#*:}; else rest=""; fi
+    if [[ $dir != /* ]]; then continue; fi
+    if ((EUID == 0)) && [[ ! -O $dir ]]; then continue; fi
+    if [[ -f $dir/$name && -x $dir/$name ]]; then
+      TOOL[$name]=$dir/$name
+      return 0
+    fi
+  done
+}
+
+init_tools() {
+  local name
+  for name in $TOOLS; do find_tool "$name"; done
+}
+
+have_tool() {
+  [[ -n ${TOOL[$1]-} ]]
+}
+
+# capture CMD [ARG]...: run CMD (an absolute path, or one of this script's exec-ing functions below)
+# with stdin from /dev/null and the event stream closed. CAP_OUT = its stdout, CAP_ERR = its stderr
+# (trailing newlines removed), CAP_RC = its exit status. No temporary file is involved: the three
+# values come back NUL-separated through a pipe.
+capture() {
+  local rc=""
+  CAP_OUT="" CAP_ERR=""
+  {
+    IFS= read -r -d '' CAP_OUT || true
+    IFS= read -r -d '' rc || true
+    IFS= read -r -d '' CAP_ERR || true
+  } < <(capture_child "$@")
+  if [[ $rc =~ ^[0-9]+$ ]]; then CAP_RC=$rc; else CAP_RC=255; fi
+}
+
+capture_child() {
+  set +e
+  trap - ERR
+  local out="" err="" rc=0
+  exec 5>&1
+  err=$(
+    {
+      out=$("$@" </dev/null 2>&4 3>&- 4>&- 5>&-)
+      rc=$?
+      printf '%s\0%s\0' "$out" "$rc" >&5
+    } 4>&1
+  )
+  printf '%s\0' "$err"
+}
+
+# with_timeout SECONDS CMD [ARG]...: exec CMD under coreutils timeout (TERM, KILL 10 s later). Exit
+# status 124 means it timed out. Only ever runs inside capture's subshell.
+# shellcheck disable=SC2317 # run through capture
+with_timeout() {
+  local seconds=$1
+  shift
+  if have_tool timeout; then
+    exec "${TOOL[timeout]}" -k 10 "$seconds" "$@"
+  fi
+  exec "$@"
+}
+
+# run CMD [ARG]...: run a tool for its side effect; CAP_* as capture, and the failure is logged.
+run() {
+  capture "$@"
+  if ((CAP_RC != 0)); then log "'${1##*/}' failed (status $CAP_RC): $CAP_ERR"; fi
+  return "$CAP_RC"
+}
+
+# now_ms: REPLY = milliseconds since the epoch.
+now_ms() {
+  capture "${TOOL[date]}" +%s%3N
+  if ((CAP_RC == 0)) && [[ $CAP_OUT =~ ^[0-9]+$ ]]; then REPLY=$CAP_OUT; else REPLY=0; fi
+}
+
+# reap PID TENTHS: wait for a child of ours to exit, SIGKILL it after TENTHS tenths of a second.
+reap() {
+  local pid=$1 waited=0
+  while kill -0 "$pid" 2>/dev/null && ((waited < $2)); do
+    "${TOOL[sleep]}" 0.1 </dev/null || true
+    waited=$((waited + 1))
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# restic_with_env REPO PASSWORD_FILE TIMEOUT ARG...: exec restic for one repository. The repository and
+# password file go in through the environment and the restic_env_file variables are exported, all in
+# this subshell only (capture's), never in argv. TIMEOUT 0 means none.
+# shellcheck disable=SC2317 # run through capture
+restic_with_env() {
+  local repo=$1 password_file=$2 seconds=$3 i
+  shift 3
+  if ((BASH_SUBSHELL == 0)); then
+    log "internal error: restic_with_env outside a subshell"
+    return 1
+  fi
+  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE \
+    RESTIC_PASSWORD_COMMAND
+  for i in "${!ENV_KEYS[@]}"; do
+    export "${ENV_KEYS[i]}=${ENV_VALS[i]}"
+  done
+  export RESTIC_REPOSITORY="$repo" RESTIC_PASSWORD_FILE="$password_file"
+  if ((seconds > 0)); then
+    with_timeout "$seconds" "${TOOL[restic]}" "$@"
+  fi
+  exec "${TOOL[restic]}" "$@"
+}
+
+# sanitize_restic_text TEXT REPO LABEL: REPLY = TEXT with the raw repository string replaced by its
+# LABEL, any URL user-info (user:password@) masked, and every restic_env_file value hidden.
+sanitize_restic_text() {
+  local s=$1 repo=$2 label=$3 rest out="" i
+  local re='^(.*://)[^/@[:space:]]*@(.*)$'
+  if [[ -n $repo ]]; then s=${s//"$repo"/"$label"}; fi
+  rest=$s
+  while [[ $rest =~ $re ]]; do
+    out="***@${BASH_REMATCH[2]}$out"
+    rest=${BASH_REMATCH[1]}
+  done
+  s=$rest$out
+  for i in "${!ENV_VALS[@]}"; do
+    if ((${#ENV_VALS[i]} >= 4)); then s=${s//"${ENV_VALS[i]}"/"***"}; fi
+  done
+  REPLY=$s
+}
+
+# error_line ERR_FILE URL LABEL: REPLY = the meaningful line of restic's stderr, with the repository
+# URL's credentials masked.
+error_line() {
+  local text=""
+  if [[ -f $1 ]]; then text=$(<"$1"); fi
+  first_meaningful_line "$text"
+  sanitize_restic_text "$REPLY" "$2" "$3"
+}
+
+# restic_error_text ERR_FILE T: REPLY = the meaningful line of restic's stderr, sanitised.
+restic_error_text() {
+  error_line "$1" "${TARGET_URL[$2]}" "${TARGET_LABEL[$2]}"
+}
+
+# run_restic_bg OUT ERR FUNC ARG...: start FUNC in the background with its output in files, wait for it
+# (a signal interrupts the wait; cleanup_all then stops it with SIGINT). REPLY = its exit status.
+run_restic_bg() {
+  local out=$1 err=$2 rc=0
+  shift 2
+  CHILD_CMD=("$@")
+  "$@" </dev/null >"$out" 2>"$err" 3>&- &
+  CHILD_PID=$!
+  wait "$CHILD_PID" || rc=$?
+  CHILD_PID=""
+  # Killed by a signal (exit 128+N): its lock may be left in the repository.
+  if ((rc > 128)); then unlock_after_child "$@"; fi
+  REPLY=$rc
+}
+
+# restic_locked_retry OUT ERR FUNC ARG...: run_restic_bg, again while another restic holds the
+# repository's exclusive lock (several hosts share repositories; restic 0.14 has no --retry-lock).
+# Gives up after about 5 minutes. REPLY = the exit status.
+restic_locked_retry() {
+  local out=$1 err=$2 attempt=0 text
+  shift 2
+  while :; do
+    run_restic_bg "$out" "$err" "$@"
+    if ((REPLY == 0)); then return 0; fi
+    text=""
+    if [[ -f $err ]]; then text=$(<"$err"); fi
+    if [[ $text != *"already locked"* ]] || ((attempt >= 30)); then return 0; fi
+    attempt=$((attempt + 1))
+    log "repository locked by another restic; retrying in $((attempt < 5 ? attempt * 2 : 10)) s"
+    "${TOOL[sleep]}" "$((attempt < 5 ? attempt * 2 : 10))" </dev/null || true
+  done
+}
+
+# target_child KIND INDEX ARG...: exec restic against a repository (KIND repo) or a copy destination
+# (KIND copy), credentials through the environment only.
+# shellcheck disable=SC2317 # run in the background
+target_child() {
+  local kind=$1 t=$2 i
+  shift 2
+  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND
+  for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
+  if [[ $kind == repo ]]; then
+    export RESTIC_REPOSITORY="${REPO_URL[t]}" RESTIC_PASSWORD_FILE="${REPO_PWFILE[t]}"
+  else
+    export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}"
+  fi
+  exec "${TOOL[restic]}" "$@"
+}
+
+# stop_child: a running restic gets SIGINT, so it removes its repository lock, then SIGKILL after 30 s.
+# SIGCONT too: a stopped restic (someone's SIGSTOP, a debugger) would act on SIGINT only when resumed.
+stop_child() {
+  local pid=$CHILD_PID
+  if [[ -z $pid ]]; then return 0; fi
+  kill -INT "$pid" 2>/dev/null || true
+  kill -CONT "$pid" 2>/dev/null || true
+  reap "$pid" 300
+  CHILD_PID=""
+  unlock_after_child "${CHILD_CMD[@]}"
+}
+
+# unlock_after_child FUNC ARG...: the restic that FUNC ran was stopped or killed, maybe while it took
+# or held a repository lock (restic itself can leave one when interrupted as it takes it). `restic
+# unlock` removes only the locks restic calls stale (their process is gone from this machine, or not
+# refreshed for 30 minutes), never a live restic's; without it the next forget or prune of that
+# repository would find it locked.
+unlock_after_child() {
+  local fn=${1-} t=${2-}
+  case $fn in
+    restic_job_child) unlock_target repo "$t" ;;
+    copy_child) unlock_target repo "${COPY_FROM[t]}" && unlock_target copy "$t" ;;
+    target_child) unlock_target "$t" "${3-}" ;;
+    *) ;;
+  esac
+}
+
+# unlock_target KIND INDEX: `restic unlock` against a repository or copy destination, 20 s at most.
+unlock_target() {
+  target_child "$1" "$2" unlock </dev/null >/dev/null 2>&1 3>&- &
+  reap "$!" 200
+}

@@ -1,0 +1,139 @@
+# --- lifecycle: traps, lock, sweep, cleanup, the controller's liveness, the namespace -------------
+
+LAST_ERROR=""
+RUN_DIR=""
+LOCK_FILE="" LOCK_FD=""
+WATCHER_PID=""
+CLEANED_UP=0 ORPHANS=0 IN_PRIVATE_NS=0
+
+# ERR trap: remember the first unexpected failure; set -e then ends the script and on_exit reports it.
+# BASH_COMMAND is the command's source text, not its expanded arguments, so no data leaks through it.
+# shellcheck disable=SC2317 # called by the ERR trap
+on_err() {
+  local status=$1 line=$2
+  if [[ -z $LAST_ERROR ]]; then
+    LAST_ERROR="line $line: '$BASH_COMMAND' exited with status $status"
+  fi
+  log "error at line $line: '$BASH_COMMAND' exited with status $status"
+}
+
+# EXIT trap: whatever ends the script, the controller gets exactly one result.
+# shellcheck disable=SC2317 # called by the EXIT trap
+on_exit() {
+  local status=$?
+  if ((RESULT_EMITTED == 0)); then
+    cleanup_all || true
+    RESULT_EMITTED=1
+    local message=${LAST_ERROR:-"the agent exited with status $status before its result (see stderr)"}
+    log "result: failed (agent_error): $message"
+    emit result status s:failed code s:agent_error message "s:unexpected agent error: $message" || true
+    exit 1
+  fi
+}
+
+# shellcheck disable=SC2317 # called by the INT/TERM/HUP traps
+on_signal() {
+  trap - INT TERM HUP
+  fail agent_interrupted "the agent was stopped by SIG$1"
+}
+
+# acquire_lock: one run per inventory host. The lock is held until this process (and any restic it
+# started, which inherits the descriptor) is gone; the file itself stays, empty, like any lock file.
+acquire_lock() {
+  local dir=$LOCK_DIR
+  if [[ ! -w $dir ]]; then dir=${TMPDIR:-/tmp}; fi
+  LOCK_FILE="$dir/rlvm-fleet.$PLAN_HOST.lock"
+  if [[ -L $LOCK_FILE ]]; then fail agent_error "$LOCK_FILE is a symlink; refusing to use it as a lock"; fi
+  exec {LOCK_FD}>>"$LOCK_FILE"
+  capture "${TOOL[flock]}" -n "$LOCK_FD"
+  if ((CAP_RC != 0)); then
+    fail locked "already running: another run of $PLAN_HOST holds $LOCK_FILE; nothing was changed"
+  fi
+  # Marks this run directory as one that held the lock: a later run may sweep it if it is left over.
+  : >"$RUN_DIR/locked"
+}
+
+# sweep_orphans: snapshots and run directories that a crashed run of this host left. We hold the host's
+# lock, so no other run of this host can be using them.
+sweep_orphans() {
+  local line dir host_file entry
+  local -a entries=()
+  if have_tool lvs && have_tool lvremove; then
+    lvm_call lvs --noheadings -o vg_name,lv_name "@rlvm_host_$PLAN_HOST"
+    if ((CAP_RC == 0)); then
+      split_lines "$CAP_OUT"
+      for line in "${LINES[@]}"; do
+        split_words "$line"
+        if ((${#WORDS[@]} != 2)); then continue; fi
+        entry="${WORDS[0]}/${WORDS[1]}"
+        lvm_call lvremove -f "$entry"
+        if ((CAP_RC == 0)); then
+          emit orphan_removed kind s:snapshot name "s:$entry"
+          ORPHANS=$((ORPHANS + 1))
+        else
+          first_meaningful_line "$CAP_ERR"
+          WARNINGS+=("orphan_stuck")
+          emit warning code s:orphan_stuck message "s:could not remove the leftover snapshot $entry: $REPLY"
+        fi
+      done
+    fi
+  fi
+  shopt -s nullglob
+  entries=("${RUN_DIR%/*}"/*)
+  shopt -u nullglob
+  for dir in "${entries[@]}"; do
+    if [[ $dir -ef $RUN_DIR || -L $dir || ! -d $dir || ! -O $dir || ! -f $dir/locked ]]; then continue; fi
+    host_file=$dir/host
+    line=""
+    if [[ -f $host_file && ! -L $host_file ]]; then IFS= read -r -n 256 line <"$host_file" || true; fi
+    if [[ $line != "$PLAN_HOST" ]]; then continue; fi
+    # Never follow a mount: a leftover directory holds none outside a dead run's namespace, but be sure.
+    if run "${TOOL[rm]}" -rf --one-file-system -- "$dir"; then
+      emit orphan_removed kind s:run_dir name "s:$dir"
+      ORPHANS=$((ORPHANS + 1))
+    fi
+  done
+}
+
+# cleanup_all: whatever ends the run, before the result is sent. Signals wait until it is done.
+cleanup_all() {
+  local i
+  if ((CLEANED_UP)); then return 0; fi
+  CLEANED_UP=1
+  trap '' INT TERM HUP PIPE
+  stop_child
+  if [[ -n $SAMPLER_PID ]]; then kill -KILL "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; fi
+  if [[ -n $WATCHER_PID ]]; then kill -KILL "$WATCHER_PID" 2>/dev/null || true; fi
+  for ((i = ${#JOB_NAME[@]} - 1; i >= 0; i--)); do release_job "$i"; done
+}
+
+# watch_controller: the controller keeps our stdin open for the whole run; EOF means it is gone (its
+# connection dropped, it was killed). No SIGHUP arrives in that case, so this turns EOF into SIGTERM.
+watch_controller() {
+  local agent=$BASHPID
+  (
+    trap - ERR EXIT INT TERM HUP
+    set +e
+    while IFS= read -r _; do :; done
+    kill -TERM "$agent" 2>/dev/null
+  ) 3>&- &
+  WATCHER_PID=$!
+  disown "$WATCHER_PID"
+  exec 0</dev/null
+}
+
+# enter_private_namespace RUN_DIR: as root, re-run this script in a private mount namespace before the
+# plan is read (stdin is untouched), so every mount of the run is invisible to the host and vanishes
+# with the agent however it ends. If the kernel or the container refuses, carry on without one: only
+# jobs that mount snapshots need it, and backup refuses them then.
+enter_private_namespace() {
+  find_tool unshare
+  find_tool true
+  if ! have_tool unshare || ! have_tool true; then return 0; fi
+  if ! "${TOOL[unshare]}" --mount --propagation private -- "${TOOL[true]}" </dev/null >/dev/null 2>&1; then
+    log "cannot create a private mount namespace; continuing without one"
+    return 0
+  fi
+  # main already moved the event stream to fd 3: give the new agent its original stdout back.
+  exec "${TOOL[unshare]}" --mount --propagation private -- "$BASH" "$0" "$1" --in-private-namespace >&3 3>&-
+}

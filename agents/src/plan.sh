@@ -1,0 +1,303 @@
+# --- plan -----------------------------------------------------------------------------------------
+
+# The plan, parsed once by read_plan into these arrays (parallel arrays, one index per record).
+PLAN_LINENO=0
+PLAN_RUN_ID=""
+PLAN_HOST=""
+PLAN_COMMAND=""
+PLAN_ENV_FILE=""
+# shellcheck disable=SC2034 # parsed now, used by backup (snapshot COW warnings)
+PLAN_COW_WARN=70
+PLAN_DRY_RUN=false
+declare -A PLAN_SEEN=()         # singleton record keys seen
+declare -A VG_MARGIN=()         # VG -> bytes to keep free after the run's snapshots
+declare -A VG_MARGIN_PCT=()     # VG -> percent of the VG's size to keep free instead
+declare -a JOB_NAME=() JOB_CATEGORY=() JOB_SOURCE=() JOB_VG=() JOB_LV=() JOB_SIZE=() JOB_REMOUNT_RO=()
+declare -A JOB_INDEX=()         # job name -> index
+# shellcheck disable=SC2034 # parsed now, used by backup (restic --exclude)
+declare -a EXCLUDE_JOB=() EXCLUDE_PATH=()
+declare -a REPO_ID=() REPO_JOB=() REPO_URL=() REPO_PWFILE=() REPO_LABEL=()
+declare -A REPO_INDEX=()        # repo ID -> index
+# shellcheck disable=SC2034 # COPY_FROM is parsed now, used by backup (restic copy --from-repo)
+declare -a COPY_ID=() COPY_JOB=() COPY_FROM=() COPY_URL=() COPY_PWFILE=() COPY_LABEL=()
+declare -A ID_SEEN=()           # repo and copy IDs share one namespace
+declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
+declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
+declare -a FIELDS=() VALS=()
+
+# next_plan_line: FIELDS = the words of the next plan line. Fails on EOF and on an empty line.
+next_plan_line() {
+  FIELDS=()
+  PLAN_LINENO=$((PLAN_LINENO + 1))
+  if ! IFS=' ' read -r -a FIELDS; then
+    if ((${#FIELDS[@]} == 0)); then
+      fail agent_protocol "the plan ended at line $PLAN_LINENO without its end record"
+    fi
+  fi
+  if ((${#FIELDS[@]} == 0)); then
+    fail agent_protocol "plan line $PLAN_LINENO is empty"
+  fi
+}
+
+# decode_values TOKEN...: VALS = the decoded values. `-` is the empty string.
+decode_values() {
+  local token value
+  VALS=()
+  for token in "$@"; do
+    if [[ $token == - ]]; then
+      VALS+=("")
+      continue
+    fi
+    if [[ ! $token =~ $VALUE_RE ]]; then
+      fail agent_protocol "plan line $PLAN_LINENO (${FIELDS[0]}): a value is not encoded as the protocol says"
+    fi
+    if [[ $token == *'\x00'* ]]; then
+      fail agent_protocol "plan line $PLAN_LINENO (${FIELDS[0]}): a value contains a NUL byte"
+    fi
+    printf -v value '%b' "$token"
+    VALS+=("$value")
+  done
+}
+
+# plan_error MESSAGE: a protocol failure about the current plan line.
+plan_error() {
+  fail agent_protocol "plan line $PLAN_LINENO (${FIELDS[0]}): $1"
+}
+
+want_values() {
+  if ((${#VALS[@]} != $1)); then
+    plan_error "expected $1 value(s), got ${#VALS[@]}"
+  fi
+}
+
+once() {
+  if [[ -n ${PLAN_SEEN[$1]-} ]]; then plan_error "given twice"; fi
+  PLAN_SEEN[$1]=1
+}
+
+want_name() { # want_name WHAT VALUE
+  if [[ ! $2 =~ $NAME_RE || $2 == . || $2 == .. ]]; then plan_error "$1 must match [A-Za-z0-9._-]+"; fi
+}
+
+want_lvm_name() {
+  if [[ ! $2 =~ $LVM_NAME_RE || $2 == . || $2 == .. ]]; then plan_error "$1 is not a valid LVM name"; fi
+}
+
+want_absolute() {
+  if [[ $2 != /* ]]; then plan_error "$1 must be an absolute path"; fi
+}
+
+want_nonempty() {
+  if [[ -z $2 ]]; then plan_error "$1 must not be empty"; fi
+}
+
+want_job() {
+  if [[ -z ${JOB_INDEX[$1]+set} ]]; then plan_error "names a job that was not declared before"; fi
+}
+
+want_new_id() {
+  want_name "the ID" "$1"
+  if [[ -n ${ID_SEEN[$1]-} ]]; then plan_error "repository ID given twice"; fi
+  ID_SEEN[$1]=1
+}
+
+# read_plan: parse stdin from `plan 1` to `end` into the PLAN_*, JOB_*, EXCLUDE_*, REPO_*, COPY_* and
+# VG_MARGIN variables. Any deviation from the protocol fails with code agent_protocol. Reading stops
+# right after `end`: the rest of stdin is the controller's liveness signal.
+read_plan() {
+  local key i k
+  next_plan_line
+  if [[ ${FIELDS[0]} != plan ]]; then
+    fail agent_protocol "the plan must start with 'plan 1'"
+  fi
+  if ((${#FIELDS[@]} != 2)) || [[ ${FIELDS[1]} != 1 ]]; then
+    fail agent_protocol "unsupported plan format (this agent reads 'plan 1')"
+  fi
+  while :; do
+    next_plan_line
+    key=${FIELDS[0]}
+    if [[ ! $key =~ ^[a-z_]{1,40}$ ]]; then
+      FIELDS[0]="?"
+      plan_error "not a record key"
+    fi
+    decode_values "${FIELDS[@]:1}"
+    case $key in
+      end)
+        want_values 0
+        break
+        ;;
+      run_id)
+        want_values 1
+        once run_id
+        want_name "run_id" "${VALS[0]}"
+        PLAN_RUN_ID=${VALS[0]}
+        ;;
+      host)
+        want_values 1
+        once host
+        want_name "host" "${VALS[0]}"
+        PLAN_HOST=${VALS[0]}
+        ;;
+      command)
+        want_values 1
+        once command
+        case ${VALS[0]} in
+          ping | preflight | backup | prune | status) PLAN_COMMAND=${VALS[0]} ;;
+          *) plan_error "unknown command" ;;
+        esac
+        ;;
+      restic_env_file)
+        want_values 1
+        once restic_env_file
+        want_absolute "restic_env_file" "${VALS[0]}"
+        PLAN_ENV_FILE=${VALS[0]}
+        ;;
+      cow_warn_percent)
+        want_values 1
+        once cow_warn_percent
+        if [[ ! ${VALS[0]} =~ ^[0-9]{1,3}$ ]] || ((10#${VALS[0]} > 100)); then
+          plan_error "must be a whole number from 0 to 100"
+        fi
+        # shellcheck disable=SC2034 # used by backup
+        PLAN_COW_WARN=$((10#${VALS[0]}))
+        ;;
+      dry_run)
+        want_values 0
+        once dry_run
+        PLAN_DRY_RUN=true
+        ;;
+      retention)
+        want_values 6
+        if [[ -z ${ID_SEEN[${VALS[0]}]+set} ]]; then plan_error "names an id that was not declared before"; fi
+        if [[ -n ${RETENTION[${VALS[0]}]+set} ]]; then plan_error "retention given twice"; fi
+        for k in 1 2 3 4 5; do
+          if [[ ! ${VALS[k]} =~ ^[0-9]{1,6}$ ]]; then plan_error "keep values must be whole numbers"; fi
+        done
+        if [[ "${VALS[*]:1}" == "0 0 0 0 0" ]]; then plan_error "an all-zero retention would delete everything"; fi
+        RETENTION[${VALS[0]}]="${VALS[*]:1}"
+        ;;
+      remount_readonly)
+        want_values 1
+        want_job "${VALS[0]}"
+        JOB_REMOUNT_RO[${JOB_INDEX[${VALS[0]}]}]=1
+        ;;
+      vg_margin_bytes)
+        want_values 2
+        want_lvm_name "the VG" "${VALS[0]}"
+        if [[ ! ${VALS[1]} =~ $BYTES_RE ]]; then plan_error "BYTES must be a whole number"; fi
+        if [[ -n ${VG_MARGIN[${VALS[0]}]+set} ]]; then plan_error "VG given twice"; fi
+        VG_MARGIN[${VALS[0]}]=$((10#${VALS[1]}))
+        ;;
+      vg_margin_percent)
+        want_values 2
+        want_lvm_name "the VG" "${VALS[0]}"
+        if [[ ! ${VALS[1]} =~ ^[0-9]{1,2}$ ]]; then plan_error "PERCENT must be a whole number below 100"; fi
+        if [[ -n ${VG_MARGIN[${VALS[0]}]+set} || -n ${VG_MARGIN_PCT[${VALS[0]}]+set} ]]; then plan_error "VG given twice"; fi
+        VG_MARGIN_PCT[${VALS[0]}]=$((10#${VALS[1]}))
+        ;;
+      job)
+        want_values 6
+        want_name "the job name" "${VALS[0]}"
+        if [[ -n ${JOB_INDEX[${VALS[0]}]+set} ]]; then plan_error "job given twice"; fi
+        want_absolute "the source" "${VALS[2]}"
+        case ${VALS[1]} in
+          standard_path)
+            if [[ -n ${VALS[3]}${VALS[4]}${VALS[5]} ]]; then
+              plan_error "VG, LV and SIZE_BYTES must be - for standard_path"
+            fi
+            ;;
+          logical_volume_root | logical_volume_nonroot)
+            want_lvm_name "the VG" "${VALS[3]}"
+            want_lvm_name "the LV" "${VALS[4]}"
+            if [[ ! ${VALS[5]} =~ $BYTES_RE ]] || ((10#${VALS[5]} == 0)); then
+              plan_error "SIZE_BYTES must be a positive whole number"
+            fi
+            VALS[5]=$((10#${VALS[5]}))
+            ;;
+          *) plan_error "unknown category" ;;
+        esac
+        i=${#JOB_NAME[@]}
+        JOB_INDEX[${VALS[0]}]=$i
+        JOB_NAME[i]=${VALS[0]}
+        JOB_CATEGORY[i]=${VALS[1]}
+        JOB_SOURCE[i]=${VALS[2]}
+        JOB_VG[i]=${VALS[3]}
+        JOB_LV[i]=${VALS[4]}
+        JOB_SIZE[i]=${VALS[5]}
+        ;;
+      exclude)
+        want_values 2
+        want_job "${VALS[0]}"
+        want_nonempty "the exclude path" "${VALS[1]}"
+        EXCLUDE_JOB+=("${JOB_INDEX[${VALS[0]}]}")
+        EXCLUDE_PATH+=("${VALS[1]}")
+        ;;
+      repo)
+        want_values 5
+        want_job "${VALS[0]}"
+        want_new_id "${VALS[1]}"
+        want_nonempty "the repository" "${VALS[2]}"
+        want_absolute "the password file" "${VALS[3]}"
+        want_nonempty "the label" "${VALS[4]}"
+        i=${#REPO_ID[@]}
+        REPO_INDEX[${VALS[1]}]=$i
+        REPO_ID[i]=${VALS[1]}
+        REPO_JOB[i]=${JOB_INDEX[${VALS[0]}]}
+        REPO_URL[i]=${VALS[2]}
+        REPO_PWFILE[i]=${VALS[3]}
+        REPO_LABEL[i]=${VALS[4]}
+        ;;
+      copy)
+        want_values 6
+        want_job "${VALS[0]}"
+        want_new_id "${VALS[1]}"
+        if [[ -z ${REPO_INDEX[${VALS[2]}]+set} ]] ||
+          [[ ${REPO_JOB[${REPO_INDEX[${VALS[2]}]}]} != "${JOB_INDEX[${VALS[0]}]}" ]]; then
+          plan_error "FROM_ID is not a repository of this job"
+        fi
+        want_nonempty "the repository" "${VALS[3]}"
+        want_absolute "the password file" "${VALS[4]}"
+        want_nonempty "the label" "${VALS[5]}"
+        COPY_ID+=("${VALS[1]}")
+        COPY_JOB+=("${JOB_INDEX[${VALS[0]}]}")
+        COPY_FROM+=("${REPO_INDEX[${VALS[2]}]}")
+        COPY_URL+=("${VALS[3]}")
+        COPY_PWFILE+=("${VALS[4]}")
+        COPY_LABEL+=("${VALS[5]}")
+        ;;
+      *) plan_error "unknown record" ;;
+    esac
+  done
+  for key in run_id host command; do
+    if [[ -z ${PLAN_SEEN[$key]-} ]]; then
+      fail agent_protocol "the plan has no $key record"
+    fi
+  done
+}
+
+is_lv_job() {
+  [[ ${JOB_CATEGORY[$1]} == logical_volume_root || ${JOB_CATEGORY[$1]} == logical_volume_nonroot ]]
+}
+
+plan_has_lv_jobs() {
+  local i
+  for i in "${!JOB_NAME[@]}"; do
+    if is_lv_job "$i"; then return 0; fi
+  done
+  return 1
+}
+
+# targets: TARGET_KIND/INDEX/ID/JOB/URL/LABEL = every repository and copy destination, in plan order.
+list_targets() {
+  local r c
+  TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
+  for r in "${!REPO_ID[@]}"; do
+    TARGET_KIND+=(repo) TARGET_INDEX+=("$r") TARGET_ID+=("${REPO_ID[r]}") TARGET_JOB+=("${REPO_JOB[r]}")
+    TARGET_URL+=("${REPO_URL[r]}") TARGET_LABEL+=("${REPO_LABEL[r]}")
+    for c in "${!COPY_ID[@]}"; do
+      if ((COPY_FROM[c] != r)); then continue; fi
+      TARGET_KIND+=(copy) TARGET_INDEX+=("$c") TARGET_ID+=("${COPY_ID[c]}") TARGET_JOB+=("${COPY_JOB[c]}")
+      TARGET_URL+=("${COPY_URL[c]}") TARGET_LABEL+=("${COPY_LABEL[c]}")
+    done
+  done
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# rlvm-agent.sh — the host side of rlvm-fleet.
+#
+# Run by the controller's bootstrap, as root (sudo) or as the login user (become = none):
+#
+#     bash RUN_DIR/rlvm-agent.sh RUN_DIR      stdin: the plan (src/agent/protocol.ts), then kept open
+#
+# The plan says what to do; this script only does it. Stdout carries JSON events only, one per line,
+# ending with exactly one `result` event; human diagnostics go to stderr. Exit status 0 when the result
+# is ok or partial, 1 when it is failed.
+#
+# Rules kept throughout, because this runs as root on every server of a fleet:
+#   - strict mode; every function is defined before `main "$@"`, the last line, so a truncated upload
+#     runs nothing at all;
+#   - plan values are decoded with printf %b after validating their encoding, and only ever used as
+#     single words of argv arrays: no eval, no source, no `bash -c`, no data in a format string;
+#   - external tools are resolved once to absolute paths (see find_tool) and run with stdin from
+#     /dev/null and the event stream closed;
+#   - restic gets its repository and password file through RESTIC_REPOSITORY / RESTIC_PASSWORD_FILE,
+#     and restic_env_file variables through `export`, all inside the subshell of that one call: no
+#     secret is ever in an argv (argv is world-readable in /proc);
+#   - repository URLs are never printed: events and diagnostics name repositories by their LABEL.
+#
+# Only bash (4.4+), coreutils, util-linux, lvm2 and restic are used.
+
+set -Eeuo pipefail
+# inherit_errexit needs bash 4.4. On an older bash main() refuses to run with a proper result event,
+# instead of this line killing the script before it could say why.
+shopt -s inherit_errexit 2>/dev/null || true
+# bash 5.2 makes `&` in a ${var//pattern/replacement} special; this script wants it literal.
+shopt -u patsub_replacement 2>/dev/null || true
+export LC_ALL=C
+umask 077
+IFS=$' \t\n'
+unset CDPATH GLOBIGNORE POSIXLY_CORRECT
+
+readonly AGENT_VERSION="0.1.0"
+readonly PROTOCOL_VERSION=1
+readonly RESTIC_MIN_VERSION="0.14"
+# Seconds a read-only restic or LVM call in preflight may take before it is killed (a dead backend or
+# a hung device must not hang the check).
+readonly PREFLIGHT_TIMEOUT=60
+readonly LOCK_DIR="/run/lock"
+# Searched after PATH (sudo's secure_path usually has them all; a login user's PATH may lack sbin).
+readonly FALLBACK_TOOL_DIRS="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove unshare mount umount chroot date sleep mkdir rm touch cp readlink"
+# One encoded plan value: safe bytes, or \xHH with lowercase hex (protocol.ts encodeValue).
+readonly VALUE_RE='^([A-Za-z0-9/._,:@+=]|\\x[0-9a-f]{2})+$'
+# Inventory host names, job names, repository IDs, run IDs.
+readonly NAME_RE='^[A-Za-z0-9._-]+$'
+# VG and LV names as LVM accepts them.
+readonly LVM_NAME_RE='^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$'
+readonly BYTES_RE='^[0-9]{1,18}$'
+# findmnt -r output: bytes as they are, or \xHH.
+readonly FINDMNT_ESCAPED_RE='^([^\\]|\\x[0-9a-fA-F]{2})*$'
