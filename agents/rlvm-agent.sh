@@ -36,7 +36,8 @@ IFS=$' \t\n'
 unset CDPATH GLOBIGNORE POSIXLY_CORRECT
 
 readonly AGENT_VERSION="0.1.0"
-readonly PROTOCOL_VERSION=1
+readonly PROTOCOL_VERSION=2
+readonly PLAN_FORMAT=2
 readonly RESTIC_MIN_VERSION="0.14"
 # Seconds a read-only restic or LVM call in preflight may take before it is killed (a dead backend or
 # a hung device must not hang the check).
@@ -51,7 +52,12 @@ readonly VALUE_RE='^([A-Za-z0-9/._,:@+=]|\\x[0-9a-f]{2})+$'
 readonly NAME_RE='^[A-Za-z0-9._-]+$'
 # VG and LV names as LVM accepts them.
 readonly LVM_NAME_RE='^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$'
-readonly BYTES_RE='^[0-9]{1,18}$'
+# Byte counts (PLAN_LIMITS.maxBytes in src/agent/protocol.ts): bash arithmetic is signed 64-bit.
+readonly BYTES_RE='^[0-9]{1,19}$'
+readonly MAX_BYTES=9223372036854775807
+# restic's --keep-* values (PLAN_LIMITS.maxKeep) and a VG margin in 1/100 % (PLAN_LIMITS.maxBasisPoints).
+readonly MAX_KEEP=2147483647
+readonly MAX_BASIS_POINTS=9999
 # findmnt -r output: bytes as they are, or \xHH.
 readonly FINDMNT_ESCAPED_RE='^([^\\]|\\x[0-9a-fA-F]{2})*$'
 
@@ -61,7 +67,6 @@ RESULT_EMITTED=0
 # Most functions return their value here.
 REPLY=""
 # Warning codes emitted so far (backup's result lists them).
-declare -a WARNINGS=()
 
 log() {
   printf 'rlvm-agent: %s\n' "$*" >&2 2>/dev/null || true
@@ -125,22 +130,26 @@ emit() {
   printf '{"v":%d,"event":"%s"%s}\n' "$PROTOCOL_VERSION" "$event" "${REPLY:+,$REPLY}" >&3 2>/dev/null || true
 }
 
-# finish STATUS CODE MESSAGE: emit the one result event and exit (0 for ok/partial, 1 for failed).
-# An empty CODE is null.
+# finish MESSAGE: the command ran to its end. Emit the one result event (code null) and exit 0. What
+# the run means (ok, partial, failed) the controller decides from the events.
 finish() {
-  local status=$1 code=$2 message=$3 code_value="z:"
+  emit_result "" "$1"
+}
+
+# fail CODE MESSAGE: the agent cannot go on. Emit the one result event with CODE and exit 1.
+fail() {
+  emit_result "$1" "$2"
+}
+
+emit_result() {
+  local code=$1 message=$2 code_value="z:"
   if [[ -n $code ]]; then code_value="s:$code"; fi
   cleanup_all
   RESULT_EMITTED=1
-  log "result: $status${code:+ ($code)}: $message"
-  emit result status "s:$status" code "$code_value" message "s:$message"
-  if [[ $status == failed ]]; then exit 1; fi
+  log "result: ${code:-done}: $message"
+  emit result code "$code_value" message "s:$message"
+  if [[ -n $code ]]; then exit 1; fi
   exit 0
-}
-
-# fail CODE MESSAGE
-fail() {
-  finish failed "$1" "$2"
 }
 
 # --- small helpers --------------------------------------------------------------------------------
@@ -496,12 +505,12 @@ PLAN_RUN_ID=""
 PLAN_HOST=""
 PLAN_COMMAND=""
 PLAN_ENV_FILE=""
-# shellcheck disable=SC2034 # parsed now, used by backup (snapshot COW warnings)
-PLAN_COW_WARN=70
 PLAN_DRY_RUN=false
 declare -A PLAN_SEEN=()         # singleton record keys seen
+declare -a VG_NAME=()           # the VGs with snapshots in this run, in plan order
+declare -A VG_SNAPSHOTS=()      # VG -> the sum of the run's snapshot sizes (the controller adds them up)
 declare -A VG_MARGIN=()         # VG -> bytes to keep free after the run's snapshots
-declare -A VG_MARGIN_PCT=()     # VG -> percent of the VG's size to keep free instead
+declare -A VG_MARGIN_BP=()      # VG -> or that, in 1/100 % of the VG's size
 declare -a JOB_NAME=() JOB_CATEGORY=() JOB_SOURCE=() JOB_VG=() JOB_LV=() JOB_SIZE=() JOB_REMOUNT_RO=()
 declare -A JOB_INDEX=()         # job name -> index
 # shellcheck disable=SC2034 # parsed now, used by backup (restic --exclude)
@@ -591,17 +600,30 @@ want_new_id() {
   ID_SEEN[$1]=1
 }
 
-# read_plan: parse stdin from `plan 1` to `end` into the PLAN_*, JOB_*, EXCLUDE_*, REPO_*, COPY_* and
-# VG_MARGIN variables. Any deviation from the protocol fails with code agent_protocol. Reading stops
+# want_number WHAT VALUE MAX: VALUE is a whole number from 0 to MAX (at most 19 digits, so within bash's
+# 64-bit arithmetic); REPLY = its value without leading zeros.
+want_number() {
+  local digits
+  if [[ ! $2 =~ $BYTES_RE ]]; then plan_error "$1 must be a whole number"; fi
+  digits=${2#"${2%%[!0]*}"}
+  digits=${digits:-0}
+  if ((${#digits} > ${#3})) || { ((${#digits} == ${#3})) && [[ $digits > $3 ]]; }; then
+    plan_error "$1 must be at most $3"
+  fi
+  REPLY=$digits
+}
+
+# read_plan: parse stdin from `plan 2` to `end` into the PLAN_*, JOB_*, EXCLUDE_*, REPO_*, COPY_* and
+# VG_* variables. Any deviation from the protocol fails with code agent_protocol. Reading stops
 # right after `end`: the rest of stdin is the controller's liveness signal.
 read_plan() {
   local key i k
   next_plan_line
   if [[ ${FIELDS[0]} != plan ]]; then
-    fail agent_protocol "the plan must start with 'plan 1'"
+    fail agent_protocol "the plan must start with 'plan $PLAN_FORMAT'"
   fi
-  if ((${#FIELDS[@]} != 2)) || [[ ${FIELDS[1]} != 1 ]]; then
-    fail agent_protocol "unsupported plan format (this agent reads 'plan 1')"
+  if ((${#FIELDS[@]} != 2)) || [[ ${FIELDS[1]} != "$PLAN_FORMAT" ]]; then
+    fail agent_protocol "unsupported plan format (this agent reads 'plan $PLAN_FORMAT')"
   fi
   while :; do
     next_plan_line
@@ -642,15 +664,6 @@ read_plan() {
         want_absolute "restic_env_file" "${VALS[0]}"
         PLAN_ENV_FILE=${VALS[0]}
         ;;
-      cow_warn_percent)
-        want_values 1
-        once cow_warn_percent
-        if [[ ! ${VALS[0]} =~ ^[0-9]{1,3}$ ]] || ((10#${VALS[0]} > 100)); then
-          plan_error "must be a whole number from 0 to 100"
-        fi
-        # shellcheck disable=SC2034 # used by backup
-        PLAN_COW_WARN=$((10#${VALS[0]}))
-        ;;
       dry_run)
         want_values 0
         once dry_run
@@ -661,7 +674,8 @@ read_plan() {
         if [[ -z ${ID_SEEN[${VALS[0]}]+set} ]]; then plan_error "names an id that was not declared before"; fi
         if [[ -n ${RETENTION[${VALS[0]}]+set} ]]; then plan_error "retention given twice"; fi
         for k in 1 2 3 4 5; do
-          if [[ ! ${VALS[k]} =~ ^[0-9]{1,6}$ ]]; then plan_error "keep values must be whole numbers"; fi
+          want_number "a keep value" "${VALS[k]}" "$MAX_KEEP"
+          VALS[k]=$REPLY
         done
         if [[ "${VALS[*]:1}" == "0 0 0 0 0" ]]; then plan_error "an all-zero retention would delete everything"; fi
         RETENTION[${VALS[0]}]="${VALS[*]:1}"
@@ -671,19 +685,20 @@ read_plan() {
         want_job "${VALS[0]}"
         JOB_REMOUNT_RO[${JOB_INDEX[${VALS[0]}]}]=1
         ;;
-      vg_margin_bytes)
-        want_values 2
+      vg)
+        want_values 4
         want_lvm_name "the VG" "${VALS[0]}"
-        if [[ ! ${VALS[1]} =~ $BYTES_RE ]]; then plan_error "BYTES must be a whole number"; fi
-        if [[ -n ${VG_MARGIN[${VALS[0]}]+set} ]]; then plan_error "VG given twice"; fi
-        VG_MARGIN[${VALS[0]}]=$((10#${VALS[1]}))
-        ;;
-      vg_margin_percent)
-        want_values 2
-        want_lvm_name "the VG" "${VALS[0]}"
-        if [[ ! ${VALS[1]} =~ ^[0-9]{1,2}$ ]]; then plan_error "PERCENT must be a whole number below 100"; fi
-        if [[ -n ${VG_MARGIN[${VALS[0]}]+set} || -n ${VG_MARGIN_PCT[${VALS[0]}]+set} ]]; then plan_error "VG given twice"; fi
-        VG_MARGIN_PCT[${VALS[0]}]=$((10#${VALS[1]}))
+        if [[ -n ${VG_SNAPSHOTS[${VALS[0]}]+set} ]]; then plan_error "VG given twice"; fi
+        want_number "SNAPSHOT_BYTES" "${VALS[1]}" "$MAX_BYTES"
+        VG_SNAPSHOTS[${VALS[0]}]=$REPLY
+        want_number "MARGIN_BYTES" "${VALS[2]}" "$MAX_BYTES"
+        VG_MARGIN[${VALS[0]}]=$REPLY
+        want_number "MARGIN_BASIS_POINTS" "${VALS[3]}" "$MAX_BASIS_POINTS"
+        VG_MARGIN_BP[${VALS[0]}]=$REPLY
+        if ((VG_MARGIN[${VALS[0]}] > 0 && VG_MARGIN_BP[${VALS[0]}] > 0)); then
+          plan_error "a margin is in bytes or in basis points, not both"
+        fi
+        VG_NAME+=("${VALS[0]}")
         ;;
       job)
         want_values 6
@@ -699,10 +714,9 @@ read_plan() {
           logical_volume_root | logical_volume_nonroot)
             want_lvm_name "the VG" "${VALS[3]}"
             want_lvm_name "the LV" "${VALS[4]}"
-            if [[ ! ${VALS[5]} =~ $BYTES_RE ]] || ((10#${VALS[5]} == 0)); then
-              plan_error "SIZE_BYTES must be a positive whole number"
-            fi
-            VALS[5]=$((10#${VALS[5]}))
+            want_number "SIZE_BYTES" "${VALS[5]}" "$MAX_BYTES"
+            if ((REPLY == 0)); then plan_error "SIZE_BYTES must be positive"; fi
+            VALS[5]=$REPLY
             ;;
           *) plan_error "unknown category" ;;
         esac
@@ -757,6 +771,11 @@ read_plan() {
         ;;
       *) plan_error "unknown record" ;;
     esac
+  done
+  for i in "${!JOB_NAME[@]}"; do
+    if is_lv_job "$i" && [[ -z ${VG_SNAPSHOTS[${JOB_VG[i]}]+set} ]]; then
+      fail agent_protocol "the plan has no vg record for ${JOB_VG[i]} (job ${JOB_NAME[i]})"
+    fi
   done
   for key in run_id host command; do
     if [[ -z ${PLAN_SEEN[$key]-} ]]; then
@@ -852,7 +871,7 @@ emit_agent_start() {
   if [[ -n $RESTIC_VERSION ]]; then restic_value="s:$RESTIC_VERSION"; fi
   if [[ -n $LVM_VERSION ]]; then lvm_value="s:$LVM_VERSION"; fi
   json_fields hostname "s:$FACT_HOSTNAME" kernel "s:$FACT_KERNEL" bash "s:$BASH_VERSION" \
-    restic "$restic_value" lvm "$lvm_value" user "s:$FACT_USER" uid "n:$EUID"
+    restic "$restic_value" lvm "$lvm_value" user "s:$FACT_USER"
   facts="{$REPLY}"
   emit agent_start agent_version "s:$AGENT_VERSION" run_id "s:$PLAN_RUN_ID" facts "j:$facts"
 }
@@ -1053,7 +1072,6 @@ release_job() {
     fi
     if ((CAP_RC != 0)); then
       first_meaningful_line "$CAP_ERR"
-      WARNINGS+=("snapshot_not_removed")
       emit warning code s:snapshot_not_removed message "s:could not remove ${JOB_VG[i]}/${SNAP_NAME[i]}: $REPLY (the next run removes it)"
     fi
     now_ms
@@ -1062,15 +1080,10 @@ release_job() {
     if [[ -n ${SNAP_INVALID[i]-} ]]; then invalid=true; fi
     emit snapshot_removed job "s:${JOB_NAME[i]}" snapshot "s:${JOB_VG[i]}/${SNAP_NAME[i]}" \
       lifetime_ms "n:$lifetime" cow_peak_percent "$peak_value" invalid "b:$invalid"
-    if [[ -n ${SNAP_PEAK[i]} ]] && ((SNAP_PEAK[i] >= PLAN_COW_WARN)) && [[ $invalid == false ]]; then
-      WARNINGS+=("cow_high")
-      emit warning code s:cow_high message "s:snapshot of ${JOB_VG[i]}/${JOB_LV[i]} reached ${SNAP_PEAK[i]}% of its COW space (warning level $PLAN_COW_WARN%): raise snapshot_size for job ${JOB_NAME[i]}"
-    fi
     SNAP_NAME[i]=""
   fi
   if [[ -n ${JOB_REMOUNTED[i]-} ]]; then
     if ! run "${TOOL[mount]}" -o remount,rw -- "${JOB_REMOUNTED[i]}"; then
-      WARNINGS+=("remount_failed")
       emit warning code s:remount_failed message "s:could not remount ${JOB_REMOUNTED[i]} read-write again: $CAP_ERR"
     fi
     JOB_REMOUNTED[i]=""
@@ -1364,45 +1377,44 @@ check_source_on_lv() {
   fi
 }
 
+# check_vg_free: each VG with snapshots in this run has room for them (their sum comes in the plan) plus
+# its margin, in bytes or in 1/100 % of the VG's size.
 check_vg_free() {
-  local i vg free need margin snaps
-  local -a vgs=()
-  local -A seen=() total=()
-  for i in "${!JOB_NAME[@]}"; do
-    if ! is_lv_job "$i"; then continue; fi
-    vg=${JOB_VG[i]}
-    if [[ -z ${seen[$vg]-} ]]; then
-      seen[$vg]=1
-      vgs+=("$vg")
-      total[$vg]=0
-    fi
-    total[$vg]=$((${total[$vg]} + JOB_SIZE[i]))
-  done
-  for vg in "${vgs[@]}"; do
-    snaps=${total[$vg]}
+  local vg free size need margin snaps bp
+  for vg in "${VG_NAME[@]}"; do
+    snaps=${VG_SNAPSHOTS[$vg]}
     if ! have_tool vgs; then
       check "vg_free:$vg" false "cannot look up $vg: vgs not found" "install lvm2: apt-get install lvm2"
       continue
     fi
     lvm_call vgs --noheadings --units b --nosuffix -o vg_free,vg_size "$vg"
     split_words "$CAP_OUT"
-    if ((CAP_RC != 0 || ${#WORDS[@]} != 2)) || [[ ! ${WORDS[0]} =~ $BYTES_RE || ! ${WORDS[1]} =~ $BYTES_RE ]]; then
+    if ((CAP_RC != 0 || ${#WORDS[@]} != 2)) || [[ ! ${WORDS[0]} =~ ^[0-9]{1,18}$ || ! ${WORDS[1]} =~ ^[0-9]{1,18}$ ]]; then
       first_meaningful_line "$CAP_ERR"
       check "vg_free:$vg" false "cannot read the free space of $vg${REPLY:+: $REPLY}" \
         "check vg_name ('vgs' lists the volume groups)"
       continue
     fi
     free=$((10#${WORDS[0]}))
-    margin=${VG_MARGIN[$vg]:-$((10#${WORDS[1]} * ${VG_MARGIN_PCT[$vg]:-0} / 100))}
-    need=$((snaps + margin))
-    human_bytes "$need"
-    local detail="needs $REPLY"
+    size=$((10#${WORDS[1]}))
+    bp=${VG_MARGIN_BP[$vg]}
+    # size * bp / 10000, rounded up, without overflowing 64 bits.
+    # shellcheck disable=SC2017 # the division comes first on purpose: size * bp could overflow
+    margin=$((VG_MARGIN[$vg] + size / 10000 * bp + (size % 10000 * bp + 9999) / 10000))
     human_bytes "$snaps"
-    detail+=" (snapshots $REPLY"
+    local detail=" (snapshots $REPLY"
     human_bytes "$margin"
     detail+=" + margin $REPLY)"
     human_bytes "$free"
     detail+=", free $REPLY"
+    if ((snaps > MAX_BYTES - margin)); then
+      check "vg_free:$vg" false "needs more than 8 EiB$detail" \
+        "lower snapshot_size or min_vg_free_after_snapshots"
+      continue
+    fi
+    need=$((snaps + margin))
+    human_bytes "$need"
+    detail="needs $REPLY$detail"
     if ((free >= need)); then
       check "vg_free:$vg" true "$detail" ""
     else
@@ -1670,7 +1682,7 @@ on_exit() {
     RESULT_EMITTED=1
     local message=${LAST_ERROR:-"the agent exited with status $status before its result (see stderr)"}
     log "result: failed (agent_error): $message"
-    emit result status s:failed code s:agent_error message "s:unexpected agent error: $message" || true
+    emit result code s:agent_error message "s:unexpected agent error: $message" || true
     exit 1
   fi
 }
@@ -1716,7 +1728,6 @@ sweep_orphans() {
           ORPHANS=$((ORPHANS + 1))
         else
           first_meaningful_line "$CAP_ERR"
-          WARNINGS+=("orphan_stuck")
           emit warning code s:orphan_stuck message "s:could not remove the leftover snapshot $entry: $REPLY"
         fi
       done
@@ -1787,7 +1798,7 @@ enter_private_namespace() {
 cmd_ping() {
   gather_facts
   emit_agent_start
-  finish ok "" pong
+  finish pong
 }
 
 # --- preflight (check) ----------------------------------------------------------------------------
@@ -1802,11 +1813,8 @@ cmd_preflight() {
   probe_lock
   check_leftovers
   check_lock
-  if ((${#CHECK_FAILED[@]} == 0)); then
-    finish ok "" "all $CHECK_TOTAL checks passed"
-  fi
-  join_by ", " "${CHECK_FAILED[@]}"
-  fail preflight "${#CHECK_FAILED[@]} of $CHECK_TOTAL checks failed: $REPLY"
+  # Which checks failed the controller sees in their events; it decides what that makes the host.
+  finish "$CHECK_TOTAL checks run, ${#CHECK_FAILED[@]} failed"
 }
 
 # --- backup ---------------------------------------------------------------------------------------
@@ -1817,7 +1825,7 @@ cmd_preflight() {
 # in per-job state that release_job() and cleanup_all() undo, whatever ends the run. Mounts only ever
 # exist in this process's private mount namespace, so they vanish with it even after a SIGKILL.
 
-declare -a JOB_INCOMPLETE=() RESTIC_PREFIX=()
+declare -a RESTIC_PREFIX=()
 declare -a RESTIC_REPO_AT=() RESTIC_PW_AT=() REPO_OK=() REPO_SNAP=() REPO_MS=()
 declare -a REPO_READ_VALID=()   # repo index -> 1: its LVM snapshot was still valid when restic exited
 JOB_PREP_ERROR="" RESTIC_CACHE=""
@@ -1977,10 +1985,6 @@ backup_repo() {
     if [[ $summary =~ \"snapshot_id\":\"([0-9a-f]+)\" ]]; then REPO_SNAP[r]=${BASH_REMATCH[1]}; fi
     emit repo_done job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code "n:$rc" \
       duration_ms "n:$((end - start))" summary "j:$summary"
-    if ((rc == 3)); then
-      WARNINGS+=("restic_incomplete")
-      JOB_INCOMPLETE[i]=1
-    fi
     return 0
   fi
   error_line "$err" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
@@ -2064,7 +2068,7 @@ run_copy() {
 }
 
 cmd_backup() {
-  local i r c failed_jobs=0 copies_failed=0 job_status message ok total
+  local i r c copies_failed=0
   gather_facts
   emit_agent_start
   acquire_lock
@@ -2076,63 +2080,30 @@ cmd_backup() {
   start_cow_sampler
   for i in "${!JOB_NAME[@]}"; do
     emit job_start job "s:${JOB_NAME[i]}"
-    ok=0 total=0
     JOB_PREP_ERROR=""
     if prepare_view "$i"; then
       for r in "${!REPO_ID[@]}"; do
         if ((REPO_JOB[r] != i)); then continue; fi
-        total=$((total + 1))
-        if backup_repo "$i" "$r"; then
-          ok=$((ok + 1))
-          REPO_OK[r]=1
-        fi
+        if backup_repo "$i" "$r"; then REPO_OK[r]=1; fi
       done
     else
       for r in "${!REPO_ID[@]}"; do
         if ((REPO_JOB[r] != i)); then continue; fi
-        total=$((total + 1))
         emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code n:-1 duration_ms n:0 \
           message "s:not run: ${JOB_PREP_ERROR:-the job could not be prepared}"
       done
     fi
-    # The snapshot goes as soon as the job's last repository is done.
+    # The snapshot goes as soon as the job's last repository is done. What restic read from a snapshot
+    # that overflowed meanwhile is forgotten again here; the controller decides what it means for the job.
     release_job "$i"
-    if [[ -n ${SNAP_INVALID[i]-} ]]; then
-      discard_job_backups "$i"
-      if ((REPLY > 0 || ok < total)); then
-        job_status=failed
-        message="the snapshot overflowed (LVM invalidated it) while restic read it: raise snapshot_size for this job"
-      else
-        job_status=partial
-        message="the snapshot overflowed after restic had read it (the backups are complete): raise snapshot_size for this job"
-        WARNINGS+=("snapshot_overflow")
-        emit warning code s:snapshot_overflow message "s:job ${JOB_NAME[i]}: $message"
-      fi
-    elif ((ok < total)); then
-      job_status=failed
-      message="$((total - ok)) of $total repositories failed"
-    elif [[ ${JOB_INCOMPLETE[i]-} == 1 ]]; then
-      job_status=partial
-      message="$total of $total repositories done; restic could not read some files (exit 3)"
-    else
-      job_status=ok
-      message="$total of $total repositories done"
-    fi
-    if [[ $job_status == failed ]]; then failed_jobs=$((failed_jobs + 1)); fi
-    emit job_end job "s:${JOB_NAME[i]}" status "s:$job_status" message "s:$message"
+    if [[ -n ${SNAP_INVALID[i]-} ]]; then discard_job_backups "$i"; fi
+    emit job_end job "s:${JOB_NAME[i]}"
   done
   if [[ -n $SAMPLER_PID ]]; then kill -KILL "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""; fi
   for c in "${!COPY_ID[@]}"; do
     run_copy "$c" || copies_failed=$((copies_failed + 1))
   done
-  if ((failed_jobs > 0)); then
-    fail backup_failed "$failed_jobs of ${#JOB_NAME[@]} jobs failed"
-  fi
-  if ((copies_failed > 0 || ${#WARNINGS[@]} > 0 || ORPHANS > 0)); then
-    join_by ", " "${WARNINGS[@]}"
-    finish partial "" "every backup succeeded, with warnings: ${copies_failed} copies failed; ${ORPHANS} leftovers removed${REPLY:+; $REPLY}"
-  fi
-  finish ok "" "${#JOB_NAME[@]} jobs backed up"
+  finish "${#JOB_NAME[@]} jobs run, $copies_failed copies failed"
 }
 
 # --- prune ----------------------------------------------------------------------------------------
@@ -2206,9 +2177,7 @@ cmd_prune() {
       fi
     done
   fi
-  if ((failed > 0)); then fail prune_failed "$failed forget or prune step(s) failed"; fi
-  if ((ORPHANS > 0)); then finish partial "" "pruned; $ORPHANS leftovers of earlier runs removed"; fi
-  finish ok "" "${#TARGET_ID[@]} repositories and copy destinations processed ($skipped without retention)"
+  finish "${#TARGET_ID[@]} repositories and copy destinations processed ($failed failed, $skipped without retention)"
 }
 
 # --- status ---------------------------------------------------------------------------------------
@@ -2246,8 +2215,7 @@ cmd_status() {
       failed=$((failed + 1))
     fi
   done
-  if ((failed > 0)); then fail repo_unreadable "$failed of ${#TARGET_ID[@]} repositories could not be read"; fi
-  finish ok "" "${#TARGET_ID[@]} repositories read"
+  finish "${#TARGET_ID[@]} repositories read ($failed could not be read)"
 }
 
 # --- main -----------------------------------------------------------------------------------------

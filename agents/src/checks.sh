@@ -285,45 +285,44 @@ check_source_on_lv() {
   fi
 }
 
+# check_vg_free: each VG with snapshots in this run has room for them (their sum comes in the plan) plus
+# its margin, in bytes or in 1/100 % of the VG's size.
 check_vg_free() {
-  local i vg free need margin snaps
-  local -a vgs=()
-  local -A seen=() total=()
-  for i in "${!JOB_NAME[@]}"; do
-    if ! is_lv_job "$i"; then continue; fi
-    vg=${JOB_VG[i]}
-    if [[ -z ${seen[$vg]-} ]]; then
-      seen[$vg]=1
-      vgs+=("$vg")
-      total[$vg]=0
-    fi
-    total[$vg]=$((${total[$vg]} + JOB_SIZE[i]))
-  done
-  for vg in "${vgs[@]}"; do
-    snaps=${total[$vg]}
+  local vg free size need margin snaps bp
+  for vg in "${VG_NAME[@]}"; do
+    snaps=${VG_SNAPSHOTS[$vg]}
     if ! have_tool vgs; then
       check "vg_free:$vg" false "cannot look up $vg: vgs not found" "install lvm2: apt-get install lvm2"
       continue
     fi
     lvm_call vgs --noheadings --units b --nosuffix -o vg_free,vg_size "$vg"
     split_words "$CAP_OUT"
-    if ((CAP_RC != 0 || ${#WORDS[@]} != 2)) || [[ ! ${WORDS[0]} =~ $BYTES_RE || ! ${WORDS[1]} =~ $BYTES_RE ]]; then
+    if ((CAP_RC != 0 || ${#WORDS[@]} != 2)) || [[ ! ${WORDS[0]} =~ ^[0-9]{1,18}$ || ! ${WORDS[1]} =~ ^[0-9]{1,18}$ ]]; then
       first_meaningful_line "$CAP_ERR"
       check "vg_free:$vg" false "cannot read the free space of $vg${REPLY:+: $REPLY}" \
         "check vg_name ('vgs' lists the volume groups)"
       continue
     fi
     free=$((10#${WORDS[0]}))
-    margin=${VG_MARGIN[$vg]:-$((10#${WORDS[1]} * ${VG_MARGIN_PCT[$vg]:-0} / 100))}
-    need=$((snaps + margin))
-    human_bytes "$need"
-    local detail="needs $REPLY"
+    size=$((10#${WORDS[1]}))
+    bp=${VG_MARGIN_BP[$vg]}
+    # size * bp / 10000, rounded up, without overflowing 64 bits.
+    # shellcheck disable=SC2017 # the division comes first on purpose: size * bp could overflow
+    margin=$((VG_MARGIN[$vg] + size / 10000 * bp + (size % 10000 * bp + 9999) / 10000))
     human_bytes "$snaps"
-    detail+=" (snapshots $REPLY"
+    local detail=" (snapshots $REPLY"
     human_bytes "$margin"
     detail+=" + margin $REPLY)"
     human_bytes "$free"
     detail+=", free $REPLY"
+    if ((snaps > MAX_BYTES - margin)); then
+      check "vg_free:$vg" false "needs more than 8 EiB$detail" \
+        "lower snapshot_size or min_vg_free_after_snapshots"
+      continue
+    fi
+    need=$((snaps + margin))
+    human_bytes "$need"
+    detail="needs $REPLY$detail"
     if ((free >= need)); then
       check "vg_free:$vg" true "$detail" ""
     else

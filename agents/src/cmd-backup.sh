@@ -6,7 +6,7 @@
 # in per-job state that release_job() and cleanup_all() undo, whatever ends the run. Mounts only ever
 # exist in this process's private mount namespace, so they vanish with it even after a SIGKILL.
 
-declare -a JOB_INCOMPLETE=() RESTIC_PREFIX=()
+declare -a RESTIC_PREFIX=()
 declare -a RESTIC_REPO_AT=() RESTIC_PW_AT=() REPO_OK=() REPO_SNAP=() REPO_MS=()
 declare -a REPO_READ_VALID=()   # repo index -> 1: its LVM snapshot was still valid when restic exited
 JOB_PREP_ERROR="" RESTIC_CACHE=""
@@ -166,10 +166,6 @@ backup_repo() {
     if [[ $summary =~ \"snapshot_id\":\"([0-9a-f]+)\" ]]; then REPO_SNAP[r]=${BASH_REMATCH[1]}; fi
     emit repo_done job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code "n:$rc" \
       duration_ms "n:$((end - start))" summary "j:$summary"
-    if ((rc == 3)); then
-      WARNINGS+=("restic_incomplete")
-      JOB_INCOMPLETE[i]=1
-    fi
     return 0
   fi
   error_line "$err" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
@@ -253,7 +249,7 @@ run_copy() {
 }
 
 cmd_backup() {
-  local i r c failed_jobs=0 copies_failed=0 job_status message ok total
+  local i r c copies_failed=0
   gather_facts
   emit_agent_start
   acquire_lock
@@ -265,61 +261,28 @@ cmd_backup() {
   start_cow_sampler
   for i in "${!JOB_NAME[@]}"; do
     emit job_start job "s:${JOB_NAME[i]}"
-    ok=0 total=0
     JOB_PREP_ERROR=""
     if prepare_view "$i"; then
       for r in "${!REPO_ID[@]}"; do
         if ((REPO_JOB[r] != i)); then continue; fi
-        total=$((total + 1))
-        if backup_repo "$i" "$r"; then
-          ok=$((ok + 1))
-          REPO_OK[r]=1
-        fi
+        if backup_repo "$i" "$r"; then REPO_OK[r]=1; fi
       done
     else
       for r in "${!REPO_ID[@]}"; do
         if ((REPO_JOB[r] != i)); then continue; fi
-        total=$((total + 1))
         emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code n:-1 duration_ms n:0 \
           message "s:not run: ${JOB_PREP_ERROR:-the job could not be prepared}"
       done
     fi
-    # The snapshot goes as soon as the job's last repository is done.
+    # The snapshot goes as soon as the job's last repository is done. What restic read from a snapshot
+    # that overflowed meanwhile is forgotten again here; the controller decides what it means for the job.
     release_job "$i"
-    if [[ -n ${SNAP_INVALID[i]-} ]]; then
-      discard_job_backups "$i"
-      if ((REPLY > 0 || ok < total)); then
-        job_status=failed
-        message="the snapshot overflowed (LVM invalidated it) while restic read it: raise snapshot_size for this job"
-      else
-        job_status=partial
-        message="the snapshot overflowed after restic had read it (the backups are complete): raise snapshot_size for this job"
-        WARNINGS+=("snapshot_overflow")
-        emit warning code s:snapshot_overflow message "s:job ${JOB_NAME[i]}: $message"
-      fi
-    elif ((ok < total)); then
-      job_status=failed
-      message="$((total - ok)) of $total repositories failed"
-    elif [[ ${JOB_INCOMPLETE[i]-} == 1 ]]; then
-      job_status=partial
-      message="$total of $total repositories done; restic could not read some files (exit 3)"
-    else
-      job_status=ok
-      message="$total of $total repositories done"
-    fi
-    if [[ $job_status == failed ]]; then failed_jobs=$((failed_jobs + 1)); fi
-    emit job_end job "s:${JOB_NAME[i]}" status "s:$job_status" message "s:$message"
+    if [[ -n ${SNAP_INVALID[i]-} ]]; then discard_job_backups "$i"; fi
+    emit job_end job "s:${JOB_NAME[i]}"
   done
   if [[ -n $SAMPLER_PID ]]; then kill -KILL "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""; fi
   for c in "${!COPY_ID[@]}"; do
     run_copy "$c" || copies_failed=$((copies_failed + 1))
   done
-  if ((failed_jobs > 0)); then
-    fail backup_failed "$failed_jobs of ${#JOB_NAME[@]} jobs failed"
-  fi
-  if ((copies_failed > 0 || ${#WARNINGS[@]} > 0 || ORPHANS > 0)); then
-    join_by ", " "${WARNINGS[@]}"
-    finish partial "" "every backup succeeded, with warnings: ${copies_failed} copies failed; ${ORPHANS} leftovers removed${REPLY:+; $REPLY}"
-  fi
-  finish ok "" "${#JOB_NAME[@]} jobs backed up"
+  finish "${#JOB_NAME[@]} jobs run, $copies_failed copies failed"
 }

@@ -3,5 +3,5 @@
 cmd_ping() {
   gather_facts
   emit_agent_start
-  finish ok "" pong
+  finish pong
 }

@@ -10,9 +10,6 @@ cmd_preflight() {
   probe_lock
   check_leftovers
   check_lock
-  if ((${#CHECK_FAILED[@]} == 0)); then
-    finish ok "" "all $CHECK_TOTAL checks passed"
-  fi
-  join_by ", " "${CHECK_FAILED[@]}"
-  fail preflight "${#CHECK_FAILED[@]} of $CHECK_TOTAL checks failed: $REPLY"
+  # Which checks failed the controller sees in their events; it decides what that makes the host.
+  finish "$CHECK_TOTAL checks run, ${#CHECK_FAILED[@]} failed"
 }

@@ -69,7 +69,5 @@ cmd_prune() {
       fi
     done
   fi
-  if ((failed > 0)); then fail prune_failed "$failed forget or prune step(s) failed"; fi
-  if ((ORPHANS > 0)); then finish partial "" "pruned; $ORPHANS leftovers of earlier runs removed"; fi
-  finish ok "" "${#TARGET_ID[@]} repositories and copy destinations processed ($skipped without retention)"
+  finish "${#TARGET_ID[@]} repositories and copy destinations processed ($failed failed, $skipped without retention)"
 }

@@ -33,6 +33,5 @@ cmd_status() {
       failed=$((failed + 1))
     fi
   done
-  if ((failed > 0)); then fail repo_unreadable "$failed of ${#TARGET_ID[@]} repositories could not be read"; fi
-  finish ok "" "${#TARGET_ID[@]} repositories read"
+  finish "${#TARGET_ID[@]} repositories read ($failed could not be read)"
 }

@@ -58,7 +58,7 @@ emit_agent_start() {
   if [[ -n $RESTIC_VERSION ]]; then restic_value="s:$RESTIC_VERSION"; fi
   if [[ -n $LVM_VERSION ]]; then lvm_value="s:$LVM_VERSION"; fi
   json_fields hostname "s:$FACT_HOSTNAME" kernel "s:$FACT_KERNEL" bash "s:$BASH_VERSION" \
-    restic "$restic_value" lvm "$lvm_value" user "s:$FACT_USER" uid "n:$EUID"
+    restic "$restic_value" lvm "$lvm_value" user "s:$FACT_USER"
   facts="{$REPLY}"
   emit agent_start agent_version "s:$AGENT_VERSION" run_id "s:$PLAN_RUN_ID" facts "j:$facts"
 }

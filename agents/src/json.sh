@@ -4,7 +4,6 @@ RESULT_EMITTED=0
 # Most functions return their value here.
 REPLY=""
 # Warning codes emitted so far (backup's result lists them).
-declare -a WARNINGS=()
 
 log() {
   printf 'rlvm-agent: %s\n' "$*" >&2 2>/dev/null || true
@@ -68,20 +67,24 @@ emit() {
   printf '{"v":%d,"event":"%s"%s}\n' "$PROTOCOL_VERSION" "$event" "${REPLY:+,$REPLY}" >&3 2>/dev/null || true
 }
 
-# finish STATUS CODE MESSAGE: emit the one result event and exit (0 for ok/partial, 1 for failed).
-# An empty CODE is null.
+# finish MESSAGE: the command ran to its end. Emit the one result event (code null) and exit 0. What
+# the run means (ok, partial, failed) the controller decides from the events.
 finish() {
-  local status=$1 code=$2 message=$3 code_value="z:"
+  emit_result "" "$1"
+}
+
+# fail CODE MESSAGE: the agent cannot go on. Emit the one result event with CODE and exit 1.
+fail() {
+  emit_result "$1" "$2"
+}
+
+emit_result() {
+  local code=$1 message=$2 code_value="z:"
   if [[ -n $code ]]; then code_value="s:$code"; fi
   cleanup_all
   RESULT_EMITTED=1
-  log "result: $status${code:+ ($code)}: $message"
-  emit result status "s:$status" code "$code_value" message "s:$message"
-  if [[ $status == failed ]]; then exit 1; fi
+  log "result: ${code:-done}: $message"
+  emit result code "$code_value" message "s:$message"
+  if [[ -n $code ]]; then exit 1; fi
   exit 0
-}
-
-# fail CODE MESSAGE
-fail() {
-  finish failed "$1" "$2"
 }

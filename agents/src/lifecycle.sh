@@ -26,7 +26,7 @@ on_exit() {
     RESULT_EMITTED=1
     local message=${LAST_ERROR:-"the agent exited with status $status before its result (see stderr)"}
     log "result: failed (agent_error): $message"
-    emit result status s:failed code s:agent_error message "s:unexpected agent error: $message" || true
+    emit result code s:agent_error message "s:unexpected agent error: $message" || true
     exit 1
   fi
 }
@@ -72,7 +72,6 @@ sweep_orphans() {
           ORPHANS=$((ORPHANS + 1))
         else
           first_meaningful_line "$CAP_ERR"
-          WARNINGS+=("orphan_stuck")
           emit warning code s:orphan_stuck message "s:could not remove the leftover snapshot $entry: $REPLY"
         fi
       done

@@ -194,7 +194,6 @@ release_job() {
     fi
     if ((CAP_RC != 0)); then
       first_meaningful_line "$CAP_ERR"
-      WARNINGS+=("snapshot_not_removed")
       emit warning code s:snapshot_not_removed message "s:could not remove ${JOB_VG[i]}/${SNAP_NAME[i]}: $REPLY (the next run removes it)"
     fi
     now_ms
@@ -203,15 +202,10 @@ release_job() {
     if [[ -n ${SNAP_INVALID[i]-} ]]; then invalid=true; fi
     emit snapshot_removed job "s:${JOB_NAME[i]}" snapshot "s:${JOB_VG[i]}/${SNAP_NAME[i]}" \
       lifetime_ms "n:$lifetime" cow_peak_percent "$peak_value" invalid "b:$invalid"
-    if [[ -n ${SNAP_PEAK[i]} ]] && ((SNAP_PEAK[i] >= PLAN_COW_WARN)) && [[ $invalid == false ]]; then
-      WARNINGS+=("cow_high")
-      emit warning code s:cow_high message "s:snapshot of ${JOB_VG[i]}/${JOB_LV[i]} reached ${SNAP_PEAK[i]}% of its COW space (warning level $PLAN_COW_WARN%): raise snapshot_size for job ${JOB_NAME[i]}"
-    fi
     SNAP_NAME[i]=""
   fi
   if [[ -n ${JOB_REMOUNTED[i]-} ]]; then
     if ! run "${TOOL[mount]}" -o remount,rw -- "${JOB_REMOUNTED[i]}"; then
-      WARNINGS+=("remount_failed")
       emit warning code s:remount_failed message "s:could not remount ${JOB_REMOUNTED[i]} read-write again: $CAP_ERR"
     fi
     JOB_REMOUNTED[i]=""

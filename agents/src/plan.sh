@@ -6,12 +6,12 @@ PLAN_RUN_ID=""
 PLAN_HOST=""
 PLAN_COMMAND=""
 PLAN_ENV_FILE=""
-# shellcheck disable=SC2034 # parsed now, used by backup (snapshot COW warnings)
-PLAN_COW_WARN=70
 PLAN_DRY_RUN=false
 declare -A PLAN_SEEN=()         # singleton record keys seen
+declare -a VG_NAME=()           # the VGs with snapshots in this run, in plan order
+declare -A VG_SNAPSHOTS=()      # VG -> the sum of the run's snapshot sizes (the controller adds them up)
 declare -A VG_MARGIN=()         # VG -> bytes to keep free after the run's snapshots
-declare -A VG_MARGIN_PCT=()     # VG -> percent of the VG's size to keep free instead
+declare -A VG_MARGIN_BP=()      # VG -> or that, in 1/100 % of the VG's size
 declare -a JOB_NAME=() JOB_CATEGORY=() JOB_SOURCE=() JOB_VG=() JOB_LV=() JOB_SIZE=() JOB_REMOUNT_RO=()
 declare -A JOB_INDEX=()         # job name -> index
 # shellcheck disable=SC2034 # parsed now, used by backup (restic --exclude)
@@ -101,17 +101,30 @@ want_new_id() {
   ID_SEEN[$1]=1
 }
 
-# read_plan: parse stdin from `plan 1` to `end` into the PLAN_*, JOB_*, EXCLUDE_*, REPO_*, COPY_* and
-# VG_MARGIN variables. Any deviation from the protocol fails with code agent_protocol. Reading stops
+# want_number WHAT VALUE MAX: VALUE is a whole number from 0 to MAX (at most 19 digits, so within bash's
+# 64-bit arithmetic); REPLY = its value without leading zeros.
+want_number() {
+  local digits
+  if [[ ! $2 =~ $BYTES_RE ]]; then plan_error "$1 must be a whole number"; fi
+  digits=${2#"${2%%[!0]*}"}
+  digits=${digits:-0}
+  if ((${#digits} > ${#3})) || { ((${#digits} == ${#3})) && [[ $digits > $3 ]]; }; then
+    plan_error "$1 must be at most $3"
+  fi
+  REPLY=$digits
+}
+
+# read_plan: parse stdin from `plan 2` to `end` into the PLAN_*, JOB_*, EXCLUDE_*, REPO_*, COPY_* and
+# VG_* variables. Any deviation from the protocol fails with code agent_protocol. Reading stops
 # right after `end`: the rest of stdin is the controller's liveness signal.
 read_plan() {
   local key i k
   next_plan_line
   if [[ ${FIELDS[0]} != plan ]]; then
-    fail agent_protocol "the plan must start with 'plan 1'"
+    fail agent_protocol "the plan must start with 'plan $PLAN_FORMAT'"
   fi
-  if ((${#FIELDS[@]} != 2)) || [[ ${FIELDS[1]} != 1 ]]; then
-    fail agent_protocol "unsupported plan format (this agent reads 'plan 1')"
+  if ((${#FIELDS[@]} != 2)) || [[ ${FIELDS[1]} != "$PLAN_FORMAT" ]]; then
+    fail agent_protocol "unsupported plan format (this agent reads 'plan $PLAN_FORMAT')"
   fi
   while :; do
     next_plan_line
@@ -152,15 +165,6 @@ read_plan() {
         want_absolute "restic_env_file" "${VALS[0]}"
         PLAN_ENV_FILE=${VALS[0]}
         ;;
-      cow_warn_percent)
-        want_values 1
-        once cow_warn_percent
-        if [[ ! ${VALS[0]} =~ ^[0-9]{1,3}$ ]] || ((10#${VALS[0]} > 100)); then
-          plan_error "must be a whole number from 0 to 100"
-        fi
-        # shellcheck disable=SC2034 # used by backup
-        PLAN_COW_WARN=$((10#${VALS[0]}))
-        ;;
       dry_run)
         want_values 0
         once dry_run
@@ -171,7 +175,8 @@ read_plan() {
         if [[ -z ${ID_SEEN[${VALS[0]}]+set} ]]; then plan_error "names an id that was not declared before"; fi
         if [[ -n ${RETENTION[${VALS[0]}]+set} ]]; then plan_error "retention given twice"; fi
         for k in 1 2 3 4 5; do
-          if [[ ! ${VALS[k]} =~ ^[0-9]{1,6}$ ]]; then plan_error "keep values must be whole numbers"; fi
+          want_number "a keep value" "${VALS[k]}" "$MAX_KEEP"
+          VALS[k]=$REPLY
         done
         if [[ "${VALS[*]:1}" == "0 0 0 0 0" ]]; then plan_error "an all-zero retention would delete everything"; fi
         RETENTION[${VALS[0]}]="${VALS[*]:1}"
@@ -181,19 +186,20 @@ read_plan() {
         want_job "${VALS[0]}"
         JOB_REMOUNT_RO[${JOB_INDEX[${VALS[0]}]}]=1
         ;;
-      vg_margin_bytes)
-        want_values 2
+      vg)
+        want_values 4
         want_lvm_name "the VG" "${VALS[0]}"
-        if [[ ! ${VALS[1]} =~ $BYTES_RE ]]; then plan_error "BYTES must be a whole number"; fi
-        if [[ -n ${VG_MARGIN[${VALS[0]}]+set} ]]; then plan_error "VG given twice"; fi
-        VG_MARGIN[${VALS[0]}]=$((10#${VALS[1]}))
-        ;;
-      vg_margin_percent)
-        want_values 2
-        want_lvm_name "the VG" "${VALS[0]}"
-        if [[ ! ${VALS[1]} =~ ^[0-9]{1,2}$ ]]; then plan_error "PERCENT must be a whole number below 100"; fi
-        if [[ -n ${VG_MARGIN[${VALS[0]}]+set} || -n ${VG_MARGIN_PCT[${VALS[0]}]+set} ]]; then plan_error "VG given twice"; fi
-        VG_MARGIN_PCT[${VALS[0]}]=$((10#${VALS[1]}))
+        if [[ -n ${VG_SNAPSHOTS[${VALS[0]}]+set} ]]; then plan_error "VG given twice"; fi
+        want_number "SNAPSHOT_BYTES" "${VALS[1]}" "$MAX_BYTES"
+        VG_SNAPSHOTS[${VALS[0]}]=$REPLY
+        want_number "MARGIN_BYTES" "${VALS[2]}" "$MAX_BYTES"
+        VG_MARGIN[${VALS[0]}]=$REPLY
+        want_number "MARGIN_BASIS_POINTS" "${VALS[3]}" "$MAX_BASIS_POINTS"
+        VG_MARGIN_BP[${VALS[0]}]=$REPLY
+        if ((VG_MARGIN[${VALS[0]}] > 0 && VG_MARGIN_BP[${VALS[0]}] > 0)); then
+          plan_error "a margin is in bytes or in basis points, not both"
+        fi
+        VG_NAME+=("${VALS[0]}")
         ;;
       job)
         want_values 6
@@ -209,10 +215,9 @@ read_plan() {
           logical_volume_root | logical_volume_nonroot)
             want_lvm_name "the VG" "${VALS[3]}"
             want_lvm_name "the LV" "${VALS[4]}"
-            if [[ ! ${VALS[5]} =~ $BYTES_RE ]] || ((10#${VALS[5]} == 0)); then
-              plan_error "SIZE_BYTES must be a positive whole number"
-            fi
-            VALS[5]=$((10#${VALS[5]}))
+            want_number "SIZE_BYTES" "${VALS[5]}" "$MAX_BYTES"
+            if ((REPLY == 0)); then plan_error "SIZE_BYTES must be positive"; fi
+            VALS[5]=$REPLY
             ;;
           *) plan_error "unknown category" ;;
         esac
@@ -267,6 +272,11 @@ read_plan() {
         ;;
       *) plan_error "unknown record" ;;
     esac
+  done
+  for i in "${!JOB_NAME[@]}"; do
+    if is_lv_job "$i" && [[ -z ${VG_SNAPSHOTS[${JOB_VG[i]}]+set} ]]; then
+      fail agent_protocol "the plan has no vg record for ${JOB_VG[i]} (job ${JOB_NAME[i]})"
+    fi
   done
   for key in run_id host command; do
     if [[ -z ${PLAN_SEEN[$key]-} ]]; then

@@ -35,7 +35,8 @@ IFS=$' \t\n'
 unset CDPATH GLOBIGNORE POSIXLY_CORRECT
 
 readonly AGENT_VERSION="0.1.0"
-readonly PROTOCOL_VERSION=1
+readonly PROTOCOL_VERSION=2
+readonly PLAN_FORMAT=2
 readonly RESTIC_MIN_VERSION="0.14"
 # Seconds a read-only restic or LVM call in preflight may take before it is killed (a dead backend or
 # a hung device must not hang the check).
@@ -50,6 +51,11 @@ readonly VALUE_RE='^([A-Za-z0-9/._,:@+=]|\\x[0-9a-f]{2})+$'
 readonly NAME_RE='^[A-Za-z0-9._-]+$'
 # VG and LV names as LVM accepts them.
 readonly LVM_NAME_RE='^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$'
-readonly BYTES_RE='^[0-9]{1,18}$'
+# Byte counts (PLAN_LIMITS.maxBytes in src/agent/protocol.ts): bash arithmetic is signed 64-bit.
+readonly BYTES_RE='^[0-9]{1,19}$'
+readonly MAX_BYTES=9223372036854775807
+# restic's --keep-* values (PLAN_LIMITS.maxKeep) and a VG margin in 1/100 % (PLAN_LIMITS.maxBasisPoints).
+readonly MAX_KEEP=2147483647
+readonly MAX_BASIS_POINTS=9999
 # findmnt -r output: bytes as they are, or \xHH.
 readonly FINDMNT_ESCAPED_RE='^([^\\]|\\x[0-9a-fA-F]{2})*$'

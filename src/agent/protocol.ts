@@ -320,7 +320,11 @@ export const agentEvent = z.discriminatedUnion("event", [
 
 export type AgentEvent = z.infer<typeof agentEvent>;
 /** One event as the agent writes it, without the version field: `makeEvent` adds it and validates. */
-export type AgentEventInput = AgentEvent extends infer E ? (E extends AgentEvent ? Omit<E, "v"> : never) : never;
+export type AgentEventInput = AgentEvent extends infer E
+  ? E extends AgentEvent
+    ? Omit<E, "v">
+    : never
+  : never;
 
 /** Build an event through the schema (tests and fakes): protocol drift fails here, not silently. */
 export function makeEvent(event: AgentEventInput): AgentEvent {

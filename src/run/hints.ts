@@ -15,15 +15,22 @@ export function hintForAgentFailure(code: AgentErrorCode, checks: readonly Check
 
 /** restic's error line → what to do, first match wins. */
 const RESTIC_ERROR_HINTS: readonly [RegExp, (check: Check) => string][] = [
-  [/did not answer within/, () => "the backend does not respond: check the network path to it and that the service is up"],
-  [/wrong password/, () => "the password in its password_file does not open this repository: check password_file"],
+  [
+    /did not answer within/,
+    () => "the backend does not respond: check the network path to it and that the service is up",
+  ],
+  [
+    /wrong password/,
+    () => "the password in its password_file does not open this repository: check password_file",
+  ],
   [
     /Resolving password failed|password file|Please specify repository password/,
     () => "restic could not read the password file: see its password_file check",
   ],
   [
     /dial tcp|connection refused|no such host|i\/o timeout|network is unreachable|connection reset|TLS handshake|x509:|no route to host|sftp session/,
-    () => "the backend is unreachable: check the network, DNS, firewall, and the credentials in restic_env_file",
+    () =>
+      "the backend is unreachable: check the network, DNS, firewall, and the credentials in restic_env_file",
   ],
   [
     /unable to open config file|does not exist|Is there a repository/,

@@ -6,7 +6,7 @@
 import type { AgentCommand } from "../agent/plan-lines.js";
 import { AGENT_ERROR_CODES, type ResultEvent } from "../agent/protocol.js";
 import { HostError } from "../errors.js";
-import type { Check, HostResult, JobResult, RunStatus } from "../report/report-schema.js";
+import type { Check, HostResult, JobResult, PruneResult, RunStatus } from "../report/report-schema.js";
 import { hintForAgentFailure } from "./hints.js";
 
 export type Warning = HostResult["warnings"][number];
@@ -144,10 +144,14 @@ function decideBackupJob(job: JobResult, initial: RunStatus, warnings: Warning[]
   return job.repos.some((r) => r.status === "partial") ? "partial" : "ok";
 }
 
-/** prune: ok once every entry is done, failed when one failed; untouched entries keep the job initial. */
-function decideEntries(entries: readonly { status: RunStatus }[], initial: RunStatus): RunStatus {
+/**
+ * prune: failed when an entry failed; ok once every entry was processed (forgotten, or reported as
+ * having no retention, which says so in its error); otherwise the job stays as it was.
+ */
+function decideEntries(entries: readonly PruneResult[], initial: RunStatus): RunStatus {
   if (entries.some((e) => e.status === "failed")) return "failed";
-  return entries.length > 0 && entries.every((e) => e.status !== initial) ? "ok" : initial;
+  const processed = (e: PruneResult) => e.status !== initial || e.error !== null;
+  return entries.length > 0 && entries.every(processed) ? "ok" : initial;
 }
 
 function jobFailure(input: HostOutcomeInput, failedJobs: readonly JobResult[]): HostError {

@@ -145,7 +145,12 @@ export function trackJobs(
         case "snapshot_created": {
           const job = jobByName.get(event.job);
           if (job !== undefined)
-            job.snapshot = { name: event.snapshot, lifetime_ms: 0, cow_peak_percent: null, overflowed: false };
+            job.snapshot = {
+              name: event.snapshot,
+              lifetime_ms: 0,
+              cow_peak_percent: null,
+              overflowed: false,
+            };
           return null;
         }
         case "snapshot_removed": {
@@ -225,7 +230,9 @@ export function trackJobs(
     finish(now, maxAgeS) {
       for (const entry of jobs.flatMap((job) => job.latest)) {
         entry.age_s =
-          entry.time === null ? null : Math.max(0, Math.floor((now.getTime() - Date.parse(entry.time)) / 1000));
+          entry.time === null
+            ? null
+            : Math.max(0, Math.floor((now.getTime() - Date.parse(entry.time)) / 1000));
         entry.stale =
           maxAgeS !== null && entry.error === null && (entry.age_s === null || entry.age_s > maxAgeS);
       }

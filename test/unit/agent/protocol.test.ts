@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { encodeValue, planLine } from "../../../src/agent/protocol.js";
+import { encodeValue, planLine, PROTOCOL_VERSION } from "../../../src/agent/protocol.js";
 import { parseEvents } from "../../../src/agent/parse-events.js";
 import { shellCommand } from "../../../src/transport/remote-command.js";
 
@@ -57,9 +57,11 @@ describe("parseEvents", () => {
       (e) => events.push(e.event),
       (line, reason) => noise.push(`${reason}: ${line}`),
     );
-    parser.push('{"v":1,"event":"warn');
-    parser.push('ing","code":"c","message":"m"}\nhello\n{"v":2,"event":"warning"}\n{bad json\n');
-    parser.push('{"v":1,"event":"result","status":"ok","code":null,"message":"done"}');
+    parser.push(`{"v":${PROTOCOL_VERSION},"event":"warn`);
+    parser.push(
+      `ing","code":"c","message":"m"}\nhello\n{"v":${PROTOCOL_VERSION + 1},"event":"warning"}\n{bad json\n`,
+    );
+    parser.push(`{"v":${PROTOCOL_VERSION},"event":"result","code":null,"message":"done"}`);
     expect(events).toEqual(["warning"]);
     parser.end();
     expect(events).toEqual(["warning", "result"]);

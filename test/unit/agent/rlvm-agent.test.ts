@@ -25,15 +25,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import {
   agentEvent,
+  PLAN_FORMAT,
   planLine,
+  PROTOCOL_VERSION,
   type AgentEvent,
   type CheckEvent,
   type ResultEvent,
 } from "../../../src/agent/protocol.js";
+import { hintForCheck } from "../../../src/run/hints.js";
+import { decideHostOutcome } from "../../../src/run/host-outcome.js";
 
 const AGENT = fileURLToPath(new URL("../../../agents/rlvm-agent.sh", import.meta.url));
 const IS_ROOT = process.getuid?.() === 0;
-const UID = process.getuid?.() ?? -1;
 
 function findInPath(name: string, extra: string[] = []): string | null {
   const dirs = [...(process.env.PATH ?? "").split(delimiter), ...extra].filter((d) => d.startsWith("/"));
@@ -129,7 +132,7 @@ function planText(records: PlanRecord[]): string {
 
 function header(command: string, host: string): PlanRecord[] {
   return [
-    ["plan", 1],
+    ["plan", PLAN_FORMAT],
     ["run_id", "20250101T000000Z-test"],
     ["host", host],
     ["command", command],
@@ -147,6 +150,8 @@ interface AgentRun {
   events: AgentEvent[];
   checks: CheckEvent[];
   result: ResultEvent;
+  /** What the controller makes of the run (src/run/host-outcome.ts): the agent only reports. */
+  outcome: { status: string; code: string | null; message: string };
 }
 
 interface RunOptions {
@@ -185,10 +190,24 @@ function runAgent(input: string, options: RunOptions = {}): AgentRun {
   expect(results, context).toHaveLength(1);
   const result = results[0] as ResultEvent;
   expect(events.at(-1)).toBe(result);
-  expect(r.status, context).toBe(result.status === "failed" ? 1 : 0);
+  expect(r.status, context).toBe(result.code === null ? 0 : 1);
   expect(readdirSync(canary)).toEqual([]);
   const checks = events.filter((e): e is CheckEvent => e.event === "check");
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, events, checks, result };
+  const decided = decideHostOutcome({
+    command: "preflight",
+    agentResult: result,
+    jobs: [],
+    initial: "planned",
+    checks,
+    hostWarnings: [],
+    cowWarnPercent: 70,
+  });
+  const outcome = {
+    status: decided.status,
+    code: decided.error?.code ?? null,
+    message: decided.error?.message ?? result.message,
+  };
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, events, checks, result, outcome };
 }
 
 function checkNamed(run: AgentRun, name: string): CheckEvent {
@@ -306,7 +325,6 @@ describe("ping", () => {
     expect(start.facts.kernel).toBe(release());
     expect(start.facts.bash).toMatch(/^\d+\.\d+\.\d+/);
     expect(start.facts.user).toBe(userInfo().username);
-    expect(start.facts.uid).toBe(UID);
     if (RESTIC) {
       const version = spawnSync(RESTIC, ["version"], { encoding: "utf8" }).stdout.split(" ")[1];
       expect(start.facts.restic).toBe(version);
@@ -315,7 +333,7 @@ describe("ping", () => {
     }
     if (LVM) expect(start.facts.lvm).toMatch(/^\d+\.\d+\.\d+/);
     else expect(start.facts.lvm).toBeNull();
-    expect(run.result).toEqual({ v: 1, event: "result", status: "ok", code: null, message: "pong" });
+    expect(run.result).toEqual({ v: PROTOCOL_VERSION, event: "result", code: null, message: "pong" });
   });
 
   it("reports restic as null when it is not installed", () => {
@@ -326,7 +344,7 @@ describe("ping", () => {
     const start = run.events[0];
     if (start?.event !== "agent_start") throw new Error("first event is not agent_start");
     expect(start.facts.restic).toBeNull();
-    expect(run.result.status).toBe("ok");
+    expect(run.outcome.status).toBe("ok");
   });
 });
 
@@ -340,7 +358,7 @@ describe("plan protocol", () => {
   const cases: [string, string][] = [
     ["empty input", ""],
     ["missing plan 1", planText([["run_id", "r"], ["host", "h"], ["command", "ping"], ["end"]])],
-    ["plan 2", "plan 2\nrun_id r\nhost h\ncommand ping\nend\n"],
+    ["another plan format", `plan ${PLAN_FORMAT + 1}\nrun_id r\nhost h\ncommand ping\nend\n`],
     ["unknown record", planText([...good(), ["frobnicate", "x"], ["end"]])],
     ["raw $ in a value", "plan 1\nrun_id r$(id)\nhost h\ncommand ping\nend\n"],
     ["uppercase hex escape", "plan 1\nrun_id r\\x4A\nhost h\ncommand ping\nend\n"],
@@ -356,7 +374,7 @@ describe("plan protocol", () => {
     ],
     ["host with a slash", planText([...header("ping", "../../etc/x"), ["end"]])],
     ["duplicate run_id", planText([...good(), ["run_id", "again"], ["end"]])],
-    ["no command", planText([["plan", 1], ["run_id", "r"], ["host", "h"], ["end"]])],
+    ["no command", planText([["plan", PLAN_FORMAT], ["run_id", "r"], ["host", "h"], ["end"]])],
     ["unknown command", planText([...header("rm", "proto"), ["end"]])],
     [
       "unknown category",
@@ -409,7 +427,7 @@ describe("plan protocol", () => {
   it.each(cases)("rejects %s with exactly one agent_protocol result", (_name, input) => {
     const run = runAgent(input);
     expect(run.events).toHaveLength(1);
-    expect(run.result.status).toBe("failed");
+    expect(run.outcome.status).toBe("failed");
     expect(run.result.code).toBe("agent_protocol");
   });
 
@@ -444,7 +462,6 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
   function standardPlan(host: string, extra: PlanRecord[] = [], source = join(base, "src")): PlanRecord[] {
     return [
       ...header("preflight", host),
-      ["cow_warn_percent", 70],
       ["job", "web", "standard_path", source, "", "", ""],
       ...extra,
     ];
@@ -484,7 +501,7 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
     }
     expect(checkNamed(run, "restic").detail).toMatch(/^0\.\d+/);
     expect(checkNamed(run, "repo:local:repo-a").detail).toMatch(/^repository [0-9a-f]{8} opens/);
-    expect(run.result).toMatchObject({ status: "ok", code: null });
+    expect(run.outcome).toMatchObject({ status: "ok", code: null });
   });
 
   it("fails only the repository whose password is wrong", () => {
@@ -500,9 +517,9 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
     const bad = checkNamed(run, "repo:local:repo-b");
     expect(bad.ok).toBe(false);
     expect(bad.detail).toMatch(/wrong password/);
-    expect(bad.hint).toMatch(/password_file/);
+    expect(hintForCheck(bad)).toMatch(/password_file/);
     expect(run.checks.filter((c) => c.name !== bad.name).every((c) => c.ok)).toBe(true);
-    expect(run.result).toMatchObject({
+    expect(run.outcome).toMatchObject({
       status: "failed",
       code: "preflight",
       message: `1 of ${run.checks.length} checks failed: repo:local:repo-b`,
@@ -521,10 +538,10 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
     expect(check.ok).toBe(false);
     expect(check.detail).toMatch(/unable to open config file/);
     expect(check.detail).toContain("LABEL-M");
-    expect(check.hint).toMatch(/restic init/);
+    expect(hintForCheck(check)).toMatch(/restic init/);
     expect(run.stdout).not.toContain(missing);
     expect(run.stderr).not.toContain(missing);
-    expect(run.result.code).toBe("preflight");
+    expect(run.outcome.code).toBe("preflight");
   });
 
   it("never shows credentials of a repository URL", () => {
@@ -539,7 +556,7 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
     );
     const check = checkNamed(run, "repo:rest:http://user:***@127.0.0.1:1/repo");
     expect(check.ok).toBe(false);
-    expect(check.hint).toMatch(/unreachable/);
+    expect(hintForCheck(check)).toMatch(/unreachable/);
     expect(run.stdout + run.stderr).not.toContain("hunter2");
   });
 
@@ -561,7 +578,7 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
     expect(check.detail).toBe(`${loose} has mode 0644: group or others have access`);
     expect(check.hint).toBe(chownHint(loose));
     expect(checkNamed(run, `password_file:${pwGood}`).ok).toBe(true);
-    expect(run.result.message).toBe(`1 of ${run.checks.length} checks failed: password_file:${loose}`);
+    expect(run.outcome.message).toBe(`1 of ${run.checks.length} checks failed: password_file:${loose}`);
   });
 
   it.skipIf(!IS_ROOT)("fails a password file owned by another user", () => {
@@ -622,7 +639,7 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
     expect(checkNamed(run, `password_file:${pw}`).ok).toBe(true);
     expect(checkNamed(run, "restic_env_file").ok).toBe(true);
     expect(checkNamed(run, "repo:label $(touch PWNED) `id` ;rm -rf x").ok).toBe(true);
-    expect(run.result.status).toBe("ok");
+    expect(run.outcome.status).toBe("ok");
     expect(snapshotTree(join(base, "x"))).toEqual(before);
     expect(existsSync(join(base, "PWNED-env"))).toBe(false);
     expect(existsSync(join(process.cwd(), "PWNED"))).toBe(false);
@@ -668,7 +685,7 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
       ]),
       { runDir },
     );
-    expect(run.result.code).toBe("preflight");
+    expect(run.outcome.code).toBe("preflight");
     expect(watched.map((d) => snapshotTree(d))).toEqual(before);
     expect(existsSync("/run/lock") ? snapshotTree("/run/lock", false) : []).toEqual(runLock);
     expect(existsSync(`/run/lock/rlvm-fleet.${host}.lock`)).toBe(false);
@@ -697,7 +714,7 @@ describe("preflight without restic", () => {
       detail: "not checked: no usable restic (see the restic check)",
     });
     expect(checkNamed(run, "source_exists:web").ok).toBe(true);
-    expect(run.result.message).toBe(`2 of ${run.checks.length} checks failed: restic, repo:A`);
+    expect(run.outcome.message).toBe(`2 of ${run.checks.length} checks failed: restic, repo:A`);
   });
 
   it("fails a restic older than 0.14", () => {
@@ -782,7 +799,7 @@ describe("restic_env_file", () => {
     expect(repo.detail).toBe(
       'Fatal: unable to open config file: Head "https://***@rest.example/repo/config": dial tcp: lookup rest.example: no such host (key ***)',
     );
-    expect(repo.hint).toMatch(/unreachable/);
+    expect(hintForCheck(repo)).toMatch(/unreachable/);
     for (const secret of ["pa55w0rd", "AKIAEXAMPLE", "s3cr3t", "single quoted"]) {
       expect(run.stdout + run.stderr).not.toContain(secret);
     }
@@ -831,7 +848,9 @@ describe("restic_env_file", () => {
 describe("preflight of LV jobs", () => {
   const lvPlan = (host: string): PlanRecord[] => [
     ...header("preflight", host),
-    ["vg_margin_bytes", "vg0", 256 * 1024 * 1024],
+    ["vg", "vg0", (1024 + 512 + 1 + 1) * 1024 * 1024, 256 * 1024 * 1024, 0],
+    ["vg", "vg9", 1024 * 1024, 0, 0],
+    ["vg", "vg1", 1024 * 1024 * 1024, 0, 0],
     ["job", "data", "logical_volume_nonroot", join(base, "src"), "vg0", "data", 1024 * 1024 * 1024],
     ["job", "root", "logical_volume_root", "/", "vg0", "root", 512 * 1024 * 1024],
     ["job", "other", "logical_volume_nonroot", join(base, "src"), "vg0", "other", 1024 * 1024],
@@ -855,7 +874,7 @@ describe("preflight of LV jobs", () => {
     expect(checkNamed(run, "source:root").ok).toBe(false);
     expect(checkNamed(run, "vg_free:vg0").ok).toBe(false);
     expect(checkNamed(run, "leftovers").ok).toBe(true);
-    expect(run.result.code).toBe("preflight");
+    expect(run.outcome.code).toBe("preflight");
   });
 
   it.skipIf(!findInPath("findmnt"))("checks LVs, mounts, sources, VG space and tagged leftovers", () => {
@@ -988,7 +1007,7 @@ describe("leftovers and lock", { timeout: 60_000 }, () => {
           ok: false,
           detail: `held by another run (${lockFile})`,
         });
-        expect(held.result.message).toBe(`1 of ${held.checks.length} checks failed: lock`);
+        expect(held.outcome.message).toBe(`1 of ${held.checks.length} checks failed: lock`);
       } finally {
         holder.kill();
         await new Promise((resolve) => holder.once("exit", resolve));
@@ -997,7 +1016,7 @@ describe("leftovers and lock", { timeout: 60_000 }, () => {
         const before = lstatSync(lockFile);
         const free = runAgent(plan);
         expect(checkNamed(free, "lock")).toMatchObject({ ok: true, detail: "not held" });
-        expect(free.result.status).toBe(free.checks.every((c) => c.ok) ? "ok" : "failed");
+        expect(free.outcome.status).toBe(free.checks.every((c) => c.ok) ? "ok" : "failed");
         expect(lstatSync(lockFile).mtimeMs).toBe(before.mtimeMs);
         // Nothing keeps it: an exclusive lock is free right away.
         expect(spawnSync("flock", ["-n", "-x", lockFile, "true"]).status).toBe(0);

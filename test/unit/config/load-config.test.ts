@@ -61,6 +61,40 @@ describe("upstream ResticLVM configs", () => {
   });
 });
 
+describe("snapshot_settings defaults", () => {
+  const lvJob = (table: string, typeLine: string) =>
+    `[${table}.data]\n${typeLine}vg_name = "vg0"\nlv_name = "lv_data"\nsnapshot_size = "1G"\nbackup_source_path = "/data"\n` +
+    `[[${table}.data.repositories]]\nrepo_path = "/srv/r"\npassword_file = "/etc/pw"\n`;
+
+  it("a 0.10 config without [snapshot_settings] gets ResticLVM 0.10's: 1G kept free per VG, COW warning at 70 %", () => {
+    const tree = writeTree({ "c.toml": lvJob("volume", 'volume_type = "lv_nonroot"\n') });
+    try {
+      const result = loadResticConfig(join(tree.dir, "c.toml"));
+      if (!result.ok) throw new Error(JSON.stringify(result.problems));
+      expect(result.config.snapshot_settings).toEqual({
+        min_vg_free_after_snapshots: "1G",
+        snapshot_cow_warn_percent: 70,
+      });
+    } finally {
+      tree.cleanup();
+    }
+  });
+
+  it("the category format keeps no margin unless it sets one (the seed's format never had one)", () => {
+    const tree = writeTree({ "c.toml": lvJob("logical_volume_nonroot", "") });
+    try {
+      const result = loadResticConfig(join(tree.dir, "c.toml"));
+      if (!result.ok) throw new Error(JSON.stringify(result.problems));
+      expect(result.config.snapshot_settings).toEqual({
+        min_vg_free_after_snapshots: null,
+        snapshot_cow_warn_percent: 70,
+      });
+    } finally {
+      tree.cleanup();
+    }
+  });
+});
+
 describe("the two formats normalise to equal models", () => {
   it.each([
     ["mixed-category.toml", "mixed-volume.toml"],

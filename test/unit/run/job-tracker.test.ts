@@ -59,12 +59,26 @@ describe("trackJobs (backup)", () => {
     });
   });
 
-  it("a failed job's reason becomes a host warning", () => {
+  it("records that LVM invalidated the job's snapshot (the outcome decides what it means)", () => {
     const { tracker: t } = tracker();
-    const warning = t.apply(
-      event({ event: "job_end", job: "data", status: "failed", message: "raise snapshot_size for this job" }),
+    const removed = t.apply(
+      event({
+        event: "snapshot_removed",
+        job: "data",
+        snapshot: "vg0/lv_data_rlvm_run1",
+        lifetime_ms: 900,
+        cow_peak_percent: 100,
+        invalid: true,
+      }),
     );
-    expect(warning).toEqual({ code: "job_failed", message: "job data: raise snapshot_size for this job" });
-    expect(t.jobs[0]?.status).toBe("failed");
+    expect(removed).toBeNull();
+    expect(t.jobs[0]?.snapshot).toEqual({
+      name: "vg0/lv_data_rlvm_run1",
+      lifetime_ms: 900,
+      cow_peak_percent: 100,
+      overflowed: true,
+    });
+    expect(t.apply(event({ event: "job_end", job: "data" }))).toBeNull();
+    expect(t.jobs[0]?.status).toBe("failed"); // the initial status: only host-outcome.ts decides
   });
 });

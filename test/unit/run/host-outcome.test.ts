@@ -1,0 +1,368 @@
+// DESIGN §2's status list, row by row, decided from facts built through the protocol's own schemas.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { agentPlan, type AgentCommand } from "../../../src/agent/plan-lines.js";
+import { makeEvent, resultEvent, type AgentEventInput } from "../../../src/agent/protocol.js";
+import { buildPlan } from "../../../src/plan/build-plan.js";
+import type { Check, RunStatus } from "../../../src/report/report-schema.js";
+import { decideHostOutcome, decideJobs, type Warning } from "../../../src/run/host-outcome.js";
+import { trackJobs, type TrackedCommand } from "../../../src/run/job-tracker.js";
+
+const dir = mkdtempSync(join(tmpdir(), "rlvm-outcome-"));
+writeFileSync(
+  join(dir, "inventory.toml"),
+  '[defaults]\nconfig = "db1.toml"\nknown_hosts = "known_hosts"\n[hosts.db1]\n',
+);
+writeFileSync(
+  join(dir, "db1.toml"),
+  `[logical_volume_nonroot.data]
+vg_name = "vg0"
+lv_name = "lv_data"
+snapshot_size = "1G"
+backup_source_path = "/data"
+[[logical_volume_nonroot.data.repositories]]
+repo_path = "/srv/backup/a"
+password_file = "/etc/pw"
+prune_keep_daily = 7
+  [[logical_volume_nonroot.data.repositories.copy_to]]
+  repo = "/srv/backup/copy"
+  password_file = "/etc/pw"
+[[logical_volume_nonroot.data.repositories]]
+repo_path = "/srv/backup/b"
+password_file = "/etc/pw"
+[standard_path.etc]
+backup_source_path = "/etc"
+[[standard_path.etc.repositories]]
+repo_path = "/srv/backup/a"
+password_file = "/etc/pw"
+prune_keep_daily = 7
+`,
+);
+writeFileSync(join(dir, "known_hosts"), "");
+
+const summary = {
+  snapshot_id: "0123456789abcdef",
+  files_new: 1,
+  files_changed: 0,
+  files_unmodified: 0,
+  data_added: 10,
+  total_duration: 1,
+};
+const repoDone = (job: string, repo: string, exit_code = 0): AgentEventInput => ({
+  event: "repo_done",
+  job,
+  repo,
+  exit_code,
+  duration_ms: 5,
+  summary,
+});
+const repoFailed = (job: string, repo: string): AgentEventInput => ({
+  event: "repo_failed",
+  job,
+  repo,
+  exit_code: 1,
+  duration_ms: 5,
+  message: "restic backup failed (exit 1): boom",
+});
+const snapshotRemoved = (cow: number | null, invalid = false): AgentEventInput => ({
+  event: "snapshot_removed",
+  job: "data",
+  snapshot: "vg0/lv_data_rlvm_x",
+  lifetime_ms: 1000,
+  cow_peak_percent: cow,
+  invalid,
+});
+/** Every repository of both jobs backed up, the snapshot gone at 10 % COW. */
+const allBackedUp: AgentEventInput[] = [
+  { event: "job_start", job: "data" },
+  { event: "snapshot_created", job: "data", snapshot: "vg0/lv_data_rlvm_x" },
+  repoDone("data", "r1"),
+  repoDone("data", "r2"),
+  snapshotRemoved(10),
+  { event: "job_end", job: "data" },
+  { event: "job_start", job: "etc" },
+  repoDone("etc", "r3"),
+  { event: "job_end", job: "etc" },
+  { event: "copy_done", job: "data", copy: "c1", duration_ms: 5 },
+];
+
+interface Scenario {
+  command?: AgentCommand;
+  tracked?: TrackedCommand | null;
+  initial?: RunStatus;
+  events?: AgentEventInput[];
+  code?: string | null;
+  checks?: Check[];
+  maxAgeS?: number | null;
+}
+
+function decide(scenario: Scenario) {
+  const command = scenario.command ?? "backup";
+  const initial = scenario.initial ?? "skipped";
+  const [hostPlan] = buildPlan(join(dir, "inventory.toml")).hosts;
+  if (hostPlan === undefined) throw new Error("no host");
+  const plan = agentPlan(hostPlan, command, "run1");
+  const untracked = command === "preflight" || command === "ping";
+  const tracked = scenario.tracked !== undefined ? scenario.tracked : untracked ? null : command;
+  const tracker = tracked === null ? null : trackJobs(hostPlan, plan, tracked, initial);
+  const hostWarnings: Warning[] = [];
+  for (const input of scenario.events ?? allBackedUp) {
+    const warning = tracker?.apply(makeEvent(input)) ?? null;
+    if (warning !== null) hostWarnings.push(warning);
+    const event = makeEvent(input);
+    if (event.event === "warning") hostWarnings.push({ code: event.code, message: event.message });
+  }
+  tracker?.finish(new Date("2026-12-01T12:00:00Z"), scenario.maxAgeS ?? null);
+  const jobs = tracker?.jobs ?? [];
+  const outcome = decideHostOutcome({
+    command,
+    agentResult: resultEvent.parse({ v: 2, event: "result", code: scenario.code ?? null, message: "m" }),
+    jobs,
+    initial,
+    checks: scenario.checks ?? [],
+    hostWarnings,
+    cowWarnPercent: 70,
+  });
+  return {
+    status: outcome.status,
+    code: outcome.error?.code ?? null,
+    message: outcome.error?.message ?? null,
+    hint: outcome.error?.hint ?? null,
+    jobs: outcome.jobStatuses,
+    warnings: outcome.warnings.map((w) => w.code),
+  };
+}
+
+const check = (name: string, ok: boolean): Check => ({ name, ok, detail: "d", hint: ok ? "" : "h" });
+
+describe("backup", () => {
+  it("ok: every repository and copy done", () => {
+    expect(decide({})).toMatchObject({ status: "ok", code: null, jobs: ["ok", "ok"], warnings: [] });
+  });
+
+  it("partial: restic exit 3 (some files unreadable)", () => {
+    const events = allBackedUp.map((e) =>
+      e.event === "repo_done" && e.repo === "r2" ? repoDone("data", "r2", 3) : e,
+    );
+    expect(decide({ events })).toMatchObject({ status: "partial", code: null, jobs: ["partial", "ok"] });
+  });
+
+  it("failed: one repository failed (the others were backed up), with the job's reason", () => {
+    const events = allBackedUp.map((e) =>
+      e.event === "repo_done" && e.repo === "r2" ? repoFailed("data", "r2") : e,
+    );
+    expect(decide({ events })).toMatchObject({
+      status: "failed",
+      code: "backup_failed",
+      message: "1 of 2 jobs failed",
+      jobs: ["failed", "ok"],
+      warnings: ["job_failed"],
+    });
+  });
+
+  it("partial: a copy failed while every backup succeeded", () => {
+    const events = allBackedUp.map((e) =>
+      e.event === "copy_done"
+        ? ({ event: "copy_failed", job: "data", copy: "c1", duration_ms: 5, message: "x" } as const)
+        : e,
+    );
+    expect(decide({ events })).toMatchObject({ status: "partial", code: null, jobs: ["ok", "ok"] });
+  });
+
+  it("partial: COW use at or above snapshot_cow_warn_percent; ok below it", () => {
+    const at = (cow: number) =>
+      decide({ events: allBackedUp.map((e) => (e.event === "snapshot_removed" ? snapshotRemoved(cow) : e)) });
+    expect(at(70)).toMatchObject({ status: "partial", warnings: ["cow_high"], jobs: ["ok", "ok"] });
+    expect(at(69.9)).toMatchObject({ status: "ok", warnings: [] });
+  });
+
+  it("an overflowed snapshot: failed when a backup read from it was discarded, partial when all were complete", () => {
+    const overflowed = allBackedUp.map((e) =>
+      e.event === "snapshot_removed" ? snapshotRemoved(100, true) : e,
+    );
+    expect(decide({ events: overflowed })).toMatchObject({
+      status: "partial",
+      jobs: ["partial", "ok"],
+      warnings: ["snapshot_overflow"],
+    });
+    const discarded = [
+      ...overflowed.slice(0, 4),
+      repoFailed("data", "r2"), // restic was still reading when LVM invalidated the snapshot
+      ...overflowed.slice(4),
+    ];
+    expect(decide({ events: discarded })).toMatchObject({
+      status: "failed",
+      code: "backup_failed",
+      jobs: ["failed", "ok"],
+      warnings: ["job_failed"],
+    });
+  });
+
+  it("partial: a leftover of an earlier run removed, or any warning from the host", () => {
+    const orphan: AgentEventInput = { event: "orphan_removed", kind: "snapshot", name: "vg0/old" };
+    expect(decide({ events: [orphan, ...allBackedUp] })).toMatchObject({ status: "partial" });
+    const warning: AgentEventInput = { event: "warning", code: "remount_failed", message: "x" };
+    expect(decide({ events: [...allBackedUp, warning] })).toMatchObject({ status: "partial" });
+  });
+
+  it("failed: the agent stopped with a code of the contract, with that code's hint", () => {
+    expect(decide({ events: [], code: "locked" })).toMatchObject({
+      status: "failed",
+      code: "locked",
+      hint: expect.stringMatching(/another run holds this host's lock/),
+      jobs: ["skipped", "skipped"],
+    });
+    expect(decide({ events: [], code: "preflight", checks: [check("lv:data", false)] })).toMatchObject({
+      status: "failed",
+      code: "preflight",
+      hint: "fix the failed checks: lv:data",
+    });
+  });
+
+  it("a run cut short: a job half done is failed, a job never started stays skipped", () => {
+    const [hostPlan] = buildPlan(join(dir, "inventory.toml")).hosts;
+    if (hostPlan === undefined) throw new Error("no host");
+    const tracker = trackJobs(hostPlan, agentPlan(hostPlan, "backup", "run1"), "backup", "skipped");
+    tracker.apply(makeEvent(repoDone("data", "r1")));
+    const decided = decideJobs({
+      command: "backup",
+      jobs: tracker.jobs,
+      initial: "skipped",
+      cowWarnPercent: 70,
+      finished: false,
+    });
+    expect(decided.jobStatuses).toEqual(["failed", "skipped"]);
+  });
+
+  it("backup --dry-run: the jobs stay planned; a failed check fails the host", () => {
+    expect(decide({ command: "preflight", tracked: "backup", initial: "planned", events: [] })).toMatchObject(
+      {
+        status: "ok",
+        jobs: ["planned", "planned"],
+      },
+    );
+  });
+});
+
+describe("check", () => {
+  it("ok when every check passed; failed (preflight) naming each failed check", () => {
+    expect(decide({ command: "preflight", events: [], checks: [check("bash", true)] })).toMatchObject({
+      status: "ok",
+    });
+    expect(
+      decide({ command: "preflight", events: [], checks: [check("bash", true), check("repo:x", false)] }),
+    ).toMatchObject({
+      status: "failed",
+      code: "preflight",
+      message: "1 of 2 checks failed: repo:x",
+      hint: "fix the failed checks: repo:x",
+    });
+  });
+});
+
+describe("prune", () => {
+  const forget = (job: string, repo: string): AgentEventInput => ({
+    event: "prune_done",
+    job,
+    repo,
+    dry_run: false,
+    skipped: false,
+    forget: [{ keep: [{ short_id: "aaaa" }], remove: [{ short_id: "bbbb" }] }],
+  });
+  const noRetention = (job: string, repo: string): AgentEventInput => ({
+    event: "prune_done",
+    job,
+    repo,
+    dry_run: false,
+    skipped: true,
+    forget: [],
+  });
+  const pruned = [
+    forget("data", "r1"),
+    noRetention("data", "c1"),
+    noRetention("data", "r2"),
+    forget("etc", "r3"),
+  ];
+
+  it("ok: every forget done, entries without retention skipped", () => {
+    expect(decide({ command: "prune", events: pruned })).toMatchObject({ status: "ok", jobs: ["ok", "ok"] });
+  });
+
+  it("failed (prune_failed): a forget failed, or the repository's prune", () => {
+    const failedForget: AgentEventInput = {
+      event: "prune_failed",
+      job: "etc",
+      repo: "r3",
+      dry_run: false,
+      message: "restic forget failed (exit 1): locked",
+    };
+    expect(decide({ command: "prune", events: [...pruned.slice(0, 3), failedForget] })).toMatchObject({
+      status: "failed",
+      code: "prune_failed",
+      jobs: ["ok", "failed"],
+    });
+    const failedPrune: AgentEventInput = { event: "repo_pruned", repo: "r1", ok: false, message: "x" };
+    // r1 and r3 are one repository: its prune failing fails both jobs' entries.
+    expect(decide({ command: "prune", events: [...pruned, failedPrune] })).toMatchObject({
+      status: "failed",
+      code: "prune_failed",
+      jobs: ["failed", "failed"],
+    });
+  });
+
+  it("a new host with no snapshot in a repository yet: nothing to forget is success", () => {
+    const empty = pruned.map((e) => (e.event === "prune_done" && !e.skipped ? { ...e, forget: [] } : e));
+    expect(decide({ command: "prune", events: empty })).toMatchObject({ status: "ok" });
+  });
+});
+
+describe("status", () => {
+  const snapshots = (job: string, repo: string, time: string): AgentEventInput => ({
+    event: "latest",
+    job,
+    repo,
+    snapshots: [{ time, short_id: "abcd1234", id: "abcd1234ef" }],
+  });
+  const fresh = "2026-12-01T11:00:00Z";
+  const read = [
+    snapshots("data", "r1", fresh),
+    snapshots("data", "c1", fresh),
+    snapshots("data", "r2", fresh),
+    snapshots("etc", "r3", fresh),
+  ];
+
+  it("ok: every repository read", () => {
+    expect(decide({ command: "status", events: read, maxAgeS: 7200 })).toMatchObject({
+      status: "ok",
+      jobs: ["ok", "ok"],
+    });
+  });
+
+  it("failed (stale): no snapshot newer than --max-age", () => {
+    expect(decide({ command: "status", events: read, maxAgeS: 60 })).toMatchObject({
+      status: "failed",
+      code: "stale",
+      jobs: ["failed", "failed"],
+    });
+  });
+
+  it("failed (repo_unreadable): a repository could not be read", () => {
+    const unreadable: AgentEventInput = { event: "latest_failed", job: "etc", repo: "r3", message: "x" };
+    expect(decide({ command: "status", events: [...read.slice(0, 3), unreadable] })).toMatchObject({
+      status: "failed",
+      code: "repo_unreadable",
+      message: "1 of 4 repositories could not be read",
+      jobs: ["ok", "failed"],
+    });
+  });
+});
+
+describe("the contract's codes", () => {
+  it("an unknown agent code is a protocol error, not a cast", () => {
+    expect(resultEvent.safeParse({ v: 2, event: "result", code: "made_up", message: "m" }).success).toBe(
+      false,
+    );
+  });
+});
