@@ -1,5 +1,6 @@
 // The run report (DESIGN §8): one zod schema, the source of the exported JSON Schema.
 import { z } from "zod";
+import { reportOptionsSchema } from "./report-options.js";
 
 export const REPORT_SCHEMA = "rlvm-fleet/report@1";
 
@@ -103,7 +104,7 @@ export const reportSchema = z.object({
   schema: z.literal(REPORT_SCHEMA),
   run_id: z.string(),
   command: z.string(),
-  options: z.record(z.string(), z.unknown()),
+  options: reportOptionsSchema,
   started_at: z.string(),
   finished_at: z.string(),
   controller_version: z.string(),
