@@ -18,7 +18,7 @@ export interface FleetRunRequest {
   dryRun?: boolean;
   plan: FleetPlan;
   forks: number;
-  options: Record<string, unknown>;
+  options: Report["options"];
   agentSocket: string | null;
   signal: AbortSignal;
   onProgress: (event: ProgressEvent) => void;
