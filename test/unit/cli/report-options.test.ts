@@ -77,6 +77,21 @@ port = ${port}
     expect(written).toEqual({ ...DEFAULTS, ...expected });
   });
 
+  it.each<[string, string[], RegExp, RegExp | null]>([
+    ["status", ["--max-age", "26h"], /max 1d2h/, null],
+    ["status", [], /latest/, /max /],
+    ["prune", ["--dry-run"], /would remove/, null],
+    ["prune", [], /removed/, /would remove/],
+    ["backup", ["--dry-run", "--format", "markdown"], /^## rlvm-fleet backup \(dry run\)$/m, null],
+    ["backup", ["--format", "markdown"], /^## rlvm-fleet backup$/m, /dry run/],
+  ])("the renderers read them: %s %j", async (command, args, shown, notShown) => {
+    const result = await runCli([command, "--inventory", "inventory.toml", "--quiet", ...args], {
+      cwd: tree.dir,
+    });
+    expect(result.stdout).toMatch(shown);
+    if (notShown !== null) expect(result.stdout).not.toMatch(notShown);
+  });
+
   it("the schema refuses options that are missing or of the wrong type", () => {
     expect(reportOptionsSchema.safeParse(DEFAULTS).success).toBe(true);
     const { max_age_s: _dropped, ...missing } = DEFAULTS;
