@@ -51,7 +51,11 @@ afterAll(() => {
  * Run bash with prelude.sh and then `modules` sourced, then `script`, in an empty directory with an
  * empty HOME and TMPDIR (so that any file a module creates shows up).
  */
-function sourced(modules: string[], script: string, options: { args?: string[]; input?: string } = {}) {
+function sourced(
+  modules: string[],
+  script: string,
+  options: { args?: string[]; input?: string; env?: Record<string, string> } = {},
+) {
   const dir = mkdtempSync(join(base, "run-"));
   const sources = ["prelude.sh", ...modules].map((m) => `source ${JSON.stringify(join(SRC, m))}`).join("\n");
   const r = spawnSync(
@@ -59,7 +63,7 @@ function sourced(modules: string[], script: string, options: { args?: string[]; 
     ["--noprofile", "--norc", "-c", `${sources}\n${script}`, "test", ...(options.args ?? [])],
     {
       cwd: dir,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, TMPDIR: dir, LC_ALL: "C" },
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, TMPDIR: dir, LC_ALL: "C", ...options.env },
       input: options.input ?? "",
       encoding: "utf8",
       timeout: 30_000,
@@ -217,4 +221,69 @@ describe("plan.sh", () => {
       expect(r.stderr).not.toContain("declare -");
     });
   }
+});
+
+describe("exec.sh", () => {
+  // A fake restic that prints its argv and its RESTIC_* environment.
+  const fake = () => {
+    const path = join(mkdtempSync(join(base, "fake-")), "restic");
+    writeFileSync(
+      path,
+      '#!/bin/sh\nprintf "argv %s\\n" "$*"\nenv | LC_ALL=C sort | while read -r l; do case $l in RESTIC_*|AWS_*) echo "$l";; esac; done\n',
+      {
+        mode: 0o755,
+      },
+    );
+    return path;
+  };
+  const run = (call: string) =>
+    sourced(
+      ["json.sh", "helpers.sh", "exec.sh", "plan.sh", "checks.sh", "cmd-backup.sh"],
+      [
+        `TOOL[restic]=${JSON.stringify(fake())}`,
+        "REPO_URL=(/srv/repo-0 's3:https://user:secret@s3/b') REPO_PWFILE=(/pw/0 /pw/1)",
+        "COPY_URL=(/srv/copy-0) COPY_PWFILE=(/pw/c0) COPY_FROM=(1)",
+        "ENV_KEYS=(AWS_SECRET_ACCESS_KEY) ENV_VALS=(hunter2)",
+        `capture ${call}`,
+        'printf "%s\\n" "$CAP_OUT"; printf "rc %s\\n" "$CAP_RC"',
+      ].join("\n"),
+      // What the agent inherited never reaches restic.
+      {
+        env: {
+          RESTIC_PASSWORD: "inherited",
+          RESTIC_FROM_PASSWORD: "inherited",
+          RESTIC_REPOSITORY: "/inherited",
+        },
+      },
+    );
+
+  it("restic_exec hands restic its repository, password file and restic_env_file through the environment only", () => {
+    const repo = run("restic_exec repo 1 0 snapshots --json");
+    expect(repo.stderr).toBe("");
+    expect(repo.stdout).toBe(
+      [
+        "argv snapshots --json",
+        "AWS_SECRET_ACCESS_KEY=hunter2",
+        "RESTIC_PASSWORD_FILE=/pw/1",
+        "RESTIC_REPOSITORY=s3:https://user:secret@s3/b",
+        "rc 0",
+        "",
+      ].join("\n"),
+    );
+    expect(run("restic_exec copy_from 0 0 copy --host h").stdout).toBe(
+      [
+        "argv copy --host h",
+        "AWS_SECRET_ACCESS_KEY=hunter2",
+        "RESTIC_FROM_PASSWORD_FILE=/pw/1",
+        "RESTIC_FROM_REPOSITORY=s3:https://user:secret@s3/b",
+        "RESTIC_PASSWORD_FILE=/pw/c0",
+        "RESTIC_REPOSITORY=/srv/copy-0",
+        "rc 0",
+        "",
+      ].join("\n"),
+    );
+    expect(run("restic_exec none - 0 version").stdout).toBe(
+      ["argv version", "AWS_SECRET_ACCESS_KEY=hunter2", "rc 0", ""].join("\n"),
+    );
+  });
 });
