@@ -17,9 +17,10 @@
 #     single words of argv arrays: no eval, no source, no `bash -c`, no data in a format string;
 #   - external tools are resolved once to absolute paths (see find_tool) and run with stdin from
 #     /dev/null and the event stream closed;
-#   - restic gets its repository and password file through RESTIC_REPOSITORY / RESTIC_PASSWORD_FILE,
-#     and restic_env_file variables through `export`, all inside the subshell of that one call: no
-#     secret is ever in an argv (argv is world-readable in /proc);
+#   - restic runs only through restic_exec, which hands it its repository and password file through
+#     RESTIC_REPOSITORY / RESTIC_PASSWORD_FILE and restic_env_file variables through `export`, all
+#     inside the subshell of that one call: no secret is ever in an argv (argv is world-readable in
+#     /proc);
 #   - repository URLs are never printed: events and diagnostics name repositories by their LABEL.
 #
 # Only bash (4.4+), coreutils, util-linux, lvm2 and restic are used.
@@ -360,27 +361,50 @@ reap() {
   wait "$pid" 2>/dev/null || true
 }
 
-# restic_with_env REPO PASSWORD_FILE TIMEOUT ARG...: exec restic for one repository. The repository and
-# password file go in through the environment and the restic_env_file variables are exported, all in
-# this subshell only (capture's), never in argv. TIMEOUT 0 means none.
-# shellcheck disable=SC2317 # run through capture
-restic_with_env() {
-  local repo=$1 password_file=$2 seconds=$3 i
+# restic_exec KIND INDEX TIMEOUT ARG...: exec restic, the one way this script runs it. KIND says what it
+# works on: `repo` INDEX (REPO_*), `view` INDEX (that repository as a backup in its job's view sees it:
+# bound into the chroot for logical_volume_root, see prepare_view), `copy` INDEX (a copy destination,
+# COPY_*), `copy_from` INDEX (that destination, and its source repository as restic copy's source), or
+# `none` (restic version). The repositories and password files go in through the environment and the
+# restic_env_file variables are exported, all in this subshell only (capture's, or a background
+# child's), never in argv. TIMEOUT 0 means none.
+# shellcheck disable=SC2317 # run through capture or in the background
+restic_exec() {
+  local kind=$1 t=$2 seconds=$3 i from
+  local -a restic=("${TOOL[restic]}")
   shift 3
   if ((BASH_SUBSHELL == 0)); then
-    log "internal error: restic_with_env outside a subshell"
+    log "internal error: restic_exec outside a subshell"
     return 1
   fi
-  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE \
-    RESTIC_PASSWORD_COMMAND
-  for i in "${!ENV_KEYS[@]}"; do
-    export "${ENV_KEYS[i]}=${ENV_VALS[i]}"
-  done
-  export RESTIC_REPOSITORY="$repo" RESTIC_PASSWORD_FILE="$password_file"
+  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND \
+    RESTIC_FROM_REPOSITORY RESTIC_FROM_REPOSITORY_FILE RESTIC_FROM_PASSWORD RESTIC_FROM_PASSWORD_FILE \
+    RESTIC_FROM_PASSWORD_COMMAND
+  for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
+  case $kind in
+    repo) export RESTIC_REPOSITORY="${REPO_URL[t]}" RESTIC_PASSWORD_FILE="${REPO_PWFILE[t]}" ;;
+    view)
+      export RESTIC_REPOSITORY="${RESTIC_REPO_AT[t]:-${REPO_URL[t]}}"
+      export RESTIC_PASSWORD_FILE="${RESTIC_PW_AT[t]:-${REPO_PWFILE[t]}}"
+      if [[ -n $RESTIC_CACHE ]]; then export RESTIC_CACHE_DIR=$RESTIC_CACHE TMPDIR=/run/rlvm/tmp; fi
+      restic=("${RESTIC_PREFIX[@]}")
+      ;;
+    copy) export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}" ;;
+    copy_from)
+      from=${COPY_FROM[t]}
+      export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}"
+      export RESTIC_FROM_REPOSITORY="${REPO_URL[from]}" RESTIC_FROM_PASSWORD_FILE="${REPO_PWFILE[from]}"
+      ;;
+    none) ;;
+    *)
+      log "internal error: restic_exec: unknown kind $kind"
+      return 1
+      ;;
+  esac
   if ((seconds > 0)); then
-    with_timeout "$seconds" "${TOOL[restic]}" "$@"
+    with_timeout "$seconds" "${restic[@]}" "$@"
   fi
-  exec "${TOOL[restic]}" "$@"
+  exec "${restic[@]}" "$@"
 }
 
 # sanitize_restic_text TEXT REPO LABEL: REPLY = TEXT with the raw repository string replaced by its
@@ -448,22 +472,6 @@ restic_locked_retry() {
   done
 }
 
-# target_child KIND INDEX ARG...: exec restic against a repository (KIND repo) or a copy destination
-# (KIND copy), credentials through the environment only.
-# shellcheck disable=SC2317 # run in the background
-target_child() {
-  local kind=$1 t=$2 i
-  shift 2
-  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND
-  for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
-  if [[ $kind == repo ]]; then
-    export RESTIC_REPOSITORY="${REPO_URL[t]}" RESTIC_PASSWORD_FILE="${REPO_PWFILE[t]}"
-  else
-    export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}"
-  fi
-  exec "${TOOL[restic]}" "$@"
-}
-
 # stop_child: a running restic gets SIGINT, so it removes its repository lock, then SIGKILL after 30 s.
 # SIGCONT too: a stopped restic (someone's SIGSTOP, a debugger) would act on SIGINT only when resumed.
 stop_child() {
@@ -476,24 +484,25 @@ stop_child() {
   unlock_after_child "${CHILD_CMD[@]}"
 }
 
-# unlock_after_child FUNC ARG...: the restic that FUNC ran was stopped or killed, maybe while it took
+# unlock_after_child restic_exec KIND INDEX ...: that restic was stopped or killed, maybe while it took
 # or held a repository lock (restic itself can leave one when interrupted as it takes it). `restic
 # unlock` removes only the locks restic calls stale (their process is gone from this machine, or not
 # refreshed for 30 minutes), never a live restic's; without it the next forget or prune of that
 # repository would find it locked.
 unlock_after_child() {
-  local fn=${1-} t=${2-}
-  case $fn in
-    restic_job_child) unlock_target repo "$t" ;;
-    copy_child) unlock_target repo "${COPY_FROM[t]}" && unlock_target copy "$t" ;;
-    target_child) unlock_target "$t" "${3-}" ;;
+  local kind=${2-} t=${3-}
+  if [[ ${1-} != restic_exec ]]; then return 0; fi
+  case $kind in
+    repo | view) unlock_target repo "$t" ;;
+    copy) unlock_target copy "$t" ;;
+    copy_from) unlock_target repo "${COPY_FROM[t]}" && unlock_target copy "$t" ;;
     *) ;;
   esac
 }
 
 # unlock_target KIND INDEX: `restic unlock` against a repository or copy destination, 20 s at most.
 unlock_target() {
-  target_child "$1" "$2" unlock </dev/null >/dev/null 2>&1 3>&- &
+  restic_exec "$1" "$2" 0 unlock </dev/null >/dev/null 2>&1 3>&- &
   reap "$!" 200
 }
 
@@ -838,7 +847,7 @@ gather_facts() {
   # restic: "restic 0.14.0 compiled with go1.19.8 on linux/amd64"
   RESTIC_VERSION="" RESTIC_PROBLEM=""
   if have_tool restic; then
-    capture with_timeout "$PREFLIGHT_TIMEOUT" "${TOOL[restic]}" version
+    capture restic_exec none - "$PREFLIGHT_TIMEOUT" version
     re='^restic ([0-9][^[:space:]]*)'
     split_lines "$CAP_OUT"
     if ((CAP_RC == 0 && ${#LINES[@]} > 0)) && [[ ${LINES[0]} =~ $re ]]; then
@@ -1398,9 +1407,10 @@ check_vg_free() {
     free=$((10#${WORDS[0]}))
     size=$((10#${WORDS[1]}))
     bp=${VG_MARGIN_BP[$vg]}
-    # size * bp / 10000, rounded up, without overflowing 64 bits.
+    margin=${VG_MARGIN[$vg]}
+    # Plus size * bp / 10000, rounded up, without overflowing 64 bits.
     # shellcheck disable=SC2017 # the division comes first on purpose: size * bp could overflow
-    margin=$((VG_MARGIN[$vg] + size / 10000 * bp + (size % 10000 * bp + 9999) / 10000))
+    margin=$((margin + size / 10000 * bp + (size % 10000 * bp + 9999) / 10000))
     human_bytes "$snaps"
     local detail=" (snapshots $REPLY"
     human_bytes "$margin"
@@ -1469,10 +1479,11 @@ check_env_file() {
   fi
 }
 
-# check_repo NAME REPO PASSWORD_FILE LABEL: `restic cat config --no-lock` opens the repository,
-# read-only, without a lock and without a cache (nothing is written on the host or in the repository).
+# check_repo NAME KIND INDEX REPO PASSWORD_FILE LABEL: `restic cat config --no-lock` opens the
+# repository (KIND repo or copy, as restic_exec takes them), read-only, without a lock and without a cache
+# (nothing is written on the host or in the repository).
 check_repo() {
-  local name=$1 repo=$2 password_file=$3 label=$4 line hint re
+  local name=$1 kind=$2 index=$3 repo=$4 password_file=$5 label=$6 line hint re
   if ! restic_usable; then
     check "$name" false "not checked: no usable restic (see the restic check)" "fix the restic check first"
     return 0
@@ -1482,7 +1493,7 @@ check_repo() {
       "fix the restic_env_file check first"
     return 0
   fi
-  capture restic_with_env "$repo" "$password_file" "$PREFLIGHT_TIMEOUT" cat config --no-lock --no-cache
+  capture restic_exec "$kind" "$index" "$PREFLIGHT_TIMEOUT" cat config --no-lock --no-cache
   if ((CAP_RC == 0)); then
     local id="" version=""
     re='"id":[[:space:]]*"([0-9a-f]+)"'
@@ -1525,11 +1536,13 @@ check_repo() {
 check_repos() {
   local i key name
   local -A seen=() names=()
-  local -a urls=() pwfiles=() labels=() ids=()
+  local -a kinds=() indices=() urls=() pwfiles=() labels=() ids=()
   for i in "${!REPO_ID[@]}"; do
+    kinds+=(repo) indices+=("$i")
     urls+=("${REPO_URL[i]}") pwfiles+=("${REPO_PWFILE[i]}") labels+=("${REPO_LABEL[i]}") ids+=("${REPO_ID[i]}")
   done
   for i in "${!COPY_ID[@]}"; do
+    kinds+=(copy) indices+=("$i")
     urls+=("${COPY_URL[i]}") pwfiles+=("${COPY_PWFILE[i]}") labels+=("${COPY_LABEL[i]}") ids+=("${COPY_ID[i]}")
   done
   for i in "${!urls[@]}"; do
@@ -1539,7 +1552,7 @@ check_repos() {
     name="repo:${labels[i]}"
     if [[ -n ${names[$name]-} ]]; then name+=" (${ids[i]})"; fi
     names[$name]=1
-    check_repo "$name" "${urls[i]}" "${pwfiles[i]}" "${labels[i]}"
+    check_repo "$name" "${kinds[i]}" "${indices[i]}" "${urls[i]}" "${pwfiles[i]}" "${labels[i]}"
   done
 }
 
@@ -1844,9 +1857,9 @@ backup_preflight() {
   fi
 }
 
-# restic_in: the restic command line for a job, with the view prepared (bound snapshot or chroot).
-# RESTIC_ARGV = the argv prefix (restic, or chroot ROOT restic); RESTIC_REPO_AT/PW_AT map repository
-# index -> the path restic sees (differs only in the chroot).
+# prepare_view JOB: the job's view prepared (bound snapshot or chroot), for restic_exec view:
+# RESTIC_PREFIX = how restic runs in it (restic, or chroot ROOT restic); RESTIC_REPO_AT/PW_AT map
+# repository index -> the path restic sees (differs only in the chroot).
 prepare_view() {
   local i=$1 mp root r k
   RESTIC_PREFIX=("${TOOL[restic]}")
@@ -1931,19 +1944,6 @@ prepare_view() {
   esac
 }
 
-# restic_job_child REPO_INDEX ARG...: exec restic for a backup of one repository, in the job's view.
-# shellcheck disable=SC2317 # run in the background by backup_repo
-restic_job_child() {
-  local r=$1 i
-  shift
-  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND
-  for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
-  export RESTIC_REPOSITORY="${RESTIC_REPO_AT[r]:-${REPO_URL[r]}}"
-  export RESTIC_PASSWORD_FILE="${RESTIC_PW_AT[r]:-${REPO_PWFILE[r]}}"
-  if [[ -n $RESTIC_CACHE ]]; then export RESTIC_CACHE_DIR=$RESTIC_CACHE TMPDIR=/run/rlvm/tmp; fi
-  exec "${RESTIC_PREFIX[@]}" "$@"
-}
-
 # backup_repo JOB REPO_INDEX: one `restic backup`, reported as repo_done or repo_failed.
 backup_repo() {
   local i=$1 r=$2 start end out err line summary="" e
@@ -1968,7 +1968,7 @@ backup_repo() {
   out="$RUN_DIR/restic.${REPO_ID[r]}.out" err="$RUN_DIR/restic.${REPO_ID[r]}.err"
   now_ms
   start=$REPLY
-  run_restic_bg "$out" "$err" restic_job_child "$r" "${args[@]}"
+  run_restic_bg "$out" "$err" restic_exec view "$r" 0 "${args[@]}"
   local rc=$REPLY
   # Still valid once restic has exited: everything it read came from the intact snapshot.
   if [[ -n ${SNAP_NAME[i]-} ]]; then
@@ -2010,7 +2010,7 @@ discard_job_backups() {
       message+="; restic reported no snapshot id"
     else
       restic_locked_retry "$RUN_DIR/discard.${REPO_ID[r]}.out" "$RUN_DIR/discard.${REPO_ID[r]}.err" \
-        target_child repo "$r" forget -- "$id"
+        restic_exec repo "$r" 0 forget -- "$id"
       if ((REPLY == 0)); then
         message+="; its restic snapshot ${id:0:8} was forgotten"
       else
@@ -2022,20 +2022,6 @@ discard_job_backups() {
       duration_ms "n:${REPO_MS[r]:-0}" message "s:$message"
   done
   REPLY=$discarded
-}
-
-# copy_child COPY_INDEX ARG...: exec `restic copy` from the copy's source repository into its destination.
-# shellcheck disable=SC2317 # run in the background by run_copy
-copy_child() {
-  local c=$1 r i
-  shift
-  r=${COPY_FROM[c]}
-  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND \
-    RESTIC_FROM_REPOSITORY RESTIC_FROM_REPOSITORY_FILE RESTIC_FROM_PASSWORD RESTIC_FROM_PASSWORD_COMMAND
-  for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
-  export RESTIC_REPOSITORY="${COPY_URL[c]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[c]}"
-  export RESTIC_FROM_REPOSITORY="${REPO_URL[r]}" RESTIC_FROM_PASSWORD_FILE="${REPO_PWFILE[r]}"
-  exec "${TOOL[restic]}" "$@"
 }
 
 # run_copy COPY_INDEX: this host's snapshots of the job, from the source repository into the destination.
@@ -2051,7 +2037,7 @@ run_copy() {
   now_ms
   start=$REPLY
   run_restic_bg "$RUN_DIR/copy.${COPY_ID[c]}.out" "$RUN_DIR/copy.${COPY_ID[c]}.err" \
-    copy_child "$c" copy --host "$PLAN_HOST" --tag "job:${JOB_NAME[i]}"
+    restic_exec copy_from "$c" 0 copy --host "$PLAN_HOST" --tag "job:${JOB_NAME[i]}"
   local rc=$REPLY
   now_ms
   end=$REPLY
@@ -2146,7 +2132,7 @@ cmd_prune() {
     # A dry run only reads: no lock, so it never waits for (or blocks) another host's prune.
     if [[ $PLAN_DRY_RUN == true ]]; then args+=(--dry-run --no-lock); fi
     out="$RUN_DIR/forget.$id.out" err="$RUN_DIR/forget.$id.err"
-    restic_locked_retry "$out" "$err" target_child "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" "${args[@]}"
+    restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 "${args[@]}"
     rc=$REPLY
     local json=""
     if [[ -f $out ]]; then IFS= read -r json <"$out" || true; fi
@@ -2166,7 +2152,7 @@ cmd_prune() {
       if [[ -z ${forgot[${TARGET_URL[t]}]-} || -n ${pruned[${TARGET_URL[t]}]-} ]]; then continue; fi
       pruned[${TARGET_URL[t]}]=1
       out="$RUN_DIR/prune.${TARGET_ID[t]}.out" err="$RUN_DIR/prune.${TARGET_ID[t]}.err"
-      restic_locked_retry "$out" "$err" target_child "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" prune
+      restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 prune
       rc=$REPLY
       if ((rc == 0)); then
         emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:true message s:
@@ -2202,7 +2188,7 @@ cmd_status() {
     id=${TARGET_ID[t]}
     job=${JOB_NAME[${TARGET_JOB[t]}]}
     out="$RUN_DIR/status.$id.out" err="$RUN_DIR/status.$id.err"
-    run_restic_bg "$out" "$err" target_child "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" \
+    run_restic_bg "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 \
       snapshots --json --no-lock --host "$PLAN_HOST" --tag "job:$job"
     rc=$REPLY
     json=""

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The test command (`npm test`): lint, format check and type check, then every test tier, ending with
-// one line that totals them all: "N passed, N failed".
+// The test command (`npm test`): lint, format check, type check and the dependency rules, then every
+// test tier, ending with one line that totals them all: "N passed, N failed".
 // `npm test -- unit` runs only the named tiers.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -22,6 +22,8 @@ for (const [name, command, args] of [
   ["lint", "npx", ["eslint", "."]],
   ["format", "npx", ["prettier", "--check", "."]],
   ["typecheck", "npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]],
+  // The layering rules in .dependency-cruiser.mjs: no cycle, no import against DESIGN §11's arrows.
+  ["deps", "npx", ["depcruise", "src", "--config", ".dependency-cruiser.mjs"]],
 ]) {
   console.log(`\n== ${name}`);
   if (!run(command, args)) {
@@ -67,7 +69,7 @@ rmSync(dir, { recursive: true, force: true });
 
 console.log("\n== summary");
 for (const line of lines) console.log(line);
-if (failedChecks > 0) console.log(`lint/format/typecheck: ${failedChecks} failed`);
+if (failedChecks > 0) console.log(`lint/format/typecheck/deps: ${failedChecks} failed`);
 const failed = totals.failed + failedChecks;
 console.log(
   `${totals.passed} passed, ${failed} failed${totals.skipped > 0 ? `, ${totals.skipped} skipped` : ""}`,

@@ -306,9 +306,10 @@ check_vg_free() {
     free=$((10#${WORDS[0]}))
     size=$((10#${WORDS[1]}))
     bp=${VG_MARGIN_BP[$vg]}
-    # size * bp / 10000, rounded up, without overflowing 64 bits.
+    margin=${VG_MARGIN[$vg]}
+    # Plus size * bp / 10000, rounded up, without overflowing 64 bits.
     # shellcheck disable=SC2017 # the division comes first on purpose: size * bp could overflow
-    margin=$((VG_MARGIN[$vg] + size / 10000 * bp + (size % 10000 * bp + 9999) / 10000))
+    margin=$((margin + size / 10000 * bp + (size % 10000 * bp + 9999) / 10000))
     human_bytes "$snaps"
     local detail=" (snapshots $REPLY"
     human_bytes "$margin"
@@ -377,10 +378,11 @@ check_env_file() {
   fi
 }
 
-# check_repo NAME REPO PASSWORD_FILE LABEL: `restic cat config --no-lock` opens the repository,
-# read-only, without a lock and without a cache (nothing is written on the host or in the repository).
+# check_repo NAME KIND INDEX REPO PASSWORD_FILE LABEL: `restic cat config --no-lock` opens the
+# repository (KIND repo or copy, as restic_exec takes them), read-only, without a lock and without a cache
+# (nothing is written on the host or in the repository).
 check_repo() {
-  local name=$1 repo=$2 password_file=$3 label=$4 line hint re
+  local name=$1 kind=$2 index=$3 repo=$4 password_file=$5 label=$6 line hint re
   if ! restic_usable; then
     check "$name" false "not checked: no usable restic (see the restic check)" "fix the restic check first"
     return 0
@@ -390,7 +392,7 @@ check_repo() {
       "fix the restic_env_file check first"
     return 0
   fi
-  capture restic_with_env "$repo" "$password_file" "$PREFLIGHT_TIMEOUT" cat config --no-lock --no-cache
+  capture restic_exec "$kind" "$index" "$PREFLIGHT_TIMEOUT" cat config --no-lock --no-cache
   if ((CAP_RC == 0)); then
     local id="" version=""
     re='"id":[[:space:]]*"([0-9a-f]+)"'
@@ -433,11 +435,13 @@ check_repo() {
 check_repos() {
   local i key name
   local -A seen=() names=()
-  local -a urls=() pwfiles=() labels=() ids=()
+  local -a kinds=() indices=() urls=() pwfiles=() labels=() ids=()
   for i in "${!REPO_ID[@]}"; do
+    kinds+=(repo) indices+=("$i")
     urls+=("${REPO_URL[i]}") pwfiles+=("${REPO_PWFILE[i]}") labels+=("${REPO_LABEL[i]}") ids+=("${REPO_ID[i]}")
   done
   for i in "${!COPY_ID[@]}"; do
+    kinds+=(copy) indices+=("$i")
     urls+=("${COPY_URL[i]}") pwfiles+=("${COPY_PWFILE[i]}") labels+=("${COPY_LABEL[i]}") ids+=("${COPY_ID[i]}")
   done
   for i in "${!urls[@]}"; do
@@ -447,7 +451,7 @@ check_repos() {
     name="repo:${labels[i]}"
     if [[ -n ${names[$name]-} ]]; then name+=" (${ids[i]})"; fi
     names[$name]=1
-    check_repo "$name" "${urls[i]}" "${pwfiles[i]}" "${labels[i]}"
+    check_repo "$name" "${kinds[i]}" "${indices[i]}" "${urls[i]}" "${pwfiles[i]}" "${labels[i]}"
   done
 }
 

@@ -25,9 +25,9 @@ backup_preflight() {
   fi
 }
 
-# restic_in: the restic command line for a job, with the view prepared (bound snapshot or chroot).
-# RESTIC_ARGV = the argv prefix (restic, or chroot ROOT restic); RESTIC_REPO_AT/PW_AT map repository
-# index -> the path restic sees (differs only in the chroot).
+# prepare_view JOB: the job's view prepared (bound snapshot or chroot), for restic_exec view:
+# RESTIC_PREFIX = how restic runs in it (restic, or chroot ROOT restic); RESTIC_REPO_AT/PW_AT map
+# repository index -> the path restic sees (differs only in the chroot).
 prepare_view() {
   local i=$1 mp root r k
   RESTIC_PREFIX=("${TOOL[restic]}")
@@ -112,19 +112,6 @@ prepare_view() {
   esac
 }
 
-# restic_job_child REPO_INDEX ARG...: exec restic for a backup of one repository, in the job's view.
-# shellcheck disable=SC2317 # run in the background by backup_repo
-restic_job_child() {
-  local r=$1 i
-  shift
-  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND
-  for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
-  export RESTIC_REPOSITORY="${RESTIC_REPO_AT[r]:-${REPO_URL[r]}}"
-  export RESTIC_PASSWORD_FILE="${RESTIC_PW_AT[r]:-${REPO_PWFILE[r]}}"
-  if [[ -n $RESTIC_CACHE ]]; then export RESTIC_CACHE_DIR=$RESTIC_CACHE TMPDIR=/run/rlvm/tmp; fi
-  exec "${RESTIC_PREFIX[@]}" "$@"
-}
-
 # backup_repo JOB REPO_INDEX: one `restic backup`, reported as repo_done or repo_failed.
 backup_repo() {
   local i=$1 r=$2 start end out err line summary="" e
@@ -149,7 +136,7 @@ backup_repo() {
   out="$RUN_DIR/restic.${REPO_ID[r]}.out" err="$RUN_DIR/restic.${REPO_ID[r]}.err"
   now_ms
   start=$REPLY
-  run_restic_bg "$out" "$err" restic_job_child "$r" "${args[@]}"
+  run_restic_bg "$out" "$err" restic_exec view "$r" 0 "${args[@]}"
   local rc=$REPLY
   # Still valid once restic has exited: everything it read came from the intact snapshot.
   if [[ -n ${SNAP_NAME[i]-} ]]; then
@@ -191,7 +178,7 @@ discard_job_backups() {
       message+="; restic reported no snapshot id"
     else
       restic_locked_retry "$RUN_DIR/discard.${REPO_ID[r]}.out" "$RUN_DIR/discard.${REPO_ID[r]}.err" \
-        target_child repo "$r" forget -- "$id"
+        restic_exec repo "$r" 0 forget -- "$id"
       if ((REPLY == 0)); then
         message+="; its restic snapshot ${id:0:8} was forgotten"
       else
@@ -203,20 +190,6 @@ discard_job_backups() {
       duration_ms "n:${REPO_MS[r]:-0}" message "s:$message"
   done
   REPLY=$discarded
-}
-
-# copy_child COPY_INDEX ARG...: exec `restic copy` from the copy's source repository into its destination.
-# shellcheck disable=SC2317 # run in the background by run_copy
-copy_child() {
-  local c=$1 r i
-  shift
-  r=${COPY_FROM[c]}
-  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND \
-    RESTIC_FROM_REPOSITORY RESTIC_FROM_REPOSITORY_FILE RESTIC_FROM_PASSWORD RESTIC_FROM_PASSWORD_COMMAND
-  for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
-  export RESTIC_REPOSITORY="${COPY_URL[c]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[c]}"
-  export RESTIC_FROM_REPOSITORY="${REPO_URL[r]}" RESTIC_FROM_PASSWORD_FILE="${REPO_PWFILE[r]}"
-  exec "${TOOL[restic]}" "$@"
 }
 
 # run_copy COPY_INDEX: this host's snapshots of the job, from the source repository into the destination.
@@ -232,7 +205,7 @@ run_copy() {
   now_ms
   start=$REPLY
   run_restic_bg "$RUN_DIR/copy.${COPY_ID[c]}.out" "$RUN_DIR/copy.${COPY_ID[c]}.err" \
-    copy_child "$c" copy --host "$PLAN_HOST" --tag "job:${JOB_NAME[i]}"
+    restic_exec copy_from "$c" 0 copy --host "$PLAN_HOST" --tag "job:${JOB_NAME[i]}"
   local rc=$REPLY
   now_ms
   end=$REPLY

@@ -38,7 +38,7 @@ cmd_prune() {
     # A dry run only reads: no lock, so it never waits for (or blocks) another host's prune.
     if [[ $PLAN_DRY_RUN == true ]]; then args+=(--dry-run --no-lock); fi
     out="$RUN_DIR/forget.$id.out" err="$RUN_DIR/forget.$id.err"
-    restic_locked_retry "$out" "$err" target_child "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" "${args[@]}"
+    restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 "${args[@]}"
     rc=$REPLY
     local json=""
     if [[ -f $out ]]; then IFS= read -r json <"$out" || true; fi
@@ -58,7 +58,7 @@ cmd_prune() {
       if [[ -z ${forgot[${TARGET_URL[t]}]-} || -n ${pruned[${TARGET_URL[t]}]-} ]]; then continue; fi
       pruned[${TARGET_URL[t]}]=1
       out="$RUN_DIR/prune.${TARGET_ID[t]}.out" err="$RUN_DIR/prune.${TARGET_ID[t]}.err"
-      restic_locked_retry "$out" "$err" target_child "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" prune
+      restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 prune
       rc=$REPLY
       if ((rc == 0)); then
         emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:true message s:

@@ -20,7 +20,7 @@ cmd_status() {
     id=${TARGET_ID[t]}
     job=${JOB_NAME[${TARGET_JOB[t]}]}
     out="$RUN_DIR/status.$id.out" err="$RUN_DIR/status.$id.err"
-    run_restic_bg "$out" "$err" target_child "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" \
+    run_restic_bg "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 \
       snapshots --json --no-lock --host "$PLAN_HOST" --tag "job:$job"
     rc=$REPLY
     json=""

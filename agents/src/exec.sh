@@ -109,27 +109,50 @@ reap() {
   wait "$pid" 2>/dev/null || true
 }
 
-# restic_with_env REPO PASSWORD_FILE TIMEOUT ARG...: exec restic for one repository. The repository and
-# password file go in through the environment and the restic_env_file variables are exported, all in
-# this subshell only (capture's), never in argv. TIMEOUT 0 means none.
-# shellcheck disable=SC2317 # run through capture
-restic_with_env() {
-  local repo=$1 password_file=$2 seconds=$3 i
+# restic_exec KIND INDEX TIMEOUT ARG...: exec restic, the one way this script runs it. KIND says what it
+# works on: `repo` INDEX (REPO_*), `view` INDEX (that repository as a backup in its job's view sees it:
+# bound into the chroot for logical_volume_root, see prepare_view), `copy` INDEX (a copy destination,
+# COPY_*), `copy_from` INDEX (that destination, and its source repository as restic copy's source), or
+# `none` (restic version). The repositories and password files go in through the environment and the
+# restic_env_file variables are exported, all in this subshell only (capture's, or a background
+# child's), never in argv. TIMEOUT 0 means none.
+# shellcheck disable=SC2317 # run through capture or in the background
+restic_exec() {
+  local kind=$1 t=$2 seconds=$3 i from
+  local -a restic=("${TOOL[restic]}")
   shift 3
   if ((BASH_SUBSHELL == 0)); then
-    log "internal error: restic_with_env outside a subshell"
+    log "internal error: restic_exec outside a subshell"
     return 1
   fi
-  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE \
-    RESTIC_PASSWORD_COMMAND
-  for i in "${!ENV_KEYS[@]}"; do
-    export "${ENV_KEYS[i]}=${ENV_VALS[i]}"
-  done
-  export RESTIC_REPOSITORY="$repo" RESTIC_PASSWORD_FILE="$password_file"
+  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND \
+    RESTIC_FROM_REPOSITORY RESTIC_FROM_REPOSITORY_FILE RESTIC_FROM_PASSWORD RESTIC_FROM_PASSWORD_FILE \
+    RESTIC_FROM_PASSWORD_COMMAND
+  for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
+  case $kind in
+    repo) export RESTIC_REPOSITORY="${REPO_URL[t]}" RESTIC_PASSWORD_FILE="${REPO_PWFILE[t]}" ;;
+    view)
+      export RESTIC_REPOSITORY="${RESTIC_REPO_AT[t]:-${REPO_URL[t]}}"
+      export RESTIC_PASSWORD_FILE="${RESTIC_PW_AT[t]:-${REPO_PWFILE[t]}}"
+      if [[ -n $RESTIC_CACHE ]]; then export RESTIC_CACHE_DIR=$RESTIC_CACHE TMPDIR=/run/rlvm/tmp; fi
+      restic=("${RESTIC_PREFIX[@]}")
+      ;;
+    copy) export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}" ;;
+    copy_from)
+      from=${COPY_FROM[t]}
+      export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}"
+      export RESTIC_FROM_REPOSITORY="${REPO_URL[from]}" RESTIC_FROM_PASSWORD_FILE="${REPO_PWFILE[from]}"
+      ;;
+    none) ;;
+    *)
+      log "internal error: restic_exec: unknown kind $kind"
+      return 1
+      ;;
+  esac
   if ((seconds > 0)); then
-    with_timeout "$seconds" "${TOOL[restic]}" "$@"
+    with_timeout "$seconds" "${restic[@]}" "$@"
   fi
-  exec "${TOOL[restic]}" "$@"
+  exec "${restic[@]}" "$@"
 }
 
 # sanitize_restic_text TEXT REPO LABEL: REPLY = TEXT with the raw repository string replaced by its
@@ -197,22 +220,6 @@ restic_locked_retry() {
   done
 }
 
-# target_child KIND INDEX ARG...: exec restic against a repository (KIND repo) or a copy destination
-# (KIND copy), credentials through the environment only.
-# shellcheck disable=SC2317 # run in the background
-target_child() {
-  local kind=$1 t=$2 i
-  shift 2
-  unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND
-  for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
-  if [[ $kind == repo ]]; then
-    export RESTIC_REPOSITORY="${REPO_URL[t]}" RESTIC_PASSWORD_FILE="${REPO_PWFILE[t]}"
-  else
-    export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}"
-  fi
-  exec "${TOOL[restic]}" "$@"
-}
-
 # stop_child: a running restic gets SIGINT, so it removes its repository lock, then SIGKILL after 30 s.
 # SIGCONT too: a stopped restic (someone's SIGSTOP, a debugger) would act on SIGINT only when resumed.
 stop_child() {
@@ -225,23 +232,24 @@ stop_child() {
   unlock_after_child "${CHILD_CMD[@]}"
 }
 
-# unlock_after_child FUNC ARG...: the restic that FUNC ran was stopped or killed, maybe while it took
+# unlock_after_child restic_exec KIND INDEX ...: that restic was stopped or killed, maybe while it took
 # or held a repository lock (restic itself can leave one when interrupted as it takes it). `restic
 # unlock` removes only the locks restic calls stale (their process is gone from this machine, or not
 # refreshed for 30 minutes), never a live restic's; without it the next forget or prune of that
 # repository would find it locked.
 unlock_after_child() {
-  local fn=${1-} t=${2-}
-  case $fn in
-    restic_job_child) unlock_target repo "$t" ;;
-    copy_child) unlock_target repo "${COPY_FROM[t]}" && unlock_target copy "$t" ;;
-    target_child) unlock_target "$t" "${3-}" ;;
+  local kind=${2-} t=${3-}
+  if [[ ${1-} != restic_exec ]]; then return 0; fi
+  case $kind in
+    repo | view) unlock_target repo "$t" ;;
+    copy) unlock_target copy "$t" ;;
+    copy_from) unlock_target repo "${COPY_FROM[t]}" && unlock_target copy "$t" ;;
     *) ;;
   esac
 }
 
 # unlock_target KIND INDEX: `restic unlock` against a repository or copy destination, 20 s at most.
 unlock_target() {
-  target_child "$1" "$2" unlock </dev/null >/dev/null 2>&1 3>&- &
+  restic_exec "$1" "$2" 0 unlock </dev/null >/dev/null 2>&1 3>&- &
   reap "$!" 200
 }

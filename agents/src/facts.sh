@@ -25,7 +25,7 @@ gather_facts() {
   # restic: "restic 0.14.0 compiled with go1.19.8 on linux/amd64"
   RESTIC_VERSION="" RESTIC_PROBLEM=""
   if have_tool restic; then
-    capture with_timeout "$PREFLIGHT_TIMEOUT" "${TOOL[restic]}" version
+    capture restic_exec none - "$PREFLIGHT_TIMEOUT" version
     re='^restic ([0-9][^[:space:]]*)'
     split_lines "$CAP_OUT"
     if ((CAP_RC == 0 && ${#LINES[@]} > 0)) && [[ ${LINES[0]} =~ $re ]]; then

@@ -16,9 +16,10 @@
 #     single words of argv arrays: no eval, no source, no `bash -c`, no data in a format string;
 #   - external tools are resolved once to absolute paths (see find_tool) and run with stdin from
 #     /dev/null and the event stream closed;
-#   - restic gets its repository and password file through RESTIC_REPOSITORY / RESTIC_PASSWORD_FILE,
-#     and restic_env_file variables through `export`, all inside the subshell of that one call: no
-#     secret is ever in an argv (argv is world-readable in /proc);
+#   - restic runs only through restic_exec, which hands it its repository and password file through
+#     RESTIC_REPOSITORY / RESTIC_PASSWORD_FILE and restic_env_file variables through `export`, all
+#     inside the subshell of that one call: no secret is ever in an argv (argv is world-readable in
+#     /proc);
 #   - repository URLs are never printed: events and diagnostics name repositories by their LABEL.
 #
 # Only bash (4.4+), coreutils, util-linux, lvm2 and restic are used.

@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { HostError } from "../errors.js";
 
 const AGENT_PATH = fileURLToPath(new URL("../../agents/rlvm-agent.sh", import.meta.url));
 
@@ -86,4 +87,37 @@ export function bootstrapArgv(runId: string, host: string, agent: AgentFile): st
  */
 export function agentPayload(runId: string, agent: AgentFile, planLines: readonly string[]): Buffer[] {
   return [Buffer.from(`RLVM-FLEET-AGENT ${runId}\n`), agent.bytes, Buffer.from(`${planLines.join("\n")}\n`)];
+}
+
+/** Why the bootstrap ended without running the agent, from its exit status; null when it did not say. */
+export function diagnoseBootstrapExit(exitCode: number | null, stderr: string): HostError | null {
+  const tail = stderr.trim().split("\n").slice(-5).join(" | ");
+  switch (exitCode) {
+    case BOOTSTRAP_EXIT.checksum:
+      return new HostError(
+        "agent_checksum",
+        "the agent's sha256 did not match on the host; it was not run",
+        "the upload was corrupted or tampered with; run again, and check the path between controller and host",
+      );
+    case BOOTSTRAP_EXIT.unsafeRunDir:
+      return new HostError(
+        "agent_failed",
+        `the run directory is not safe: ${tail}`,
+        "/run/rlvm-fleet must be a directory owned by root",
+      );
+    case BOOTSTRAP_EXIT.noAgent:
+      return new HostError(
+        "agent_failed",
+        "the bootstrap's stdin ended before the agent arrived; nothing ran",
+        "the controller stopped or the connection broke before the agent was sent; run again",
+      );
+    case 127:
+      if (/command not found|No such file/.test(stderr))
+        return new HostError(
+          "agent_failed",
+          `a required program is missing: ${tail}`,
+          "the host needs bash, sudo and coreutils",
+        );
+  }
+  return null;
 }

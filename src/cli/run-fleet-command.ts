@@ -2,45 +2,36 @@
 // render, and return the report's exit code.
 import { renameSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { parseDuration } from "../duration.js";
-import { UsageError } from "../errors.js";
 import { buildPlan } from "../plan/build-plan.js";
+import type { ReportOptions } from "../report/report-options.js";
 import { runFleet, type FleetRunRequest } from "../run/run-fleet.js";
 import type { CliIo } from "./io.js";
-import { splitList, type CommonOptions } from "./main.js";
+import type { FleetOptions } from "./options.js";
 import { renderProgress } from "./render/progress.js";
 import { renderReportMarkdown } from "./render/markdown.js";
 import { renderReportTable } from "./render/report-table.js";
 import type { Style } from "./render/style.js";
 
-export interface FleetCommandOptions extends CommonOptions {
-  forks: string;
-  report?: string;
-  quiet?: boolean;
-  verbose?: boolean;
-  dryRun?: boolean;
-  maxAge?: string;
-  category?: string[];
-  name?: string[];
+export interface FleetStyles {
+  out: Style;
+  err: Style;
 }
 
+/**
+ * Runs `command` as `options` say: the report records them as they are, and the run reads its
+ * inventory, selection, forks, dry run and max age from the same fields.
+ */
 export async function runFleetCommand(
   command: FleetRunRequest["command"],
-  options: FleetCommandOptions,
+  options: ReportOptions,
+  output: Pick<FleetOptions, "format" | "report" | "quiet" | "verbose">,
   io: CliIo,
-  style: { out: Style; err: Style },
+  style: FleetStyles,
 ): Promise<number> {
-  if (!/^[1-9]\d*$/.test(options.forks)) {
-    throw new UsageError(`--forks must be a whole number of at least 1, got "${options.forks}"`);
-  }
-  const maxAgeS = options.maxAge === undefined ? null : parseDuration(options.maxAge);
-  if (maxAgeS === undefined) {
-    throw new UsageError(`--max-age must be a duration such as 26h, 7d or 90m, got "${options.maxAge}"`);
-  }
   const plan = buildPlan(resolve(io.cwd, options.inventory), {
-    limit: options.limit,
-    categories: splitList(options.category),
-    names: splitList(options.name),
+    limit: options.limit ?? undefined,
+    categories: options.category,
+    names: options.name,
   });
   const controller = new AbortController();
   const onSignal = () => {
@@ -51,32 +42,24 @@ export async function runFleetCommand(
   try {
     const report = await runFleet({
       command,
-      dryRun: options.dryRun === true,
-      maxAgeS,
+      dryRun: options.dry_run,
+      maxAgeS: options.max_age_s,
       plan,
-      forks: Number(options.forks),
-      options: {
-        inventory: options.inventory,
-        limit: options.limit ?? null,
-        forks: Number(options.forks),
-        category: splitList(options.category),
-        name: splitList(options.name),
-        dry_run: options.dryRun === true,
-        max_age_s: maxAgeS,
-      },
+      forks: options.forks,
+      options,
       agentSocket: io.env["SSH_AUTH_SOCK"] ?? null,
       signal: controller.signal,
       onProgress: (event) => {
-        if (options.quiet === true || (event.step === "log" && options.verbose !== true)) return;
+        if (output.quiet === true || (event.step === "log" && output.verbose !== true)) return;
         io.stderr(renderProgress(event, { tty: io.stderrIsTty, now: new Date(), style: style.err }));
       },
     });
-    if (options.report !== undefined)
-      writeAtomically(resolve(io.cwd, options.report), `${JSON.stringify(report, null, 2)}\n`);
+    if (output.report !== undefined)
+      writeAtomically(resolve(io.cwd, output.report), `${JSON.stringify(report, null, 2)}\n`);
     io.stdout(
-      options.format === "json"
+      output.format === "json"
         ? `${JSON.stringify(report, null, 2)}\n`
-        : options.format === "markdown"
+        : output.format === "markdown"
           ? renderReportMarkdown(report)
           : renderReportTable(report, style.out),
     );

@@ -15,7 +15,7 @@ const EXIT_OF_STATUS: Record<HostStatus, ExitKind> = {
 export function buildReport(input: {
   runId: string;
   command: string;
-  options: Record<string, unknown>;
+  options: Report["options"];
   startedAt: Date;
   finishedAt: Date;
   hosts: HostResult[];

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { checkEvent, factsSchema } from "../agent/protocol.js";
 import { HOST_ERROR_CODES, type HostErrorCode } from "../errors.js";
+import { reportOptionsSchema } from "./report-options.js";
 
 export const REPORT_SCHEMA = "rlvm-fleet/report@1";
 
@@ -102,7 +103,7 @@ export const reportSchema = z.object({
   schema: z.literal(REPORT_SCHEMA),
   run_id: z.string(),
   command: z.string(),
-  options: z.record(z.string(), z.unknown()),
+  options: reportOptionsSchema,
   started_at: z.string(),
   finished_at: z.string(),
   controller_version: z.string(),

@@ -7,7 +7,8 @@ import type { FleetPlan } from "../plan/build-plan.js";
 import { buildReport } from "../report/build-report.js";
 import type { HostResult, Report } from "../report/report-schema.js";
 import { loadLocalFiles } from "./local-files.js";
-import { runHost, type HostRunContext, type ProgressEvent } from "./run-host.js";
+import type { ProgressEvent } from "../report/progress-event.js";
+import { runHost, type HostRunContext } from "./run-host.js";
 
 export interface FleetRunRequest {
   command: "ping" | "check" | "backup" | "prune" | "status";
@@ -17,7 +18,7 @@ export interface FleetRunRequest {
   dryRun?: boolean;
   plan: FleetPlan;
   forks: number;
-  options: Record<string, unknown>;
+  options: Report["options"];
   agentSocket: string | null;
   signal: AbortSignal;
   onProgress: (event: ProgressEvent) => void;

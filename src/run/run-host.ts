@@ -1,30 +1,33 @@
 // One host's run: connect, deliver the agent, feed it the plan, read its events, clean up. Whatever
 // happens becomes this host's result; nothing here throws to the caller.
-import type { ClientChannel } from "ssh2";
 import { HostError } from "../errors.js";
-import { agentPayload, BOOTSTRAP_EXIT, bootstrapArgv, READY_LINE, type AgentFile } from "../agent/deliver.js";
-import { parseEvents } from "../agent/parse-events.js";
+import {
+  agentPayload,
+  bootstrapArgv,
+  diagnoseBootstrapExit,
+  READY_LINE,
+  type AgentFile,
+} from "../agent/deliver.js";
+import { parseEvents, type EventParser } from "../agent/parse-events.js";
 import { agentPlan, type AgentCommand, type AgentPlan } from "../agent/plan-lines.js";
 import type { AgentEvent, ResultEvent } from "../agent/protocol.js";
 import type { HostPlan } from "../plan/build-plan.js";
 import { trackJobs, type JobTracker, type TrackedCommand } from "./job-tracker.js";
 import { redact, redactDeep, secretsOf } from "./redact.js";
-import type { Check, HostResult } from "../report/report-schema.js";
-import { becomeCommand, SUDO_PROMPT } from "../transport/remote-command.js";
-import { connectSsh, type ConnectTarget, type SshSession } from "../transport/ssh-connection.js";
+import type { ProgressEvent } from "../report/progress-event.js";
+import { checkSchema, type HostResult } from "../report/report-schema.js";
+import { Become } from "../transport/become.js";
+import {
+  connectSsh,
+  type ConnectTarget,
+  type RemoteExit,
+  type RemoteProcess,
+  type SshSession,
+} from "../transport/ssh-connection.js";
 import type { LocalFiles } from "./local-files.js";
 import { decideHostOutcome, decideJobs } from "./host-outcome.js";
 import { hintForCheck } from "./hints.js";
-
-export type ProgressStep = "connecting" | "running" | "log" | "done";
-
-export interface ProgressEvent {
-  host: string;
-  step: ProgressStep;
-  /** "running": what the agent reported last; "log": one line of its stderr; "done": the host's status. */
-  detail?: string;
-  status?: HostResult["status"];
-}
+import { describeEvent } from "./describe-event.js";
 
 export interface HostRunContext {
   runId: string;
@@ -97,20 +100,25 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
   }
   if (session.hostKeyNote !== null)
     result.warnings.push({ code: "host_key_added", message: session.hostKeyNote });
+  // Interrupted while connecting: nothing ran here (the abort listener below would never fire).
+  if (ctx.signal.aborted) {
+    session.close();
+    return finish(null, "skipped");
+  }
 
   const plan = agentPlan(hostPlan, ctx.command, ctx.runId, { dryRun: ctx.dryRun });
   const tracker = ctx.jobs === null ? null : trackJobs(hostPlan, plan, ctx.jobs.command, ctx.jobs.initial);
   if (tracker !== null) result.jobs = tracker.jobs;
   try {
-    const outcome = await runAgent(session, hostPlan, plan, tracker, ctx, result);
+    const outcome = await new AgentRun(session, hostPlan, plan, tracker, ctx, result).run();
     tracker?.finish(new Date(), ctx.maxAgeS);
-    result.checks = result.checks.map((check) => ({ ...check, hint: hintForCheck(check) }));
     const facts = {
       command: ctx.command,
       jobs: result.jobs,
       initial: ctx.jobs?.initial ?? "skipped",
       cowWarnPercent: hostPlan.config.snapshot_settings.snapshot_cow_warn_percent,
     } as const;
+    // Cut short (timeout, interrupt, lost connection): the jobs are still decided from what arrived.
     const decided =
       outcome.error === null
         ? decideHostOutcome({
@@ -140,113 +148,72 @@ function asHostError(error: unknown): HostError {
   );
 }
 
+/** How the agent's part of the run ended: its result, or why there is none. */
 type AgentOutcome = { error: HostError; result?: undefined } | { error: null; result: ResultEvent };
 
-function runAgent(
-  session: SshSession,
-  hostPlan: HostPlan,
-  plan: AgentPlan,
-  tracker: JobTracker | null,
-  ctx: HostRunContext,
-  result: HostResult,
-): Promise<AgentOutcome> {
-  const { host } = hostPlan;
-  const password = host.become === "sudo" ? ctx.files.secret(host.become_password_file) : null;
-  const become =
-    host.become === "none"
-      ? ({ method: "none" } as const)
-      : { method: "sudo" as const, withPassword: password !== null };
-  const command = becomeCommand(become, bootstrapArgv(ctx.runId, host.name, ctx.agent));
-  const payload = agentPayload(ctx.runId, ctx.agent, plan.lines);
-
-  return new Promise<AgentOutcome>((resolve) => {
-    let channel: ClientChannel | null = null;
-    let agentResult: ResultEvent | null = null;
-    let forced: HostError | null = null;
-    let stderrTail = "";
-    let stderrLine = "";
-    let promptScan = "";
-    let passwordSent = false;
-    let payloadSent = false;
-    let exitCode: number | null = null;
-    let exitSignal: string | null = null;
-    let exitReceived = false;
-    let noise = 0;
-
-    let graceTimer: NodeJS.Timeout | undefined;
-    /**
-     * Stop the agent: closing its stdin is what it watches for; it then stops restic, undoes every
-     * step and sends its last events, which the report keeps. Only if it does not finish within the
-     * grace period is the channel closed under it (it still cleans up: its stdin is gone either way).
-     */
-    const stop = (error: HostError, graceMs = STOP_GRACE_MS) => {
-      forced ??= error;
-      if (channel === null) return;
-      channel.end();
-      graceTimer ??= setTimeout(() => channel?.close(), graceMs);
-    };
-    const sendPayload = () => {
-      if (payloadSent || channel === null) return;
-      payloadSent = true;
-      for (const piece of payload) channel.write(piece);
-    };
-    const onEvent = (event: AgentEvent) => {
-      switch (event.event) {
-        case "agent_start": {
-          const facts = event.facts;
-          result.facts = facts;
-          ctx.onProgress({
-            host: host.name,
-            step: "running",
-            detail: `agent ${event.agent_version} as ${facts.user}`,
-          });
-          break;
-        }
-        case "check":
-          result.checks.push(toCheck(event));
-          ctx.onProgress({
-            host: host.name,
-            step: "running",
-            detail: `${event.ok ? "✓" : "✗"} ${event.name}`,
-          });
-          break;
-        case "warning":
-          result.warnings.push({ code: event.code, message: event.message });
-          break;
-        case "result":
-          if (agentResult !== null) {
-            stop(
-              new HostError(
-                "agent_protocol",
-                "the agent sent more than one result",
-                "this is a bug in the agent",
-              ),
-            );
-            return;
-          }
-          agentResult = event;
-          // The run is over: closing stdin lets the agent and the bootstrap exit.
-          channel?.end();
-          break;
-        default: {
-          const warning = tracker?.apply(event) ?? null;
-          if (warning !== null) result.warnings.push(warning);
-          ctx.onProgress({ host: host.name, step: "running", detail: describeEvent(event, plan) });
-        }
-      }
-    };
-    const secrets = secretsOf(hostPlan, password);
-    const parser = parseEvents(
-      (event) => onEvent(redactDeep(event, secrets)),
-      (line) => {
-        if (line === `${READY_LINE} ${ctx.runId}`) return sendPayload();
-        noise++;
-      },
+/**
+ * One agent on one exec channel, phase by phase:
+ *
+ *   opening    the exec request is on its way.
+ *   bootstrap  the bootstrap runs; sudo may ask for the password first (answered once), so the agent
+ *              and its plan are sent only when the bootstrap prints its ready line. Without a
+ *              password nothing can consume the input early: the payload goes out at once and this
+ *              phase is skipped.
+ *   running    the agent runs; its events fill the host's result until its `result` event.
+ *   ending     the result is in: stdin is closed, which lets the agent and the bootstrap exit.
+ *   stopping   stopped before its end (run_timeout, abort, a second result, a wrong password):
+ *              stdin is closed, which the agent watches for; it stops restic, undoes every step and
+ *              sends its last events, which the report keeps. Only if it does not finish within the
+ *              grace period is the channel closed under it (it still cleans up: its stdin is gone).
+ *
+ * Whatever the phase, the run ends when the channel closes, in `settle`.
+ */
+class AgentRun {
+  private phase: "opening" | "bootstrap" | "running" | "ending" | "stopping" = "opening";
+  private process: RemoteProcess | null = null;
+  private agentResult: ResultEvent | null = null;
+  /** Why the run was stopped: this, not the agent's result, is the outcome. */
+  private stopReason: HostError | null = null;
+  private noise = 0;
+  private stderrTail = "";
+  private stderrLine = "";
+  private runTimer: NodeJS.Timeout | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private readonly become: Become;
+  private readonly secrets: string[];
+  private readonly parser: EventParser;
+  private readonly onAbort = () =>
+    this.stop(
+      new HostError(
+        "interrupted",
+        "interrupted before the host finished; the agent was stopped",
+        "run the command again",
+      ),
     );
 
-    const timeout = setTimeout(
+  constructor(
+    private readonly session: SshSession,
+    private readonly hostPlan: HostPlan,
+    private readonly plan: AgentPlan,
+    private readonly tracker: JobTracker | null,
+    private readonly ctx: HostRunContext,
+    private readonly result: HostResult,
+  ) {
+    const { host } = hostPlan;
+    const password = host.become === "sudo" ? ctx.files.secret(host.become_password_file) : null;
+    this.become = new Become(host.become === "none" ? { method: "none" } : { method: "sudo", password });
+    this.secrets = secretsOf(hostPlan, password);
+    this.parser = parseEvents(
+      (event) => this.onEvent(redactDeep(event, this.secrets)),
+      (line) => this.onNoise(line),
+    );
+  }
+
+  async run(): Promise<AgentOutcome> {
+    const { host } = this.hostPlan;
+    this.runTimer = setTimeout(
       () =>
-        stop(
+        this.stop(
           new HostError(
             "timeout",
             `the run did not finish within run_timeout (${host.run_timeout_s} s); the agent was stopped`,
@@ -257,202 +224,164 @@ function runAgent(
         ),
       host.run_timeout_s * 1000,
     );
-    const onAbort = () =>
-      stop(
-        new HostError(
-          "interrupted",
-          "interrupted before the host finished; the agent was stopped",
-          "run the command again",
-        ),
-      );
-    ctx.signal.addEventListener("abort", onAbort, { once: true });
-
-    const settle = () => {
-      clearTimeout(timeout);
-      clearTimeout(graceTimer);
-      ctx.signal.removeEventListener("abort", onAbort);
-      parser.end();
-      if (forced !== null) return resolve({ error: forced });
-      if (agentResult !== null) {
-        if (noise > 0)
-          result.warnings.push({
-            code: "agent_noise",
-            message: `${noise} line(s) of the agent's output were not events`,
-          });
-        return resolve({ error: null, result: agentResult });
-      }
-      if (!exitReceived || exitSignal !== null) {
-        // No exit status, or the remote session was killed: the connection, not the agent, ended it.
-        return resolve({
-          error: new HostError(
-            "connection_lost",
-            `the connection was lost while the agent ran${exitSignal === null ? "" : ` (the remote session ended by SIG${exitSignal})`}`,
-            "check the host and the network; the agent stops and cleans up when its connection goes, and the next run removes anything a crash left",
-          ),
-        });
-      }
-      resolve({ error: diagnoseMissingResult(exitCode, redact(stderrTail, secrets), passwordSent) });
-    };
-
-    session
-      .exec(command)
-      .then((opened) => {
-        channel = opened;
-        opened.on("data", (chunk: Buffer) => parser.push(chunk));
-        opened.stderr.on("data", (chunk: Buffer) => {
-          const text = chunk.toString();
-          promptScan = (promptScan + text).slice(-2 * SUDO_PROMPT.length);
-          if (promptScan.includes(SUDO_PROMPT)) {
-            promptScan = "";
-            if (passwordSent || password === null) {
-              // Asked again: the password was wrong. Never send it twice.
-              stop(
-                new HostError(
-                  "sudo_password_wrong",
-                  "sudo rejected the password from become_password_file",
-                  "check become_password_file, and that the login user may use sudo",
-                ),
-              );
-              return;
-            }
-            passwordSent = true;
-            opened.write(`${password}\n`);
-          }
-          const cleaned = text.replaceAll(SUDO_PROMPT, "");
-          stderrTail = (stderrTail + cleaned).slice(-STDERR_TAIL);
-          const lines = (stderrLine + cleaned).split("\n");
-          stderrLine = lines.pop() ?? "";
-          for (const line of lines)
-            if (line.trim() !== "")
-              ctx.onProgress({ host: host.name, step: "log", detail: redact(line, secrets) });
-        });
-        opened.on("exit", (code: number | null, signal?: string) => {
-          exitCode = code;
-          exitSignal = signal ?? null;
-          exitReceived = true;
-        });
-        opened.on("close", settle);
-        // Without a sudo password nothing can consume our input early: send it all at once.
-        if (password === null) sendPayload();
-      })
-      .catch((error: Error) => {
-        clearTimeout(timeout);
-        ctx.signal.removeEventListener("abort", onAbort);
-        resolve({
-          error: new HostError(
-            "connection_lost",
-            `could not start the agent: ${error.message}`,
-            "check sshd's logs on the host",
-          ),
-        });
+    this.ctx.signal.addEventListener("abort", this.onAbort, { once: true });
+    const command = this.become.command(bootstrapArgv(this.ctx.runId, host.name, this.ctx.agent));
+    try {
+      this.process = await this.session.exec(command, {
+        stdout: (chunk) => this.parser.push(chunk),
+        stderr: (chunk) => this.onStderr(chunk),
       });
-    session.closed.then(() => {
-      if (channel === null) return;
-      // The connection went away under a running agent.
-      if (agentResult === null && exitCode === null)
-        forced ??= new HostError(
+    } catch (error) {
+      this.release();
+      return {
+        error: new HostError(
           "connection_lost",
-          "the connection was lost while the agent ran",
-          "check the host and the network; the agent cleans up when its connection goes",
-        );
-    });
-  });
-}
+          `could not start the agent: ${error instanceof Error ? error.message : String(error)}`,
+          "check sshd's logs on the host",
+        ),
+      };
+    }
+    if (this.stopReason !== null) this.closeInput();
+    else if (this.become.readsPassword) this.phase = "bootstrap";
+    else this.sendPayload();
+    return this.settle(await this.process.closed);
+  }
 
-function describeEvent(event: AgentEvent, plan: AgentPlan): string {
-  switch (event.event) {
-    case "snapshot_created":
-      return `snapshot ${event.snapshot} created`;
-    case "repo_done":
-      return `${event.job} → ${plan.repos.get(event.repo)?.label ?? event.repo}: ${event.summary.snapshot_id ?? "done"}`;
-    case "repo_failed":
-      return `${event.job} → ${plan.repos.get(event.repo)?.label ?? event.repo}: FAILED ${event.message}`;
-    case "snapshot_removed":
-      return `snapshot ${event.snapshot} removed after ${(event.lifetime_ms / 1000).toFixed(1)}s`;
-    case "copy_done":
-      return `${event.job}: copied to ${plan.copies.get(event.copy)?.to ?? event.copy}`;
-    case "copy_failed":
-      return `${event.job}: copy to ${plan.copies.get(event.copy)?.to ?? event.copy} FAILED`;
-    case "orphan_removed":
-      return `removed leftover ${event.kind} ${event.name}`;
-    case "job_start":
-      return `job ${event.job}`;
-    case "prune_done":
-      return `${event.job} → ${label(plan, event.repo)}: ${event.skipped ? "no retention, skipped" : `forget${event.dry_run ? " --dry-run" : ""} done`}`;
-    case "prune_failed":
-      return `${event.job} → ${label(plan, event.repo)}: FAILED ${event.message}`;
-    case "repo_pruned":
-      return `${label(plan, event.repo)}: ${event.ok ? "pruned" : `prune FAILED ${event.message}`}`;
-    case "latest":
-      return `${event.job} → ${label(plan, event.repo)}: ${event.snapshots.length} snapshot(s)`;
-    case "latest_failed":
-      return `${event.job} → ${label(plan, event.repo)}: FAILED ${event.message}`;
-    case "job_end":
-      return `job ${event.job} done`;
-    default:
-      return event.event;
+  /** The one place the run ends: the channel has closed, with or without an exit status. */
+  private settle(exit: RemoteExit | null): AgentOutcome {
+    this.release();
+    this.parser.end();
+    if (this.stopReason !== null) return { error: this.stopReason };
+    if (this.agentResult !== null) {
+      if (this.noise > 0)
+        this.result.warnings.push({
+          code: "agent_noise",
+          message: `${this.noise} line(s) of the agent's output were not events`,
+        });
+      return { error: null, result: this.agentResult };
+    }
+    if (exit === null || exit.signal !== null) {
+      // No exit status, or the remote session was killed: the connection, not the agent, ended it.
+      return {
+        error: new HostError(
+          "connection_lost",
+          `the connection was lost while the agent ran${exit === null ? "" : ` (the remote session ended by SIG${exit.signal})`}`,
+          "check the host and the network; the agent stops and cleans up when its connection goes, and the next run removes anything a crash left",
+        ),
+      };
+    }
+    const stderr = redact(this.stderrTail, this.secrets);
+    return {
+      error:
+        this.become.diagnose(exit.code, stderr) ??
+        diagnoseBootstrapExit(exit.code, stderr) ??
+        endedWithoutResult(exit.code, stderr),
+    };
+  }
+
+  private release(): void {
+    clearTimeout(this.runTimer);
+    clearTimeout(this.graceTimer);
+    this.ctx.signal.removeEventListener("abort", this.onAbort);
+  }
+
+  /** Stop the agent (see the class comment); the first reason given is the one reported. */
+  private stop(reason: HostError): void {
+    this.stopReason ??= reason;
+    // Still opening: `run` closes the input as soon as there is a channel.
+    if (this.process !== null) this.closeInput();
+  }
+
+  private closeInput(): void {
+    const process = this.process;
+    if (process === null) return;
+    this.phase = "stopping";
+    process.end();
+    this.graceTimer ??= setTimeout(() => process.close(), STOP_GRACE_MS);
+  }
+
+  private sendPayload(): void {
+    if (this.process === null) return;
+    this.phase = "running";
+    for (const piece of agentPayload(this.ctx.runId, this.ctx.agent, this.plan.lines))
+      this.process.write(piece);
+  }
+
+  private onNoise(line: string): void {
+    if (line !== `${READY_LINE} ${this.ctx.runId}`) this.noise++;
+    else if (this.phase === "bootstrap") this.sendPayload();
+  }
+
+  private onStderr(chunk: Buffer): void {
+    const { text, reply, refused } = this.become.readStderr(chunk.toString());
+    if (refused !== null) return this.stop(refused);
+    // Only while the bootstrap waits: after a stop, stdin is closed.
+    if (reply !== null && this.phase === "bootstrap") this.process?.write(reply);
+    this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL);
+    const lines = (this.stderrLine + text).split("\n");
+    this.stderrLine = lines.pop() ?? "";
+    for (const line of lines) if (line.trim() !== "") this.progress("log", redact(line, this.secrets));
+  }
+
+  private onEvent(event: AgentEvent): void {
+    switch (event.event) {
+      case "agent_start":
+        if (event.run_id !== this.ctx.runId) {
+          this.stop(
+            new HostError(
+              "agent_protocol",
+              `the agent reports run ${event.run_id}, not ${this.ctx.runId}`,
+              "this is a bug in rlvm-fleet",
+            ),
+          );
+          return;
+        }
+        this.result.facts = event.facts;
+        break;
+      case "check": {
+        const check = checkSchema.parse(event);
+        this.result.checks.push({ ...check, hint: hintForCheck(check) });
+        break;
+      }
+      case "warning":
+        this.result.warnings.push({ code: event.code, message: event.message });
+        return;
+      case "result":
+        if (this.agentResult !== null) {
+          this.stop(
+            new HostError(
+              "agent_protocol",
+              "the agent sent more than one result",
+              "this is a bug in the agent",
+            ),
+          );
+          return;
+        }
+        this.agentResult = event;
+        // The run is over: closing stdin lets the agent and the bootstrap exit.
+        if (this.phase !== "stopping") this.phase = "ending";
+        this.process?.end();
+        return;
+      default: {
+        const warning = this.tracker?.apply(event) ?? null;
+        if (warning !== null) this.result.warnings.push(warning);
+      }
+    }
+    this.progress("running", describeEvent(event, this.plan));
+  }
+
+  private progress(step: "running" | "log", detail: string): void {
+    this.ctx.onProgress({ host: this.hostPlan.host.name, step, detail });
   }
 }
 
-function label(plan: AgentPlan, id: string): string {
-  return plan.repos.get(id)?.label ?? plan.copies.get(id)?.to ?? id;
-}
-
-function toCheck(event: { name: string; ok: boolean; detail: string; hint: string }): Check {
-  return { name: event.name, ok: event.ok, detail: event.detail, hint: event.hint };
-}
-
-/** No result event: say why, from the exit status and what sudo or the bootstrap printed. */
-function diagnoseMissingResult(exitCode: number | null, stderr: string, passwordSent: boolean): HostError {
+/** No result, and neither sudo nor the bootstrap explains why: the agent's own stderr may. */
+function endedWithoutResult(exitCode: number | null, stderr: string): HostError {
   const tail = stderr.trim().split("\n").slice(-5).join(" | ");
-  if (/a password is required/.test(stderr)) {
-    return new HostError(
-      "sudo_password_required",
-      "sudo asks the login user for a password",
-      "set become_password_file in the inventory, or give the login user a NOPASSWD sudo rule for running the agent",
-    );
-  }
-  if (
-    /incorrect password|Sorry, try again/.test(stderr) ||
-    (passwordSent && exitCode === 1 && /sudo:/.test(stderr))
-  ) {
-    return new HostError(
-      "sudo_password_wrong",
-      "sudo rejected the password from become_password_file",
-      "check become_password_file",
-    );
-  }
-  if (/is not in the sudoers|not allowed to execute|may not run sudo/.test(stderr)) {
-    return new HostError(
-      "sudo_failed",
-      `sudo refused: ${tail}`,
-      'give the login user a sudo rule to run bash as root, or set become = "none" and log in as root',
-    );
-  }
-  if (exitCode === BOOTSTRAP_EXIT.checksum) {
-    return new HostError(
-      "agent_checksum",
-      "the agent's sha256 did not match on the host; it was not run",
-      "the upload was corrupted or tampered with; run again, and check the path between controller and host",
-    );
-  }
-  if (exitCode === BOOTSTRAP_EXIT.unsafeRunDir) {
-    return new HostError(
-      "agent_failed",
-      `the run directory is not safe: ${tail}`,
-      "/run/rlvm-fleet must be a directory owned by root",
-    );
-  }
-  if (exitCode === 127 && /command not found|No such file/.test(stderr)) {
-    return new HostError(
-      "agent_failed",
-      `a required program is missing: ${tail}`,
-      "the host needs bash, sudo and coreutils",
-    );
-  }
   return new HostError(
     "agent_failed",
     `the agent ended without a result (exit ${exitCode ?? "unknown"})${tail === "" ? "" : `: ${tail}`}`,
     "run with the same inventory and --limit on this host, and read the agent's error above",
   );
 }
+

@@ -28,10 +28,33 @@ export interface ConnectTarget {
   keepaliveIntervalMs: number;
 }
 
+/** How a remote command ended: its exit code, or the signal that killed it. */
+export interface RemoteExit {
+  code: number | null;
+  signal: string | null;
+}
+
+/** Where a remote command's output goes, from the moment it starts (so no chunk can be missed). */
+export interface RemoteOutput {
+  stdout(chunk: Buffer): void;
+  stderr(chunk: Buffer): void;
+}
+
+/** A command running on the host: its stdin, and how it ended. */
+export interface RemoteProcess {
+  write(data: string | Buffer): void;
+  /** Close the command's stdin (EOF); the command keeps running. */
+  end(): void;
+  /** Close the channel under the command. */
+  close(): void;
+  /** Resolves when the channel has closed: with the exit status, or null when none arrived. */
+  closed: Promise<RemoteExit | null>;
+}
+
 export interface SshSession {
   /** What happened to the host key on the way in (for the report). */
   hostKeyNote: string | null;
-  exec(command: string): Promise<ClientChannel>;
+  exec(command: string, output: RemoteOutput): Promise<RemoteProcess>;
   close(): void;
   /** Resolves when the connection ends, for whatever reason. */
   closed: Promise<void>;
@@ -157,9 +180,11 @@ function connectOnce(target: ConnectTarget): Promise<SshSession> {
           settled = true;
           resolve({
             hostKeyNote,
-            exec: (command) =>
+            exec: (command, output) =>
               new Promise((resolveExec, rejectExec) =>
-                client.exec(command, (error, channel) => (error ? rejectExec(error) : resolveExec(channel))),
+                client.exec(command, (error, channel) =>
+                  error ? rejectExec(error) : resolveExec(remoteProcess(channel, output)),
+                ),
               ),
             close: () => client.end(),
             closed,
@@ -191,6 +216,19 @@ function connectOnce(target: ConnectTarget): Promise<SshSession> {
       );
     }
   });
+}
+
+function remoteProcess(channel: ClientChannel, output: RemoteOutput): RemoteProcess {
+  let exit: RemoteExit | null = null;
+  channel.on("data", output.stdout);
+  channel.stderr.on("data", output.stderr);
+  channel.on("exit", (code: number | null, signal?: string) => (exit = { code, signal: signal ?? null }));
+  return {
+    write: (data) => void channel.write(data),
+    end: () => void channel.end(),
+    close: () => void channel.close(),
+    closed: new Promise((resolve) => channel.on("close", () => resolve(exit))),
+  };
 }
 
 const CONNECTION_HINT = "check that the host is up and sshd listens on that address and port";

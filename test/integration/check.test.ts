@@ -18,8 +18,10 @@ import { buildPlan } from "../../src/plan/build-plan.js";
 import type { Report } from "../../src/report/report-schema.js";
 import { runFleet } from "../../src/run/run-fleet.js";
 import { runCli, runJson } from "../helpers/run-cli.js";
+import { describeOrSkip } from "../helpers/skip-or-fail.js";
 import { describeIntegration } from "./harness/describe-integration.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
+import { needsRoot } from "./harness/prerequisites.js";
 import {
   leftoverRunDirs,
   makeDir,
@@ -334,7 +336,7 @@ prune_keep_last = 3
     }
   });
 
-  describe.runIf(process.getuid?.() === 0)("sudo (root only: needs the test users)", () => {
+  describeOrSkip("integration", "sudo, as the test users", needsRoot(), () => {
     it("says a password is required, with a hint, and passes with become_password_file", async () => {
       const user = fleet.passwordUser as string;
       const without = await check(inventory("sudo-pw.toml", { hosts: ["chk1"], defaults: { user } }));
@@ -404,7 +406,15 @@ prune_keep_last = 3
         command: "check",
         plan: buildPlan(inventory("tamper.toml", { hosts: ["chk1"] })),
         forks: 1,
-        options: {},
+        options: {
+          inventory: "inventory.toml",
+          limit: null,
+          forks: 1,
+          category: [],
+          name: [],
+          dry_run: false,
+          max_age_s: null,
+        },
         agentSocket: null,
         signal: new AbortController().signal,
         onProgress: () => {},

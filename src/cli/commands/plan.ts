@@ -1,17 +1,16 @@
+// `plan`: what a backup would run on each host, from the inventory and configs; no connection.
 import { resolve } from "node:path";
 import { buildPlan } from "../../plan/build-plan.js";
 import { planDocument } from "../../plan/plan-document.js";
 import { EXIT_CODES } from "../../errors.js";
 import type { CliIo } from "../io.js";
-import { splitList, type CommonOptions } from "../main.js";
+import { splitList, type CommonOptions, type JobFilterOptions } from "../options.js";
 import { renderPlanTable } from "../render/plan-table.js";
 import type { Style } from "../render/style.js";
 
-export function planCommand(
-  options: CommonOptions & { category?: string[]; name?: string[] },
-  io: CliIo,
-  style: Style,
-): number {
+export interface PlanOptions extends CommonOptions, JobFilterOptions {}
+
+export function planCommand(options: PlanOptions, io: CliIo, style: Style): number {
   const plan = planDocument(
     buildPlan(resolve(io.cwd, options.inventory), {
       limit: options.limit,

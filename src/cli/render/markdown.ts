@@ -8,7 +8,7 @@ const row = (cells: string[]) => `| ${cells.map(cell).join(" | ")} |`;
 export function renderReportMarkdown(report: Report): string {
   const s = report.summary;
   const lines = [
-    `## rlvm-fleet ${report.command}${report.options["dry_run"] === true ? " (dry run)" : ""}`,
+    `## rlvm-fleet ${report.command}${report.options.dry_run ? " (dry run)" : ""}`,
     "",
     `Run \`${report.run_id}\`: ${s.hosts} hosts, ok ${s.ok}, partial ${s.partial}, failed ${s.failed}, unreachable ${s.unreachable}, skipped ${s.skipped}; exit ${report.exit_code}.`,
     "",

@@ -1,5 +1,5 @@
 // Live progress on stderr: one line per host and step; timestamped when stderr is not a terminal.
-import type { ProgressEvent } from "../../run/run-host.js";
+import type { ProgressEvent } from "../../report/progress-event.js";
 import type { Style } from "./style.js";
 
 export function renderProgress(

@@ -17,16 +17,9 @@ function hostLine(host: HostResult, style: Style): string[] {
 }
 
 export function renderStatusTable(report: Report, style: Style, paint: (status: string) => string): string {
-  const maxAge = report.options["max_age_s"];
+  const maxAge = report.options.max_age_s;
   const rows = table(
-    [
-      "host",
-      "job",
-      "repository",
-      "latest",
-      "age",
-      maxAge === null || maxAge === undefined ? "" : `max ${formatDuration(Number(maxAge))}`,
-    ],
+    ["host", "job", "repository", "latest", "age", maxAge === null ? "" : `max ${formatDuration(maxAge)}`],
     style,
   );
   const notes: string[] = [];
@@ -63,7 +56,7 @@ export function renderStatusTable(report: Report, style: Style, paint: (status: 
 }
 
 export function renderPruneTable(report: Report, style: Style, paint: (status: string) => string): string {
-  const dryRun = report.options["dry_run"] === true;
+  const dryRun = report.options.dry_run;
   const rows = table(
     ["host", "job", "repository", "status", "kept", dryRun ? "would remove" : "removed"],
     style,

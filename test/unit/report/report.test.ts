@@ -27,7 +27,15 @@ const report = (hosts: HostResult[], interrupted = false, command = "ping") =>
   buildReport({
     runId: "r1",
     command,
-    options: {},
+    options: {
+      inventory: "inventory.toml",
+      limit: null,
+      forks: 1,
+      category: [],
+      name: [],
+      dry_run: false,
+      max_age_s: null,
+    },
     startedAt: new Date(0),
     finishedAt: new Date(1500),
     hosts,

@@ -1,0 +1,13 @@
+// `prune`: restic forget with each repository's retention, then prune; `--dry-run` deletes nothing.
+import type { CliIo } from "../io.js";
+import { fleetReportOptions, type FleetOptions, type JobFilterOptions } from "../options.js";
+import { runFleetCommand, type FleetStyles } from "../run-fleet-command.js";
+
+export interface PruneOptions extends FleetOptions, JobFilterOptions {
+  dryRun?: boolean;
+}
+
+export function pruneCommand(options: PruneOptions, io: CliIo, style: FleetStyles): Promise<number> {
+  const reportOptions = { ...fleetReportOptions(options), dry_run: options.dryRun === true };
+  return runFleetCommand("prune", reportOptions, options, io, style);
+}

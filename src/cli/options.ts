@@ -1,0 +1,84 @@
+// The options several commands share: their commander definitions, their parsed types, and how
+// their values are read. Commands and main.ts import this module; it imports neither.
+import { Command, Option } from "commander";
+import { exitCodeTable, UsageError } from "../errors.js";
+import type { ReportOptions } from "../report/report-options.js";
+
+export interface CommonOptions {
+  inventory: string;
+  limit?: string;
+  format: string;
+  color: boolean;
+}
+
+export interface JobFilterOptions {
+  category?: string[];
+  name?: string[];
+}
+
+/** What every command that connects takes. */
+export interface FleetOptions extends CommonOptions {
+  forks: string;
+  report?: string;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+export const exitCodesHelp = () => `\nExit codes:\n${exitCodeTable()}\n`;
+
+export function withCommonOptions(command: Command, formats: string[]): Command {
+  return command
+    .requiredOption("-i, --inventory <file>", "inventory TOML file")
+    .option(
+      "-l, --limit <pattern>",
+      "hosts and groups, Ansible-style: web, db1,db2, 'web*', 'all:!db3', 'web:&eu'",
+    )
+    .addOption(new Option("--format <format>", "output format").choices(formats).default("table"))
+    .option("--no-color", "no colours (NO_COLOR is honoured too)")
+    .addHelpText("after", exitCodesHelp());
+}
+
+export function withFleetOptions(command: Command): Command {
+  return withCommonOptions(command, ["table", "json", "markdown"])
+    .option("--forks <n>", "hosts in parallel", "10")
+    .option("--report <file>", "also write the JSON report to FILE")
+    .option("-q, --quiet", "no progress lines on stderr")
+    .addOption(
+      new Option("-v, --verbose", "also every line the agent logs on the host (its stderr)").conflicts(
+        "quiet",
+      ),
+    );
+}
+
+/** `--category` and `--name`, with the wording of the command that takes them. */
+export function withJobFilterOptions(command: Command, help: { category: string; name: string }): Command {
+  return command.option("--category <category...>", help.category).option("--name <job...>", help.name);
+}
+
+/** `--name a,b --name c` → ["a", "b", "c"]. */
+export function splitList(values: string[] | undefined): string[] {
+  return (values ?? [])
+    .flatMap((v) => v.split(","))
+    .map((v) => v.trim())
+    .filter((v) => v !== "");
+}
+
+export function parseForks(text: string): number {
+  if (!/^[1-9]\d*$/.test(text)) {
+    throw new UsageError(`--forks must be a whole number of at least 1, got "${text}"`);
+  }
+  return Number(text);
+}
+
+/** A connecting command's options as its report records them; commands override what they take. */
+export function fleetReportOptions(options: FleetOptions & JobFilterOptions): ReportOptions {
+  return {
+    inventory: options.inventory,
+    limit: options.limit ?? null,
+    forks: parseForks(options.forks),
+    category: splitList(options.category),
+    name: splitList(options.name),
+    dry_run: false,
+    max_age_s: null,
+  };
+}

@@ -1,0 +1,17 @@
+// The options a run was started with, as its report records them (`options` in the JSON report).
+import { z } from "zod";
+
+export const reportOptionsSchema = z.object({
+  /** The inventory file as given on the command line. */
+  inventory: z.string(),
+  limit: z.string().nullable(),
+  forks: z.number().int().positive(),
+  /** --category and --name, comma lists split; empty when not given (or not taken by the command). */
+  category: z.array(z.string()),
+  name: z.array(z.string()),
+  dry_run: z.boolean(),
+  /** status --max-age in seconds; null when not given. */
+  max_age_s: z.number().positive().nullable(),
+});
+
+export type ReportOptions = z.infer<typeof reportOptionsSchema>;

@@ -1,0 +1,526 @@
+// The host run against a scripted host: a fake session whose channel plays what the bootstrap, sudo and
+// the agent would print, so every protocol path that needs no real host runs in milliseconds.
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { z } from "zod";
+import { READY_LINE } from "../../../src/agent/deliver.js";
+import { agentPlan } from "../../../src/agent/plan-lines.js";
+import { PROTOCOL_VERSION, type agentEvent } from "../../../src/agent/protocol.js";
+import { buildPlan, type HostPlan } from "../../../src/plan/build-plan.js";
+import type { ProgressEvent } from "../../../src/report/progress-event.js";
+import { runHost, type HostRunContext } from "../../../src/run/run-host.js";
+import { SUDO_PROMPT } from "../../../src/transport/become.js";
+import type {
+  RemoteExit,
+  RemoteOutput,
+  RemoteProcess,
+  SshSession,
+} from "../../../src/transport/ssh-connection.js";
+
+const INVENTORY = join(import.meta.dirname, "../../../examples/single-host/inventory.toml");
+const RUN_ID = "run1";
+const PASSWORD = "s3cret-pw";
+const AGENT = { bytes: Buffer.from("echo agent\n"), sha256: "0".repeat(64) };
+
+/** Any event's fields but the protocol version (Omit per member of the union). */
+type EventFields<E = z.input<typeof agentEvent>> = E extends unknown ? Omit<E, "v"> : never;
+/** One event as the agent writes it: a JSON line, parsed by the real parser on the way in. */
+const line = (event: EventFields) => `${JSON.stringify({ v: PROTOCOL_VERSION, ...event })}\n`;
+const agentStart = line({
+  event: "agent_start",
+  agent_version: "1.2.3",
+  run_id: RUN_ID,
+  facts: {
+    hostname: "vault1",
+    kernel: "6.1",
+    bash: "5.2",
+    restic: "0.16.4",
+    lvm: "2.03",
+    user: "root",
+  },
+});
+const resultOk = line({ event: "result", code: null, message: "all good" });
+const ready = `${READY_LINE} ${RUN_ID}\n`;
+
+/** A channel whose far end is a script: it prints, waits for the controller, and exits. */
+class ScriptedChannel implements RemoteProcess {
+  readonly written: string[] = [];
+  stdinClosed = false;
+  closedByController = false;
+  readonly closed: Promise<RemoteExit | null>;
+  private finish: (exit: RemoteExit | null) => void = () => {};
+  private waiters: (() => void)[] = [];
+
+  constructor(private readonly output: RemoteOutput) {
+    this.closed = new Promise((resolve) => (this.finish = resolve));
+  }
+
+  write(data: string | Buffer): void {
+    if (this.stdinClosed) throw new Error("write after the controller closed stdin");
+    this.written.push(data.toString());
+    this.wake();
+  }
+  end(): void {
+    this.stdinClosed = true;
+    this.wake();
+  }
+  close(): void {
+    this.closedByController = true;
+    this.exit(null);
+  }
+
+  stdout(text: string): void {
+    this.output.stdout(Buffer.from(text));
+  }
+  stderr(text: string): void {
+    this.output.stderr(Buffer.from(text));
+  }
+  exit(exit: RemoteExit | null): void {
+    this.finish(exit);
+  }
+  /** Everything the controller wrote to stdin so far. */
+  input(): string {
+    return this.written.join("");
+  }
+  /** Resolves once `condition` holds; rechecked whenever the controller writes or closes stdin. */
+  async until(condition: () => boolean): Promise<void> {
+    while (!condition()) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+  gotPayload(): boolean {
+    return this.input().includes(`RLVM-FLEET-AGENT ${RUN_ID}\n`);
+  }
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+type HostScript = (channel: ScriptedChannel) => Promise<void> | void;
+
+/** The usual agent: takes the payload, prints `events`, and exits when stdin closes. */
+const agentPrints =
+  (...events: string[]): HostScript =>
+  async (channel) => {
+    channel.stdout(ready);
+    await channel.until(() => channel.gotPayload());
+    for (const event of events) channel.stdout(event);
+    await channel.until(() => channel.stdinClosed);
+    channel.exit({ code: 0, signal: null });
+  };
+
+interface Harness {
+  commands: string[];
+  channels: ScriptedChannel[];
+  progress: ProgressEvent[];
+  sessionClosed: number;
+}
+
+function setup(
+  script: HostScript,
+  options: {
+    host?: Partial<HostPlan["host"]>;
+    ctx?: Partial<HostRunContext>;
+    exec?: () => Promise<never>;
+    /** The exec's answer waits for this. */
+    execGate?: Promise<void>;
+  } = {},
+) {
+  const [example] = buildPlan(INVENTORY).hosts;
+  if (example === undefined) throw new Error("the example has no host");
+  const hostPlan: HostPlan = { ...example, host: { ...example.host, ...options.host } };
+  const harness: Harness = { commands: [], channels: [], progress: [], sessionClosed: 0 };
+  const session: SshSession = {
+    hostKeyNote: null,
+    exec: async (command, output) => {
+      if (options.exec !== undefined) return options.exec();
+      harness.commands.push(command);
+      await options.execGate;
+      const channel = new ScriptedChannel(output);
+      harness.channels.push(channel);
+      // The far end starts once the controller holds the channel, as with a real one.
+      setImmediate(() => void script(channel));
+      return channel;
+    },
+    close: () => void harness.sessionClosed++,
+    closed: new Promise(() => {}),
+  };
+  const ctx: HostRunContext = {
+    runId: RUN_ID,
+    command: "preflight",
+    jobs: null,
+    dryRun: false,
+    maxAgeS: null,
+    agent: AGENT,
+    files: {
+      privateKey: () => null,
+      secret: (path) => (path === "/pw" ? PASSWORD : null),
+      knownHosts: () => [],
+    },
+    agentSocket: null,
+    signal: new AbortController().signal,
+    onProgress: (event) => harness.progress.push(event),
+    connect: async () => session,
+    ...options.ctx,
+  };
+  return { harness, run: () => runHost(hostPlan, ctx), hostPlan };
+}
+
+const withPassword = { become_password_file: "/pw" };
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("runHost against a scripted host", () => {
+  it("fills the result from the agent's events and sends the payload once", async () => {
+    const check = line({ event: "check", name: "restic", ok: true, detail: "0.16.4", hint: "" });
+    const failing = line({ event: "check", name: "vg space", ok: false, detail: "low", hint: "grow it" });
+    const warning = line({ event: "warning", code: "cow_high", message: "snapshot near full" });
+    const { harness, run } = setup(agentPrints(agentStart, check, failing, warning, resultOk));
+    const result = await run();
+
+    // The agent only reports; the failed check is what fails the host (src/run/host-outcome.ts).
+    expect(result).toMatchObject({
+      name: "vault1",
+      status: "failed",
+      error: { code: "preflight", message: "1 of 2 checks failed: vg space" },
+      facts: { hostname: "vault1", user: "root", restic: "0.16.4" },
+      checks: [
+        { name: "restic", ok: true, detail: "0.16.4", hint: "" },
+        { name: "vg space", ok: false, detail: "low", hint: "grow it" },
+      ],
+      warnings: [{ code: "cow_high", message: "snapshot near full" }],
+    });
+    expect(result.facts).not.toHaveProperty("uid");
+    expect(harness.commands).toEqual([expect.stringMatching(/^sudo -n -- bash -c /)]);
+    const [channel] = harness.channels;
+    expect(channel?.input().match(/RLVM-FLEET-AGENT run1\n/g)).toHaveLength(1);
+    expect(channel?.input()).toContain("echo agent\n");
+    expect(channel?.input()).toMatch(/\nend\n$/);
+    expect(harness.progress.map((p) => [p.step, p.detail])).toEqual([
+      ["connecting", undefined],
+      ["running", "agent 1.2.3 as root"],
+      ["running", "✓ restic"],
+      ["running", "✗ vg space"],
+      ["done", "1 of 2 checks failed: vg space"],
+    ]);
+    expect(harness.sessionClosed).toBe(1);
+  });
+
+  it("tracks job events into the report's jobs", async () => {
+    const { hostPlan } = setup(() => {});
+    const plan = agentPlan(hostPlan, "backup", RUN_ID);
+    const [repoId] = [...plan.repos.keys()];
+    const job = hostPlan.jobs[0]?.name ?? "";
+    const { harness, run } = setup(
+      agentPrints(
+        agentStart,
+        line({ event: "job_start", job }),
+        line({
+          event: "repo_done",
+          job,
+          repo: repoId ?? "",
+          exit_code: 0,
+          duration_ms: 5,
+          summary: {
+            snapshot_id: "0123456789abcdef",
+            files_new: 1,
+            files_changed: 0,
+            files_unmodified: 0,
+            data_added: 10,
+            total_duration: 0.1,
+          },
+        }),
+        line({ event: "job_end", job }),
+        resultOk,
+      ),
+      { ctx: { command: "backup", jobs: { command: "backup", initial: "skipped" } } },
+    );
+    const result = await run();
+    expect(result.jobs[0]?.repos[0]).toMatchObject({ status: "ok", snapshot_id: "0123456789abcdef" });
+    expect(harness.progress.filter((p) => p.step === "running").map((p) => p.detail)).toContain(`job ${job}`);
+  });
+
+  it("counts lines that are not events as noise (the ready line is not noise)", async () => {
+    const { run } = setup(
+      agentPrints(
+        agentStart,
+        "hello from a profile script\n",
+        '{"v":1,"event":"nonsense"}\n',
+        ready,
+        resultOk,
+      ),
+    );
+    const result = await run();
+    expect(result.status).toBe("ok");
+    expect(result.warnings).toEqual([
+      { code: "agent_noise", message: "2 line(s) of the agent's output were not events" },
+    ]);
+  });
+
+  it("a missing result fails the host with the stderr tail", async () => {
+    const { harness, run } = setup(async (channel) => {
+      channel.stdout(ready);
+      await channel.until(() => channel.gotPayload());
+      channel.stdout(agentStart);
+      channel.stderr("rlvm-agent: something broke\nrlvm-agent: giving up\n");
+      channel.exit({ code: 3, signal: null });
+    });
+    const result = await run();
+    expect(result.status).toBe("failed");
+    expect(result.error).toMatchObject({
+      code: "agent_failed",
+      message:
+        "the agent ended without a result (exit 3): rlvm-agent: something broke | rlvm-agent: giving up",
+    });
+    expect(harness.progress.filter((p) => p.step === "log").map((p) => p.detail)).toEqual([
+      "rlvm-agent: something broke",
+      "rlvm-agent: giving up",
+    ]);
+  });
+
+  it("a channel that closes without an exit status is a lost connection", async () => {
+    const { run } = setup(async (channel) => {
+      channel.stdout(ready);
+      await channel.until(() => channel.gotPayload());
+      channel.stdout(agentStart);
+      channel.exit(null);
+    });
+    const result = await run();
+    expect(result).toMatchObject({
+      status: "failed",
+      error: { code: "connection_lost", message: "the connection was lost while the agent ran" },
+    });
+  });
+
+  it("a remote session killed by a signal is a lost connection, naming the signal", async () => {
+    const { run } = setup((channel) => channel.exit({ code: null, signal: "KILL" }));
+    const result = await run();
+    expect(result.error).toMatchObject({
+      code: "connection_lost",
+      message: "the connection was lost while the agent ran (the remote session ended by SIGKILL)",
+    });
+  });
+
+  it("a second result is a protocol error, and stops the agent", async () => {
+    const { harness, run } = setup(agentPrints(agentStart, resultOk, resultOk));
+    const result = await run();
+    expect(result).toMatchObject({
+      status: "failed",
+      error: { code: "agent_protocol", message: "the agent sent more than one result" },
+    });
+    expect(harness.channels[0]?.stdinClosed).toBe(true);
+  });
+
+  it("a failed result is decided by the host outcome", async () => {
+    const failed = line({ event: "result", code: "locked", message: "already running" });
+    const { run } = setup(agentPrints(agentStart, failed));
+    const result = await run();
+    expect(result).toMatchObject({ status: "failed", error: { code: "locked", message: "already running" } });
+  });
+
+  it("the bootstrap's checksum exit is agent_checksum", async () => {
+    const { run } = setup(async (channel) => {
+      channel.stdout(ready);
+      await channel.until(() => channel.gotPayload());
+      channel.stderr("rlvm-fleet: the agent's sha256 does not match; refusing to run it\n");
+      channel.exit({ code: 98, signal: null });
+    });
+    const result = await run();
+    expect(result).toMatchObject({ status: "failed", error: { code: "agent_checksum" } });
+  });
+
+  it("the bootstrap's exit for input that ended before the agent is diagnosed", async () => {
+    const { run } = setup((channel) => {
+      channel.stderr("rlvm-fleet: stdin ended before the agent\n");
+      channel.exit({ code: 99, signal: null });
+    });
+    const result = await run();
+    expect(result.error).toMatchObject({
+      code: "agent_failed",
+      message: "the bootstrap's stdin ended before the agent arrived; nothing ran",
+    });
+  });
+
+  it("an exec the server refuses is a lost connection", async () => {
+    const { run } = setup(() => {}, {
+      exec: () => Promise.reject(new Error("Unable to exec")),
+    });
+    const result = await run();
+    expect(result.error).toMatchObject({
+      code: "connection_lost",
+      message: "could not start the agent: Unable to exec",
+    });
+  });
+});
+
+describe("runHost and sudo", () => {
+  it("sends the password once, only after sudo's prompt, and the payload after the ready line", async () => {
+    let inputBeforePrompt: string | null = null;
+    let inputBeforeReady: string | null = null;
+    const { harness, run } = setup(
+      async (channel) => {
+        await new Promise((r) => setTimeout(r, 20));
+        inputBeforePrompt = channel.input();
+        channel.stderr(SUDO_PROMPT);
+        await channel.until(() => channel.written.length > 0);
+        inputBeforeReady = channel.input();
+        // A tool on the host echoing the password must not show it.
+        channel.stderr(`\nsomething printed ${PASSWORD}\n`);
+        channel.stdout(ready);
+        await channel.until(() => channel.gotPayload());
+        channel.stdout(agentStart + resultOk);
+        await channel.until(() => channel.stdinClosed);
+        channel.exit({ code: 0, signal: null });
+      },
+      { host: withPassword },
+    );
+    const result = await run();
+    expect(result.status).toBe("ok");
+    expect(harness.commands[0]).toMatch(/^sudo -S -k -p '\[rlvm-fleet sudo password\]' -- bash -c /);
+    expect(inputBeforePrompt).toBe("");
+    expect(inputBeforeReady).toBe(`${PASSWORD}\n`);
+    const input = harness.channels[0]?.input() ?? "";
+    expect(input.startsWith(`${PASSWORD}\nRLVM-FLEET-AGENT ${RUN_ID}\n`)).toBe(true);
+    expect(input.split(PASSWORD)).toHaveLength(2);
+    const logs = harness.progress.filter((p) => p.step === "log").map((p) => p.detail);
+    expect(logs).toEqual(["something printed ***"]);
+  });
+
+  it("a second prompt means a wrong password: never sent twice, the run stops", async () => {
+    const { harness, run } = setup(
+      async (channel) => {
+        channel.stderr(SUDO_PROMPT);
+        await channel.until(() => channel.written.length > 0);
+        channel.stderr(`Sorry, try again.\n${SUDO_PROMPT}`);
+        await channel.until(() => channel.stdinClosed);
+        channel.stderr("sudo: no password was provided\n");
+        channel.exit({ code: 1, signal: null });
+      },
+      { host: withPassword },
+    );
+    const result = await run();
+    expect(result).toMatchObject({ status: "failed", error: { code: "sudo_password_wrong" } });
+    expect(harness.channels[0]?.written).toEqual([`${PASSWORD}\n`]);
+  });
+
+  it("sudo's answer without a password configured is sudo_password_required", async () => {
+    const { harness, run } = setup((channel) => {
+      channel.stderr("sudo: a password is required\n");
+      channel.exit({ code: 1, signal: null });
+    });
+    const result = await run();
+    expect(result).toMatchObject({ status: "failed", error: { code: "sudo_password_required" } });
+    expect(result.error?.hint).toMatch(/become_password_file/);
+    expect(harness.channels[0]?.input()).not.toContain(PASSWORD);
+  });
+});
+
+describe("runHost stopping the agent", () => {
+  /** An agent that, once its stdin closes, cleans up, reports and exits, as the real one does. */
+  const stoppableAgent: HostScript = async (channel) => {
+    channel.stdout(ready);
+    await channel.until(() => channel.gotPayload());
+    channel.stdout(agentStart);
+    await channel.until(() => channel.stdinClosed);
+    channel.stdout(line({ event: "warning", code: "stopped", message: "cleaned up after a stop" }));
+    channel.stdout(line({ event: "result", code: "agent_interrupted", message: "stopped" }));
+    channel.exit({ code: 1, signal: null });
+  };
+
+  it("run_timeout closes the agent's stdin, keeps its last events and reports a timeout", async () => {
+    const { harness, run } = setup(stoppableAgent, { host: { run_timeout_s: 0.05 } });
+    const result = await run();
+    expect(result).toMatchObject({
+      status: "failed",
+      error: {
+        code: "timeout",
+        message: "the run did not finish within run_timeout (0.05 s); the agent was stopped",
+      },
+      warnings: [{ code: "stopped", message: "cleaned up after a stop" }],
+    });
+    expect(harness.channels[0]?.closedByController).toBe(false);
+  });
+
+  it("abort closes the agent's stdin and reports the host interrupted", async () => {
+    const abort = new AbortController();
+    const { harness, run } = setup(
+      async (channel) => {
+        await stoppableAgent(channel);
+      },
+      { ctx: { signal: abort.signal } },
+    );
+    const running = run();
+    await vi.waitFor(() => expect(harness.progress.some((p) => p.detail?.startsWith("agent "))).toBe(true));
+    abort.abort();
+    const result = await running;
+    expect(result).toMatchObject({ status: "failed", error: { code: "interrupted" } });
+    expect(harness.channels[0]?.stdinClosed).toBe(true);
+  });
+
+  it("an agent that does not finish within the grace period has its channel closed", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const abort = new AbortController();
+    const { harness, run } = setup(
+      async (channel) => {
+        channel.stdout(ready);
+        await channel.until(() => channel.gotPayload());
+        channel.stdout(agentStart);
+        // Ignores the closed stdin: only the controller's close ends it.
+      },
+      { ctx: { signal: abort.signal } },
+    );
+    const running = run();
+    await vi.waitFor(() => expect(harness.channels[0]?.gotPayload()).toBe(true));
+    abort.abort();
+    expect(harness.channels[0]?.stdinClosed).toBe(true);
+    await vi.advanceTimersByTimeAsync(59_000);
+    expect(harness.channels[0]?.closedByController).toBe(false);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(harness.channels[0]?.closedByController).toBe(true);
+    const result = await running;
+    expect(result).toMatchObject({ status: "failed", error: { code: "interrupted" } });
+  });
+
+  it("an abort while the exec is on its way stops the agent as soon as the channel opens", async () => {
+    const abort = new AbortController();
+    let open: () => void = () => {};
+    const { harness, run } = setup(
+      async (channel) => {
+        await channel.until(() => channel.stdinClosed);
+        channel.stderr("rlvm-fleet: stdin ended before the agent\n");
+        channel.exit({ code: 99, signal: null });
+      },
+      { ctx: { signal: abort.signal }, execGate: new Promise((resolve) => (open = resolve)) },
+    );
+    const running = run();
+    await vi.waitFor(() => expect(harness.commands).toHaveLength(1));
+    abort.abort();
+    open();
+    const result = await running;
+    expect(result).toMatchObject({ status: "failed", error: { code: "interrupted" } });
+    expect(harness.channels[0]?.written).toEqual([]);
+  });
+
+  it("an abort while connecting skips the host: nothing runs", async () => {
+    const abort = new AbortController();
+    const { harness, run } = setup(agentPrints(agentStart, resultOk), {
+      ctx: {
+        signal: abort.signal,
+        connect: async () => {
+          abort.abort();
+          return {
+            hostKeyNote: null,
+            exec: () => Promise.reject(new Error("must not exec")),
+            close: () => void harness.sessionClosed++,
+            closed: new Promise(() => {}),
+          };
+        },
+      },
+    });
+    const result = await run();
+    expect(result).toMatchObject({ status: "skipped", error: null });
+    expect(harness.sessionClosed).toBe(1);
+  });
+});
