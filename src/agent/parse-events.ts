@@ -1,5 +1,5 @@
 // The agent's stdout as a stream: complete lines parsed as they arrive, noise tolerated and counted.
-import { agentEvent, type AgentEvent } from "./protocol.js";
+import { agentEvent, PROTOCOL_VERSION, type AgentEvent } from "./protocol.js";
 
 // restic's forget and snapshots JSON ride inside events: allow large lines, but not unbounded ones.
 const MAX_LINE = 8 * 1024 * 1024;
@@ -13,6 +13,7 @@ export interface EventParser {
 export function parseEvents(
   onEvent: (event: AgentEvent) => void,
   onNoise: (line: string, reason: string) => void,
+  onInvalid: (event: string, reason: string) => void,
 ): EventParser {
   let buffer = "";
   const handle = (line: string) => {
@@ -28,7 +29,11 @@ export function parseEvents(
     const parsed = agentEvent.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      return onNoise(trimmed, `not a valid event (${issue?.path.join(".") ?? ""}: ${issue?.message ?? ""})`);
+      const reason = `${issue?.path.join(".") ?? ""}: ${issue?.message ?? ""}`;
+      // A line of our protocol that breaks it (an unknown code, a missing field) is the agent's bug
+      // or a tampered agent, not noise.
+      if (isOurs(json)) return onInvalid(String(json.event), reason);
+      return onNoise(trimmed, `not a valid event (${reason})`);
     }
     onEvent(parsed.data);
   };
@@ -51,4 +56,10 @@ export function parseEvents(
       buffer = "";
     },
   };
+}
+
+function isOurs(json: unknown): json is { v: number; event: unknown } {
+  return (
+    typeof json === "object" && json !== null && "v" in json && json.v === PROTOCOL_VERSION && "event" in json
+  );
 }

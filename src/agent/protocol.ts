@@ -44,8 +44,9 @@ export const PROTOCOL_VERSION = 2;
 export const PLAN_FORMAT = 2;
 
 /**
- * The limits the agent enforces on plan values (agents/src/ holds the same numbers; the build checks
- * they agree). The config rules refuse anything outside them, with a message.
+ * The limits the agent enforces on plan values (agents/src/prelude.sh holds the same numbers, and
+ * test/unit/agent/plan-limits.test.ts shows that the agent takes each limit and refuses one past it).
+ * The config rules refuse anything outside them, with a message.
  */
 export const PLAN_LIMITS = {
   /** Host names, job names, ids, run ids; "." and ".." never (they would be path components). */
@@ -181,7 +182,6 @@ export const resticSummary = z
     files_changed: z.number().int(),
     files_unmodified: z.number().int(),
     data_added: z.number().int(),
-    total_duration: z.number(),
   })
   .loose();
 

@@ -175,6 +175,8 @@ class AgentRun {
   /** Why the run was stopped: this, not the agent's result, is the outcome. */
   private stopReason: HostError | null = null;
   private noise = 0;
+  /** The first event that broke the protocol: the run is failed whatever the agent says after it. */
+  private protocolError: HostError | null = null;
   private stderrTail = "";
   private stderrLine = "";
   private runTimer: NodeJS.Timeout | undefined;
@@ -206,6 +208,12 @@ class AgentRun {
     this.parser = parseEvents(
       (event) => this.onEvent(redactDeep(event, this.secrets)),
       (line) => this.onNoise(line),
+      (event, reason) =>
+        (this.protocolError ??= new HostError(
+          "agent_protocol",
+          `the agent sent an invalid ${event} event (${reason})`,
+          "the agent and the controller disagree about the protocol: check that the agent that ran is this controller's",
+        )),
     );
   }
 
@@ -252,6 +260,7 @@ class AgentRun {
     this.release();
     this.parser.end();
     if (this.stopReason !== null) return { error: this.stopReason };
+    if (this.protocolError !== null) return { error: this.protocolError };
     if (this.agentResult !== null) {
       if (this.noise > 0)
         this.result.warnings.push({
@@ -384,4 +393,3 @@ function endedWithoutResult(exitCode: number | null, stderr: string): HostError 
     "run with the same inventory and --limit on this host, and read the agent's error above",
   );
 }
-

@@ -1,6 +1,9 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { encodeValue, planLine, PROTOCOL_VERSION } from "../../../src/agent/protocol.js";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { AGENT_ERROR_CODES, encodeValue, planLine, PROTOCOL_VERSION } from "../../../src/agent/protocol.js";
 import { parseEvents } from "../../../src/agent/parse-events.js";
 import { shellCommand } from "../../../src/transport/remote-command.js";
 
@@ -53,9 +56,11 @@ describe("parseEvents", () => {
   it("parses complete lines as they arrive, tolerating noise and split chunks", () => {
     const events: string[] = [];
     const noise: string[] = [];
+    const invalid: string[] = [];
     const parser = parseEvents(
       (e) => events.push(e.event),
       (line, reason) => noise.push(`${reason}: ${line}`),
+      (event) => invalid.push(event),
     );
     parser.push(`{"v":${PROTOCOL_VERSION},"event":"warn`);
     parser.push(
@@ -66,5 +71,34 @@ describe("parseEvents", () => {
     parser.end();
     expect(events).toEqual(["warning", "result"]);
     expect(noise).toHaveLength(3);
+    expect(invalid).toEqual([]);
+  });
+
+  it("reports an event of our protocol that breaks it (an unknown code) as invalid, not as noise", () => {
+    const invalid: string[] = [];
+    const noise: string[] = [];
+    const parser = parseEvents(
+      () => undefined,
+      (line) => noise.push(line),
+      (event, reason) => invalid.push(`${event}: ${reason}`),
+    );
+    parser.push(`{"v":${PROTOCOL_VERSION},"event":"result","code":"made_up","message":"m"}\n`);
+    expect(invalid).toEqual([expect.stringMatching(/^result: code: /)]);
+    expect(noise).toEqual([]);
+  });
+});
+
+describe("the agent's failure codes", () => {
+  it("are exactly the contract's AGENT_ERROR_CODES, each with a hint", () => {
+    const dir = fileURLToPath(new URL("../../../agents/src/", import.meta.url));
+    const source = readdirSync(dir)
+      .filter((name) => name.endsWith(".sh"))
+      .map((name) => readFileSync(join(dir, name), "utf8"))
+      .join("\n");
+    const used = new Set(
+      [...source.matchAll(/\bfail ([a-z_]+) |emit result code s:([a-z_]+) /g)].map((m) => m[1] ?? m[2]),
+    );
+    expect([...used].sort()).toEqual(Object.keys(AGENT_ERROR_CODES).sort());
+    for (const { hint } of Object.values(AGENT_ERROR_CODES)) expect(hint).not.toBe("");
   });
 });

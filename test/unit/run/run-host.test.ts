@@ -313,6 +313,19 @@ describe("runHost against a scripted host", () => {
     expect(harness.channels[0]?.stdinClosed).toBe(true);
   });
 
+  it("an event that breaks the protocol (a code the contract does not know) fails the host, unlike noise", async () => {
+    const unknownCode = `${JSON.stringify({ v: PROTOCOL_VERSION, event: "result", code: "made_up", message: "m" })}\n`;
+    const { run } = setup(agentPrints(agentStart, "some noise\n", unknownCode, resultOk));
+    const result = await run();
+    expect(result).toMatchObject({
+      status: "failed",
+      error: {
+        code: "agent_protocol",
+        message: expect.stringMatching(/^the agent sent an invalid result event \(code: /),
+      },
+    });
+  });
+
   it("a failed result is decided by the host outcome", async () => {
     const failed = line({ event: "result", code: "locked", message: "already running" });
     const { run } = setup(agentPrints(agentStart, failed));
