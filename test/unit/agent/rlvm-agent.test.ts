@@ -465,11 +465,7 @@ describe("plan protocol", () => {
 
 describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 150_000 }, () => {
   function standardPlan(host: string, extra: PlanRecord[] = [], source = join(base, "src")): PlanRecord[] {
-    return [
-      ...header("preflight", host),
-      ["job", "web", "standard_path", source, "", "", ""],
-      ...extra,
-    ];
+    return [...header("preflight", host), ["job", "web", "standard_path", source, "", "", ""], ...extra];
   }
 
   it("passes every check for a standard_path job with two repositories and a copy destination", () => {
