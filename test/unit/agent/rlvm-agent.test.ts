@@ -22,6 +22,7 @@ import { hostname, release, tmpdir, userInfo } from "node:os";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { skipOrFail } from "../../helpers/skip-or-fail.js";
 
 import {
   agentEvent,
@@ -1023,8 +1024,18 @@ describe("leftovers and lock", { timeout: 60_000 }, () => {
   });
 });
 
-it("has restic available where tests are required to run fully", () => {
-  if (process.env.RLVM_REQUIRE_INTEGRATION) expect(RESTIC).not.toBeNull();
-  else if (!RESTIC)
-    console.warn("restic not installed: skipping the preflight tests that need real repositories");
+// The cases above skip, as the file loads, where what they need is missing. This case says so: a
+// printed skip on a laptop, a failure where every unit case must run (RLVM_REQUIRE_UNIT=1, CI); it passes
+// only when every one of them ran.
+it("has what every case above needs: restic, shellcheck, findmnt, root, a writable /run/lock", (ctx) => {
+  const found = {
+    "restic (apt-get install restic)": RESTIC !== null,
+    "shellcheck (apt-get install shellcheck)": SHELLCHECK !== null,
+    "findmnt (util-linux)": findInPath("findmnt") !== null,
+    root: IS_ROOT,
+    "a writable /run/lock": RUN_LOCK_WRITABLE,
+  };
+  const missing = Object.entries(found).flatMap(([need, ok]) => (ok ? [] : [need]));
+  skipOrFail(ctx, "unit", missing.length > 0 ? `missing here: ${missing.join(", ")}` : undefined);
+  expect(missing).toEqual([]);
 });
