@@ -192,7 +192,7 @@ ${extraRepo}`,
     expect(run.host("bk1")?.status).toBe("ok");
     expect(run.host("bk3")?.status).toBe("ok");
     const bk2 = run.host("bk2");
-    expect(bk2?.status).toBe("failed");
+    expect(bk2).toMatchObject({ status: "failed", error: { code: "backup_failed" } });
     expect(bk2?.jobs[0]?.repos.map((r) => r.status)).toEqual(["ok", "failed"]);
     expect(bk2?.jobs[0]?.repos[1]?.error).toMatch(/wrong password|no key found/);
     expect(resticSnapshots(s.repoA).filter((snap) => snap.hostname === "bk2")).toHaveLength(1);

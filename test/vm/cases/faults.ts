@@ -101,6 +101,7 @@ lvs --noheadings -o lv_name,lv_attr @rlvm_fleet || true`,
       const run = await cli("backup", inventory);
       expect(await spawnedLog("filler")).toMatch(/lv_data_rlvm_\S+\s+s.{3}I/);
       expect(run.code, run.stdout + run.stderr).toBe(1);
+      expect(run.host("vm1")).toMatchObject({ status: "failed", error: { code: "backup_failed" } });
       const job = run.job("data");
       expect(job.status).toBe("failed");
       expect(job.snapshot?.cow_peak_percent).toBe(100);
