@@ -500,48 +500,23 @@ check_lock() {
   esac
 }
 
-# check_leftovers: LVs tagged rlvm_host_<host>, and run directories of this host next to ours (their
-# `host` file names the host). Reports only; backup and prune remove them.
+# check_leftovers: what find_leftovers finds. Reports only; backup and prune remove the same.
 check_leftovers() {
-  local parent dir host_file line
-  local -a found=() entries=()
-  local lv_problem=""
-  if have_tool lvs; then
-    lvm_call lvs --noheadings -o vg_name,lv_name "@rlvm_host_$PLAN_HOST"
-    if ((CAP_RC == 0)); then
-      split_lines "$CAP_OUT"
-      for line in "${LINES[@]}"; do
-        split_words "$line"
-        if ((${#WORDS[@]} == 2)); then found+=("LV ${WORDS[0]}/${WORDS[1]}"); fi
-      done
-    else
-      first_meaningful_line "$CAP_ERR"
-      lv_problem="could not list LVs tagged rlvm_host_$PLAN_HOST${REPLY:+: $REPLY}"
-    fi
-  fi
-  parent=${RUN_DIR%/*}
-  if [[ -z $parent ]]; then parent=/; fi
-  shopt -s nullglob
-  entries=("$parent"/*)
-  shopt -u nullglob
-  for dir in "${entries[@]}"; do
-    if [[ $dir -ef $RUN_DIR || -L $dir || ! -d $dir || ! -O $dir ]]; then continue; fi
-    host_file=$dir/host
-    if [[ -L $host_file || ! -f $host_file || ! -O $host_file || ! -s $host_file ]]; then continue; fi
-    line=""
-    IFS= read -r -n 256 line <"$host_file" || true
-    if [[ $line == "$PLAN_HOST" ]]; then found+=("run directory $dir"); fi
-  done
+  local entry
+  local -a found=()
+  find_leftovers
+  for entry in "${LEFTOVER_LVS[@]}"; do found+=("LV $entry"); done
+  for entry in "${LEFTOVER_DIRS[@]}"; do found+=("run directory $entry"); done
   join_by ", " "${found[@]}"
   local detail=$REPLY
-  if [[ -n $lv_problem ]] && plan_has_lv_jobs; then
-    check leftovers false "$lv_problem${detail:+; found: $detail}" \
+  if [[ -n $LEFTOVER_LV_PROBLEM ]] && plan_has_lv_jobs; then
+    check leftovers false "$LEFTOVER_LV_PROBLEM${detail:+; found: $detail}" \
       "run the check as root (become = sudo), or run 'lvs @rlvm_host_$PLAN_HOST' by hand"
   elif ((${#found[@]} > 0)); then
     if [[ $LOCK_STATE == held ]]; then detail+=" (the lock is held: one may belong to a run in progress)"; fi
-    check leftovers false "$detail" "run rlvm-fleet backup, which removes them, or remove them by hand"
+    check leftovers false "$detail" "run rlvm-fleet backup or prune, which remove them, or remove them by hand"
   else
-    check leftovers true "none${lv_problem:+ ($lv_problem)}" ""
+    check leftovers true "none${LEFTOVER_LV_PROBLEM:+ ($LEFTOVER_LV_PROBLEM)}" ""
   fi
 }
 

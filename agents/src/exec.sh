@@ -135,7 +135,7 @@ restic_exec() {
       export RESTIC_REPOSITORY="${RESTIC_REPO_AT[t]:-${REPO_URL[t]}}"
       export RESTIC_PASSWORD_FILE="${RESTIC_PW_AT[t]:-${REPO_PWFILE[t]}}"
       if [[ -n $RESTIC_CACHE ]]; then export RESTIC_CACHE_DIR=$RESTIC_CACHE TMPDIR=/run/rlvm/tmp; fi
-      restic=("${RESTIC_PREFIX[@]}")
+      if ((${#RESTIC_PREFIX[@]} > 0)); then restic=("${RESTIC_PREFIX[@]}"); fi
       ;;
     copy) export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}" ;;
     copy_from)

@@ -4,7 +4,9 @@ LAST_ERROR=""
 RUN_DIR=""
 LOCK_FILE="" LOCK_FD=""
 WATCHER_PID=""
-CLEANED_UP=0 ORPHANS=0 IN_PRIVATE_NS=0
+CLEANED_UP=0 IN_PRIVATE_NS=0
+declare -a LEFTOVER_LVS=() LEFTOVER_DIRS=()
+LEFTOVER_LV_PROBLEM=""
 
 # ERR trap: remember the first unexpected failure; set -e then ends the script and on_exit reports it.
 # BASH_COMMAND is the command's source text, not its expanded arguments, so no data leaks through it.
@@ -53,43 +55,66 @@ acquire_lock() {
   : >"$RUN_DIR/locked"
 }
 
-# sweep_orphans: snapshots and run directories that a crashed run of this host left. We hold the host's
-# lock, so no other run of this host can be using them.
-sweep_orphans() {
-  local line dir host_file entry
+# find_leftovers: what earlier runs of this host left, for check_leftovers (which reports it) and
+# sweep_orphans (which removes it), so that the two always agree. LEFTOVER_LVS = the LVs tagged
+# rlvm_host_<host> ("VG/LV"; a run removes its snapshots before it ends), or LEFTOVER_LV_PROBLEM says
+# why they could not be listed. LEFTOVER_DIRS = the run directories next to ours whose `host` file
+# names this host and that carry the `locked` marker. acquire_lock writes the marker once its run
+# holds the host's lock, which stays held until that run and any restic it started are gone: while
+# the lock is free or ours, a marked directory's run is over. A directory without the marker belongs
+# to a run that never held the lock (ping, check, status, or a backup that has not got there yet),
+# which may be running now: it is never a leftover.
+find_leftovers() {
+  local parent dir line
   local -a entries=()
-  if have_tool lvs && have_tool lvremove; then
+  LEFTOVER_LVS=() LEFTOVER_DIRS=() LEFTOVER_LV_PROBLEM=""
+  if have_tool lvs; then
     lvm_call lvs --noheadings -o vg_name,lv_name "@rlvm_host_$PLAN_HOST"
     if ((CAP_RC == 0)); then
       split_lines "$CAP_OUT"
       for line in "${LINES[@]}"; do
         split_words "$line"
-        if ((${#WORDS[@]} != 2)); then continue; fi
-        entry="${WORDS[0]}/${WORDS[1]}"
-        lvm_call lvremove -f "$entry"
-        if ((CAP_RC == 0)); then
-          emit orphan_removed kind s:snapshot name "s:$entry"
-          ORPHANS=$((ORPHANS + 1))
-        else
-          first_meaningful_line "$CAP_ERR"
-          emit warning code s:orphan_stuck message "s:could not remove the leftover snapshot $entry: $REPLY"
-        fi
+        if ((${#WORDS[@]} == 2)); then LEFTOVER_LVS+=("${WORDS[0]}/${WORDS[1]}"); fi
       done
+    else
+      first_meaningful_line "$CAP_ERR"
+      LEFTOVER_LV_PROBLEM="could not list LVs tagged rlvm_host_$PLAN_HOST${REPLY:+: $REPLY}"
     fi
   fi
+  parent=${RUN_DIR%/*}
+  if [[ -z $parent ]]; then parent=/; fi
   shopt -s nullglob
-  entries=("${RUN_DIR%/*}"/*)
+  entries=("$parent"/*)
   shopt -u nullglob
   for dir in "${entries[@]}"; do
-    if [[ $dir -ef $RUN_DIR || -L $dir || ! -d $dir || ! -O $dir || ! -f $dir/locked ]]; then continue; fi
-    host_file=$dir/host
+    if [[ $dir -ef $RUN_DIR || -L $dir || ! -d $dir || ! -O $dir ]]; then continue; fi
+    if [[ -L $dir/locked || ! -f $dir/locked || -L $dir/host || ! -f $dir/host || ! -O $dir/host ]]; then continue; fi
     line=""
-    if [[ -f $host_file && ! -L $host_file ]]; then IFS= read -r -n 256 line <"$host_file" || true; fi
-    if [[ $line != "$PLAN_HOST" ]]; then continue; fi
+    IFS= read -r -n 256 line <"$dir/host" || true
+    if [[ $line == "$PLAN_HOST" ]]; then LEFTOVER_DIRS+=("$dir"); fi
+  done
+}
+
+# sweep_orphans: remove what find_leftovers finds. We hold the host's lock, so no run that could be
+# using them is alive.
+sweep_orphans() {
+  local entry
+  find_leftovers
+  if have_tool lvremove; then
+    for entry in "${LEFTOVER_LVS[@]}"; do
+      lvm_call lvremove -f "$entry"
+      if ((CAP_RC == 0)); then
+        emit orphan_removed kind s:snapshot name "s:$entry"
+      else
+        first_meaningful_line "$CAP_ERR"
+        emit warning code s:orphan_stuck message "s:could not remove the leftover snapshot $entry: $REPLY"
+      fi
+    done
+  fi
+  for entry in "${LEFTOVER_DIRS[@]}"; do
     # Never follow a mount: a leftover directory holds none outside a dead run's namespace, but be sure.
-    if run "${TOOL[rm]}" -rf --one-file-system -- "$dir"; then
-      emit orphan_removed kind s:run_dir name "s:$dir"
-      ORPHANS=$((ORPHANS + 1))
+    if run "${TOOL[rm]}" -rf --one-file-system -- "$entry"; then
+      emit orphan_removed kind s:run_dir name "s:$entry"
     fi
   done
 }

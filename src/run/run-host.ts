@@ -249,7 +249,7 @@ class AgentRun {
         ),
       };
     }
-    if (this.stopReason !== null) this.closeInput();
+    if (this.stopReason !== null) this.beginStopping();
     else if (this.become.readsPassword) this.phase = "bootstrap";
     else this.sendPayload();
     return this.settle(await this.process.closed);
@@ -298,10 +298,10 @@ class AgentRun {
   private stop(reason: HostError): void {
     this.stopReason ??= reason;
     // Still opening: `run` closes the input as soon as there is a channel.
-    if (this.process !== null) this.closeInput();
+    if (this.process !== null) this.beginStopping();
   }
 
-  private closeInput(): void {
+  private beginStopping(): void {
     const process = this.process;
     if (process === null) return;
     this.phase = "stopping";

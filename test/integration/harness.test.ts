@@ -4,9 +4,11 @@ import { writeFile } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { skipOrFail } from "../helpers/skip-or-fail.js";
+import { waitFor } from "../helpers/wait-for.js";
 import { describeIntegration } from "./harness/describe-integration.js";
 import { anyProcessAlive, startFleet, type Fleet, type FleetHost } from "./harness/fleet.js";
-import { isRoot, requireExecutable } from "./harness/prerequisites.js";
+import { isRoot, needsRoot, requireExecutable } from "./harness/prerequisites.js";
 import { runCommand } from "./harness/run-command.js";
 
 function tcpConnect(host: FleetHost): Promise<"connected" | "refused" | "other error"> {
@@ -20,14 +22,6 @@ function tcpConnect(host: FleetHost): Promise<"connected" | "refused" | "other e
       resolve(error.code === "ECONNREFUSED" ? "refused" : "other error");
     });
   });
-}
-
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describeIntegration("sshd fleet harness", () => {
@@ -94,12 +88,14 @@ describeIntegration("sshd fleet harness", () => {
     expect(login).toMatchObject({ code: 0, stdout: `${fleet.loginUser}\n` });
   });
 
-  it.runIf(isRoot())("gives the login user passwordless sudo", async () => {
+  it("gives the login user passwordless sudo", async (ctx) => {
+    skipOrFail(ctx, "integration", needsRoot());
     const result = await fleet.sshExec("host2", fleet.loginUser, "sudo -n id -u");
     expect(result).toMatchObject({ code: 0, stdout: "0\n" });
   });
 
-  it.runIf(isRoot())("makes sudo ask the password user for a password", async () => {
+  it("makes sudo ask the password user for a password", async (ctx) => {
+    skipOrFail(ctx, "integration", needsRoot());
     const user = fleet.passwordUser as string;
     expect((await fleet.sshExec("host2", user, "id -un")).stdout).toBe(`${user}\n`);
     const withoutPassword = await fleet.sshExec("host2", user, "sudo -n true");
@@ -156,8 +152,8 @@ describeIntegration("sshd fleet harness", () => {
       const found = await runCommand("pgrep", ["-f", `^${marker}`]);
       return Number(found.stdout.trim().split("\n")[0]) || undefined;
     };
-    await waitFor(async () => (await findPid()) !== undefined, 10_000);
-    return { pid: (await findPid()) as number, client, clientExit };
+    const pid = await waitFor(`the remote ${marker}`, findPid, { timeoutMs: 10_000, intervalMs: 50 });
+    return { pid, client, clientExit };
   }
 
   it("stopHost kills sessions that are running on the host", async () => {

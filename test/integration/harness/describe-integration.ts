@@ -1,24 +1,16 @@
-import { describe, it } from "vitest";
-import { checkPrerequisites, describeMissingPrerequisites, isIntegrationRequired } from "./prerequisites.js";
+import { describeOrSkip } from "../../helpers/skip-or-fail.js";
+import { checkPrerequisites, describeMissingPrerequisites } from "./prerequisites.js";
 
 /**
- * `describe` for tests that need a real sshd fleet. When prerequisites are missing the suite is skipped with
- * a warning saying why, unless RLVM_REQUIRE_INTEGRATION=1 (CI), where it fails instead: CI must never pass
- * by silently skipping.
+ * `describe` for tests that need a real sshd fleet: skipped with the reason printed when this machine
+ * lacks their tools, a failure instead where RLVM_REQUIRE_INTEGRATION=1 (CI).
  */
 export function describeIntegration(name: string, body: () => void): void {
   const missing = checkPrerequisites();
-  const reason = describeMissingPrerequisites(missing);
-  if (missing.length > 0 && isIntegrationRequired()) {
-    describe(name, () => {
-      it("has its prerequisites installed", () => {
-        throw new Error(`${reason} (RLVM_REQUIRE_INTEGRATION=1 forbids skipping)`);
-      });
-    });
-    return;
-  }
-  if (missing.length > 0) {
-    console.warn(`Skipping "${name}": ${reason}. Set RLVM_REQUIRE_INTEGRATION=1 to make this an error.`);
-  }
-  describe.skipIf(missing.length > 0)(name, body);
+  describeOrSkip(
+    "integration",
+    name,
+    missing.length > 0 ? describeMissingPrerequisites(missing) : undefined,
+    body,
+  );
 }

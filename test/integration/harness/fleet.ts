@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, rmSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, open, rm, stat, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { freePort } from "../../../src/demo/free-port.js";
@@ -11,6 +11,7 @@ import {
   killProcessesNow,
   listDescendants,
   listProcessesWithEnvironment,
+  sendSignal,
   terminateProcesses,
 } from "./process-tree.js";
 import { isRoot, requireExecutable, requirePrerequisites } from "./prerequisites.js";
@@ -105,6 +106,11 @@ export interface Fleet {
    * run die with it (a host going down); with keepSessions only the listener stops, like `systemctl stop ssh`.
    */
   stopHost(name: string, options?: { keepSessions?: boolean }): Promise<void>;
+  /**
+   * SIGKILLs the host's sshd as a crash would: the listener and its session processes (sshd too), not the
+   * commands they run. Their connections drop without an exit status; startHost brings it back.
+   */
+  killSshd(name: string): Promise<void>;
   /** Starts a stopped host again on the same address, port and host key. */
   /**
    * Start a stopped host again (same port and key). `hidePaths` (root only) starts its sshd in a
@@ -500,6 +506,18 @@ class SshdFleet implements Fleet {
     this.reportToWatchdog();
   }
 
+  async killSshd(name: string): Promise<void> {
+    const host = this.host(name);
+    const listener = host.process;
+    if (listener?.pid === undefined || !host.running) throw new Error(`host ${name} is not running`);
+    const sessions = listDescendants([listener.pid]);
+    // What the sessions ran outlives them: stop() still finds it.
+    for (const pid of sessions) this.detachedSessions.add(pid);
+    sendSignal([listener.pid, ...sessions.filter(isSshdProcess)], "SIGKILL");
+    await host.exited;
+    this.reportToWatchdog();
+  }
+
   async startHost(name: string, options: { hidePaths?: readonly string[] } = {}): Promise<void> {
     const host = this.host(name);
     if (host.running) throw new Error(`host ${name} is already running (pid ${host.pid})`);
@@ -743,6 +761,15 @@ class SshdFleet implements Fleet {
       if (Date.now() >= deadline) return "timeout";
       await new Promise((resolveDelay) => setTimeout(resolveDelay, 25));
     }
+  }
+}
+
+/** sshd's own processes: the listener and its session processes ("sshd: user [priv]", "sshd: user@notty"). */
+function isSshdProcess(pid: number): boolean {
+  try {
+    return /^(\S*\/)?sshd([: ]|$)/.test(readFileSync(`/proc/${pid}/cmdline`, "latin1"));
+  } catch {
+    return false;
   }
 }
 

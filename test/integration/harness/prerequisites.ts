@@ -55,6 +55,11 @@ export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
+/** Why the cases that need the test users (sudo, a sudo password) cannot run here, or undefined as root. */
+export function needsRoot(): string | undefined {
+  return isRoot() ? undefined : "creating the sudo test users needs root: run this tier as root";
+}
+
 /** What the integration tests need and this machine lacks; empty when everything is there. */
 export function checkPrerequisites(): MissingPrerequisite[] {
   const missing: MissingPrerequisite[] = [];
@@ -78,11 +83,6 @@ export function describeMissingPrerequisites(missing: readonly MissingPrerequisi
   const packages = [...new Set(missing.map((item) => item.debianPackage).filter((name) => name !== "-"))];
   const install = packages.length > 0 ? `; install with: apt-get install ${packages.join(" ")}` : "";
   return `integration test prerequisites missing: ${tools}${install}`;
-}
-
-/** CI sets RLVM_REQUIRE_INTEGRATION=1 so that missing prerequisites fail the run instead of skipping. */
-export function isIntegrationRequired(): boolean {
-  return process.env["RLVM_REQUIRE_INTEGRATION"] === "1";
 }
 
 /** Throws with an install hint if anything is missing. */

@@ -236,14 +236,14 @@ describe("exec.sh", () => {
     const path = join(mkdtempSync(join(base, "fake-")), "restic");
     writeFileSync(
       path,
-      '#!/bin/sh\nprintf "argv %s\\n" "$*"\nenv | LC_ALL=C sort | while read -r l; do case $l in RESTIC_*|AWS_*) echo "$l";; esac; done\n',
+      '#!/bin/sh\nprintf "argv %s\\n" "$*"\nenv | LC_ALL=C sort | while read -r l; do case $l in RESTIC_*|AWS_*|TMPDIR=/run/*) echo "$l";; esac; done\n',
       {
         mode: 0o755,
       },
     );
     return path;
   };
-  const run = (call: string) =>
+  const run = (call: string, setup = "") =>
     sourced(
       ["json.sh", "helpers.sh", "exec.sh", "plan.sh", "checks.sh", "cmd-backup.sh"],
       [
@@ -251,6 +251,7 @@ describe("exec.sh", () => {
         "REPO_URL=(/srv/repo-0 's3:https://user:secret@s3/b') REPO_PWFILE=(/pw/0 /pw/1)",
         "COPY_URL=(/srv/copy-0) COPY_PWFILE=(/pw/c0) COPY_FROM=(1)",
         "ENV_KEYS=(AWS_SECRET_ACCESS_KEY) ENV_VALS=(hunter2)",
+        setup,
         `capture ${call}`,
         'printf "%s\\n" "$CAP_OUT"; printf "rc %s\\n" "$CAP_RC"',
       ].join("\n"),
@@ -291,6 +292,37 @@ describe("exec.sh", () => {
     );
     expect(run("restic_exec none - 0 version").stdout).toBe(
       ["argv version", "AWS_SECRET_ACCESS_KEY=hunter2", "rc 0", ""].join("\n"),
+    );
+  });
+
+  it("restic_exec view runs restic as the job's view sees it (prepare_view's chroot paths)", () => {
+    const view = [
+      // What prepare_view sets for a logical_volume_root job: restic runs through the prefix.
+      'RESTIC_PREFIX=("${TOOL[restic]}" in-chroot) RESTIC_CACHE=/run/rlvm/cache',
+      "RESTIC_REPO_AT=([0]=/run/rlvm/repo-0) RESTIC_PW_AT=([0]=/run/rlvm/pw-0)",
+    ].join("\n");
+    expect(run(`restic_exec view 0 0 backup -- /`, view).stdout).toBe(
+      [
+        "argv in-chroot backup -- /",
+        "AWS_SECRET_ACCESS_KEY=hunter2",
+        "RESTIC_CACHE_DIR=/run/rlvm/cache",
+        "RESTIC_PASSWORD_FILE=/run/rlvm/pw-0",
+        "RESTIC_REPOSITORY=/run/rlvm/repo-0",
+        "TMPDIR=/run/rlvm/tmp",
+        "rc 0",
+        "",
+      ].join("\n"),
+    );
+    // Without a chroot (the other categories), the repository as it is.
+    expect(run(`restic_exec view 1 0 backup -- /srv`).stdout).toBe(
+      [
+        "argv backup -- /srv",
+        "AWS_SECRET_ACCESS_KEY=hunter2",
+        "RESTIC_PASSWORD_FILE=/pw/1",
+        "RESTIC_REPOSITORY=s3:https://user:secret@s3/b",
+        "rc 0",
+        "",
+      ].join("\n"),
     );
   });
 });

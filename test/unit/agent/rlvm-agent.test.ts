@@ -22,6 +22,7 @@ import { hostname, release, tmpdir, userInfo } from "node:os";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { skipOrFail } from "../../helpers/skip-or-fail.js";
 
 import {
   agentEvent,
@@ -103,6 +104,13 @@ function newRunDir(host?: string): string {
   const runDir = join(parent, "self");
   mkdirSync(runDir, { mode: 0o700 });
   if (host) writeFileSync(join(runDir, "host"), `${host}\n`);
+  return runDir;
+}
+
+/** Another run directory next to the ones in `parent` (as the bootstrap makes them, with `host`). */
+function newRunDirIn(parent: string, host: string): string {
+  const runDir = mkdtempSync(join(parent, "run-"));
+  writeFileSync(join(runDir, "host"), `${host}\n`);
   return runDir;
 }
 
@@ -951,7 +959,7 @@ esac
     expect(checkNamed(run, "leftovers")).toMatchObject({
       ok: false,
       detail: "LV vg0/data_rlvm_20240101T000000Z-old",
-      hint: "run rlvm-fleet backup, which removes them, or remove them by hand",
+      hint: "run rlvm-fleet backup or prune, which remove them, or remove them by hand",
     });
     expect(run.checks.map((c) => c.name).slice(0, 6)).toEqual([
       "bash",
@@ -965,27 +973,69 @@ esac
 });
 
 describe("leftovers and lock", { timeout: 60_000 }, () => {
-  it("lists earlier run directories of this host, and only those", () => {
-    const host = unique("left");
+  /** Run directories next to a new one: marked ones held the host's lock (acquire_lock's `locked`). */
+  const withSiblings = (host: string) => {
     const runDir = newRunDir(host);
     const parent = join(runDir, "..");
-    const sibling = (name: string, owner: string | null) => {
+    const sibling = (name: string, owner: string | null, marked: boolean) => {
       const dir = join(parent, name);
       mkdirSync(dir, { mode: 0o700 });
       if (owner !== null) writeFileSync(join(dir, "host"), `${owner}\n`);
+      if (marked) writeFileSync(join(dir, "locked"), "");
       return dir;
     };
-    const old = sibling("20240101T000000Z-old", host);
-    sibling("20240101T000000Z-other", `${host}x`);
-    sibling("20240101T000000Z-nohost", null);
-    symlinkSync(old, join(parent, "link-to-old"));
+    const dirs = {
+      old: sibling("20240101T000000Z-old", host, true),
+      // A run that never held the lock (ping, check, status) may be running now: never a leftover.
+      lockless: sibling("20240101T000000Z-lockless", host, false),
+      other: sibling("20240101T000000Z-other", `${host}x`, true),
+      nohost: sibling("20240101T000000Z-nohost", null, true),
+      hostLink: sibling("20240101T000000Z-hostlink", null, true),
+    };
+    symlinkSync(join(dirs.old, "host"), join(dirs.hostLink, "host"));
+    symlinkSync(dirs.old, join(parent, "link-to-old"));
+    return { runDir, parent, dirs };
+  };
+
+  it("lists earlier run directories of this host that held its lock, and only those", () => {
+    const host = unique("left");
+    const { runDir, dirs } = withSiblings(host);
     const run = runAgent(planText([...header("preflight", host), ["end"]]), { runDir });
     expect(checkNamed(run, "leftovers")).toMatchObject({
       ok: false,
-      detail: `run directory ${join(parent, "20240101T000000Z-old")}`,
-      hint: "run rlvm-fleet backup, which removes them, or remove them by hand",
+      detail: `run directory ${dirs.old}`,
+      hint: "run rlvm-fleet backup or prune, which remove them, or remove them by hand",
     });
-    expect(existsSync(old)).toBe(true);
+    for (const dir of Object.values(dirs)) expect(existsSync(dir)).toBe(true);
+  });
+
+  it("check reports exactly the run directories that the sweep of prune then removes", () => {
+    const host = unique("sweep");
+    const { parent, dirs } = withSiblings(host);
+    const check = runAgent(planText([...header("preflight", host), ["end"]]), {
+      runDir: newRunDirIn(parent, host),
+    });
+    const reported = checkNamed(check, "leftovers").detail;
+    const pruneDir = newRunDirIn(parent, host);
+    try {
+      const prune = runAgent(planText([...header("prune", host), ["end"]]), { runDir: pruneDir });
+      // The bootstrap removes the run directory after the agent, marked or not.
+      rmSync(pruneDir, { recursive: true });
+      const removed = prune.events.flatMap((e) => (e.event === "orphan_removed" ? [e] : []));
+      expect(removed.map((e) => `run directory ${e.name}`).join(", ")).toBe(reported);
+      expect(removed).toMatchObject([{ kind: "run_dir", name: dirs.old }]);
+      expect(existsSync(dirs.old)).toBe(false);
+      for (const dir of [dirs.lockless, dirs.other, dirs.nohost, dirs.hostLink])
+        expect(existsSync(dir)).toBe(true);
+      const after = runAgent(planText([...header("preflight", host), ["end"]]), {
+        runDir: newRunDirIn(parent, host),
+      });
+      expect(checkNamed(after, "leftovers")).toMatchObject({ ok: true, detail: "none" });
+    } finally {
+      // acquire_lock's lock file: in /run/lock, or in TMPDIR where that is not writable.
+      rmSync(`/run/lock/rlvm-fleet.${host}.lock`, { force: true });
+      rmSync(join(tmpdir(), `rlvm-fleet.${host}.lock`), { force: true });
+    }
   });
 
   it.skipIf(!RUN_LOCK_WRITABLE)(
@@ -1038,8 +1088,18 @@ describe("leftovers and lock", { timeout: 60_000 }, () => {
   });
 });
 
-it("has restic available where tests are required to run fully", () => {
-  if (process.env.RLVM_REQUIRE_INTEGRATION) expect(RESTIC).not.toBeNull();
-  else if (!RESTIC)
-    console.warn("restic not installed: skipping the preflight tests that need real repositories");
+// The cases above skip, as the file loads, where what they need is missing. This case says so: a
+// printed skip on a laptop, a failure where every unit case must run (RLVM_REQUIRE_UNIT=1, CI); it passes
+// only when every one of them ran.
+it("has what every case above needs: restic, shellcheck, findmnt, root, a writable /run/lock", (ctx) => {
+  const found = {
+    "restic (apt-get install restic)": RESTIC !== null,
+    "shellcheck (apt-get install shellcheck)": SHELLCHECK !== null,
+    "findmnt (util-linux)": findInPath("findmnt") !== null,
+    root: IS_ROOT,
+    "a writable /run/lock": RUN_LOCK_WRITABLE,
+  };
+  const missing = Object.entries(found).flatMap(([need, ok]) => (ok ? [] : [need]));
+  skipOrFail(ctx, "unit", missing.length > 0 ? `missing here: ${missing.join(", ")}` : undefined);
+  expect(missing).toEqual([]);
 });

@@ -1,9 +1,9 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { agentPlan } from "../../../src/agent/plan-lines.js";
-import { PROTOCOL_VERSION, type AgentEvent } from "../../../src/agent/protocol.js";
 import { buildPlan } from "../../../src/plan/build-plan.js";
 import { trackJobs } from "../../../src/run/job-tracker.js";
+import { agentEventOf as event } from "../../helpers/agent-event.js";
 
 const INVENTORY = join(import.meta.dirname, "../../../examples/single-host/inventory.toml");
 
@@ -11,10 +11,11 @@ function tracker() {
   const [hostPlan] = buildPlan(INVENTORY).hosts;
   if (hostPlan === undefined) throw new Error("the example has no host");
   const plan = agentPlan(hostPlan, "backup", "run1");
-  return { tracker: trackJobs(hostPlan, plan, "backup", "failed"), plan };
+  const [repoId] = [...plan.repos.keys()];
+  if (repoId === undefined) throw new Error("the example's plan has no repository");
+  return { tracker: trackJobs(hostPlan, plan, "backup", "failed"), repoId };
 }
 
-const event = (fields: Record<string, unknown>) => ({ v: PROTOCOL_VERSION, ...fields }) as AgentEvent;
 const summary = {
   snapshot_id: "0123456789abcdef",
   files_new: 3,
@@ -26,8 +27,7 @@ const summary = {
 
 describe("trackJobs (backup)", () => {
   it("fills a repository from repo_done", () => {
-    const { tracker: t, plan } = tracker();
-    const [repoId] = [...plan.repos.keys()];
+    const { tracker: t, repoId } = tracker();
     t.apply(event({ event: "repo_done", job: "data", repo: repoId, exit_code: 0, duration_ms: 40, summary }));
     expect(t.jobs[0]?.repos[0]).toMatchObject({
       status: "ok",
@@ -37,8 +37,7 @@ describe("trackJobs (backup)", () => {
   });
 
   it("a repo_failed after repo_done (a backup of an overflowed snapshot, discarded) leaves no snapshot id", () => {
-    const { tracker: t, plan } = tracker();
-    const [repoId] = [...plan.repos.keys()];
+    const { tracker: t, repoId } = tracker();
     t.apply(event({ event: "repo_done", job: "data", repo: repoId, exit_code: 3, duration_ms: 40, summary }));
     t.apply(
       event({

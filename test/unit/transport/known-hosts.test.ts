@@ -19,6 +19,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { skipOrFail } from "../../helpers/skip-or-fail.js";
 
 import {
   appendKnownHost,
@@ -679,7 +680,7 @@ describe("against a real sshd", () => {
   });
 
   it("parses ssh-keyscan output and finds the host keys ssh-keygen wrote", async (ctx) => {
-    if (sshdUnavailable) ctx.skip(sshdUnavailable);
+    skipOrFail(ctx, "unit", sshdUnavailable);
     const scanned = await runOk("ssh-keyscan", ["-p", String(port), "127.0.0.1"]);
     const { entries, malformed } = parseKnownHosts(scanned, "ssh-keyscan");
     expect(malformed).toEqual([]);
@@ -697,7 +698,7 @@ describe("against a real sshd", () => {
   });
 
   it("the suggested ssh-keyscan command fills a known_hosts that verifies", async (ctx) => {
-    if (sshdUnavailable) ctx.skip(sshdUnavailable);
+    skipOrFail(ctx, "unit", sshdUnavailable);
     const dir = await makeTempDir("keyscan-cmd");
     const file = join(dir, "my known_hosts");
     const result = await run("sh", ["-c", sshKeygenAddCommand("127.0.0.1", port, file)]);
@@ -709,7 +710,7 @@ describe("against a real sshd", () => {
   });
 
   it("OpenSSH accepts the line appendKnownHost writes and rejects a changed key like we do", async (ctx) => {
-    if (sshdUnavailable) ctx.skip(sshdUnavailable);
+    skipOrFail(ctx, "unit", sshdUnavailable);
     const [hostKey] = hostKeys as [GeneratedKey];
     const dir = await makeTempDir("ssh-client");
     const good = join(dir, "known_hosts_good");

@@ -179,6 +179,7 @@ export function checkCases(): void {
       const run = await cli("check", inventory);
       expect(run.code, run.stdout + run.stderr).toBe(1);
       const host = run.host("vm1");
+      expect(host).toMatchObject({ status: "failed", error: { code: "preflight" } });
       const vgFree = checkNamed(host.checks, "vg_free:vg0");
       expect(vgFree.ok).toBe(false);
       expect(vgFree.detail).toMatch(

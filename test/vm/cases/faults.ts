@@ -21,6 +21,7 @@ import {
   expectGuestClean,
 } from "../helpers/vm-fleet.js";
 import { vmLog } from "../harness/log.js";
+import { waitFor } from "../../helpers/wait-for.js";
 import { expectSnapshotReported } from "./nonroot.js";
 
 /** A /data backup that takes a while under TCG: restic has MiB of random data to read. */
@@ -37,11 +38,11 @@ async function slowDataInventory(
 }
 
 async function waitForLog(name: string, pattern: RegExp, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pattern.test(await spawnedLog(name))) {
-    if (Date.now() > deadline) throw new Error(`no ${pattern} in ${name}.log: ${await spawnedLog(name)}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await waitFor(`${pattern} in ${name}.log`, async () => pattern.test(await spawnedLog(name)), {
+    timeoutMs,
+    intervalMs: 500,
+    detail: () => spawnedLog(name),
+  });
 }
 
 /** Text of the whole report: where a message shows up (an error, a warning, a repository) is secondary. */
@@ -100,6 +101,7 @@ lvs --noheadings -o lv_name,lv_attr @rlvm_fleet || true`,
       const run = await cli("backup", inventory);
       expect(await spawnedLog("filler")).toMatch(/lv_data_rlvm_\S+\s+s.{3}I/);
       expect(run.code, run.stdout + run.stderr).toBe(1);
+      expect(run.host("vm1")).toMatchObject({ status: "failed", error: { code: "backup_failed" } });
       const job = run.job("data");
       expect(job.status).toBe("failed");
       expect(job.snapshot?.cow_peak_percent).toBe(100);

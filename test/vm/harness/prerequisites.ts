@@ -1,5 +1,5 @@
 // What the VM tier needs on this machine, and the skip-or-fail rule of DESIGN §9.
-import { describe, it } from "vitest";
+import { describeOrSkip } from "../../helpers/skip-or-fail.js";
 import { findExecutable, isRoot } from "../../integration/harness/prerequisites.js";
 import { cachedImageReady } from "./image.js";
 
@@ -37,27 +37,10 @@ export function missingVmPrerequisites(): string | undefined {
   return problems.length > 0 ? `VM tier prerequisites: ${problems.join("; ")}` : undefined;
 }
 
-/** CI sets RLVM_REQUIRE_VM=1: missing prerequisites fail the tier instead of skipping it. */
-export function isVmRequired(): boolean {
-  return process.env["RLVM_REQUIRE_VM"] === "1";
-}
-
 /**
- * `describe` for the VM tier: skipped with a printed reason when the machine cannot run it, unless
- * RLVM_REQUIRE_VM=1, where that is a failing test instead (a CI run never passes by skipping).
+ * `describe` for the VM tier: skipped with a printed reason when the machine cannot run it, a failure
+ * instead where RLVM_REQUIRE_VM=1 (CI).
  */
 export function describeVm(name: string, body: () => void): void {
-  const reason = missingVmPrerequisites();
-  if (reason !== undefined && isVmRequired()) {
-    describe(name, () => {
-      it("has its prerequisites installed", () => {
-        throw new Error(`${reason} (RLVM_REQUIRE_VM=1 forbids skipping)`);
-      });
-    });
-    return;
-  }
-  if (reason !== undefined) {
-    console.warn(`Skipping "${name}": ${reason}. Set RLVM_REQUIRE_VM=1 to make this an error.`);
-  }
-  describe.skipIf(reason !== undefined)(name, body);
+  describeOrSkip("vm", name, missingVmPrerequisites(), body);
 }

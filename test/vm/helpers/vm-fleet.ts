@@ -7,6 +7,7 @@ import { expect } from "vitest";
 import type { HostResult, JobResult, Report } from "../../../src/report/report-schema.js";
 import type { Guest, GuestState } from "../harness/guest.js";
 import { vmLog } from "../harness/log.js";
+import { waitFor } from "../../helpers/wait-for.js";
 
 const ROOT = join(import.meta.dirname, "../../..");
 const BIN = join(ROOT, "bin/rlvm-fleet.js");
@@ -234,15 +235,15 @@ export async function waitForGuest(
   what: string,
   timeoutMs = 120_000,
 ): Promise<GuestState> {
-  const deadline = Date.now() + timeoutMs;
-  let state = await guest().state();
-  while (!ready(state)) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}; guest state: ${JSON.stringify(state)}`);
-    await new Promise((r) => setTimeout(r, 500));
-    state = await guest().state();
-  }
-  return state;
+  let state: GuestState | undefined;
+  return waitFor(
+    what,
+    async () => {
+      state = await guest().state();
+      return ready(state) && state;
+    },
+    { timeoutMs, intervalMs: 500, detail: () => `guest state: ${JSON.stringify(state)}` },
+  );
 }
 
 const isClean = (s: GuestState) =>

@@ -1,0 +1,93 @@
+// Secrets we know of (passwords in repository URLs, the sudo password) never reach a report or the
+// terminal, wherever in a host's output they show up.
+import { describe, expect, it } from "vitest";
+import { buildPlan } from "../../../src/plan/build-plan.js";
+import { redact, redactDeep, secretsOf } from "../../../src/run/redact.js";
+import { writeTree } from "../../helpers/run-cli.js";
+
+/** The one host's plan, with a config whose repositories are these URLs (the first with these copies). */
+function hostPlanWith(repos: string[], copies: string[] = []) {
+  const toml = (key: string, value: string) => `${key} = ${JSON.stringify(value)}`;
+  const repoTables = repos.map(
+    (url, index) => `[[standard_path.data.repositories]]
+${toml("repo_path", url)}
+password_file = "/etc/restic/pw"
+${index === 0 ? copies.map((copy) => `[[standard_path.data.repositories.copy_to]]\n${toml("repo", copy)}\npassword_file = "/etc/restic/pw"\n`).join("") : ""}`,
+  );
+  const tree = writeTree({
+    "inventory.toml": `[defaults]\nconfig = "host.toml"\n\n[hosts.db1]\naddress = "192.0.2.1"\n`,
+    "host.toml": `[standard_path.data]\nbackup_source_path = "/data"\n\n${repoTables.join("\n")}`,
+  });
+  try {
+    const [hostPlan] = buildPlan(`${tree.dir}/inventory.toml`).hosts;
+    if (hostPlan === undefined) throw new Error("no host planned");
+    return hostPlan;
+  } finally {
+    tree.cleanup();
+  }
+}
+
+describe("secretsOf", () => {
+  it("takes the password of every repository and copy_to URL, as written and percent-decoded", () => {
+    const plan = hostPlanWith(
+      ["rest:https://fleet:s3cr%40t-42@vault.example:8000/db1/", "/srv/backup/local"],
+      ["sftp://backup:copy-pw@vault.example//backups/db1", "rest:http://other:other-secret@10.0.0.9/x/"],
+    );
+    expect(secretsOf(plan, null).sort()).toEqual(
+      ["copy-pw", "other-secret", "s3cr%40t-42", "s3cr@t-42"].sort(),
+    );
+  });
+
+  it("adds the sudo password, and lists the longest first so that a secret inside another is masked whole", () => {
+    const plan = hostPlanWith(["rest:https://u:abcdef@h/r/"]);
+    const secrets = secretsOf(plan, "xabcdefx");
+    expect(secrets).toEqual(["xabcdefx", "abcdef"]);
+    expect(redact("sudo got xabcdefx, restic abcdef", secrets)).toBe("sudo got ***, restic ***");
+  });
+
+  it("has nothing to mask for URLs without a password, an empty sudo password, or secrets under 3 characters", () => {
+    const plan = hostPlanWith([
+      "rest:https://vault.example/db1/",
+      "sftp:backup@vault:/srv/x",
+      "rest:https://u:pw@h/r/",
+    ]);
+    expect(secretsOf(plan, null)).toEqual([]);
+    expect(secretsOf(plan, "")).toEqual([]);
+  });
+});
+
+describe("redact", () => {
+  it("masks every occurrence of every secret, across lines", () => {
+    const text =
+      "Fatal: rest:https://fleet:hunter22@vault/ failed\nretrying hunter22 ... hunter22\nsudo: pw-xyz";
+    expect(redact(text, ["hunter22", "pw-xyz"])).toBe(
+      "Fatal: rest:https://fleet:***@vault/ failed\nretrying *** ... ***\nsudo: ***",
+    );
+  });
+
+  it("leaves text without secrets as it is", () => {
+    expect(redact("all fine", ["hunter22"])).toBe("all fine");
+    expect(redact("hunter22", [])).toBe("hunter22");
+  });
+});
+
+describe("redactDeep", () => {
+  it("masks secrets in every string of a nested value, keys and non-strings untouched", () => {
+    const value = {
+      message: "auth failed for hunter22",
+      list: ["ok", "hunter22 again", 42, null, true],
+      nested: { deeper: [{ error: "rest:https://u:hunter22@h/" }], hunter22: 1 },
+    };
+    expect(redactDeep(value, ["hunter22"])).toEqual({
+      message: "auth failed for ***",
+      list: ["ok", "*** again", 42, null, true],
+      nested: { deeper: [{ error: "rest:https://u:***@h/" }], hunter22: 1 },
+    });
+    expect(value.message).toBe("auth failed for hunter22");
+  });
+
+  it("returns the value itself when there is nothing to mask", () => {
+    const value = { message: "hunter22" };
+    expect(redactDeep(value, [])).toBe(value);
+  });
+});
