@@ -83,8 +83,16 @@ describe("skipOrFail", () => {
         `no sshd (${variable}=1 forbids skipping)`,
       );
       expect(ctx.skip).not.toHaveBeenCalled();
-      // Another tier's variable does not count, nor any value but 1.
-      skipOrFail(ctx, tier, "no sshd", { RLVM_REQUIRE_OTHER: "1", [variable]: "true" });
+      // Another tier's variable does not count, nor any value but 1: then the skip is printed.
+      const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+      try {
+        skipOrFail(ctx, tier, "no sshd", { RLVM_REQUIRE_OTHER: "1", [variable]: "true" });
+        expect(warn).toHaveBeenCalledWith(
+          `Skipping "a case": no sshd. Set ${variable}=1 to make this an error.`,
+        );
+      } finally {
+        warn.mockRestore();
+      }
       expect(ctx.skip).toHaveBeenCalledWith("no sshd");
     },
   );
