@@ -60,7 +60,7 @@ for (const tier of tiers) {
   }
   if (!ok && counts.failed === 0) counts.failed = 1;
   // A tier that collected no test at all is broken. A tier skipped for missing tools (printed, with the
-  // reason) shows in the totals; CI sets RLVM_REQUIRE_INTEGRATION/RLVM_REQUIRE_VM, so there it fails.
+  // reason) shows in the totals; CI sets RLVM_REQUIRE_UNIT/INTEGRATION/VM, so there it fails.
   if (counts.passed + counts.failed + counts.skipped === 0) counts.failed = 1;
   lines.push(`${tier}: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`);
   for (const key of Object.keys(totals)) totals[key] += counts[key];

@@ -96,5 +96,19 @@ export function renderReportMarkdown(report: Report): string {
       );
     }
   }
+  if (report.command !== "ping" && report.command !== "check") lines.push(...hostProblems(report));
   return `${lines.join("\n")}\n`;
+}
+
+/** Below a per-job table: each host's own error and warnings, which its job rows cannot show. */
+function hostProblems(report: Report): string[] {
+  const items = report.hosts.flatMap((host) => [
+    ...(host.error === null
+      ? []
+      : [
+          `- **${host.name}** ${host.status} (\`${host.error.code}\`): ${cell(host.error.message)}. ${cell(host.error.hint)}`,
+        ]),
+    ...host.warnings.map((w) => `- **${host.name}** warning (\`${w.code}\`): ${cell(w.message)}`),
+  ]);
+  return items.length === 0 ? [] : ["", ...items];
 }

@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { skipOrFail } from "../../helpers/skip-or-fail.js";
 
 import { agentEvent, PLAN_FORMAT, planLine, PROTOCOL_VERSION } from "../../../src/agent/protocol.js";
 
@@ -130,21 +131,21 @@ describe("each module alone", () => {
     });
   }
 
-  it.skipIf(!SHELLCHECK && process.env["RLVM_REQUIRE_INTEGRATION"] !== "1")(
-    "every module is shellcheck-clean checked alone",
-    { timeout: 120_000 },
-    () => {
-      expect(SHELLCHECK, "shellcheck is not installed: apt-get install shellcheck").toBeTruthy();
-      // agents/src/.shellcheckrc names what checking a module alone cannot see (the other modules' globals).
-      const r = spawnSync(
-        SHELLCHECK as string,
-        MODULES.map((m) => join(SRC, m)),
-        { cwd: SRC, encoding: "utf8" },
-      );
-      expect(r.stdout + r.stderr).toBe("");
-      expect(r.status).toBe(0);
-    },
-  );
+  it("every module is shellcheck-clean checked alone", { timeout: 120_000 }, (ctx) => {
+    skipOrFail(
+      ctx,
+      "unit",
+      SHELLCHECK ? undefined : "shellcheck is not installed (apt-get install shellcheck)",
+    );
+    // agents/src/.shellcheckrc names what checking a module alone cannot see (the other modules' globals).
+    const r = spawnSync(
+      SHELLCHECK as string,
+      MODULES.map((m) => join(SRC, m)),
+      { cwd: SRC, encoding: "utf8" },
+    );
+    expect(r.stdout + r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
 });
 
 describe("json.sh", () => {

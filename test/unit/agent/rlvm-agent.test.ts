@@ -23,6 +23,7 @@ import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { skipOrFail } from "../../helpers/skip-or-fail.js";
+import { waitFor } from "../../helpers/wait-for.js";
 
 import {
   agentEvent,
@@ -310,18 +311,18 @@ describe("rlvm-agent.sh as a file", () => {
     }
   });
 
-  // CI installs shellcheck and sets RLVM_REQUIRE_INTEGRATION: there a missing shellcheck fails.
+  // CI installs shellcheck and sets RLVM_REQUIRE_UNIT: there a missing shellcheck fails.
   // shellcheck takes seconds on the whole agent, more on a loaded machine.
-  it.skipIf(!SHELLCHECK && process.env["RLVM_REQUIRE_INTEGRATION"] !== "1")(
-    "is shellcheck-clean",
-    { timeout: 60_000 },
-    () => {
-      expect(SHELLCHECK, "shellcheck is not installed: apt-get install shellcheck").toBeTruthy();
-      const r = spawnSync(SHELLCHECK as string, ["--shell=bash", AGENT], { encoding: "utf8" });
-      expect(r.stdout + r.stderr).toBe("");
-      expect(r.status).toBe(0);
-    },
-  );
+  it("is shellcheck-clean", { timeout: 60_000 }, (ctx) => {
+    skipOrFail(
+      ctx,
+      "unit",
+      SHELLCHECK ? undefined : "shellcheck is not installed (apt-get install shellcheck)",
+    );
+    const r = spawnSync(SHELLCHECK as string, ["--shell=bash", AGENT], { encoding: "utf8" });
+    expect(r.stdout + r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
 });
 
 // --- ping ----------------------------------------------------------------------------------------
@@ -1049,10 +1050,11 @@ describe("leftovers and lock", { timeout: 60_000 }, () => {
         stdio: "ignore",
       });
       try {
-        for (let i = 0; i < 100; i++) {
-          if (existsSync(lockFile) && spawnSync("flock", ["-n", "-s", lockFile, "true"]).status === 1) break;
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
+        await waitFor(
+          "the holder to take the lock",
+          () => existsSync(lockFile) && spawnSync("flock", ["-n", "-s", lockFile, "true"]).status === 1,
+          { timeoutMs: 10_000, intervalMs: 50 },
+        );
         const held = runAgent(plan);
         expect(checkNamed(held, "lock")).toMatchObject({
           ok: false,

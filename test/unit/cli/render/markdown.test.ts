@@ -156,6 +156,10 @@ describe("renderReportMarkdown", () => {
         "| db1 | data | failed | copy → /srv/copy |  |  |  | not run: its source repository failed |",
         "| db3 |  | unreachable |  |  |  |  | connection refused by 192.0.2.3:22 |",
         "",
+        "- **web2** warning (`restic_partial`): restic could not read 1 file",
+        "- **db1** failed (`backup_failed`): 1 of 2 repositories failed. see the failed repositories",
+        "- **db3** unreachable (`refused`): connection refused by 192.0.2.3:22. check that sshd runs",
+        "",
       ].join("\n"),
     );
   });
@@ -242,6 +246,9 @@ describe("renderReportMarkdown", () => {
         "| db1 | data | /srv/backup/c | never |  |  | repository does not exist |",
         "| db3 |  |  |  |  |  | connection refused by 192.0.2.3:22 |",
         "",
+        "- **db1** failed (`stale`): no snapshot newer than --max-age for data in /srv/backup/a. run backup",
+        "- **db3** unreachable (`refused`): connection refused by 192.0.2.3:22. check that sshd runs",
+        "",
       ].join("\n"),
     );
   });
@@ -289,6 +296,9 @@ describe("renderReportMarkdown", () => {
         "| web1 | data | /srv/backup/a | ok | 3 | 2 |  |",
         "| db1 | data | /srv/backup/b | failed |  |  | repository is locked |",
         "| db3 |  |  | unreachable |  |  | connection refused by 192.0.2.3:22 |",
+        "",
+        "- **db1** failed (`prune_failed`): 1 repository failed. see below",
+        "- **db3** unreachable (`refused`): connection refused by 192.0.2.3:22. check that sshd runs",
         "",
       ].join("\n"),
     );
