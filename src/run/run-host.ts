@@ -235,10 +235,7 @@ class AgentRun {
     this.ctx.signal.addEventListener("abort", this.onAbort, { once: true });
     const command = this.become.command(bootstrapArgv(this.ctx.runId, host.name, this.ctx.agent));
     try {
-      this.process = await this.session.exec(command, {
-        stdout: (chunk) => this.parser.push(chunk),
-        stderr: (chunk) => this.onStderr(chunk),
-      });
+      this.process = await this.session.exec(command);
     } catch (error) {
       this.release();
       return {
@@ -252,6 +249,9 @@ class AgentRun {
     if (this.stopReason !== null) this.beginStopping();
     else if (this.become.readsPassword) this.phase = "bootstrap";
     else this.sendPayload();
+    // Only now, with the phase set: output that came with the exec's reply waits in the channel.
+    this.process.onStdout((chunk) => this.parser.push(chunk));
+    this.process.onStderr((chunk) => this.onStderr(chunk));
     return this.settle(await this.process.closed);
   }
 

@@ -34,14 +34,14 @@ export interface RemoteExit {
   signal: string | null;
 }
 
-/** Where a remote command's output goes, from the moment it starts (so no chunk can be missed). */
-export interface RemoteOutput {
-  stdout(chunk: Buffer): void;
-  stderr(chunk: Buffer): void;
-}
-
-/** A command running on the host: its stdin, and how it ended. */
+/** A command running on the host: its stdin, its output, and how it ended. */
 export interface RemoteProcess {
+  /**
+   * Where stdout and stderr go. Register both: output is held (and the command, once the window
+   * fills, waits) until a listener takes it, so none is lost between exec and registration.
+   */
+  onStdout(listener: (chunk: Buffer) => void): void;
+  onStderr(listener: (chunk: Buffer) => void): void;
   write(data: string | Buffer): void;
   /** Close the command's stdin (EOF); the command keeps running. */
   end(): void;
@@ -54,7 +54,7 @@ export interface RemoteProcess {
 export interface SshSession {
   /** What happened to the host key on the way in (for the report). */
   hostKeyNote: string | null;
-  exec(command: string, output: RemoteOutput): Promise<RemoteProcess>;
+  exec(command: string): Promise<RemoteProcess>;
   close(): void;
   /** Resolves when the connection ends, for whatever reason. */
   closed: Promise<void>;
@@ -180,10 +180,10 @@ function connectOnce(target: ConnectTarget): Promise<SshSession> {
           settled = true;
           resolve({
             hostKeyNote,
-            exec: (command, output) =>
+            exec: (command) =>
               new Promise((resolveExec, rejectExec) =>
                 client.exec(command, (error, channel) =>
-                  error ? rejectExec(error) : resolveExec(remoteProcess(channel, output)),
+                  error ? rejectExec(error) : resolveExec(remoteProcess(channel)),
                 ),
               ),
             close: () => client.end(),
@@ -218,12 +218,13 @@ function connectOnce(target: ConnectTarget): Promise<SshSession> {
   });
 }
 
-function remoteProcess(channel: ClientChannel, output: RemoteOutput): RemoteProcess {
+function remoteProcess(channel: ClientChannel): RemoteProcess {
   let exit: RemoteExit | null = null;
-  channel.on("data", output.stdout);
-  channel.stderr.on("data", output.stderr);
   channel.on("exit", (code: number | null, signal?: string) => (exit = { code, signal: signal ?? null }));
   return {
+    // ssh2's channel is a stream: data that came before the listener waits in it, paused.
+    onStdout: (listener) => void channel.on("data", listener),
+    onStderr: (listener) => void channel.stderr.on("data", listener),
     write: (data) => void channel.write(data),
     end: () => void channel.end(),
     close: () => void channel.close(),

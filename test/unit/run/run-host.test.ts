@@ -10,12 +10,7 @@ import { buildPlan, type HostPlan } from "../../../src/plan/build-plan.js";
 import type { ProgressEvent } from "../../../src/report/progress-event.js";
 import { runHost, type HostRunContext } from "../../../src/run/run-host.js";
 import { SUDO_PROMPT } from "../../../src/transport/become.js";
-import type {
-  RemoteExit,
-  RemoteOutput,
-  RemoteProcess,
-  SshSession,
-} from "../../../src/transport/ssh-connection.js";
+import type { RemoteExit, RemoteProcess, SshSession } from "../../../src/transport/ssh-connection.js";
 
 const INVENTORY = join(import.meta.dirname, "../../../examples/single-host/inventory.toml");
 const RUN_ID = "run1";
@@ -42,6 +37,21 @@ const agentStart = line({
 const resultOk = line({ event: "result", code: null, message: "all good" });
 const ready = `${READY_LINE} ${RUN_ID}\n`;
 
+/** Output held until a listener takes it, as in ssh2's paused channel streams. */
+class Pipe {
+  private listener: ((chunk: Buffer) => void) | null = null;
+  private held: Buffer[] = [];
+  listen(listener: (chunk: Buffer) => void): void {
+    this.listener = listener;
+    // Handed over at once: harsher than a stream, which hands held data over a tick later.
+    for (const chunk of this.held.splice(0)) listener(chunk);
+  }
+  push(text: string): void {
+    if (this.listener === null) this.held.push(Buffer.from(text));
+    else this.listener(Buffer.from(text));
+  }
+}
+
 /** A channel whose far end is a script: it prints, waits for the controller, and exits. */
 class ScriptedChannel implements RemoteProcess {
   readonly written: string[] = [];
@@ -50,11 +60,19 @@ class ScriptedChannel implements RemoteProcess {
   readonly closed: Promise<RemoteExit | null>;
   private finish: (exit: RemoteExit | null) => void = () => {};
   private waiters: (() => void)[] = [];
+  private readonly out = new Pipe();
+  private readonly err = new Pipe();
 
-  constructor(private readonly output: RemoteOutput) {
+  constructor() {
     this.closed = new Promise((resolve) => (this.finish = resolve));
   }
 
+  onStdout(listener: (chunk: Buffer) => void): void {
+    this.out.listen(listener);
+  }
+  onStderr(listener: (chunk: Buffer) => void): void {
+    this.err.listen(listener);
+  }
   write(data: string | Buffer): void {
     if (this.stdinClosed) throw new Error("write after the controller closed stdin");
     this.written.push(data.toString());
@@ -70,10 +88,10 @@ class ScriptedChannel implements RemoteProcess {
   }
 
   stdout(text: string): void {
-    this.output.stdout(Buffer.from(text));
+    this.out.push(text);
   }
   stderr(text: string): void {
-    this.output.stderr(Buffer.from(text));
+    this.err.push(text);
   }
   exit(exit: RemoteExit | null): void {
     this.finish(exit);
@@ -124,6 +142,8 @@ function setup(
     exec?: () => Promise<never>;
     /** The exec's answer waits for this. */
     execGate?: Promise<void>;
+    /** What the far end prints before the exec's reply reaches the controller. */
+    early?: (channel: ScriptedChannel) => void;
   } = {},
 ) {
   const [example] = buildPlan(INVENTORY).hosts;
@@ -132,12 +152,13 @@ function setup(
   const harness: Harness = { commands: [], channels: [], progress: [], sessionClosed: 0 };
   const session: SshSession = {
     hostKeyNote: null,
-    exec: async (command, output) => {
+    exec: async (command) => {
       if (options.exec !== undefined) return options.exec();
       harness.commands.push(command);
       await options.execGate;
-      const channel = new ScriptedChannel(output);
+      const channel = new ScriptedChannel();
       harness.channels.push(channel);
+      options.early?.(channel);
       // The far end starts once the controller holds the channel, as with a real one.
       setImmediate(() => void script(channel));
       return channel;
@@ -399,6 +420,23 @@ describe("runHost and sudo", () => {
     expect(input.split(PASSWORD)).toHaveLength(2);
     const logs = harness.progress.filter((p) => p.step === "log").map((p) => p.detail);
     expect(logs).toEqual(["something printed ***"]);
+  });
+
+  it("answers a prompt that arrives together with the exec's reply", async () => {
+    const { harness, run } = setup(
+      async (channel) => {
+        await channel.until(() => channel.written.length > 0);
+        channel.stdout(ready);
+        await channel.until(() => channel.gotPayload());
+        channel.stdout(agentStart + resultOk);
+        await channel.until(() => channel.stdinClosed);
+        channel.exit({ code: 0, signal: null });
+      },
+      { host: withPassword, early: (channel) => channel.stderr(SUDO_PROMPT) },
+    );
+    const result = await run();
+    expect(result.status).toBe("ok");
+    expect(harness.channels[0]?.input().startsWith(`${PASSWORD}\nRLVM-FLEET-AGENT ${RUN_ID}\n`)).toBe(true);
   });
 
   it("a second prompt means a wrong password: never sent twice, the run stops", async () => {
