@@ -319,16 +319,5 @@ export const agentEvent = z.discriminatedUnion("event", [
 ]);
 
 export type AgentEvent = z.infer<typeof agentEvent>;
-/** One event as the agent writes it, without the version field: `makeEvent` adds it and validates. */
-export type AgentEventInput = AgentEvent extends infer E
-  ? E extends AgentEvent
-    ? Omit<E, "v">
-    : never
-  : never;
-
-/** Build an event through the schema (tests and fakes): protocol drift fails here, not silently. */
-export function makeEvent(event: AgentEventInput): AgentEvent {
-  return agentEvent.parse({ v: PROTOCOL_VERSION, ...event });
-}
 export type CheckEvent = z.infer<typeof checkEvent>;
 export type ResultEvent = z.infer<typeof resultEvent>;

@@ -4,11 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { agentPlan, type AgentCommand } from "../../../src/agent/plan-lines.js";
-import { makeEvent, resultEvent, type AgentEventInput } from "../../../src/agent/protocol.js";
+import { resultEvent } from "../../../src/agent/protocol.js";
 import { buildPlan } from "../../../src/plan/build-plan.js";
 import type { Check, RunStatus } from "../../../src/report/report-schema.js";
 import { decideHostOutcome, decideJobs, type Warning } from "../../../src/run/host-outcome.js";
 import { trackJobs, type TrackedCommand } from "../../../src/run/job-tracker.js";
+import { agentEventOf, type AgentEventFields } from "../../helpers/agent-event.js";
 
 const dir = mkdtempSync(join(tmpdir(), "rlvm-outcome-"));
 writeFileSync(
@@ -50,7 +51,7 @@ const summary = {
   data_added: 10,
   total_duration: 1,
 };
-const repoDone = (job: string, repo: string, exit_code = 0): AgentEventInput => ({
+const repoDone = (job: string, repo: string, exit_code = 0): AgentEventFields => ({
   event: "repo_done",
   job,
   repo,
@@ -58,7 +59,7 @@ const repoDone = (job: string, repo: string, exit_code = 0): AgentEventInput => 
   duration_ms: 5,
   summary,
 });
-const repoFailed = (job: string, repo: string): AgentEventInput => ({
+const repoFailed = (job: string, repo: string): AgentEventFields => ({
   event: "repo_failed",
   job,
   repo,
@@ -66,7 +67,7 @@ const repoFailed = (job: string, repo: string): AgentEventInput => ({
   duration_ms: 5,
   message: "restic backup failed (exit 1): boom",
 });
-const snapshotRemoved = (cow: number | null, invalid = false): AgentEventInput => ({
+const snapshotRemoved = (cow: number | null, invalid = false): AgentEventFields => ({
   event: "snapshot_removed",
   job: "data",
   snapshot: "vg0/lv_data_rlvm_x",
@@ -75,7 +76,7 @@ const snapshotRemoved = (cow: number | null, invalid = false): AgentEventInput =
   invalid,
 });
 /** Every repository of both jobs backed up, the snapshot gone at 10 % COW. */
-const allBackedUp: AgentEventInput[] = [
+const allBackedUp: AgentEventFields[] = [
   { event: "job_start", job: "data" },
   { event: "snapshot_created", job: "data", snapshot: "vg0/lv_data_rlvm_x" },
   repoDone("data", "r1"),
@@ -92,7 +93,7 @@ interface Scenario {
   command?: AgentCommand;
   tracked?: TrackedCommand | null;
   initial?: RunStatus;
-  events?: AgentEventInput[];
+  events?: AgentEventFields[];
   code?: string | null;
   checks?: Check[];
   maxAgeS?: number | null;
@@ -109,9 +110,9 @@ function decide(scenario: Scenario) {
   const tracker = tracked === null ? null : trackJobs(hostPlan, plan, tracked, initial);
   const hostWarnings: Warning[] = [];
   for (const input of scenario.events ?? allBackedUp) {
-    const warning = tracker?.apply(makeEvent(input)) ?? null;
+    const warning = tracker?.apply(agentEventOf(input)) ?? null;
     if (warning !== null) hostWarnings.push(warning);
-    const event = makeEvent(input);
+    const event = agentEventOf(input);
     if (event.event === "warning") hostWarnings.push({ code: event.code, message: event.message });
   }
   tracker?.finish(new Date("2026-12-01T12:00:00Z"), scenario.maxAgeS ?? null);
@@ -201,9 +202,9 @@ describe("backup", () => {
   });
 
   it("partial: a leftover of an earlier run removed, or any warning from the host", () => {
-    const orphan: AgentEventInput = { event: "orphan_removed", kind: "snapshot", name: "vg0/old" };
+    const orphan: AgentEventFields = { event: "orphan_removed", kind: "snapshot", name: "vg0/old" };
     expect(decide({ events: [orphan, ...allBackedUp] })).toMatchObject({ status: "partial" });
-    const warning: AgentEventInput = { event: "warning", code: "remount_failed", message: "x" };
+    const warning: AgentEventFields = { event: "warning", code: "remount_failed", message: "x" };
     expect(decide({ events: [...allBackedUp, warning] })).toMatchObject({ status: "partial" });
   });
 
@@ -225,7 +226,7 @@ describe("backup", () => {
     const [hostPlan] = buildPlan(join(dir, "inventory.toml")).hosts;
     if (hostPlan === undefined) throw new Error("no host");
     const tracker = trackJobs(hostPlan, agentPlan(hostPlan, "backup", "run1"), "backup", "skipped");
-    tracker.apply(makeEvent(repoDone("data", "r1")));
+    tracker.apply(agentEventOf(repoDone("data", "r1")));
     const decided = decideJobs({
       command: "backup",
       jobs: tracker.jobs,
@@ -263,7 +264,7 @@ describe("check", () => {
 });
 
 describe("prune", () => {
-  const forget = (job: string, repo: string): AgentEventInput => ({
+  const forget = (job: string, repo: string): AgentEventFields => ({
     event: "prune_done",
     job,
     repo,
@@ -271,7 +272,7 @@ describe("prune", () => {
     skipped: false,
     forget: [{ keep: [{ short_id: "aaaa" }], remove: [{ short_id: "bbbb" }] }],
   });
-  const noRetention = (job: string, repo: string): AgentEventInput => ({
+  const noRetention = (job: string, repo: string): AgentEventFields => ({
     event: "prune_done",
     job,
     repo,
@@ -291,7 +292,7 @@ describe("prune", () => {
   });
 
   it("failed (prune_failed): a forget failed, or the repository's prune", () => {
-    const failedForget: AgentEventInput = {
+    const failedForget: AgentEventFields = {
       event: "prune_failed",
       job: "etc",
       repo: "r3",
@@ -303,7 +304,7 @@ describe("prune", () => {
       code: "prune_failed",
       jobs: ["ok", "failed"],
     });
-    const failedPrune: AgentEventInput = { event: "repo_pruned", repo: "r1", ok: false, message: "x" };
+    const failedPrune: AgentEventFields = { event: "repo_pruned", repo: "r1", ok: false, message: "x" };
     // r1 and r3 are one repository: its prune failing fails both jobs' entries.
     expect(decide({ command: "prune", events: [...pruned, failedPrune] })).toMatchObject({
       status: "failed",
@@ -319,7 +320,7 @@ describe("prune", () => {
 });
 
 describe("status", () => {
-  const snapshots = (job: string, repo: string, time: string): AgentEventInput => ({
+  const snapshots = (job: string, repo: string, time: string): AgentEventFields => ({
     event: "latest",
     job,
     repo,
@@ -349,7 +350,7 @@ describe("status", () => {
   });
 
   it("failed (repo_unreadable): a repository could not be read", () => {
-    const unreadable: AgentEventInput = { event: "latest_failed", job: "etc", repo: "r3", message: "x" };
+    const unreadable: AgentEventFields = { event: "latest_failed", job: "etc", repo: "r3", message: "x" };
     expect(decide({ command: "status", events: [...read.slice(0, 3), unreadable] })).toMatchObject({
       status: "failed",
       code: "repo_unreadable",

@@ -2,14 +2,14 @@
 // the agent would print, so every protocol path that needs no real host runs in milliseconds.
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { z } from "zod";
 import { READY_LINE } from "../../../src/agent/deliver.js";
 import { agentPlan } from "../../../src/agent/plan-lines.js";
-import { PROTOCOL_VERSION, type agentEvent } from "../../../src/agent/protocol.js";
+import { PROTOCOL_VERSION } from "../../../src/agent/protocol.js";
 import { buildPlan, type HostPlan } from "../../../src/plan/build-plan.js";
 import type { ProgressEvent } from "../../../src/report/progress-event.js";
 import { runHost, type HostRunContext } from "../../../src/run/run-host.js";
 import { SUDO_PROMPT } from "../../../src/transport/become.js";
+import type { AgentEventFields } from "../../helpers/agent-event.js";
 import type { RemoteExit, RemoteProcess, SshSession } from "../../../src/transport/ssh-connection.js";
 
 const INVENTORY = join(import.meta.dirname, "../../../examples/single-host/inventory.toml");
@@ -17,10 +17,8 @@ const RUN_ID = "run1";
 const PASSWORD = "s3cret-pw";
 const AGENT = { bytes: Buffer.from("echo agent\n"), sha256: "0".repeat(64) };
 
-/** Any event's fields but the protocol version (Omit per member of the union). */
-type EventFields<E = z.input<typeof agentEvent>> = E extends unknown ? Omit<E, "v"> : never;
 /** One event as the agent writes it: a JSON line, parsed by the real parser on the way in. */
-const line = (event: EventFields) => `${JSON.stringify({ v: PROTOCOL_VERSION, ...event })}\n`;
+const line = (event: AgentEventFields) => `${JSON.stringify({ v: PROTOCOL_VERSION, ...event })}\n`;
 const agentStart = line({
   event: "agent_start",
   agent_version: "1.2.3",
