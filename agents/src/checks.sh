@@ -86,6 +86,23 @@ file_is_private() {
   return 0
 }
 
+# env_key_allowed KEY: true if KEY is a variable that restic or one of its backends reads (restic's
+# "Environment Variables" documentation), and so may come from restic_env_file. Anything else could
+# overwrite one of this script's own variables (RESTIC_PREFIX, a lower-case local such as repo) in the
+# subshell that runs restic, or change how a tool behaves (PATH, LD_PRELOAD, BASH_ENV): refused. The
+# prefixes are the backends' own (S3, Azure, B2, GCS, OpenStack/Swift, rclone); the agent names none of
+# its variables with them.
+env_key_allowed() {
+  case $1 in
+    AWS_?* | AZURE_?* | B2_?* | GOOGLE_?* | OS_?* | ST_?* | SWIFT_?* | RCLONE_?* | RESTIC_AWS_?*) return 0 ;;
+    RESTIC_CACERT | RESTIC_TLS_CLIENT_CERT | RESTIC_KEY_HINT | RESTIC_CACHE_DIR | RESTIC_COMPRESSION) return 0 ;;
+    RESTIC_PACK_SIZE | RESTIC_READ_CONCURRENCY | RESTIC_PROGRESS_FPS | RESTIC_FEATURES) return 0 ;;
+    RESTIC_HTTP_USER_AGENT | RESTIC_REST_USERNAME | RESTIC_REST_PASSWORD | RESTIC_HOST) return 0 ;;
+    HTTP_PROXY | HTTPS_PROXY | NO_PROXY) return 0 ;;
+  esac
+  return 1
+}
+
 # load_env_file PATH: ENV_KEYS/ENV_VALS from a KEY=VALUE file, parsed, never sourced. Blank lines and
 # `#` lines are skipped, an `export ` prefix is allowed, one pair of matching surrounding quotes is
 # removed, nothing else is interpreted. On a problem ENV_ERROR/ENV_HINT say why (never with a value).
@@ -117,15 +134,15 @@ load_env_file() {
       break
     fi
     case $key in
-      RESTIC_REPOSITORY | RESTIC_REPOSITORY_FILE | RESTIC_PASSWORD | RESTIC_PASSWORD_FILE | RESTIC_PASSWORD_COMMAND)
+      RESTIC_REPOSITORY* | RESTIC_PASSWORD* | RESTIC_FROM_*)
         ENV_ERROR="$path line $n: $key is set per repository by the config (repo_path, password_file)"
         break
         ;;
-      BASH* | SHELLOPTS | EUID | UID | PPID | IFS | PS4)
-        ENV_ERROR="$path line $n: $key is a shell variable, not for restic"
-        break
-        ;;
     esac
+    if ! env_key_allowed "$key"; then
+      ENV_ERROR="$path line $n: $key is not a variable restic or its backends read"
+      break
+    fi
     first=${value:0:1}
     if ((${#value} >= 2)) && [[ ($first == '"' || $first == "'") && ${value: -1} == "$first" ]]; then
       value=${value:1:${#value}-2}
@@ -135,7 +152,7 @@ load_env_file() {
   done <"$path"
   if [[ -n $ENV_ERROR ]]; then
     ENV_KEYS=() ENV_VALS=()
-    ENV_HINT="fix the file: KEY=VALUE lines for restic's backend (e.g. AWS_ACCESS_KEY_ID=...)"
+    ENV_HINT="fix the file: KEY=VALUE lines of restic's and its backends' variables only (AWS_*, AZURE_*, B2_*, GOOGLE_*, OS_*, ST_*, SWIFT_*, RCLONE_*, HTTP(S)_PROXY, NO_PROXY, and restic's RESTIC_* options; see the README)"
   fi
   return 0
 }

@@ -629,7 +629,7 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
     resticInit(repo, pw);
     const envFile = writePrivate(
       join(meta, "env"),
-      `FOO=$(touch ${join(base, "PWNED-env")})\nBAR=\`touch PWNED\`\n`,
+      `AWS_FOO=$(touch ${join(base, "PWNED-env")})\nAWS_BAR=\`touch PWNED\`\n`,
     );
     const before = snapshotTree(join(base, "x"));
     const run = runAgent(
@@ -754,8 +754,8 @@ describe("restic_env_file", () => {
         "RESTIC_PASSWORD",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
-        "SINGLE",
-        "WEIRD",
+        "RCLONE_SINGLE",
+        "AZURE_WEIRD",
       ].map((k) => `  printf '${k}=%s\\n' "\${${k}-UNSET}"`),
       `} >> '${log}'`,
       `printf '%s\\n' ${stderr} >&2`,
@@ -786,8 +786,8 @@ describe("restic_env_file", () => {
         "",
         "export AWS_ACCESS_KEY_ID=AKIAEXAMPLE",
         'AWS_SECRET_ACCESS_KEY="s3cr3t/$(touch PWNED)`id`"',
-        "  SINGLE='single quoted'",
-        `WEIRD=a=b "c" 'd'`,
+        "  RCLONE_SINGLE='single quoted'",
+        `AZURE_WEIRD=a=b "c" 'd'`,
         "",
       ].join("\n"),
     );
@@ -820,8 +820,8 @@ describe("restic_env_file", () => {
       "RESTIC_PASSWORD=UNSET",
       "AWS_ACCESS_KEY_ID=AKIAEXAMPLE",
       "AWS_SECRET_ACCESS_KEY=s3cr3t/$(touch PWNED)`id`",
-      "SINGLE=single quoted",
-      `WEIRD=a=b "c" 'd'`,
+      "RCLONE_SINGLE=single quoted",
+      `AZURE_WEIRD=a=b "c" 'd'`,
       "",
     ]);
   });
@@ -831,6 +831,33 @@ describe("restic_env_file", () => {
     ["with RESTIC_PASSWORD", "RESTIC_PASSWORD=x\n", 0o600, /line 1: RESTIC_PASSWORD is set per repository/],
     ["with a bad name", "# c\nexport 1A=secret-value\n", 0o600, /line 2: the variable name is not/],
     ["without =", "JUSTTEXT secret-value\n", 0o600, /line 1: expected KEY=VALUE/],
+    // The agent's own variables, upper- or lower-case, and anything restic does not read: refused by name.
+    [
+      "setting the agent's RESTIC_PREFIX",
+      "AWS_ACCESS_KEY_ID=secret-value\nRESTIC_PREFIX=/tmp/fake-restic\n",
+      0o600,
+      /line 2: RESTIC_PREFIX is not a variable restic or its backends read/,
+    ],
+    [
+      "setting a lower-case local",
+      "repo=/other\n",
+      0o600,
+      /line 1: repo is not a variable restic or its backends read/,
+    ],
+    ["setting PATH", "PATH=/tmp\n", 0o600, /line 1: PATH is not a variable restic or its backends read/],
+    ["setting LD_PRELOAD", "LD_PRELOAD=/tmp/x.so\n", 0o600, /line 1: LD_PRELOAD is not a variable/],
+    [
+      "with RESTIC_FROM_REPOSITORY",
+      "RESTIC_FROM_REPOSITORY=/x\n",
+      0o600,
+      /RESTIC_FROM_REPOSITORY is set per repository/,
+    ],
+    [
+      "with RESTIC_REPOSITORY_FILE",
+      "RESTIC_REPOSITORY_FILE=/x\n",
+      0o600,
+      /RESTIC_REPOSITORY_FILE is set per repository/,
+    ],
   ])("refuses a file %s, and then checks no repository", (_name, content, mode, detail) => {
     const envFile = join(base, unique("bad.env"));
     writeFileSync(envFile, content);
