@@ -44,13 +44,20 @@ export interface HostRunContext {
   signal: AbortSignal;
   onProgress: (event: ProgressEvent) => void;
   connect?: (target: ConnectTarget) => Promise<SshSession>;
+  /** Tests: the grace period of a stopped agent, and how long after it the connection is destroyed. */
+  timing?: { stopGraceMs?: number; forceEndMs?: number };
 }
 
 const STDERR_TAIL = 4096;
 /** Warnings of the controller's own: they do not make a host partial. */
-const CONTROLLER_WARNINGS = new Set(["host_key_added", "agent_noise"]);
+const CONTROLLER_WARNINGS = new Set(["host_key_added", "agent_noise", "connection_destroyed"]);
 /** How long a stopped agent gets to clean up and report before its channel is closed. */
 const STOP_GRACE_MS = 60_000;
+/**
+ * How long after the grace period a host that still has not closed the channel gets before the
+ * connection is destroyed under it: a stopped run ends within grace + this, whatever the host does.
+ */
+const FORCE_END_MS = 30_000;
 
 export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<HostResult> {
   const { host } = hostPlan;
@@ -166,7 +173,8 @@ type AgentOutcome = { error: HostError; result?: undefined } | { error: null; re
  *              sends its last events, which the report keeps. Only if it does not finish within the
  *              grace period is the channel closed under it (it still cleans up: its stdin is gone).
  *
- * Whatever the phase, the run ends when the channel closes, in `settle`.
+ * Whatever the phase, the run ends when the channel closes, in `settle`; a host that keeps the
+ * channel open 30 s past the grace period has its connection destroyed, and the run ends then.
  */
 class AgentRun {
   private phase: "opening" | "bootstrap" | "running" | "ending" | "stopping" = "opening";
@@ -181,6 +189,10 @@ class AgentRun {
   private stderrLine = "";
   private runTimer: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
+  private forceTimer: NodeJS.Timeout | undefined;
+  /** Resolves when the host kept the channel open past the grace period and the connection was destroyed. */
+  private readonly forced: Promise<"forced">;
+  private resolveForced: (value: "forced") => void = () => {};
   private readonly become: Become;
   private readonly secrets: string[];
   private readonly parser: EventParser;
@@ -201,6 +213,7 @@ class AgentRun {
     private readonly ctx: HostRunContext,
     private readonly result: HostResult,
   ) {
+    this.forced = new Promise((resolve) => (this.resolveForced = resolve));
     const { host } = hostPlan;
     const password = host.become === "sudo" ? ctx.files.secret(host.become_password_file) : null;
     this.become = new Become(host.become === "none" ? { method: "none" } : { method: "sudo", password });
@@ -235,7 +248,10 @@ class AgentRun {
     this.ctx.signal.addEventListener("abort", this.onAbort, { once: true });
     const command = this.become.command(bootstrapArgv(this.ctx.runId, host.name, this.ctx.agent));
     try {
-      this.process = await this.session.exec(command);
+      // An exec the host never answers must not hold the run either.
+      const opened = await Promise.race([this.session.exec(command), this.forced]);
+      if (opened === "forced") return this.settle(null);
+      this.process = opened;
     } catch (error) {
       this.release();
       return {
@@ -252,7 +268,8 @@ class AgentRun {
     // Only now, with the phase set: output that came with the exec's reply waits in the channel.
     this.process.onStdout((chunk) => this.parser.push(chunk));
     this.process.onStderr((chunk) => this.onStderr(chunk));
-    return this.settle(await this.process.closed);
+    const exit = await Promise.race([this.process.closed, this.forced]);
+    return this.settle(exit === "forced" ? null : exit);
   }
 
   /** The one place the run ends: the channel has closed, with or without an exit status. */
@@ -291,14 +308,28 @@ class AgentRun {
   private release(): void {
     clearTimeout(this.runTimer);
     clearTimeout(this.graceTimer);
+    clearTimeout(this.forceTimer);
     this.ctx.signal.removeEventListener("abort", this.onAbort);
   }
 
   /** Stop the agent (see the class comment); the first reason given is the one reported. */
   private stop(reason: HostError): void {
     this.stopReason ??= reason;
+    // Whatever the host does (it may answer keepalives and ignore the channel's close), the run ends.
+    const graceMs = this.ctx.timing?.stopGraceMs ?? STOP_GRACE_MS;
+    const forceMs = this.ctx.timing?.forceEndMs ?? FORCE_END_MS;
+    this.forceTimer ??= setTimeout(() => this.forceEnd(graceMs + forceMs), graceMs + forceMs);
     // Still opening: `run` closes the input as soon as there is a channel.
     if (this.process !== null) this.beginStopping();
+  }
+
+  private forceEnd(afterMs: number): void {
+    this.result.warnings.push({
+      code: "connection_destroyed",
+      message: `the host did not end the agent's channel within ${afterMs / 1000} s of the stop; the connection was destroyed`,
+    });
+    this.session.destroy();
+    this.resolveForced("forced");
   }
 
   private beginStopping(): void {
@@ -306,7 +337,7 @@ class AgentRun {
     if (process === null) return;
     this.phase = "stopping";
     process.end();
-    this.graceTimer ??= setTimeout(() => process.close(), STOP_GRACE_MS);
+    this.graceTimer ??= setTimeout(() => process.close(), this.ctx.timing?.stopGraceMs ?? STOP_GRACE_MS);
   }
 
   private sendPayload(): void {

@@ -55,6 +55,8 @@ class ScriptedChannel implements RemoteProcess {
   readonly written: string[] = [];
   stdinClosed = false;
   closedByController = false;
+  /** A host that answers keepalives but never closes the channel, whatever the controller sends. */
+  ignoresClose = false;
   readonly closed: Promise<RemoteExit | null>;
   private finish: (exit: RemoteExit | null) => void = () => {};
   private waiters: (() => void)[] = [];
@@ -82,7 +84,7 @@ class ScriptedChannel implements RemoteProcess {
   }
   close(): void {
     this.closedByController = true;
-    this.exit(null);
+    if (!this.ignoresClose) this.exit(null);
   }
 
   stdout(text: string): void {
@@ -130,6 +132,7 @@ interface Harness {
   channels: ScriptedChannel[];
   progress: ProgressEvent[];
   sessionClosed: number;
+  sessionDestroyed: number;
 }
 
 function setup(
@@ -142,12 +145,20 @@ function setup(
     execGate?: Promise<void>;
     /** What the far end prints before the exec's reply reaches the controller. */
     early?: (channel: ScriptedChannel) => void;
+    /** The channel ignores the controller's close (CHANNEL_CLOSE). */
+    ignoresClose?: boolean;
   } = {},
 ) {
   const [example] = buildPlan(INVENTORY).hosts;
   if (example === undefined) throw new Error("the example has no host");
   const hostPlan: HostPlan = { ...example, host: { ...example.host, ...options.host } };
-  const harness: Harness = { commands: [], channels: [], progress: [], sessionClosed: 0 };
+  const harness: Harness = {
+    commands: [],
+    channels: [],
+    progress: [],
+    sessionClosed: 0,
+    sessionDestroyed: 0,
+  };
   const session: SshSession = {
     hostKeyNote: null,
     exec: async (command) => {
@@ -155,6 +166,7 @@ function setup(
       harness.commands.push(command);
       await options.execGate;
       const channel = new ScriptedChannel();
+      channel.ignoresClose = options.ignoresClose === true;
       harness.channels.push(channel);
       options.early?.(channel);
       // The far end starts once the controller holds the channel, as with a real one.
@@ -162,6 +174,7 @@ function setup(
       return channel;
     },
     close: () => void harness.sessionClosed++,
+    destroy: () => void harness.sessionDestroyed++,
     closed: new Promise(() => {}),
   };
   const ctx: HostRunContext = {
@@ -532,6 +545,78 @@ describe("runHost stopping the agent", () => {
     expect(result).toMatchObject({ status: "failed", error: { code: "interrupted" } });
   });
 
+  /** An agent that ignores its closed stdin and the controller's close of its channel. */
+  const deafAgent: HostScript = async (channel) => {
+    channel.stdout(ready);
+    await channel.until(() => channel.gotPayload());
+    channel.stdout(agentStart);
+  };
+  const fastStop = { stopGraceMs: 20, forceEndMs: 30 };
+
+  it("run_timeout ends the run even if the host never closes the channel: the connection is destroyed", async () => {
+    const { harness, run } = setup(deafAgent, {
+      host: { run_timeout_s: 0.05 },
+      ctx: { timing: fastStop },
+      ignoresClose: true,
+    });
+    const started = Date.now();
+    const result = await run();
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(result).toMatchObject({ status: "failed", error: { code: "timeout" } });
+    expect(result.warnings).toContainEqual({
+      code: "connection_destroyed",
+      message:
+        "the host did not end the agent's channel within 0.05 s of the stop; the connection was destroyed",
+    });
+    expect(harness.channels[0]?.stdinClosed).toBe(true);
+    expect(harness.channels[0]?.closedByController).toBe(true);
+    expect(harness.sessionDestroyed).toBe(1);
+    expect(harness.progress.at(-1)).toMatchObject({ step: "done", status: "failed" });
+  });
+
+  it("an abort ends the run even if the host never closes the channel", async () => {
+    const abort = new AbortController();
+    const { harness, run } = setup(deafAgent, {
+      ctx: { signal: abort.signal, timing: fastStop },
+      ignoresClose: true,
+    });
+    const running = run();
+    await vi.waitFor(() => expect(harness.progress.some((p) => p.detail?.startsWith("agent "))).toBe(true));
+    abort.abort();
+    const result = await running;
+    expect(result).toMatchObject({ status: "failed", error: { code: "interrupted" } });
+    expect(harness.sessionDestroyed).toBe(1);
+  });
+
+  it("with the default timing, a stopped run ends 60 s + 30 s after the stop at the latest", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const abort = new AbortController();
+    const { harness, run } = setup(deafAgent, { ctx: { signal: abort.signal }, ignoresClose: true });
+    let result: Awaited<ReturnType<typeof run>> | null = null;
+    const running = run().then((r) => (result = r));
+    await vi.waitFor(() => expect(harness.channels[0]?.gotPayload()).toBe(true));
+    abort.abort();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(harness.channels[0]?.closedByController).toBe(true);
+    await vi.advanceTimersByTimeAsync(29_000);
+    expect(result).toBeNull();
+    await vi.advanceTimersByTimeAsync(1_000);
+    await running;
+    expect(result).toMatchObject({ status: "failed", error: { code: "interrupted" } });
+    expect(harness.sessionDestroyed).toBe(1);
+  });
+
+  it("an exec the host never answers ends at run_timeout too", async () => {
+    const { harness, run } = setup(() => {}, {
+      host: { run_timeout_s: 0.05 },
+      ctx: { timing: fastStop },
+      execGate: new Promise(() => {}),
+    });
+    const result = await run();
+    expect(result).toMatchObject({ status: "failed", error: { code: "timeout" } });
+    expect(harness.sessionDestroyed).toBe(1);
+  });
+
   it("an abort while the exec is on its way stops the agent as soon as the channel opens", async () => {
     const abort = new AbortController();
     let open: () => void = () => {};
@@ -563,6 +648,7 @@ describe("runHost stopping the agent", () => {
             hostKeyNote: null,
             exec: () => Promise.reject(new Error("must not exec")),
             close: () => void harness.sessionClosed++,
+            destroy: () => void harness.sessionDestroyed++,
             closed: new Promise(() => {}),
           };
         },
