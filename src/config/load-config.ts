@@ -11,7 +11,7 @@ import {
   type ResticConfig,
   type Retention,
 } from "./model.js";
-import { isName, KEEP_KEYS, lvmSizeBytes, NAME_RULE, stripTrailingSlash } from "./rules.js";
+import { isName, KEEP_KEYS, lvmSizeBytes, maskSecretsIn, NAME_RULE, stripTrailingSlash } from "./rules.js";
 import {
   categoryFile,
   volumeFile,
@@ -61,7 +61,7 @@ export function normaliseResticConfig(file: string, data: Record<string, unknown
       hint: "add a [standard_path.NAME], [logical_volume_root.NAME], [logical_volume_nonroot.NAME] or [volume.NAME] table",
     });
   }
-  if (problems.length > 0 || !parsed.success) return { ok: false, problems };
+  if (problems.length > 0 || !parsed.success) return { ok: false, problems: masked(problems, data) };
 
   const jobs =
     format === "volume"
@@ -249,6 +249,25 @@ function checkPolicyReferences(file: string, data: Record<string, unknown>): Pro
     });
   }
   return problems;
+}
+
+/**
+ * A message may quote any value of the file (zod's "expected …, got", a value in the wrong key): the
+ * credentials of every string that could be a repository are masked out of every message and hint.
+ */
+function masked(problems: Problem[], data: unknown): Problem[] {
+  const strings: string[] = [];
+  const walk = (value: unknown): void => {
+    if (typeof value === "string") strings.push(value);
+    else if (Array.isArray(value)) value.forEach(walk);
+    else if (isTable(value)) Object.values(value).forEach(walk);
+  };
+  walk(data);
+  return problems.map((problem) => ({
+    ...problem,
+    message: maskSecretsIn(problem.message, strings),
+    ...(problem.hint === undefined ? {} : { hint: maskSecretsIn(problem.hint, strings) }),
+  }));
 }
 
 function isTable(value: unknown): value is Record<string, unknown> {

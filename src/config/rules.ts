@@ -109,13 +109,19 @@ export const repository = z.string().superRefine((s, ctx) => {
     if (!s.startsWith("/")) {
       ctx.addIssue({
         code: "custom",
-        message: `expected an absolute local path or a restic backend URL (sftp:, rest:, s3:, b2:, azure:, gs:, swift:, rclone:), got "${s}"`,
+        message: `expected an absolute local path or a restic backend URL (sftp:, rest:, s3:, b2:, azure:, gs:, swift:, rclone:), got "${maskRepository(s)}"`,
       });
     }
   } else if (s.length === match[0].length) {
-    ctx.addIssue({ code: "custom", message: `repository "${s}" names a backend but no location` });
+    ctx.addIssue({
+      code: "custom",
+      message: `repository "${maskRepository(s)}" names a backend but no location`,
+    });
   } else if (match[1] === "local" && !s.slice("local:".length).startsWith("/")) {
-    ctx.addIssue({ code: "custom", message: `a local: repository needs an absolute path, got "${s}"` });
+    ctx.addIssue({
+      code: "custom",
+      message: `a local: repository needs an absolute path, got "${maskRepository(s)}"`,
+    });
   }
 });
 
@@ -125,9 +131,106 @@ export function repositoryIdentity(repo: string): string {
   return local.startsWith("/") ? stripTrailingSlash(local) : repo.replace(/\/+$/, "");
 }
 
-/** Hide credentials inside a repository URL: `rest:https://user:secret@host/` → `rest:https://user:***@host/`. */
+/**
+ * The parts of a repository string that are credentials, as [start, end) spans, for every form restic
+ * accepts. This is the one place that knows where a repository keeps its secrets; maskRepository and
+ * repositorySecrets (and through them validate, plan, the report's labels and redact) all use it.
+ *
+ * - `scheme://userinfo@host/...` (rest:, s3:, sftp://, swift/azure/gs endpoints): the user-info ends at
+ *   the LAST `@`, so a password holding `@`, `:` or `/` is masked whole (a path holding `@` is masked too:
+ *   hiding too much is only a display cost). `user:password` keeps the user; a user-info without `:` is
+ *   an SSH login for sftp:// and kept, and a token anywhere else, and masked.
+ * - `rclone:remote,key=value,...:path` and `rclone::backend,key=value,...:path`: every inline value,
+ *   quoted (`"a:b"`, `'a,b'`, a doubled quote escapes it) or not. Unparseable parameters are masked to
+ *   the end.
+ * - `sftp:user@host:/path`, `b2:`, `azure:`, `gs:`, `swift:`, `rclone:remote:path`, local paths: no
+ *   credentials in the string.
+ */
+function credentialSpans(repo: string): [number, number][] {
+  if (repo.startsWith("rclone:")) return rcloneSpans(repo, "rclone:".length);
+  const scheme = repo.indexOf("://");
+  if (scheme === -1) return [];
+  const start = scheme + 3;
+  const at = repo.lastIndexOf("@");
+  if (at < start) return [];
+  const colon = repo.indexOf(":", start);
+  if (colon !== -1 && colon < at) return [[colon + 1, at]];
+  return /^sftp:\/\//.test(repo) ? [] : [[start, at]];
+}
+
+function rcloneSpans(repo: string, from: number): [number, number][] {
+  let i = repo[from] === ":" ? from + 1 : from;
+  while (i < repo.length && repo[i] !== "," && repo[i] !== ":") i++;
+  const spans: [number, number][] = [];
+  while (repo[i] === ",") {
+    const paramStart = i + 1;
+    i = paramStart;
+    while (i < repo.length && !",:=".includes(repo[i] ?? "")) i++;
+    if (repo[i] !== "=") {
+      if (i === paramStart) return [...spans, [paramStart, repo.length]];
+      continue; // a flag without a value (`,env_auth`)
+    }
+    const valueStart = i + 1;
+    const quote = repo[valueStart];
+    if (quote === '"' || quote === "'") {
+      i = valueStart + 1;
+      for (;;) {
+        if (i >= repo.length) return [...spans, [valueStart, repo.length]];
+        if (repo[i] === quote && repo[i + 1] === quote) i += 2;
+        else if (repo[i] === quote) break;
+        else i++;
+      }
+      i++;
+    } else {
+      while (i < repo.length && repo[i] !== "," && repo[i] !== ":") i++;
+    }
+    if (i > valueStart) spans.push([valueStart, i]);
+  }
+  return spans;
+}
+
+/** Hide credentials inside a repository URL: `rest:https://user:p@ss@host/` → `rest:https://user:***@host/`. */
 export function maskRepository(repo: string): string {
-  return repo.replace(/(\/\/[^/@:\s]*):[^/@\s]*@/, "$1:***@");
+  let out = "";
+  let last = 0;
+  for (const [start, end] of credentialSpans(repo)) {
+    out += `${repo.slice(last, start)}***`;
+    last = end;
+  }
+  return out + repo.slice(last);
+}
+
+/** The secrets inside a repository string, as written and percent-decoded (for redacting free text). */
+export function repositorySecrets(repo: string): string[] {
+  return credentialSpans(repo).flatMap(([start, end]) => {
+    const secret = repo.slice(start, end);
+    const unquoted = /^(["']).*\1$/.test(secret)
+      ? secret.slice(1, -1).split(secret[0]!.repeat(2)).join(secret[0])
+      : secret;
+    return [...new Set([secret, unquoted, decodeURIComponentSafe(unquoted)])];
+  });
+}
+
+/** Every repository value's credentials masked out of `text` (longest secret first). */
+export function maskSecretsIn(text: string, repos: Iterable<string>): string {
+  const withSecrets = [...new Set(repos)].filter((repo) => credentialSpans(repo).length > 0);
+  const secrets = [...new Set(withSecrets.flatMap(repositorySecrets))]
+    .filter((s) => s.length > 0)
+    .sort((a, b) => b.length - a.length);
+  let out = text;
+  for (const repo of withSecrets.sort((a, b) => b.length - a.length)) {
+    out = out.split(repo).join(maskRepository(repo));
+  }
+  for (const secret of secrets) out = out.split(secret).join("***");
+  return out;
+}
+
+function decodeURIComponentSafe(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 export const KEEP_KEYS = ["last", "daily", "weekly", "monthly", "yearly"] as const;

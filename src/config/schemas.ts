@@ -10,6 +10,7 @@ import {
   KEEP_KEYS,
   lvName,
   repository,
+  maskRepository,
   repositoryIdentity,
   snapshotSize,
   stripTrailingSlash,
@@ -85,7 +86,7 @@ function checkDuplicateRepositories(value: z.infer<typeof repoList>, ctx: z.core
       ctx.addIssue({
         code: "custom",
         path: ["repositories", index, "repo_path"],
-        message: `repository "${repo.repo_path}" is listed twice for this job (also repositories[${first}])\nremove one of the two entries`,
+        message: `repository "${maskRepository(repo.repo_path)}" is listed twice for this job (also repositories[${first}])\nremove one of the two entries`,
       });
     } else seen.set(identity, index);
     const copies = new Set<string>();
@@ -95,7 +96,11 @@ function checkDuplicateRepositories(value: z.infer<typeof repoList>, ctx: z.core
       if (copyIdentity === identity) {
         ctx.addIssue({ code: "custom", path, message: "copy_to names the repository it copies from" });
       } else if (copies.has(copyIdentity)) {
-        ctx.addIssue({ code: "custom", path, message: `copy_to destination "${copy.repo}" is listed twice` });
+        ctx.addIssue({
+          code: "custom",
+          path,
+          message: `copy_to destination "${maskRepository(copy.repo)}" is listed twice`,
+        });
       }
       copies.add(copyIdentity);
     });

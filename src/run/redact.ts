@@ -1,15 +1,13 @@
 // Defence in depth: whatever text comes back from a host, the secrets we know of never reach the
 // report or the terminal, even if a tool on the host echoed them.
+import { repositorySecrets } from "../config/rules.js";
 import type { HostPlan } from "../plan/build-plan.js";
 
 export function secretsOf(hostPlan: HostPlan, becomePassword: string | null): string[] {
   const urls = hostPlan.config.jobs.flatMap((job) =>
     job.repositories.flatMap((r) => [r.repo, ...r.copy_to.map((c) => c.repo)]),
   );
-  const secrets = urls.flatMap((url) => {
-    const match = /\/\/[^/@:\s]*:([^/@\s]+)@/.exec(url);
-    return match?.[1] === undefined ? [] : [match[1], decodeURIComponentSafe(match[1])];
-  });
+  const secrets = urls.flatMap(repositorySecrets);
   if (becomePassword !== null && becomePassword !== "") secrets.push(becomePassword);
   // Longest first, so a secret containing another is masked whole.
   return [...new Set(secrets)].filter((s) => s.length >= 3).sort((a, b) => b.length - a.length);
@@ -30,12 +28,4 @@ export function redactDeep<T>(value: T, secrets: readonly string[]): T {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v, secrets)])) as T;
   }
   return value;
-}
-
-function decodeURIComponentSafe(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
 }

@@ -38,6 +38,16 @@ describe("secretsOf", () => {
     );
   });
 
+  it("takes a password holding '@' whole, and rclone's inline credentials", () => {
+    const plan = hostPlanWith(
+      ["rest:https://fleet:p@ss:w@rd-42@vault.example:8000/db1/"],
+      ["rclone::s3,access_key_id=AKIA77,secret_access_key=Y2s3cret-k3y:bucket/db1"],
+    );
+    const secrets = secretsOf(plan, null);
+    expect(secrets.sort()).toEqual(["AKIA77", "Y2s3cret-k3y", "p@ss:w@rd-42"].sort());
+    expect(redact("Fatal: p@ss:w@rd-42 and Y2s3cret-k3y", secrets)).toBe("Fatal: *** and ***");
+  });
+
   it("adds the sudo password, and lists the longest first so that a secret inside another is masked whole", () => {
     const plan = hostPlanWith(["rest:https://u:abcdef@h/r/"]);
     const secrets = secretsOf(plan, "xabcdefx");
