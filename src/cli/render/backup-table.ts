@@ -2,8 +2,14 @@
 import Table from "cli-table3";
 import type { HostResult, JobResult, Report } from "../../report/report-schema.js";
 import type { Style } from "./style.js";
+import { terminalSafe } from "./terminal-text.js";
 
-export function renderBackupTable(report: Report, style: Style, paint: (status: string) => string): string {
+export function renderBackupTable(
+  hostReport: Report,
+  style: Style,
+  paint: (status: string) => string,
+): string {
+  const report = terminalSafe(hostReport);
   const table = new Table({
     head: [
       "host",

@@ -1,11 +1,17 @@
 // The report as markdown, for a ticket, a wiki or a CI summary: the same facts as the table.
 import type { Report } from "../../report/report-schema.js";
 import { bytes } from "./backup-table.js";
+import { terminalSafe } from "./terminal-text.js";
 
 const cell = (text: string) => text.replaceAll("|", "\\|").replaceAll("\n", " ");
 const row = (cells: string[]) => `| ${cells.map(cell).join(" | ")} |`;
 
-export function renderReportMarkdown(report: Report): string {
+/**
+ * Markdown lands in terminals too: every string of the report passes through terminalSafe, which
+ * keeps newlines here only for `cell` to turn them into spaces.
+ */
+export function renderReportMarkdown(hostReport: Report): string {
+  const report = terminalSafe(hostReport, { keepNewlines: true });
   const s = report.summary;
   const lines = [
     `## rlvm-fleet ${report.command}${report.options.dry_run ? " (dry run)" : ""}`,
@@ -106,9 +112,9 @@ function hostProblems(report: Report): string[] {
     ...(host.error === null
       ? []
       : [
-          `- **${host.name}** ${host.status} (\`${host.error.code}\`): ${cell(host.error.message)}. ${cell(host.error.hint)}`,
+          `- **${cell(host.name)}** ${host.status} (\`${cell(host.error.code)}\`): ${cell(host.error.message)}. ${cell(host.error.hint)}`,
         ]),
-    ...host.warnings.map((w) => `- **${host.name}** warning (\`${w.code}\`): ${cell(w.message)}`),
+    ...host.warnings.map((w) => `- **${cell(host.name)}** warning (\`${cell(w.code)}\`): ${cell(w.message)}`),
   ]);
   return items.length === 0 ? [] : ["", ...items];
 }

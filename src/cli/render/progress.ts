@@ -1,12 +1,15 @@
 // Live progress on stderr: one line per host and step; timestamped when stderr is not a terminal.
 import type { ProgressEvent } from "../../report/progress-event.js";
 import type { Style } from "./style.js";
+import { terminalSafe } from "./terminal-text.js";
 
+/** The host's name and the event's detail (a host's own log line with --verbose) via terminalSafe. */
 export function renderProgress(
-  event: ProgressEvent,
+  hostEvent: ProgressEvent,
   options: { tty: boolean; now: Date; style: Style },
 ): string {
   const { style } = options;
+  const event = terminalSafe(hostEvent);
   const prefix = options.tty ? "" : `${options.now.toISOString()} `;
   let text: string;
   switch (event.step) {

@@ -4,8 +4,11 @@ import type { HostResult, Report } from "../../report/report-schema.js";
 import type { Style } from "./style.js";
 import { renderBackupTable } from "./backup-table.js";
 import { renderPruneTable, renderStatusTable } from "./retention-tables.js";
+import { terminalSafe } from "./terminal-text.js";
 
-export function renderReportTable(report: Report, style: Style): string {
+/** Every string of `report` reaches the terminal through terminalSafe: a host's bytes never raw. */
+export function renderReportTable(hostReport: Report, style: Style): string {
+  const report = terminalSafe(hostReport);
   const paint = (status: string) => statusText(status as HostResult["status"], style);
   const renderers: Record<string, () => string> = {
     check: () => renderChecks(report, style),

@@ -3,6 +3,7 @@ import Table from "cli-table3";
 import { formatDuration } from "../../duration.js";
 import type { HostResult, Report } from "../../report/report-schema.js";
 import type { Style } from "./style.js";
+import { terminalSafe } from "./terminal-text.js";
 
 function table(head: string[], style: Style): Table.Table {
   return new Table({ head, style: style.color ? { head: ["cyan"] } : { head: [], border: [] } });
@@ -16,7 +17,12 @@ function hostLine(host: HostResult, style: Style): string[] {
   ];
 }
 
-export function renderStatusTable(report: Report, style: Style, paint: (status: string) => string): string {
+export function renderStatusTable(
+  hostReport: Report,
+  style: Style,
+  paint: (status: string) => string,
+): string {
+  const report = terminalSafe(hostReport);
   const maxAge = report.options.max_age_s;
   const rows = table(
     ["host", "job", "repository", "latest", "age", maxAge === null ? "" : `max ${formatDuration(maxAge)}`],
@@ -55,7 +61,12 @@ export function renderStatusTable(report: Report, style: Style, paint: (status: 
   return `${rows.toString()}\n${notes.length > 0 ? `${notes.join("\n")}\n` : ""}`;
 }
 
-export function renderPruneTable(report: Report, style: Style, paint: (status: string) => string): string {
+export function renderPruneTable(
+  hostReport: Report,
+  style: Style,
+  paint: (status: string) => string,
+): string {
+  const report = terminalSafe(hostReport);
   const dryRun = report.options.dry_run;
   const rows = table(
     ["host", "job", "repository", "status", "kept", dryRun ? "would remove" : "removed"],
