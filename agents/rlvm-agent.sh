@@ -43,7 +43,10 @@ readonly RESTIC_MIN_VERSION="0.14"
 # Seconds a read-only restic or LVM call in preflight may take before it is killed (a dead backend or
 # a hung device must not hang the check).
 readonly PREFLIGHT_TIMEOUT=60
-readonly LOCK_DIR="/run/lock"
+# Where root keeps the hosts' locks: below the bootstrap's root-owned /run/rlvm-fleet, never in a
+# world-writable directory such as /run/lock (see lock_location).
+readonly ROOT_LOCK_PARENT="/run/rlvm-fleet"
+readonly ROOT_LOCK_DIR="$ROOT_LOCK_PARENT/locks"
 # Searched after PATH (sudo's secure_path usually has them all; a login user's PATH may lack sbin).
 readonly FALLBACK_TOOL_DIRS="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove unshare mount umount chroot date sleep mkdir rm touch cp readlink"
@@ -175,9 +178,9 @@ split_lines() {
   LINES=($1)
 }
 
-# first_meaningful_line TEXT: REPLY = the first line starting with "Fatal:" (restic's error), else the
-# last non-blank line, trimmed and at most 400 characters.
-first_meaningful_line() {
+# meaningful_line TEXT: REPLY = the first line starting with "Fatal:" (restic's error), else the
+# last non-blank line, trimmed, whole: whatever holds repository text is masked before cut_line cuts it.
+meaningful_line() {
   local line found=""
   split_lines "$1"
   for line in "${LINES[@]}"; do
@@ -189,8 +192,20 @@ first_meaningful_line() {
     fi
     found=$line
   done
-  if ((${#found} > 400)); then found="${found:0:400}..."; fi
   REPLY=$found
+}
+
+# cut_line TEXT: REPLY = TEXT, at most 400 characters ("..." marks a cut).
+cut_line() {
+  local s=$1
+  if ((${#s} > 400)); then s="${s:0:400}..."; fi
+  REPLY=$s
+}
+
+# first_meaningful_line TEXT: REPLY = meaningful_line, cut to 400 characters (text with no secret in it).
+first_meaningful_line() {
+  meaningful_line "$1"
+  cut_line "$REPLY"
 }
 
 # human_bytes BYTES: REPLY = e.g. "1.5 GiB".
@@ -407,12 +422,25 @@ restic_exec() {
   exec "${restic[@]}" "$@"
 }
 
-# sanitize_restic_text TEXT REPO LABEL: REPLY = TEXT with the raw repository string replaced by its
-# LABEL, any URL user-info (user:password@) masked, and every restic_env_file value hidden.
+# sanitize_restic_text TEXT [REPO LABEL]...: REPLY = TEXT with each raw repository string replaced by
+# its LABEL, the secrets of each REPO (its URL password, as written and percent-decoded, and rclone's
+# inline values) hidden wherever they appear, any URL user-info up to the last '@' of its word masked,
+# and every restic_env_file value hidden. Mask first, cut after (cut_line), so no cut ever splits a
+# secret out of reach of these replacements.
 sanitize_restic_text() {
-  local s=$1 repo=$2 label=$3 rest out="" i
-  local re='^(.*://)[^/@[:space:]]*@(.*)$'
-  if [[ -n $repo ]]; then s=${s//"$repo"/"$label"}; fi
+  local s=$1 rest out="" i secret
+  local re='^(.*://)[^[:space:]"'"'"'<>]*@(.*)$'
+  shift
+  while (($# >= 2)); do
+    if [[ -n $1 ]]; then
+      s=${s//"$1"/"$2"}
+      repo_secrets "$1"
+      for secret in "${SECRETS[@]}"; do
+        if ((${#secret} >= 3)); then s=${s//"$secret"/"***"}; fi
+      done
+    fi
+    shift 2
+  done
   rest=$s
   while [[ $rest =~ $re ]]; do
     out="***@${BASH_REMATCH[2]}$out"
@@ -425,13 +453,52 @@ sanitize_restic_text() {
   REPLY=$s
 }
 
-# error_line ERR_FILE URL LABEL: REPLY = the meaningful line of restic's stderr, with the repository
-# URL's credentials masked.
+declare -a SECRETS=()
+
+# repo_secrets REPO: SECRETS = the credentials inside a repository string, as src/config/rules.ts
+# (credentialSpans) finds them: a URL's password up to the last '@' (the whole user-info when it has no
+# ':', except for sftp://), also percent-decoded; rclone's unquoted inline values (`,key=value`).
+repo_secrets() {
+  local repo=$1 rest info value decoded
+  SECRETS=()
+  if [[ $repo == rclone:* ]]; then
+    rest=${repo#rclone:}
+    rest=${rest#:}
+    if [[ $rest != *,* ]]; then return 0; fi
+    rest=${rest#*,}
+    rest=${rest%%:*},
+    while [[ -n $rest ]]; do
+      value=${rest%%,*}
+      rest=${rest#*,}
+      if [[ $value == *=* && -n ${value#*=} ]]; then SECRETS+=("${value#*=}"); fi
+    done
+    return 0
+  fi
+  if [[ $repo != *://*@* ]]; then return 0; fi
+  rest=${repo#*://}
+  info=${rest%@*}
+  if [[ $info == *:* ]]; then
+    value=${info#*:}
+  elif [[ $repo == sftp://* ]]; then
+    return 0
+  else
+    value=$info
+  fi
+  SECRETS+=("$value")
+  if [[ $value == *%* && $value != *\\* ]]; then
+    printf -v decoded '%b' "${value//%/\\x}"
+    SECRETS+=("$decoded")
+  fi
+}
+
+# error_line ERR_FILE [URL LABEL]...: REPLY = the meaningful line of restic's stderr with every URL's
+# credentials masked, then cut to 400 characters.
 error_line() {
   local text=""
   if [[ -f $1 ]]; then text=$(<"$1"); fi
-  first_meaningful_line "$text"
-  sanitize_restic_text "$REPLY" "$2" "$3"
+  meaningful_line "$text"
+  sanitize_restic_text "$REPLY" "${@:2}"
+  cut_line "$REPLY"
 }
 
 # restic_error_text ERR_FILE T: REPLY = the meaningful line of restic's stderr, sanitised.
@@ -1573,12 +1640,23 @@ check_repos() {
   done
 }
 
-# probe_lock: LOCK_STATE free | absent | held | unknown, without creating the lock file or keeping a
-# lock: the existing file is opened read-only and flock -n -s'd, and the lock goes with the close.
+# probe_lock: LOCK_STATE free | absent | held | unknown, without creating the lock file (or its
+# directory) or keeping a lock: the existing file is opened read-only and flock -n -s'd, and the lock
+# goes with the close. A lock in an unsafe directory, or a file that is not the running user's, is
+# reported, not used.
 probe_lock() {
   local fd
-  LOCK_FILE="$LOCK_DIR/rlvm-fleet.$PLAN_HOST.lock"
+  lock_location
   LOCK_STATE=unknown LOCK_DETAIL=""
+  if [[ ! -e $LOCK_DIR && ! -L $LOCK_DIR ]]; then
+    LOCK_STATE=absent LOCK_DETAIL="not held ($LOCK_DIR does not exist)"
+    return 0
+  fi
+  lock_dir_problem
+  if [[ -n $REPLY ]]; then
+    LOCK_DETAIL="the lock directory is not safe: $REPLY"
+    return 0
+  fi
   if [[ ! -e $LOCK_FILE && ! -L $LOCK_FILE ]]; then
     LOCK_STATE=absent LOCK_DETAIL="not held ($LOCK_FILE does not exist)"
     return 0
@@ -1593,6 +1671,12 @@ probe_lock() {
   fi
   if ! { exec {fd}<"$LOCK_FILE"; } 2>/dev/null; then
     LOCK_DETAIL="cannot open $LOCK_FILE as $FACT_USER"
+    return 0
+  fi
+  lock_fd_problem "$fd"
+  if [[ -n $REPLY ]]; then
+    exec {fd}<&-
+    LOCK_DETAIL=$REPLY
     return 0
   fi
   capture "${TOOL[flock]}" -n -s "$fd"
@@ -1663,7 +1747,7 @@ check_volumes_and_secrets() {
 
 LAST_ERROR=""
 RUN_DIR=""
-LOCK_FILE="" LOCK_FD=""
+LOCK_DIR="" LOCK_FILE="" LOCK_FD=""
 WATCHER_PID=""
 CLEANED_UP=0 IN_PRIVATE_NS=0
 declare -a LEFTOVER_LVS=() LEFTOVER_DIRS=()
@@ -1700,14 +1784,96 @@ on_signal() {
   fail agent_interrupted "the agent was stopped by SIG$1"
 }
 
+# lock_location: LOCK_DIR and LOCK_FILE, the host's lock, without creating anything. As root the lock
+# lives in /run/rlvm-fleet/locks, a directory only root can write to: in a world-writable one (Debian's
+# /run/lock) any local user could hold the lock (every backup would report `locked`) or plant a symlink
+# that makes root create a file elsewhere. Under become = none it lives in a directory of the login
+# user's own, 0700, in TMPDIR. RLVM_AGENT_LOCK_DIR, when set, replaces either (the unit tests use it;
+# sudo's env_reset drops it); lock_dir_problem holds it to the same rules.
+lock_location() {
+  local tmp=${TMPDIR:-/tmp}
+  if [[ $tmp != /* ]]; then tmp=/tmp; fi
+  if [[ -n ${RLVM_AGENT_LOCK_DIR-} ]]; then
+    LOCK_DIR=$RLVM_AGENT_LOCK_DIR
+  elif ((EUID == 0)); then
+    LOCK_DIR=$ROOT_LOCK_DIR
+  else
+    LOCK_DIR="$tmp/rlvm-fleet-locks.$EUID"
+  fi
+  LOCK_FILE="$LOCK_DIR/rlvm-fleet.$PLAN_HOST.lock"
+}
+
+# dir_problem DIR: REPLY = why DIR cannot hold this run's locks (it must be a directory, not a symlink,
+# owned by the running user, not writable by group or others), or "" when it can.
+dir_problem() {
+  local dir=$1
+  REPLY=""
+  if [[ -L $dir ]]; then
+    REPLY="$dir is a symlink"
+  elif [[ ! -d $dir ]]; then
+    REPLY="$dir is not a directory"
+  elif [[ ! -O $dir ]]; then
+    REPLY="$dir is not owned by $FACT_USER"
+  elif ! have_tool stat; then
+    REPLY="cannot check the mode of $dir: stat (coreutils) not found"
+  else
+    capture "${TOOL[stat]}" -c '%a' -- "$dir"
+    if ((CAP_RC != 0)) || [[ ! $CAP_OUT =~ ^[0-7]+$ ]]; then
+      REPLY="cannot stat $dir"
+    elif (((8#$CAP_OUT & 8#022) != 0)); then
+      printf -v REPLY '%s has mode %04o: group or others may write to it' "$dir" "$((8#$CAP_OUT))"
+    fi
+  fi
+}
+
+# lock_dir_problem: REPLY = why LOCK_DIR is unsafe, or "" (for root's default, its parent is checked too).
+lock_dir_problem() {
+  if [[ $LOCK_DIR == "$ROOT_LOCK_DIR" ]]; then
+    dir_problem "$ROOT_LOCK_PARENT"
+    if [[ -n $REPLY ]]; then return 0; fi
+  fi
+  dir_problem "$LOCK_DIR"
+}
+
+# lock_fd_problem FD: REPLY = why the file open on FD is not this run's lock file (a regular file owned
+# by the running user), or "". Checked through the descriptor, so it is the file that was opened.
+lock_fd_problem() {
+  REPLY=""
+  if [[ ! -f /dev/fd/$1 ]]; then
+    REPLY="$LOCK_FILE is not a regular file"
+  elif [[ ! -O /dev/fd/$1 ]]; then
+    REPLY="$LOCK_FILE is not owned by $FACT_USER"
+  fi
+}
+
 # acquire_lock: one run per inventory host. The lock is held until this process (and any restic it
 # started, which inherits the descriptor) is gone; the file itself stays, empty, like any lock file.
+# The directory is made if missing and checked first: no one else can write to it, so no one else can
+# put a symlink or a file of theirs at LOCK_FILE (bash cannot open with O_NOFOLLOW), and the opened
+# file is checked again through its descriptor.
 acquire_lock() {
-  local dir=$LOCK_DIR
-  if [[ ! -w $dir ]]; then dir=${TMPDIR:-/tmp}; fi
-  LOCK_FILE="$dir/rlvm-fleet.$PLAN_HOST.lock"
-  if [[ -L $LOCK_FILE ]]; then fail agent_error "$LOCK_FILE is a symlink; refusing to use it as a lock"; fi
+  local mode=0700
+  lock_location
+  if ((EUID == 0)) && [[ $LOCK_DIR == "$ROOT_LOCK_DIR" ]]; then
+    mode=0755
+    if [[ ! -e $ROOT_LOCK_PARENT && ! -L $ROOT_LOCK_PARENT ]]; then
+      run "${TOOL[mkdir]}" -m 0755 -- "$ROOT_LOCK_PARENT" || true
+    fi
+  fi
+  if [[ ! -e $LOCK_DIR && ! -L $LOCK_DIR ]]; then run "${TOOL[mkdir]}" -m "$mode" -- "$LOCK_DIR" || true; fi
+  lock_dir_problem
+  if [[ -n $REPLY ]]; then
+    fail agent_error "refusing to take the host's lock: $REPLY; nothing was changed"
+  fi
+  if [[ -L $LOCK_FILE || (-e $LOCK_FILE && ! -f $LOCK_FILE) ]]; then
+    fail agent_error "refusing to take the host's lock: $LOCK_FILE is not a regular file; nothing was changed"
+  fi
   exec {LOCK_FD}>>"$LOCK_FILE"
+  lock_fd_problem "$LOCK_FD"
+  if [[ -n $REPLY ]]; then
+    exec {LOCK_FD}>&-
+    fail agent_error "refusing to take the host's lock: $REPLY; nothing was changed"
+  fi
   capture "${TOOL[flock]}" -n "$LOCK_FD"
   if ((CAP_RC != 0)); then
     fail locked "already running: another run of $PLAN_HOST holds $LOCK_FILE; nothing was changed"
@@ -2062,9 +2228,7 @@ run_copy() {
     emit copy_done job "s:${JOB_NAME[i]}" copy "s:${COPY_ID[c]}" duration_ms "n:$((end - start))"
     return 0
   fi
-  error_line "$RUN_DIR/copy.${COPY_ID[c]}.err" "${COPY_URL[c]}" "${COPY_LABEL[c]}"
-  local message=$REPLY
-  sanitize_restic_text "$message" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
+  error_line "$RUN_DIR/copy.${COPY_ID[c]}.err" "${COPY_URL[c]}" "${COPY_LABEL[c]}" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
   emit copy_failed job "s:${JOB_NAME[i]}" copy "s:${COPY_ID[c]}" duration_ms "n:$((end - start))" \
     message "s:restic copy failed (exit $rc): ${REPLY:-no output}"
   return 1

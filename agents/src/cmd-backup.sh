@@ -213,9 +213,7 @@ run_copy() {
     emit copy_done job "s:${JOB_NAME[i]}" copy "s:${COPY_ID[c]}" duration_ms "n:$((end - start))"
     return 0
   fi
-  error_line "$RUN_DIR/copy.${COPY_ID[c]}.err" "${COPY_URL[c]}" "${COPY_LABEL[c]}"
-  local message=$REPLY
-  sanitize_restic_text "$message" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
+  error_line "$RUN_DIR/copy.${COPY_ID[c]}.err" "${COPY_URL[c]}" "${COPY_LABEL[c]}" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
   emit copy_failed job "s:${JOB_NAME[i]}" copy "s:${COPY_ID[c]}" duration_ms "n:$((end - start))" \
     message "s:restic copy failed (exit $rc): ${REPLY:-no output}"
   return 1

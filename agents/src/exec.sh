@@ -155,12 +155,25 @@ restic_exec() {
   exec "${restic[@]}" "$@"
 }
 
-# sanitize_restic_text TEXT REPO LABEL: REPLY = TEXT with the raw repository string replaced by its
-# LABEL, any URL user-info (user:password@) masked, and every restic_env_file value hidden.
+# sanitize_restic_text TEXT [REPO LABEL]...: REPLY = TEXT with each raw repository string replaced by
+# its LABEL, the secrets of each REPO (its URL password, as written and percent-decoded, and rclone's
+# inline values) hidden wherever they appear, any URL user-info up to the last '@' of its word masked,
+# and every restic_env_file value hidden. Mask first, cut after (cut_line), so no cut ever splits a
+# secret out of reach of these replacements.
 sanitize_restic_text() {
-  local s=$1 repo=$2 label=$3 rest out="" i
-  local re='^(.*://)[^/@[:space:]]*@(.*)$'
-  if [[ -n $repo ]]; then s=${s//"$repo"/"$label"}; fi
+  local s=$1 rest out="" i secret
+  local re='^(.*://)[^[:space:]"'"'"'<>]*@(.*)$'
+  shift
+  while (($# >= 2)); do
+    if [[ -n $1 ]]; then
+      s=${s//"$1"/"$2"}
+      repo_secrets "$1"
+      for secret in "${SECRETS[@]}"; do
+        if ((${#secret} >= 3)); then s=${s//"$secret"/"***"}; fi
+      done
+    fi
+    shift 2
+  done
   rest=$s
   while [[ $rest =~ $re ]]; do
     out="***@${BASH_REMATCH[2]}$out"
@@ -173,13 +186,52 @@ sanitize_restic_text() {
   REPLY=$s
 }
 
-# error_line ERR_FILE URL LABEL: REPLY = the meaningful line of restic's stderr, with the repository
-# URL's credentials masked.
+declare -a SECRETS=()
+
+# repo_secrets REPO: SECRETS = the credentials inside a repository string, as src/config/rules.ts
+# (credentialSpans) finds them: a URL's password up to the last '@' (the whole user-info when it has no
+# ':', except for sftp://), also percent-decoded; rclone's unquoted inline values (`,key=value`).
+repo_secrets() {
+  local repo=$1 rest info value decoded
+  SECRETS=()
+  if [[ $repo == rclone:* ]]; then
+    rest=${repo#rclone:}
+    rest=${rest#:}
+    if [[ $rest != *,* ]]; then return 0; fi
+    rest=${rest#*,}
+    rest=${rest%%:*},
+    while [[ -n $rest ]]; do
+      value=${rest%%,*}
+      rest=${rest#*,}
+      if [[ $value == *=* && -n ${value#*=} ]]; then SECRETS+=("${value#*=}"); fi
+    done
+    return 0
+  fi
+  if [[ $repo != *://*@* ]]; then return 0; fi
+  rest=${repo#*://}
+  info=${rest%@*}
+  if [[ $info == *:* ]]; then
+    value=${info#*:}
+  elif [[ $repo == sftp://* ]]; then
+    return 0
+  else
+    value=$info
+  fi
+  SECRETS+=("$value")
+  if [[ $value == *%* && $value != *\\* ]]; then
+    printf -v decoded '%b' "${value//%/\\x}"
+    SECRETS+=("$decoded")
+  fi
+}
+
+# error_line ERR_FILE [URL LABEL]...: REPLY = the meaningful line of restic's stderr with every URL's
+# credentials masked, then cut to 400 characters.
 error_line() {
   local text=""
   if [[ -f $1 ]]; then text=$(<"$1"); fi
-  first_meaningful_line "$text"
-  sanitize_restic_text "$REPLY" "$2" "$3"
+  meaningful_line "$text"
+  sanitize_restic_text "$REPLY" "${@:2}"
+  cut_line "$REPLY"
 }
 
 # restic_error_text ERR_FILE T: REPLY = the meaningful line of restic's stderr, sanitised.

@@ -20,9 +20,9 @@ split_lines() {
   LINES=($1)
 }
 
-# first_meaningful_line TEXT: REPLY = the first line starting with "Fatal:" (restic's error), else the
-# last non-blank line, trimmed and at most 400 characters.
-first_meaningful_line() {
+# meaningful_line TEXT: REPLY = the first line starting with "Fatal:" (restic's error), else the
+# last non-blank line, trimmed, whole: whatever holds repository text is masked before cut_line cuts it.
+meaningful_line() {
   local line found=""
   split_lines "$1"
   for line in "${LINES[@]}"; do
@@ -34,8 +34,20 @@ first_meaningful_line() {
     fi
     found=$line
   done
-  if ((${#found} > 400)); then found="${found:0:400}..."; fi
   REPLY=$found
+}
+
+# cut_line TEXT: REPLY = TEXT, at most 400 characters ("..." marks a cut).
+cut_line() {
+  local s=$1
+  if ((${#s} > 400)); then s="${s:0:400}..."; fi
+  REPLY=$s
+}
+
+# first_meaningful_line TEXT: REPLY = meaningful_line, cut to 400 characters (text with no secret in it).
+first_meaningful_line() {
+  meaningful_line "$1"
+  cut_line "$REPLY"
 }
 
 # human_bytes BYTES: REPLY = e.g. "1.5 GiB".
