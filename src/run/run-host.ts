@@ -348,14 +348,20 @@ class AgentRun {
   }
 
   private onNoise(line: string): void {
-    if (line !== `${READY_LINE} ${this.ctx.runId}`) this.noise++;
-    else if (this.phase === "bootstrap") this.sendPayload();
+    if (line !== `${READY_LINE} ${this.ctx.runId}`) {
+      this.noise++;
+      return;
+    }
+    // sudo is done (the bootstrap runs as root): what follows on stderr is the bootstrap's and the
+    // agent's, and a prompt-like line in it is only text, never a reason to write the password.
+    this.become.sudoDone();
+    if (this.phase === "bootstrap") this.sendPayload();
   }
 
   private onStderr(chunk: Buffer): void {
     const { text, reply, refused } = this.become.readStderr(chunk.toString());
     if (refused !== null) return this.stop(refused);
-    // Only while the bootstrap waits: after a stop, stdin is closed.
+    // Only while the bootstrap waits: after a stop, stdin is closed; after the ready line, sudo is done.
     if (reply !== null && this.phase === "bootstrap") this.process?.write(reply);
     this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL);
     const lines = (this.stderrLine + text).split("\n");

@@ -1,10 +1,16 @@
 // Becoming root, as Ansible's become plugins do: the sudo command line, the answer to sudo's password
 // prompt, and what sudo's refusals mean. The caller only feeds it stderr and asks it why a command died.
+import { randomBytes } from "node:crypto";
 import { HostError } from "../errors.js";
 import { shellCommand } from "./remote-command.js";
 
-/** What sudo prints when it wants the password; only then does the controller send it. */
-export const SUDO_PROMPT = "[rlvm-fleet sudo password]";
+/**
+ * What sudo prints when it wants the password; only then does the controller send it. New for every
+ * command (random bytes): nothing on the host can know it in advance and print it to get the password.
+ */
+function newSudoPrompt(): string {
+  return `[rlvm-fleet sudo password ${randomBytes(8).toString("hex")}]`;
+}
 
 export type BecomeMethod = { method: "sudo"; password: string | null } | { method: "none" };
 
@@ -20,6 +26,10 @@ export interface StderrReading {
 export class Become {
   private passwordSent = false;
   private promptScan = "";
+  /** Whether sudo has finished (the command runs): from then on stderr is the command's own. */
+  private done = false;
+  /** This command's sudo prompt (`-p`); see newSudoPrompt. */
+  readonly prompt = newSudoPrompt();
 
   constructor(private readonly method: BecomeMethod) {}
 
@@ -31,7 +41,7 @@ export class Become {
   command(argv: readonly string[]): string {
     if (this.method.method === "none") return shellCommand(argv);
     const sudo =
-      this.method.password === null ? ["sudo", "-n", "--"] : ["sudo", "-S", "-k", "-p", SUDO_PROMPT, "--"];
+      this.method.password === null ? ["sudo", "-n", "--"] : ["sudo", "-S", "-k", "-p", this.prompt, "--"];
     return shellCommand([...sudo, ...argv]);
   }
 
@@ -40,12 +50,23 @@ export class Become {
     return this.method.method === "sudo" && this.method.password !== null;
   }
 
+  /**
+   * sudo is done: the command runs (the caller saw its first output of its own). Its stderr is no
+   * longer scanned for the prompt, and sudo is never blamed for how it ends.
+   */
+  sudoDone(): void {
+    this.done = true;
+    this.promptScan = "";
+  }
+
   /** One chunk of the command's stderr: answers the first prompt, refuses a second one. */
   readStderr(chunk: string): StderrReading {
+    if (this.done) return { text: chunk, reply: null, refused: null };
+    const prompt = this.prompt;
     // A prompt may arrive split over two chunks: scan the end of what came before too.
-    this.promptScan = (this.promptScan + chunk).slice(-2 * SUDO_PROMPT.length);
-    const text = chunk.replaceAll(SUDO_PROMPT, "");
-    if (!this.promptScan.includes(SUDO_PROMPT)) return { text, reply: null, refused: null };
+    this.promptScan = (this.promptScan + chunk).slice(-2 * prompt.length);
+    const text = chunk.replaceAll(prompt, "");
+    if (!this.promptScan.includes(prompt)) return { text, reply: null, refused: null };
     this.promptScan = "";
     const password = this.method.method === "sudo" ? this.method.password : null;
     if (this.passwordSent || password === null) {
@@ -66,7 +87,7 @@ export class Become {
 
   /** Why a command ended without doing its work, when sudo is to blame; null when it is not. */
   diagnose(exitCode: number | null, stderr: string): HostError | null {
-    if (this.method.method === "none") return null;
+    if (this.method.method === "none" || this.done) return null;
     if (/a password is required/.test(stderr)) {
       return new HostError(
         "sudo_password_required",

@@ -8,7 +8,6 @@ import { PROTOCOL_VERSION } from "../../../src/agent/protocol.js";
 import { buildPlan, type HostPlan } from "../../../src/plan/build-plan.js";
 import type { ProgressEvent } from "../../../src/report/progress-event.js";
 import { runHost, type HostRunContext } from "../../../src/run/run-host.js";
-import { SUDO_PROMPT } from "../../../src/transport/become.js";
 import type { AgentEventFields } from "../../helpers/agent-event.js";
 import type { RemoteExit, RemoteProcess, SshSession } from "../../../src/transport/ssh-connection.js";
 
@@ -53,6 +52,8 @@ class Pipe {
 /** A channel whose far end is a script: it prints, waits for the controller, and exits. */
 class ScriptedChannel implements RemoteProcess {
   readonly written: string[] = [];
+  /** The command the controller ran: it holds this run's sudo prompt. */
+  command = "";
   stdinClosed = false;
   closedByController = false;
   /** A host that answers keepalives but never closes the channel, whatever the controller sends. */
@@ -95,6 +96,12 @@ class ScriptedChannel implements RemoteProcess {
   }
   exit(exit: RemoteExit | null): void {
     this.finish(exit);
+  }
+  /** The prompt sudo prints on this channel (the one the controller put in the command). */
+  prompt(): string {
+    const prompt = /-p '([^']*)'/.exec(this.command)?.[1];
+    if (prompt === undefined) throw new Error(`no sudo prompt in ${this.command}`);
+    return prompt;
   }
   /** Everything the controller wrote to stdin so far. */
   input(): string {
@@ -166,6 +173,7 @@ function setup(
       harness.commands.push(command);
       await options.execGate;
       const channel = new ScriptedChannel();
+      channel.command = command;
       channel.ignoresClose = options.ignoresClose === true;
       harness.channels.push(channel);
       options.early?.(channel);
@@ -408,7 +416,7 @@ describe("runHost and sudo", () => {
       async (channel) => {
         await new Promise((r) => setTimeout(r, 20));
         inputBeforePrompt = channel.input();
-        channel.stderr(SUDO_PROMPT);
+        channel.stderr(channel.prompt());
         await channel.until(() => channel.written.length > 0);
         inputBeforeReady = channel.input();
         // A tool on the host echoing the password must not show it.
@@ -423,7 +431,9 @@ describe("runHost and sudo", () => {
     );
     const result = await run();
     expect(result.status).toBe("ok");
-    expect(harness.commands[0]).toMatch(/^sudo -S -k -p '\[rlvm-fleet sudo password\]' -- bash -c /);
+    expect(harness.commands[0]).toMatch(
+      /^sudo -S -k -p '\[rlvm-fleet sudo password [0-9a-f]{16}\]' -- bash -c /,
+    );
     expect(inputBeforePrompt).toBe("");
     expect(inputBeforeReady).toBe(`${PASSWORD}\n`);
     const input = harness.channels[0]?.input() ?? "";
@@ -443,7 +453,7 @@ describe("runHost and sudo", () => {
         await channel.until(() => channel.stdinClosed);
         channel.exit({ code: 0, signal: null });
       },
-      { host: withPassword, early: (channel) => channel.stderr(SUDO_PROMPT) },
+      { host: withPassword, early: (channel) => channel.stderr(channel.prompt()) },
     );
     const result = await run();
     expect(result.status).toBe("ok");
@@ -453,9 +463,9 @@ describe("runHost and sudo", () => {
   it("a second prompt means a wrong password: never sent twice, the run stops", async () => {
     const { harness, run } = setup(
       async (channel) => {
-        channel.stderr(SUDO_PROMPT);
+        channel.stderr(channel.prompt());
         await channel.until(() => channel.written.length > 0);
-        channel.stderr(`Sorry, try again.\n${SUDO_PROMPT}`);
+        channel.stderr(`Sorry, try again.\n${channel.prompt()}`);
         await channel.until(() => channel.stdinClosed);
         channel.stderr("sudo: no password was provided\n");
         channel.exit({ code: 1, signal: null });
@@ -465,6 +475,66 @@ describe("runHost and sudo", () => {
     const result = await run();
     expect(result).toMatchObject({ status: "failed", error: { code: "sudo_password_wrong" } });
     expect(harness.channels[0]?.written).toEqual([`${PASSWORD}\n`]);
+  });
+
+  it("the prompt is new for every run", async () => {
+    const commands = await Promise.all(
+      [0, 1].map(async () => {
+        const { harness, run } = setup(agentPrints(agentStart, resultOk), { host: withPassword });
+        await run();
+        return harness.commands[0] ?? "";
+      }),
+    );
+    const [first, second] = commands.map((command) => /-p '([^']*)'/.exec(command)?.[1]);
+    expect(first).toMatch(/^\[rlvm-fleet sudo password [0-9a-f]{16}\]$/);
+    expect(second).toMatch(/^\[rlvm-fleet sudo password [0-9a-f]{16}\]$/);
+    expect(first).not.toBe(second);
+  });
+
+  it("after the ready line, the prompt's text on stderr is only text: no password written, no refusal", async () => {
+    const { harness, run } = setup(
+      async (channel) => {
+        channel.stderr(channel.prompt());
+        await channel.until(() => channel.written.length > 0);
+        channel.stdout(ready);
+        await channel.until(() => channel.gotPayload());
+        // A backend error (or a hostile host) repeating the prompt, once the agent runs.
+        channel.stderr(`restic: ${channel.prompt()}\n`);
+        channel.stdout(agentStart);
+        channel.stderr(`${channel.prompt()}\n`);
+        channel.stdout(resultOk);
+        await channel.until(() => channel.stdinClosed);
+        channel.exit({ code: 0, signal: null });
+      },
+      { host: withPassword },
+    );
+    const result = await run();
+    expect(result.status).toBe("ok");
+    const channel = harness.channels[0];
+    expect(channel?.input().split(PASSWORD)).toHaveLength(2);
+    expect(channel?.input().startsWith(`${PASSWORD}\nRLVM-FLEET-AGENT ${RUN_ID}\n`)).toBe(true);
+    const logs = harness.progress.filter((p) => p.step === "log").map((p) => p.detail);
+    expect(logs).toEqual([`restic: ${channel?.prompt()}`, channel?.prompt()]);
+  });
+
+  it("after the ready line, sudo is not blamed for how the agent ends", async () => {
+    const { run } = setup(
+      async (channel) => {
+        channel.stderr(channel.prompt());
+        await channel.until(() => channel.written.length > 0);
+        channel.stdout(ready);
+        await channel.until(() => channel.gotPayload());
+        channel.stdout(agentStart);
+        channel.stderr("restic: Sorry, try again. a password is required\n");
+        channel.exit({ code: 1, signal: null });
+      },
+      { host: withPassword },
+    );
+    const result = await run();
+    expect(result.error).toMatchObject({
+      code: "agent_failed",
+      message: "the agent ended without a result (exit 1): restic: Sorry, try again. a password is required",
+    });
   });
 
   it("sudo's answer without a password configured is sudo_password_required", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Become, SUDO_PROMPT } from "../../../src/transport/become.js";
+import { Become } from "../../../src/transport/become.js";
 
 const ARGV = ["bash", "-c", "echo $1", "x", "it's"];
 
@@ -17,9 +17,16 @@ describe("Become: the command", () => {
   it("uses sudo -S -k with its own prompt with a password, which never appears in the command", () => {
     const become = new Become({ method: "sudo", password: "pw-secret" });
     const command = become.command(ARGV);
-    expect(command).toBe(`sudo -S -k -p '${SUDO_PROMPT}' -- bash -c 'echo $1' x 'it'\\''s'`);
+    expect(command).toBe(`sudo -S -k -p '${become.prompt}' -- bash -c 'echo $1' x 'it'\\''s'`);
     expect(command).not.toContain("pw-secret");
     expect(become.readsPassword).toBe(true);
+  });
+
+  it("makes a new, unguessable prompt for every command", () => {
+    const a = new Become({ method: "sudo", password: "pw" }).prompt;
+    const b = new Become({ method: "sudo", password: "pw" }).prompt;
+    expect(a).toMatch(/^\[rlvm-fleet sudo password [0-9a-f]{16}\]$/);
+    expect(a).not.toBe(b);
   });
 });
 
@@ -27,7 +34,7 @@ describe("Become: the password exchange", () => {
   it("answers nothing until sudo prompts, then the password once, and strips the prompt", () => {
     const become = new Become({ method: "sudo", password: "pw" });
     expect(become.readStderr("some banner\n")).toEqual({ text: "some banner\n", reply: null, refused: null });
-    expect(become.readStderr(`${SUDO_PROMPT}`)).toEqual({ text: "", reply: "pw\n", refused: null });
+    expect(become.readStderr(`${become.prompt}`)).toEqual({ text: "", reply: "pw\n", refused: null });
     expect(become.readStderr("agent output\n")).toEqual({
       text: "agent output\n",
       reply: null,
@@ -37,24 +44,36 @@ describe("Become: the password exchange", () => {
 
   it("finds a prompt split over two chunks", () => {
     const become = new Become({ method: "sudo", password: "pw" });
-    const half = SUDO_PROMPT.length / 2;
-    expect(become.readStderr(SUDO_PROMPT.slice(0, half)).reply).toBeNull();
-    expect(become.readStderr(SUDO_PROMPT.slice(half)).reply).toBe("pw\n");
+    const half = become.prompt.length / 2;
+    expect(become.readStderr(become.prompt.slice(0, half)).reply).toBeNull();
+    expect(become.readStderr(become.prompt.slice(half)).reply).toBe("pw\n");
   });
 
   it("a second prompt means a wrong password: refused, and the password is not sent again", () => {
     const become = new Become({ method: "sudo", password: "pw" });
-    expect(become.readStderr(SUDO_PROMPT).reply).toBe("pw\n");
-    const again = become.readStderr(`Sorry, try again.\n${SUDO_PROMPT}`);
+    expect(become.readStderr(become.prompt).reply).toBe("pw\n");
+    const again = become.readStderr(`Sorry, try again.\n${become.prompt}`);
     expect(again.reply).toBeNull();
     expect(again.text).toBe("Sorry, try again.\n");
     expect(again.refused).toMatchObject({ code: "sudo_password_wrong" });
-    expect(become.readStderr(SUDO_PROMPT).reply).toBeNull();
+    expect(become.readStderr(become.prompt).reply).toBeNull();
+  });
+
+  it("after sudoDone, the prompt's text is only text: no password, no refusal, no diagnosis", () => {
+    const become = new Become({ method: "sudo", password: "pw" });
+    expect(become.readStderr(become.prompt).reply).toBe("pw\n");
+    become.sudoDone();
+    expect(become.readStderr(`backend: ${become.prompt}\n`)).toEqual({
+      text: `backend: ${become.prompt}\n`,
+      reply: null,
+      refused: null,
+    });
+    expect(become.diagnose(1, "Sorry, try again.\nsudo: 1 incorrect password attempt\n")).toBeNull();
   });
 
   it("a prompt with no password to give is refused", () => {
     const become = new Become({ method: "sudo", password: null });
-    expect(become.readStderr(SUDO_PROMPT)).toMatchObject({
+    expect(become.readStderr(become.prompt)).toMatchObject({
       reply: null,
       refused: { code: "sudo_password_wrong" },
     });
@@ -79,7 +98,7 @@ describe("Become: diagnosing sudo's answers", () => {
     });
     // Before the password went out, a sudo error with exit 1 is not about the password.
     expect(become.diagnose(1, "sudo: something else\n")).toBeNull();
-    become.readStderr(SUDO_PROMPT);
+    become.readStderr(become.prompt);
     expect(become.diagnose(1, "sudo: something else\n")).toMatchObject({ code: "sudo_password_wrong" });
   });
 
