@@ -472,12 +472,23 @@ check_repos() {
   done
 }
 
-# probe_lock: LOCK_STATE free | absent | held | unknown, without creating the lock file or keeping a
-# lock: the existing file is opened read-only and flock -n -s'd, and the lock goes with the close.
+# probe_lock: LOCK_STATE free | absent | held | unknown, without creating the lock file (or its
+# directory) or keeping a lock: the existing file is opened read-only and flock -n -s'd, and the lock
+# goes with the close. A lock in an unsafe directory, or a file that is not the running user's, is
+# reported, not used.
 probe_lock() {
   local fd
-  LOCK_FILE="$LOCK_DIR/rlvm-fleet.$PLAN_HOST.lock"
+  lock_location
   LOCK_STATE=unknown LOCK_DETAIL=""
+  if [[ ! -e $LOCK_DIR && ! -L $LOCK_DIR ]]; then
+    LOCK_STATE=absent LOCK_DETAIL="not held ($LOCK_DIR does not exist)"
+    return 0
+  fi
+  lock_dir_problem
+  if [[ -n $REPLY ]]; then
+    LOCK_DETAIL="the lock directory is not safe: $REPLY"
+    return 0
+  fi
   if [[ ! -e $LOCK_FILE && ! -L $LOCK_FILE ]]; then
     LOCK_STATE=absent LOCK_DETAIL="not held ($LOCK_FILE does not exist)"
     return 0
@@ -492,6 +503,12 @@ probe_lock() {
   fi
   if ! { exec {fd}<"$LOCK_FILE"; } 2>/dev/null; then
     LOCK_DETAIL="cannot open $LOCK_FILE as $FACT_USER"
+    return 0
+  fi
+  lock_fd_problem "$fd"
+  if [[ -n $REPLY ]]; then
+    exec {fd}<&-
+    LOCK_DETAIL=$REPLY
     return 0
   fi
   capture "${TOOL[flock]}" -n -s "$fd"

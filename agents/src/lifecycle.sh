@@ -2,7 +2,7 @@
 
 LAST_ERROR=""
 RUN_DIR=""
-LOCK_FILE="" LOCK_FD=""
+LOCK_DIR="" LOCK_FILE="" LOCK_FD=""
 WATCHER_PID=""
 CLEANED_UP=0 IN_PRIVATE_NS=0
 declare -a LEFTOVER_LVS=() LEFTOVER_DIRS=()
@@ -39,14 +39,96 @@ on_signal() {
   fail agent_interrupted "the agent was stopped by SIG$1"
 }
 
+# lock_location: LOCK_DIR and LOCK_FILE, the host's lock, without creating anything. As root the lock
+# lives in /run/rlvm-fleet/locks, a directory only root can write to: in a world-writable one (Debian's
+# /run/lock) any local user could hold the lock (every backup would report `locked`) or plant a symlink
+# that makes root create a file elsewhere. Under become = none it lives in a directory of the login
+# user's own, 0700, in TMPDIR. RLVM_AGENT_LOCK_DIR, when set, replaces either (the unit tests use it;
+# sudo's env_reset drops it); lock_dir_problem holds it to the same rules.
+lock_location() {
+  local tmp=${TMPDIR:-/tmp}
+  if [[ $tmp != /* ]]; then tmp=/tmp; fi
+  if [[ -n ${RLVM_AGENT_LOCK_DIR-} ]]; then
+    LOCK_DIR=$RLVM_AGENT_LOCK_DIR
+  elif ((EUID == 0)); then
+    LOCK_DIR=$ROOT_LOCK_DIR
+  else
+    LOCK_DIR="$tmp/rlvm-fleet-locks.$EUID"
+  fi
+  LOCK_FILE="$LOCK_DIR/rlvm-fleet.$PLAN_HOST.lock"
+}
+
+# dir_problem DIR: REPLY = why DIR cannot hold this run's locks (it must be a directory, not a symlink,
+# owned by the running user, not writable by group or others), or "" when it can.
+dir_problem() {
+  local dir=$1
+  REPLY=""
+  if [[ -L $dir ]]; then
+    REPLY="$dir is a symlink"
+  elif [[ ! -d $dir ]]; then
+    REPLY="$dir is not a directory"
+  elif [[ ! -O $dir ]]; then
+    REPLY="$dir is not owned by $FACT_USER"
+  elif ! have_tool stat; then
+    REPLY="cannot check the mode of $dir: stat (coreutils) not found"
+  else
+    capture "${TOOL[stat]}" -c '%a' -- "$dir"
+    if ((CAP_RC != 0)) || [[ ! $CAP_OUT =~ ^[0-7]+$ ]]; then
+      REPLY="cannot stat $dir"
+    elif (((8#$CAP_OUT & 8#022) != 0)); then
+      printf -v REPLY '%s has mode %04o: group or others may write to it' "$dir" "$((8#$CAP_OUT))"
+    fi
+  fi
+}
+
+# lock_dir_problem: REPLY = why LOCK_DIR is unsafe, or "" (for root's default, its parent is checked too).
+lock_dir_problem() {
+  if [[ $LOCK_DIR == "$ROOT_LOCK_DIR" ]]; then
+    dir_problem "$ROOT_LOCK_PARENT"
+    if [[ -n $REPLY ]]; then return 0; fi
+  fi
+  dir_problem "$LOCK_DIR"
+}
+
+# lock_fd_problem FD: REPLY = why the file open on FD is not this run's lock file (a regular file owned
+# by the running user), or "". Checked through the descriptor, so it is the file that was opened.
+lock_fd_problem() {
+  REPLY=""
+  if [[ ! -f /dev/fd/$1 ]]; then
+    REPLY="$LOCK_FILE is not a regular file"
+  elif [[ ! -O /dev/fd/$1 ]]; then
+    REPLY="$LOCK_FILE is not owned by $FACT_USER"
+  fi
+}
+
 # acquire_lock: one run per inventory host. The lock is held until this process (and any restic it
 # started, which inherits the descriptor) is gone; the file itself stays, empty, like any lock file.
+# The directory is made if missing and checked first: no one else can write to it, so no one else can
+# put a symlink or a file of theirs at LOCK_FILE (bash cannot open with O_NOFOLLOW), and the opened
+# file is checked again through its descriptor.
 acquire_lock() {
-  local dir=$LOCK_DIR
-  if [[ ! -w $dir ]]; then dir=${TMPDIR:-/tmp}; fi
-  LOCK_FILE="$dir/rlvm-fleet.$PLAN_HOST.lock"
-  if [[ -L $LOCK_FILE ]]; then fail agent_error "$LOCK_FILE is a symlink; refusing to use it as a lock"; fi
+  local mode=0700
+  lock_location
+  if ((EUID == 0)) && [[ $LOCK_DIR == "$ROOT_LOCK_DIR" ]]; then
+    mode=0755
+    if [[ ! -e $ROOT_LOCK_PARENT && ! -L $ROOT_LOCK_PARENT ]]; then
+      run "${TOOL[mkdir]}" -m 0755 -- "$ROOT_LOCK_PARENT" || true
+    fi
+  fi
+  if [[ ! -e $LOCK_DIR && ! -L $LOCK_DIR ]]; then run "${TOOL[mkdir]}" -m "$mode" -- "$LOCK_DIR" || true; fi
+  lock_dir_problem
+  if [[ -n $REPLY ]]; then
+    fail agent_error "refusing to take the host's lock: $REPLY; nothing was changed"
+  fi
+  if [[ -L $LOCK_FILE || (-e $LOCK_FILE && ! -f $LOCK_FILE) ]]; then
+    fail agent_error "refusing to take the host's lock: $LOCK_FILE is not a regular file; nothing was changed"
+  fi
   exec {LOCK_FD}>>"$LOCK_FILE"
+  lock_fd_problem "$LOCK_FD"
+  if [[ -n $REPLY ]]; then
+    exec {LOCK_FD}>&-
+    fail agent_error "refusing to take the host's lock: $REPLY; nothing was changed"
+  fi
   capture "${TOOL[flock]}" -n "$LOCK_FD"
   if ((CAP_RC != 0)); then
     fail locked "already running: another run of $PLAN_HOST holds $LOCK_FILE; nothing was changed"

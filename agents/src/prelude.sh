@@ -42,7 +42,10 @@ readonly RESTIC_MIN_VERSION="0.14"
 # Seconds a read-only restic or LVM call in preflight may take before it is killed (a dead backend or
 # a hung device must not hang the check).
 readonly PREFLIGHT_TIMEOUT=60
-readonly LOCK_DIR="/run/lock"
+# Where root keeps the hosts' locks: below the bootstrap's root-owned /run/rlvm-fleet, never in a
+# world-writable directory such as /run/lock (see lock_location).
+readonly ROOT_LOCK_PARENT="/run/rlvm-fleet"
+readonly ROOT_LOCK_DIR="$ROOT_LOCK_PARENT/locks"
 # Searched after PATH (sudo's secure_path usually has them all; a login user's PATH may lack sbin).
 readonly FALLBACK_TOOL_DIRS="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove unshare mount umount chroot date sleep mkdir rm touch cp readlink"

@@ -12,7 +12,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Report } from "../../src/report/report-schema.js";
@@ -262,6 +262,7 @@ password_file = ${JSON.stringify(passwordFile)}
   it("reports `already running` when the host's lock is held, and changes nothing", async () => {
     const s = setup();
     // flock's child inherits the lock: run both in their own process group and kill the group.
+    mkdirSync(dirname(lockFile("bk1")), { recursive: true, mode: 0o755 });
     const holder = spawn("flock", ["-x", lockFile("bk1"), "sleep", "30"], {
       stdio: "ignore",
       detached: true,
@@ -464,8 +465,9 @@ function resticRunsFor(host: string, command: "backup" | "copy" | "" = ""): bool
   );
 }
 
+/** The host's lock as root takes it: in /run/rlvm-fleet/locks, which only root can write to. */
 function lockFile(host: string): string {
-  return `/run/lock/rlvm-fleet.${host}.lock`;
+  return `/run/rlvm-fleet/locks/rlvm-fleet.${host}.lock`;
 }
 
 function lockHeld(host: string): boolean {

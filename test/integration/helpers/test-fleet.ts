@@ -50,8 +50,9 @@ export function resticInit(repo: string, passwordFile: string): string {
 }
 
 /**
- * The run directories of this fleet's hosts still on disk: /run/rlvm-fleet/* as root,
- * $TMPDIR/rlvm-fleet.* otherwise (each holds a `host` file naming its inventory host).
+ * The run directories of this fleet's hosts still on disk: /run/rlvm-fleet/* as root (but locks/, the
+ * hosts' lock files, which stay), $TMPDIR/rlvm-fleet.* otherwise (each holds a `host` file naming its
+ * inventory host).
  */
 export function leftoverRunDirs(fleet: Fleet): string[] {
   const names = new Set(fleet.hosts.map((h) => h.name));
@@ -72,7 +73,9 @@ export function leftoverRunDirs(fleet: Fleet): string[] {
     }
   };
   const dirs =
-    fleet.mode === "root" ? list("/run/rlvm-fleet") : list(process.env["TMPDIR"] ?? "/tmp", "rlvm-fleet.");
+    fleet.mode === "root"
+      ? list("/run/rlvm-fleet").filter((dir) => dir !== "/run/rlvm-fleet/locks") // the hosts' locks, kept
+      : list(process.env["TMPDIR"] ?? "/tmp", "rlvm-fleet.");
   return dirs.filter(ours);
 }
 

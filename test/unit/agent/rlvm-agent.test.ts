@@ -58,14 +58,8 @@ const BASH = findInPath("bash") ?? "/bin/bash";
 const RESTIC = findInPath("restic", ["/usr/local/bin", "/usr/bin", "/bin"]);
 const LVM = findInPath("lvm", ["/usr/local/sbin", "/usr/sbin", "/sbin"]);
 const SHELLCHECK = findInPath("shellcheck");
-const RUN_LOCK_WRITABLE = (() => {
-  try {
-    accessSync("/run/lock", constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-})();
+/** Where the agent keeps the hosts' locks as root: a directory only root can write to. */
+const LOCK_DIR = "/run/rlvm-fleet/locks";
 
 // --- fixtures ------------------------------------------------------------------------------------
 
@@ -683,7 +677,7 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
     const runDir = newRunDir(host);
     const watched = [base, home];
     const before = watched.map((d) => snapshotTree(d));
-    const runLock = existsSync("/run/lock") ? snapshotTree("/run/lock", false) : [];
+    const runLock = existsSync(LOCK_DIR) ? snapshotTree(LOCK_DIR, false) : [];
     const run = runAgent(
       planText([
         ...standardPlan(host, [
@@ -697,8 +691,8 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
     );
     expect(run.outcome.code).toBe("preflight");
     expect(watched.map((d) => snapshotTree(d))).toEqual(before);
-    expect(existsSync("/run/lock") ? snapshotTree("/run/lock", false) : []).toEqual(runLock);
-    expect(existsSync(`/run/lock/rlvm-fleet.${host}.lock`)).toBe(false);
+    expect(existsSync(LOCK_DIR) ? snapshotTree(LOCK_DIR, false) : []).toEqual(runLock);
+    expect(existsSync(`${LOCK_DIR}/rlvm-fleet.${host}.lock`)).toBe(false);
     expect(readdirSync(home)).toEqual([]);
   });
 });
@@ -1060,17 +1054,20 @@ describe("leftovers and lock", { timeout: 60_000 }, () => {
       });
       expect(checkNamed(after, "leftovers")).toMatchObject({ ok: true, detail: "none" });
     } finally {
-      // acquire_lock's lock file: in /run/lock, or in TMPDIR where that is not writable.
-      rmSync(`/run/lock/rlvm-fleet.${host}.lock`, { force: true });
-      rmSync(join(tmpdir(), `rlvm-fleet.${host}.lock`), { force: true });
+      // acquire_lock's lock file: root's (this case runs as root), or the login user's in TMPDIR.
+      rmSync(`${LOCK_DIR}/rlvm-fleet.${host}.lock`, { force: true });
+      rmSync(join(tmpdir(), `rlvm-fleet-locks.${process.getuid?.() ?? 0}`, `rlvm-fleet.${host}.lock`), {
+        force: true,
+      });
     }
   });
 
-  it.skipIf(!RUN_LOCK_WRITABLE)(
+  it.skipIf(!IS_ROOT)(
     "sees a lock held by another run, and an existing free lock without taking it",
     async () => {
       const host = unique("lock");
-      const lockFile = `/run/lock/rlvm-fleet.${host}.lock`;
+      mkdirSync(LOCK_DIR, { recursive: true, mode: 0o755 });
+      const lockFile = `${LOCK_DIR}/rlvm-fleet.${host}.lock`;
       const plan = planText([...header("preflight", host), ["end"]]);
       // The holder execs into sleep, so that killing it releases the lock (flock(1)'s child would keep it).
       const holder = spawn(BASH, ["-c", 'exec 9>>"$1" && flock -x 9 && exec sleep 60', "holder", lockFile], {
@@ -1111,22 +1108,100 @@ describe("leftovers and lock", { timeout: 60_000 }, () => {
     const run = runAgent(planText([...header("preflight", host), ["end"]]));
     expect(checkNamed(run, "lock")).toMatchObject({
       ok: true,
-      detail: `not held (/run/lock/rlvm-fleet.${host}.lock does not exist)`,
+      detail: existsSync(LOCK_DIR)
+        ? `not held (${LOCK_DIR}/rlvm-fleet.${host}.lock does not exist)`
+        : `not held (${LOCK_DIR} does not exist)`,
     });
-    expect(existsSync(`/run/lock/rlvm-fleet.${host}.lock`)).toBe(false);
+    expect(existsSync(`${LOCK_DIR}/rlvm-fleet.${host}.lock`)).toBe(false);
+  });
+});
+
+// Finding 3 of issue 13: the lock lives where only root can create files, and is opened only there.
+describe.skipIf(!IS_ROOT)("the host's lock, against a local user", () => {
+  const NOBODY = 65534;
+
+  function prune(host: string, env: NodeJS.ProcessEnv = baseEnv()): AgentRun {
+    return runAgent(planText([...header("prune", host), ["end"]]), { runDir: newRunDir(host), env });
+  }
+
+  it("is not in the world-writable /run/lock: a user holding a flock there blocks nothing", async () => {
+    const host = unique("dos");
+    const trap = `/run/lock/rlvm-fleet.${host}.lock`;
+    // What any local user can do on Debian, where /run/lock is 1777.
+    writeFileSync(trap, "");
+    chownSync(trap, NOBODY, NOBODY);
+    const holder = spawn(BASH, ["-c", 'exec 9<"$1" && flock -s 9 && exec sleep 60', "holder", trap], {
+      stdio: "ignore",
+    });
+    try {
+      await waitFor(
+        "the holder to take the lock",
+        () => spawnSync("flock", ["-n", "-x", trap, "true"]).status === 1,
+        {
+          timeoutMs: 10_000,
+          intervalMs: 50,
+        },
+      );
+      const check = runAgent(planText([...header("preflight", host), ["end"]]));
+      expect(checkNamed(check, "lock").ok).toBe(true);
+      const run = prune(host);
+      expect(run.result.code).toBeNull();
+      expect(existsSync(`${LOCK_DIR}/rlvm-fleet.${host}.lock`)).toBe(true);
+      expect(lstatSync(LOCK_DIR)).toMatchObject({ uid: 0 });
+      expect(lstatSync(LOCK_DIR).mode & 0o7777).toBe(0o755);
+    } finally {
+      holder.kill();
+      await new Promise((resolve) => holder.once("exit", resolve));
+      rmSync(trap, { force: true });
+      rmSync(`${LOCK_DIR}/rlvm-fleet.${host}.lock`, { force: true });
+    }
+  });
+
+  it("refuses a lock directory that others may write to, and creates nothing in it", () => {
+    const host = unique("wdir");
+    const dir = mkdtempSync(join(base, "locks-"));
+    chmodSync(dir, 0o1777);
+    const run = prune(host, baseEnv({ RLVM_AGENT_LOCK_DIR: dir }));
+    expect(run.result).toMatchObject({ code: "agent_error" });
+    expect(run.result.message).toContain(`refusing to take the host's lock: ${dir} has mode 1777`);
+    expect(readdirSync(dir)).toEqual([]);
+    const check = runAgent(planText([...header("preflight", host), ["end"]]), {
+      env: baseEnv({ RLVM_AGENT_LOCK_DIR: dir }),
+    });
+    expect(checkNamed(check, "lock")).toMatchObject({ ok: false });
+    expect(checkNamed(check, "lock").detail).toContain("the lock directory is not safe");
+  });
+
+  it("never follows a symlink at the lock's path, and never uses a file of another user", () => {
+    const host = unique("link");
+    const dir = mkdtempSync(join(base, "locks-"));
+    chmodSync(dir, 0o755);
+    const target = join(base, unique("nologin"));
+    symlinkSync(target, join(dir, `rlvm-fleet.${host}.lock`));
+    const linked = prune(host, baseEnv({ RLVM_AGENT_LOCK_DIR: dir }));
+    expect(linked.result).toMatchObject({ code: "agent_error" });
+    expect(linked.result.message).toContain("is not a regular file");
+    expect(existsSync(target)).toBe(false);
+
+    const other = unique("other");
+    const foreign = join(dir, `rlvm-fleet.${other}.lock`);
+    writeFileSync(foreign, "");
+    chownSync(foreign, NOBODY, NOBODY);
+    const run = prune(other, baseEnv({ RLVM_AGENT_LOCK_DIR: dir }));
+    expect(run.result).toMatchObject({ code: "agent_error" });
+    expect(run.result.message).toContain(`${foreign} is not owned by`);
   });
 });
 
 // The cases above skip, as the file loads, where what they need is missing. This case says so: a
 // printed skip on a laptop, a failure where every unit case must run (RLVM_REQUIRE_UNIT=1, CI); it passes
 // only when every one of them ran.
-it("has what every case above needs: restic, shellcheck, findmnt, root, a writable /run/lock", (ctx) => {
+it("has what every case above needs: restic, shellcheck, findmnt, root", (ctx) => {
   const found = {
     "restic (apt-get install restic)": RESTIC !== null,
     "shellcheck (apt-get install shellcheck)": SHELLCHECK !== null,
     "findmnt (util-linux)": findInPath("findmnt") !== null,
     root: IS_ROOT,
-    "a writable /run/lock": RUN_LOCK_WRITABLE,
   };
   const missing = Object.entries(found).flatMap(([need, ok]) => (ok ? [] : [need]));
   skipOrFail(ctx, "unit", missing.length > 0 ? `missing here: ${missing.join(", ")}` : undefined);

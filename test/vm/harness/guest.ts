@@ -282,12 +282,12 @@ list() { paste -sd, -; }
 echo "snapshots=$(lvs --noheadings -o vg_name,lv_name @rlvm_fleet 2>/dev/null | awk '{print $1 "/" $2}' | list)"
 echo "dm=$(dmsetup ls 2>/dev/null | awk '/rlvm/ {print $1}' | list)"
 echo "mounts=$(cat /proc/[0-9]*/mountinfo 2>/dev/null | awk '$5 ~ /^\/run\/rlvm-fleet/ {print $5}' | sort -u | list)"
-echo "rundirs=$(ls -A /run/rlvm-fleet 2>/dev/null | list)"
+echo "rundirs=$(ls -A /run/rlvm-fleet 2>/dev/null | grep -vx locks | list)"
 echo "tempdirs=$(ls -d /tmp/rlvm-fleet.* /var/tmp/rlvm-fleet.* 2>/dev/null | list)"
 echo "agents=$(pgrep -f 'rlvm-agent[.]sh' | list)"
 echo "restic=$(pgrep -x restic | list)"
 held=""
-for f in /run/lock/rlvm-fleet.*.lock; do
+for f in /run/rlvm-fleet/locks/rlvm-fleet.*.lock /tmp/rlvm-fleet-locks.*/rlvm-fleet.*.lock; do
   [ -e "$f" ] || continue
   flock -n "$f" true || held="$held,$f"
 done
@@ -322,7 +322,7 @@ for pid in $(pgrep -x restic || true); do kill -KILL "$pid" 2>/dev/null || true;
 sleep 0.5
 for m in $(awk '$2 ~ /^\/run\/rlvm-fleet/ {print $2}' /proc/mounts | sort -r); do umount -l "$m" || true; done
 if lvs --noheadings -o lv_name @rlvm_fleet 2>/dev/null | grep -q .; then lvremove -f @rlvm_fleet >/dev/null; fi
-rm -rf /run/rlvm-fleet /run/rlvm-test /tmp/rlvm-fleet.* /run/lock/rlvm-fleet.*.lock
+rm -rf /run/rlvm-fleet /run/rlvm-test /tmp/rlvm-fleet.* /tmp/rlvm-fleet-locks.*
 rm -rf /srv/backup/* /root/.cache/restic
 mountpoint -q /data && mountpoint -q /srv/xfs && mountpoint -q /srv/backup
 `;
