@@ -49,6 +49,11 @@ export interface HostRunContext {
 }
 
 const STDERR_TAIL = 4096;
+/**
+ * A line of the host's stderr (a `--verbose` log line) is shown up to this many characters; the rest
+ * of it, up to the next newline, is dropped, so a host that never sends a newline costs bounded memory.
+ */
+export const STDERR_LINE_MAX = 4096;
 /** Warnings of the controller's own: they do not make a host partial. */
 const CONTROLLER_WARNINGS = new Set(["host_key_added", "agent_noise", "connection_destroyed"]);
 /** How long a stopped agent gets to clean up and report before its channel is closed. */
@@ -186,7 +191,10 @@ class AgentRun {
   /** The first event that broke the protocol: the run is failed whatever the agent says after it. */
   private protocolError: HostError | null = null;
   private stderrTail = "";
+  /** The current stderr line: at most STDERR_LINE_MAX plus the longest secret's length. */
   private stderrLine = "";
+  /** The current stderr line was longer than the buffer keeps. */
+  private stderrLineCut = false;
   private runTimer: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private forceTimer: NodeJS.Timeout | undefined;
@@ -364,9 +372,50 @@ class AgentRun {
     // Only while the bootstrap waits: after a stop, stdin is closed; after the ready line, sudo is done.
     if (reply !== null && this.phase === "bootstrap") this.process?.write(reply);
     this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL);
-    const lines = (this.stderrLine + text).split("\n");
-    this.stderrLine = lines.pop() ?? "";
-    for (const line of lines) if (line.trim() !== "") this.progress("log", redact(line, this.secrets));
+    let start = 0;
+    for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
+      this.keepStderr(text, start, end);
+      this.endStderrLine();
+      start = end + 1;
+    }
+    this.keepStderr(text, start, text.length);
+  }
+
+  /** Adds text[start, end) to the current line, as much as its bound leaves room for. */
+  private keepStderr(text: string, start: number, end: number): void {
+    const room = STDERR_LINE_MAX + this.longestSecret() - this.stderrLine.length;
+    if (end - start > room) this.stderrLineCut = true;
+    if (room > 0) this.stderrLine += text.slice(start, start + Math.min(room, end - start));
+  }
+
+  /** The line is complete: masked first, then cut (a cut never splits a secret it then cannot mask). */
+  private endStderrLine(): void {
+    let line = redact(this.stderrLine, this.secrets);
+    // A secret that began in the kept part may end past it: drop its unmasked start.
+    if (this.stderrLineCut) line = this.withoutSecretStart(line);
+    if (this.stderrLineCut || line.length > STDERR_LINE_MAX)
+      line = `${line.slice(0, STDERR_LINE_MAX)} … (line cut at ${STDERR_LINE_MAX} characters)`;
+    this.stderrLine = "";
+    this.stderrLineCut = false;
+    if (line.trim() !== "") this.progress("log", line);
+  }
+
+  private longestSecret(): number {
+    return Math.max(0, ...this.secrets.map((s) => s.length));
+  }
+
+  /** `line` without its longest end that is the start of a secret. */
+  private withoutSecretStart(line: string): string {
+    let drop = 0;
+    for (const secret of this.secrets) {
+      for (let k = Math.min(secret.length - 1, line.length); k > drop; k--) {
+        if (line.endsWith(secret.slice(0, k))) {
+          drop = k;
+          break;
+        }
+      }
+    }
+    return line.slice(0, line.length - drop);
   }
 
   private onEvent(event: AgentEvent): void {

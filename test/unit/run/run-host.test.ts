@@ -7,7 +7,7 @@ import { agentPlan } from "../../../src/agent/plan-lines.js";
 import { PROTOCOL_VERSION } from "../../../src/agent/protocol.js";
 import { buildPlan, type HostPlan } from "../../../src/plan/build-plan.js";
 import type { ProgressEvent } from "../../../src/report/progress-event.js";
-import { runHost, type HostRunContext } from "../../../src/run/run-host.js";
+import { runHost, STDERR_LINE_MAX, type HostRunContext } from "../../../src/run/run-host.js";
 import type { AgentEventFields } from "../../helpers/agent-event.js";
 import type { RemoteExit, RemoteProcess, SshSession } from "../../../src/transport/ssh-connection.js";
 
@@ -727,5 +727,63 @@ describe("runHost stopping the agent", () => {
     const result = await run();
     expect(result).toMatchObject({ status: "skipped", error: null });
     expect(harness.sessionClosed).toBe(1);
+  });
+});
+
+describe("runHost: a host's stderr costs bounded memory", () => {
+  it("50 MB of stderr without a newline: the line is cut, the run ends normally", async () => {
+    const chunk = "x".repeat(64 * 1024);
+    const { harness, run } = setup(async (channel) => {
+      channel.stdout(ready);
+      await channel.until(() => channel.gotPayload());
+      channel.stdout(agentStart);
+      for (let sent = 0; sent < 50 * 1024 * 1024; sent += chunk.length) channel.stderr(chunk);
+      channel.stderr("\nrlvm-agent: after the flood\n");
+      channel.stdout(resultOk);
+      await channel.until(() => channel.stdinClosed);
+      channel.exit({ code: 0, signal: null });
+    });
+    const started = Date.now();
+    const result = await run();
+    expect(result).toMatchObject({ status: "ok", error: null });
+    const logs = harness.progress.filter((p) => p.step === "log").map((p) => p.detail ?? "");
+    expect(logs).toEqual([
+      `${"x".repeat(STDERR_LINE_MAX)} … (line cut at ${STDERR_LINE_MAX} characters)`,
+      "rlvm-agent: after the flood",
+    ]);
+    // Linear, not quadratic: re-splitting a growing buffer on every chunk took minutes here.
+    expect(Date.now() - started).toBeLessThan(5_000);
+  }, 30_000);
+
+  it("a cut line is masked before it is cut: a secret across the cut leaks no piece", async () => {
+    const { harness, run } = setup(
+      async (channel) => {
+        channel.stdout(ready);
+        await channel.until(() => channel.gotPayload());
+        channel.stdout(agentStart);
+        // The password across the cut; then masked early in a line (which shortens it) and again
+        // where the kept part ends, so that its first characters would fall before the cut.
+        channel.stderr(`${"y".repeat(STDERR_LINE_MAX - 4)}${PASSWORD}${"z".repeat(10_000)}\n`);
+        channel.stderr(`${PASSWORD}${"y".repeat(STDERR_LINE_MAX - 4)}${PASSWORD}${"z".repeat(10_000)}\n`);
+        channel.stdout(resultOk);
+        await channel.until(() => channel.stdinClosed);
+        channel.exit({ code: 0, signal: null });
+      },
+      { host: withPassword },
+    );
+    const result = await run();
+    expect(result.status).toBe("ok");
+    const logs = harness.progress.filter((p) => p.step === "log").map((p) => p.detail ?? "");
+    expect(logs).toHaveLength(2);
+    for (const log of logs) {
+      expect(log.length).toBeLessThanOrEqual(STDERR_LINE_MAX + 40);
+      expect(log).toMatch(/ … \(line cut at \d+ characters\)$/);
+      expect(log).not.toContain(PASSWORD.slice(0, 3));
+    }
+    const cut = ` … (line cut at ${STDERR_LINE_MAX} characters)`;
+    expect(logs).toEqual([
+      `${"y".repeat(STDERR_LINE_MAX - 4)}***z${cut}`,
+      `***${"y".repeat(STDERR_LINE_MAX - 4)}${cut}`,
+    ]);
   });
 });
