@@ -16,6 +16,8 @@ export interface HostSpec {
   identity_passphrase_file: string | null;
   known_hosts: string;
   host_key_policy: "strict" | "accept-new";
+  /** Accept ssh-dss and SHA-1 ssh-rsa host keys (OpenSSH 9 refuses them by default). */
+  legacy_host_key_algorithms: boolean;
   become: "sudo" | "none";
   become_password_file: string | null;
   connect_timeout_s: number;
@@ -48,6 +50,7 @@ const BUILTIN_DEFAULTS = {
   port: 22,
   known_hosts: "~/.ssh/known_hosts",
   host_key_policy: "strict",
+  legacy_host_key_algorithms: false,
   become: "sudo",
   connect_timeout: 15,
   connect_retries: 2,
@@ -113,6 +116,8 @@ export function loadInventory(file: string): InventoryResult {
       identity_passphrase_file: local("identity_passphrase_file"),
       known_hosts: local("known_hosts") ?? "",
       host_key_policy: settings.host_key_policy ?? BUILTIN_DEFAULTS.host_key_policy,
+      legacy_host_key_algorithms:
+        settings.legacy_host_key_algorithms ?? BUILTIN_DEFAULTS.legacy_host_key_algorithms,
       become: settings.become ?? BUILTIN_DEFAULTS.become,
       become_password_file: local("become_password_file"),
       connect_timeout_s: settings.connect_timeout ?? BUILTIN_DEFAULTS.connect_timeout,

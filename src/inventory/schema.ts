@@ -22,6 +22,8 @@ export const hostSettings = {
   host_key_policy: z
     .enum(["strict", "accept-new"], { error: () => 'expected "strict" or "accept-new"' })
     .optional(),
+  // ssh-dss and SHA-1 ssh-rsa host keys, refused by default as OpenSSH 9 refuses them.
+  legacy_host_key_algorithms: z.boolean({ error: () => "expected true or false" }).optional(),
   become: z.enum(["sudo", "none"], { error: () => 'expected "sudo" or "none"' }).optional(),
   become_password_file: localPath.optional(),
   connect_timeout: seconds.optional(),

@@ -55,7 +55,12 @@ const STDERR_TAIL = 4096;
  */
 export const STDERR_LINE_MAX = 4096;
 /** Warnings of the controller's own: they do not make a host partial. */
-const CONTROLLER_WARNINGS = new Set(["host_key_added", "agent_noise", "connection_destroyed"]);
+const CONTROLLER_WARNINGS = new Set([
+  "host_key_added",
+  "known_hosts_line_ignored",
+  "agent_noise",
+  "connection_destroyed",
+]);
 /** How long a stopped agent gets to clean up and report before its channel is closed. */
 const STOP_GRACE_MS = 60_000;
 /**
@@ -100,6 +105,7 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
       knownHostsFile: host.known_hosts,
       knownHosts: ctx.files.knownHosts(host.known_hosts),
       hostKeyPolicy: host.host_key_policy,
+      legacyHostKeyAlgorithms: host.legacy_host_key_algorithms,
       privateKey: ctx.files.privateKey(host.identity_file),
       passphrase: ctx.files.secret(host.identity_passphrase_file),
       agentSocket: ctx.agentSocket,
@@ -112,6 +118,8 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
   }
   if (session.hostKeyNote !== null)
     result.warnings.push({ code: "host_key_added", message: session.hostKeyNote });
+  for (const message of session.hostKeyWarnings ?? [])
+    result.warnings.push({ code: "known_hosts_line_ignored", message });
   // Interrupted while connecting: nothing ran here (the abort listener below would never fire).
   if (ctx.signal.aborted) {
     session.close();

@@ -111,16 +111,91 @@ export function keyTypeForAlgorithm(algorithm: string): string {
   return algorithm === "rsa-sha2-256" || algorithm === "rsa-sha2-512" ? "ssh-rsa" : algorithm;
 }
 
-/** Host-key algorithms to offer during key exchange so the server can only present a key type we know. */
-export function hostKeyAlgorithmsForKeyTypes(types: readonly string[]): string[] {
+export interface HostKeyAlgorithmOptions {
+  /**
+   * Also offer what OpenSSH 9 refuses by default: `ssh-dss` and `ssh-rsa` signed with SHA-1 (the
+   * inventory's `legacy_host_key_algorithms`). Without it an `ssh-rsa` key is used through rsa-sha2 only.
+   */
+  legacy?: boolean;
+}
+
+// What ssh2 can verify, in its own order of preference; `ssh-rsa` keys sign with rsa-sha2-*.
+const MODERN_HOST_KEY_ALGORITHMS = [
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "rsa-sha2-512",
+  "rsa-sha2-256",
+];
+const LEGACY_HOST_KEY_ALGORITHMS = ["ssh-rsa", "ssh-dss"];
+
+function algorithmsForKeyType(type: string, legacy: boolean): string[] {
+  if (type === "ssh-rsa") return ["rsa-sha2-512", "rsa-sha2-256", ...(legacy ? ["ssh-rsa"] : [])];
+  if (type === "ssh-dss") return legacy ? ["ssh-dss"] : [];
+  return MODERN_HOST_KEY_ALGORITHMS.includes(type) ? [type] : [];
+}
+
+/** Every host-key algorithm we offer when nothing is known for the host. */
+export function defaultHostKeyAlgorithms(options: HostKeyAlgorithmOptions = {}): string[] {
+  return [...MODERN_HOST_KEY_ALGORITHMS, ...(options.legacy === true ? LEGACY_HOST_KEY_ALGORITHMS : [])];
+}
+
+/** Whether a key of this type can be verified (ssh2 supports it, and it is not refused as legacy). */
+export function isUsableHostKeyType(type: string, options: HostKeyAlgorithmOptions = {}): boolean {
+  return algorithmsForKeyType(type, options.legacy === true).length > 0;
+}
+
+/**
+ * Host-key algorithms to offer during key exchange so the server can only present a key type we know.
+ * Types we cannot use (e.g. `sk-ssh-ed25519@openssh.com`, or `ssh-dss` without `legacy`) add nothing.
+ */
+export function hostKeyAlgorithmsForKeyTypes(
+  types: readonly string[],
+  options: HostKeyAlgorithmOptions = {},
+): string[] {
   const algorithms: string[] = [];
   for (const type of types) {
-    const forType = type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [type];
-    for (const algorithm of forType) {
+    for (const algorithm of algorithmsForKeyType(type, options.legacy === true)) {
       if (!algorithms.includes(algorithm)) algorithms.push(algorithm);
     }
   }
   return algorithms;
+}
+
+export interface IgnoredKnownHostKey extends KnownHostKey {
+  reason: string;
+}
+
+export interface HostKeyAlgorithmPlan {
+  /** What to offer in key exchange: never empty. */
+  algorithms: string[];
+  /** The host's known_hosts lines that cannot be used, as OpenSSH skips key types it cannot use. */
+  ignored: IgnoredKnownHostKey[];
+}
+
+/**
+ * The host-key algorithms to offer for a host: those of its usable known keys, or every usable one when
+ * none is known. Unusable lines are ignored (and listed, so the caller can warn) instead of failing the
+ * connection; they still count as known keys in `verifyHostKey`, so a host known only through them is
+ * "changed", never silently "unknown".
+ */
+export function planHostKeyAlgorithms(
+  entries: readonly KnownHostEntry[],
+  address: string,
+  port: number,
+  options: HostKeyAlgorithmOptions = {},
+): HostKeyAlgorithmPlan {
+  const ignored: IgnoredKnownHostKey[] = [];
+  for (const key of lookupHostKeys(entries, address, port).keys) {
+    if (isUsableHostKeyType(key.type, options)) continue;
+    const reason = LEGACY_HOST_KEY_ALGORITHMS.includes(key.type)
+      ? `${key.type} host keys are refused unless legacy_host_key_algorithms = true`
+      : `key type ${key.type} is not supported`;
+    ignored.push({ ...key, reason });
+  }
+  const known = hostKeyAlgorithmsForKeyTypes(knownKeyTypes(entries, address, port), options);
+  return { algorithms: known.length > 0 ? known : defaultHostKeyAlgorithms(options), ignored };
 }
 
 function isCanonicalBase64(text: string): boolean {
@@ -390,6 +465,23 @@ export interface AppendKnownHostResult {
   line: string;
 }
 
+/** accept-new refused: by the time of the append, known_hosts held another key for the host. */
+export class KnownHostConflictError extends Error {
+  constructor(
+    readonly file: string,
+    readonly verdict: Exclude<HostKeyVerdict, { result: "match" | "unknown" }>,
+  ) {
+    super(
+      verdict.result === "changed"
+        ? `${file} now holds another key for the host: ${verdict.knownFingerprints.join(", ")} (${verdict.knownLocations.join(", ")})`
+        : verdict.result === "revoked"
+          ? `the key is marked @revoked in ${verdict.location}`
+          : `${file} now has only @cert-authority lines for the host`,
+    );
+    this.name = "KnownHostConflictError";
+  }
+}
+
 function isErrnoException(error: unknown): error is NodeJS.ErrnoException {
   return error instanceof Error && "code" in error;
 }
@@ -457,7 +549,9 @@ async function writeFileAtomically(target: string, content: string, mode: number
 /**
  * Append `<name> <type> <base64>` for the `accept-new` policy. The file is rewritten atomically
  * (temp file + fsync + rename) under an exclusive `<file>.lock`, so concurrent appends from several
- * connections or processes are serialised instead of overwriting each other.
+ * connections or processes are serialised instead of overwriting each other. Under that lock the file
+ * is read again: a host that meanwhile got another key (or whose key was revoked) is refused with a
+ * `KnownHostConflictError`, as OpenSSH refuses a changed key, so the file never holds two keys for it.
  */
 export async function appendKnownHost(
   file: string,
@@ -492,10 +586,14 @@ export async function appendKnownHost(
     } catch (error) {
       if (!isErrnoException(error) || error.code !== "ENOENT") throw error;
     }
-    const alreadyKnown = lookupHostKeys(parseKnownHosts(existing, target).entries, address, port).keys.some(
-      (key) => key.blob.equals(blob),
-    );
-    if (alreadyKnown) return { appended: false, line };
+    // Re-checked under the lock against the file as it is now, not the snapshot the caller verified
+    // against: another connection (two hosts with one address) or controller may have added a key.
+    const verdict = verifyHostKey(parseKnownHosts(existing, target).entries, address, port, {
+      type: blobType,
+      blob,
+    });
+    if (verdict.result === "match") return { appended: false, line };
+    if (verdict.result !== "unknown") throw new KnownHostConflictError(target, verdict);
     const separator = existing === "" || existing.endsWith("\n") ? "" : "\n";
     await writeFileAtomically(target, `${existing}${separator}${line}\n`, mode);
     return { appended: true, line };

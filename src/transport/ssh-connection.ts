@@ -3,9 +3,10 @@ import { Client, type ClientChannel, type ConnectConfig } from "ssh2";
 import {
   appendKnownHost,
   fingerprintSha256,
-  hostKeyAlgorithmsForKeyTypes,
+  isUsableHostKeyType,
   keyTypeOfBlob,
-  knownKeyTypes,
+  KnownHostConflictError,
+  planHostKeyAlgorithms,
   sshKeygenAddCommand,
   verifyHostKey,
   type KnownHostEntry,
@@ -20,6 +21,8 @@ export interface ConnectTarget {
   knownHostsFile: string;
   knownHosts: readonly KnownHostEntry[];
   hostKeyPolicy: "strict" | "accept-new";
+  /** Also accept `ssh-dss` and SHA-1 `ssh-rsa` host keys, which OpenSSH 9 refuses by default. */
+  legacyHostKeyAlgorithms?: boolean;
   privateKey: Buffer | null;
   passphrase: string | null;
   agentSocket: string | null;
@@ -54,6 +57,8 @@ export interface RemoteProcess {
 export interface SshSession {
   /** What happened to the host key on the way in (for the report). */
   hostKeyNote: string | null;
+  /** known_hosts lines that were ignored for this host (key types that cannot be used), for the report. */
+  hostKeyWarnings?: readonly string[];
   exec(command: string): Promise<RemoteProcess>;
   /** End the connection politely (SSH disconnect); a host may keep it open. */
   close(): void;
@@ -85,11 +90,15 @@ function connectOnce(target: ConnectTarget): Promise<SshSession> {
     const client = new Client();
     let verdict: HostError | null = null;
     let hostKeyNote: string | null = null;
-    let pendingAppend: Promise<unknown> = Promise.resolve();
     let handshakeDone = false;
     let settled = false;
 
-    const knownTypes = knownKeyTypes(target.knownHosts, target.address, target.port);
+    const legacy = target.legacyHostKeyAlgorithms === true;
+    const plan = planHostKeyAlgorithms(target.knownHosts, target.address, target.port, { legacy });
+    // As OpenSSH does, a line of a key type we cannot use is skipped, not fatal; the report says so.
+    const hostKeyWarnings = plan.ignored.map(
+      (key) => `known_hosts line ${key.file}:${key.line} ignored: ${key.reason}`,
+    );
     const config: ConnectConfig = {
       host: target.address,
       port: target.port,
@@ -98,50 +107,78 @@ function connectOnce(target: ConnectTarget): Promise<SshSession> {
       keepaliveInterval: target.keepaliveIntervalMs,
       keepaliveCountMax: 3,
       // Offer only the key types we know for this host, so a host with an ed25519 and an RSA key
-      // known is never reported as "changed" because it preferred the other one.
-      ...(knownTypes.length > 0
-        ? { algorithms: { serverHostKey: hostKeyAlgorithmsForKeyTypes(knownTypes) as never } }
-        : {}),
-      hostVerifier: (key: Buffer) => {
+      // known is never reported as "changed" because it preferred the other one. Always explicit:
+      // ssh2's defaults include SHA-1 ssh-rsa, which OpenSSH 9 refuses unless asked for.
+      algorithms: { serverHostKey: plan.algorithms as never },
+      // The callback form: an accept-new key is accepted only once it is in known_hosts.
+      hostVerifier: (key: Buffer, accept: (ok: boolean) => void) => {
         const type = keyTypeOfBlob(key) ?? "unknown";
-        const result = verifyHostKey(target.knownHosts, target.address, target.port, { type, blob: key });
         const fingerprint = fingerprintSha256(key);
+        if (!isUsableHostKeyType(type, { legacy })) {
+          verdict = new HostError(
+            "host_key_unknown",
+            `the host presented a ${type} host key ${fingerprint}, which is refused`,
+            "give the host an ed25519, ecdsa or rsa key (rsa-sha2), or set legacy_host_key_algorithms = true",
+          );
+          return accept(false);
+        }
+        const result = verifyHostKey(target.knownHosts, target.address, target.port, { type, blob: key });
         switch (result.result) {
           case "match":
-            return true;
+            return accept(true);
           case "unknown":
             if (target.hostKeyPolicy === "accept-new") {
-              pendingAppend = appendKnownHost(target.knownHostsFile, target.address, target.port, type, key);
-              hostKeyNote = `host key ${fingerprint} (${type}) was unknown and has been added to ${target.knownHostsFile}`;
-              return true;
+              appendKnownHost(target.knownHostsFile, target.address, target.port, type, key).then(
+                ({ appended }) => {
+                  if (appended)
+                    hostKeyNote = `host key ${fingerprint} (${type}) was unknown and has been added to ${target.knownHostsFile}`;
+                  accept(true);
+                },
+                (error: Error) => {
+                  verdict =
+                    error instanceof KnownHostConflictError
+                      ? new HostError(
+                          "host_key_changed",
+                          `HOST KEY CHANGED: the host offered ${type} ${fingerprint}, but ${error.message}`,
+                          "another host with this address, or another run, recorded a different key; verify the keys out of band before replacing the line in known_hosts",
+                        )
+                      : new HostError(
+                          "host_key_unknown",
+                          `could not add the host key: ${error.message}`,
+                          "check that known_hosts is writable",
+                        );
+                  accept(false);
+                },
+              );
+              return;
             }
             verdict = new HostError(
               "host_key_unknown",
               `host key unknown: ${type} ${fingerprint} is not in ${target.knownHostsFile}`,
               `check the fingerprint with the host's administrator, then add it: ${sshKeygenAddCommand(target.address, target.port, target.knownHostsFile)} (or set host_key_policy = "accept-new")`,
             );
-            return false;
+            return accept(false);
           case "changed":
             verdict = new HostError(
               "host_key_changed",
-              `HOST KEY CHANGED: the host offered ${type} ${fingerprint}, known_hosts has ${result.knownFingerprints.join(", ")} (${result.knownLocations.join(", ")})`,
+              `HOST KEY CHANGED: the host offered ${type} ${fingerprint}, known_hosts has ${result.knownFingerprints.join(", ")} (${result.knownLocations.join(", ")})${hostKeyWarnings.length > 0 ? `; ${hostKeyWarnings.join("; ")}` : ""}`,
               "someone may be intercepting the connection, or the host was reinstalled; verify the new key out of band, then replace the old line in known_hosts",
             );
-            return false;
+            return accept(false);
           case "revoked":
             verdict = new HostError(
               "host_key_revoked",
               `host key ${fingerprint} is marked @revoked in ${result.location}`,
               "the host presents a revoked key: do not connect until its key is replaced",
             );
-            return false;
+            return accept(false);
           case "cert_authority_unsupported":
             verdict = new HostError(
               "host_key_unknown",
               `known_hosts has only @cert-authority lines for ${target.address}; host certificates are not supported`,
               `add the host's plain key: ${sshKeygenAddCommand(target.address, target.port, target.knownHostsFile)}`,
             );
-            return false;
+            return accept(false);
         }
       },
     };
@@ -178,34 +215,20 @@ function connectOnce(target: ConnectTarget): Promise<SshSession> {
       reject(verdict ?? classifyConnectError(error, target, handshakeDone));
     });
     client.on("ready", () => {
-      pendingAppend.then(
-        () => {
-          settled = true;
-          resolve({
-            hostKeyNote,
-            exec: (command) =>
-              new Promise((resolveExec, rejectExec) =>
-                client.exec(command, (error, channel) =>
-                  error ? rejectExec(error) : resolveExec(remoteProcess(channel)),
-                ),
-              ),
-            close: () => client.end(),
-            destroy: () => client.destroy(),
-            closed,
-          });
-        },
-        (error: Error) => {
-          settled = true;
-          client.end();
-          reject(
-            new HostError(
-              "host_key_unknown",
-              `could not add the host key: ${error.message}`,
-              "check that known_hosts is writable",
+      settled = true;
+      resolve({
+        hostKeyNote,
+        hostKeyWarnings,
+        exec: (command) =>
+          new Promise((resolveExec, rejectExec) =>
+            client.exec(command, (error, channel) =>
+              error ? rejectExec(error) : resolveExec(remoteProcess(channel)),
             ),
-          );
-        },
-      );
+          ),
+        close: () => client.end(),
+        destroy: () => client.destroy(),
+        closed,
+      });
     });
     try {
       client.connect(config);
@@ -244,6 +267,13 @@ function classifyConnectError(
   handshakeDone: boolean,
 ): HostError {
   const where = `${target.address}:${target.port}`;
+  if (/no matching host key format/.test(error.message)) {
+    return new HostError(
+      "host_key_unknown",
+      `${where} offers no host-key algorithm the controller accepts (${error.message})`,
+      "give the host an ed25519, ecdsa or rsa key usable with rsa-sha2; ssh-dss and SHA-1 ssh-rsa need legacy_host_key_algorithms = true",
+    );
+  }
   if (error.level === "client-authentication") {
     return new HostError(
       "auth",

@@ -95,6 +95,17 @@ restic_env_file = "/etc/rlvm-fleet/restic.env"
     });
   });
 
+  it("refuses legacy host-key algorithms unless a host opts in with legacy_host_key_algorithms", () => {
+    const { result } = load(
+      `[defaults]\nconfig = "c.toml"\n[hosts.h1]\n[hosts.h2]\nlegacy_host_key_algorithms = true\n`,
+    );
+    if (!result.ok) throw new Error(JSON.stringify(result.problems));
+    expect(result.inventory.hosts.map((h) => h.legacy_host_key_algorithms)).toEqual([false, true]);
+    const bad = load(`[defaults]\nconfig = "c.toml"\nlegacy_host_key_algorithms = "yes"\n[hosts.h1]\n`);
+    expect(bad.result.ok).toBe(false);
+    if (!bad.result.ok) expect(JSON.stringify(bad.result.problems)).toMatch(/expected true or false/);
+  });
+
   it("accepts two unrelated groups that agree, and a host in no group", () => {
     const { result } = load(`
 [defaults]

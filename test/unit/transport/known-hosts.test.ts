@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import {
   chmod,
@@ -14,7 +14,11 @@ import {
   symlink,
   writeFile,
 } from "node:fs/promises";
+import { createServer, connect, type AddressInfo, type Socket } from "node:net";
+import { Server } from "ssh2";
 import { freePort } from "../../../src/demo/free-port.js";
+import { HostError } from "../../../src/errors.js";
+import { connectSsh, type ConnectTarget, type SshSession } from "../../../src/transport/ssh-connection.js";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -23,16 +27,19 @@ import { skipOrFail } from "../../helpers/skip-or-fail.js";
 
 import {
   appendKnownHost,
+  defaultHostKeyAlgorithms,
   entryMatchesHost,
   fingerprintSha256,
   hostKeyAlgorithmsForKeyTypes,
   keyTypeForAlgorithm,
   keyTypeOfBlob,
   knownHostsName,
+  KnownHostConflictError,
   knownKeyTypes,
   loadKnownHostsFile,
   lookupHostKeys,
   parseKnownHosts,
+  planHostKeyAlgorithms,
   sshKeygenAddCommand,
   verifyHostKey,
   type KnownHostEntry,
@@ -78,7 +85,7 @@ async function readPublicKey(pubFile: string): Promise<GeneratedKey> {
 async function generateKey(
   dir: string,
   name: string,
-  type: "ed25519" | "ecdsa" | "rsa",
+  type: "ed25519" | "ecdsa" | "rsa" | "dsa",
 ): Promise<GeneratedKey> {
   const path = join(dir, name);
   await runOk("ssh-keygen", ["-q", "-t", type, "-N", "", "-C", `${name}@test`, "-f", path]);
@@ -202,8 +209,14 @@ describe("key type helpers", () => {
     expect(keyTypeForAlgorithm("rsa-sha2-512")).toBe("ssh-rsa");
     expect(keyTypeForAlgorithm("rsa-sha2-256")).toBe("ssh-rsa");
     expect(keyTypeForAlgorithm("ssh-ed25519")).toBe("ssh-ed25519");
+    // SHA-1 ssh-rsa only when the inventory opts in, as OpenSSH 9 does.
     expect(
       hostKeyAlgorithmsForKeyTypes(["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ssh-rsa"]),
+    ).toEqual(["ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256", "ecdsa-sha2-nistp256"]);
+    expect(
+      hostKeyAlgorithmsForKeyTypes(["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ssh-rsa"], {
+        legacy: true,
+      }),
     ).toEqual(["ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa", "ecdsa-sha2-nistp256"]);
   });
 });
@@ -382,8 +395,10 @@ describe.each([
     expect(hostKeyAlgorithmsForKeyTypes(knownKeyTypes(getEntries(), "127.0.0.2", 2222))).toEqual([
       "rsa-sha2-512",
       "rsa-sha2-256",
-      "ssh-rsa",
     ]);
+    expect(
+      hostKeyAlgorithmsForKeyTypes(knownKeyTypes(getEntries(), "127.0.0.2", 2222), { legacy: true }),
+    ).toEqual(["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]);
     expect(knownKeyTypes(getEntries(), "10.9.9.9", 22)).toEqual([]);
   });
 
@@ -592,8 +607,86 @@ describe("appendKnownHost", () => {
   });
 });
 
+interface StartedSshd {
+  port: number;
+  /** Why sshd is not running (for skipOrFail), or "". */
+  unavailable: string;
+  stop(): Promise<void>;
+}
+
+/** An sshd on 127.0.0.1 with the given host key files (in `dir`) and extra sshd_config lines. */
+async function startSshd(
+  dir: string,
+  hostKeyNames: string[],
+  extraConfig: string[] = [],
+): Promise<StartedSshd> {
+  const port = await freePort();
+  const started: StartedSshd = { port, unavailable: "", stop: async () => {} };
+  const config = join(dir, "sshd_config");
+  await writeFile(
+    config,
+    [
+      `Port ${port}`,
+      "ListenAddress 127.0.0.1",
+      "UsePAM no",
+      "PidFile none",
+      "StrictModes no",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      ...extraConfig,
+      "",
+    ].join("\n"),
+  );
+  const sshdArgs = ["-D", "-e", "-f", config, ...hostKeyNames.flatMap((name) => ["-h", join(dir, name)])];
+  let command = "/usr/sbin/sshd";
+  let args = sshdArgs;
+  // As root sshd insists on /run/sshd for privilege separation; as an unprivileged user it does not.
+  if (process.getuid?.() === 0 && !existsSync("/run/sshd")) {
+    if (!existsSync("/usr/bin/setpriv")) {
+      started.unavailable = "running as root without /run/sshd or setpriv";
+      return started;
+    }
+    for (const name of await readdir(dir)) await chown(join(dir, name), 65534, 65534);
+    await chown(dir, 65534, 65534);
+    command = "/usr/bin/setpriv";
+    args = ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/sbin/sshd", ...sshdArgs];
+  }
+  if (!existsSync("/usr/sbin/sshd")) {
+    started.unavailable = "/usr/sbin/sshd not installed";
+    return started;
+  }
+  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
+  started.stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    }
+  };
+  let stderr = "";
+  started.unavailable = await new Promise<string>((resolve) => {
+    const timer = setTimeout(() => resolve(`sshd did not start: ${stderr}`), 10_000);
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (stderr.includes("Server listening on")) {
+        clearTimeout(timer);
+        resolve("");
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve(`sshd exited with ${code}: ${stderr}`);
+    });
+    child.once("error", (error) => {
+      clearTimeout(timer);
+      resolve(`sshd failed to spawn: ${error.message}`);
+    });
+  });
+  return started;
+}
+
 describe("against a real sshd", () => {
-  let sshd: ChildProcess | undefined;
+  let sshd: StartedSshd | undefined;
   let sshdUnavailable = "";
   let port = 0;
   let sshdDir = "";
@@ -605,78 +698,13 @@ describe("against a real sshd", () => {
       generateKey(sshdDir, "host_ed25519", "ed25519"),
       generateKey(sshdDir, "host_ecdsa", "ecdsa"),
     ]);
-    port = await freePort();
-    const config = join(sshdDir, "sshd_config");
-    await writeFile(
-      config,
-      [
-        `Port ${port}`,
-        "ListenAddress 127.0.0.1",
-        "UsePAM no",
-        "PidFile none",
-        "StrictModes no",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "",
-      ].join("\n"),
-    );
-    const sshdArgs = [
-      "-D",
-      "-e",
-      "-f",
-      config,
-      "-h",
-      join(sshdDir, "host_ed25519"),
-      "-h",
-      join(sshdDir, "host_ecdsa"),
-    ];
-    let command = "/usr/sbin/sshd";
-    let args = sshdArgs;
-    // As root sshd insists on /run/sshd for privilege separation; as an unprivileged user it does not.
-    if (process.getuid?.() === 0 && !existsSync("/run/sshd")) {
-      if (!existsSync("/usr/bin/setpriv")) {
-        sshdUnavailable = "running as root without /run/sshd or setpriv";
-        return;
-      }
-      for (const name of await readdir(sshdDir)) await chown(join(sshdDir, name), 65534, 65534);
-      await chown(sshdDir, 65534, 65534);
-      command = "/usr/bin/setpriv";
-      args = ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/sbin/sshd", ...sshdArgs];
-    }
-    if (!existsSync("/usr/sbin/sshd")) {
-      sshdUnavailable = "/usr/sbin/sshd not installed";
-      return;
-    }
-    const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
-    sshd = child;
-    let stderr = "";
-    sshdUnavailable = await new Promise<string>((resolve) => {
-      const timer = setTimeout(() => resolve(`sshd did not start: ${stderr}`), 10_000);
-      child.stderr?.on("data", (chunk: Buffer) => {
-        stderr += chunk.toString();
-        if (stderr.includes("Server listening on")) {
-          clearTimeout(timer);
-          resolve("");
-        }
-      });
-      child.once("exit", (code) => {
-        clearTimeout(timer);
-        resolve(`sshd exited with ${code}: ${stderr}`);
-      });
-      child.once("error", (error) => {
-        clearTimeout(timer);
-        resolve(`sshd failed to spawn: ${error.message}`);
-      });
-    });
+    sshd = await startSshd(sshdDir, ["host_ed25519", "host_ecdsa"]);
+    port = sshd.port;
+    sshdUnavailable = sshd.unavailable;
   }, 60_000);
 
   afterAll(async () => {
-    const child = sshd;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      await exited;
-    }
+    await sshd?.stop();
   });
 
   it("parses ssh-keyscan output and finds the host keys ssh-keygen wrote", async (ctx) => {
@@ -755,4 +783,312 @@ describe("against a real sshd", () => {
       "changed",
     );
   }, 30_000);
+});
+
+/** An SSH server (ssh2's) that presents one host key and lets anyone in: a host the test controls. */
+async function startFakeHost(privateKeyFile: string): Promise<{ port: number; close(): Promise<void> }> {
+  const server = new Server({ hostKeys: [await readFile(privateKeyFile)] }, (client) => {
+    client.on("authentication", (ctx) => ctx.accept());
+    client.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** One port whose connections go to each backend in turn: one address, several host keys. */
+async function startAlternatingProxy(ports: number[]): Promise<{ port: number; close(): Promise<void> }> {
+  let next = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    const upstream = connect(ports[next++ % ports.length] as number, "127.0.0.1");
+    for (const s of [socket, upstream]) {
+      sockets.add(s);
+      s.on("error", () => {});
+      s.on("close", () => sockets.delete(s));
+    }
+    socket.pipe(upstream).pipe(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function connectTarget(
+  port: number,
+  knownHostsFile: string,
+  knownHosts: readonly KnownHostEntry[],
+  overrides: Partial<ConnectTarget> = {},
+): ConnectTarget {
+  return {
+    name: "h",
+    address: "127.0.0.1",
+    port,
+    user: "nobody",
+    knownHostsFile,
+    knownHosts,
+    hostKeyPolicy: "accept-new",
+    privateKey: null,
+    passphrase: null,
+    agentSocket: null,
+    connectTimeoutMs: 10_000,
+    connectRetries: 0,
+    keepaliveIntervalMs: 0,
+    ...overrides,
+  };
+}
+
+/** Connect, close at once, and hand back the session or the HostError. */
+async function tryConnect(target: ConnectTarget): Promise<SshSession | HostError> {
+  try {
+    const session = await connectSsh(target);
+    session.close();
+    return session;
+  } catch (error) {
+    if (error instanceof HostError) return error;
+    throw error;
+  }
+}
+
+function sshString(data: Buffer | string): Buffer {
+  const bytes = Buffer.from(data);
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(bytes.length);
+  return Buffer.concat([length, bytes]);
+}
+
+// A FIDO key line (what `ssh-keygen -t ed25519-sk` gives): OpenSSH can use it, ssh2 cannot.
+const skBlob = Buffer.concat([
+  sshString("sk-ssh-ed25519@openssh.com"),
+  sshString(Buffer.alloc(32, 7)),
+  sshString("ssh:"),
+]);
+const skText = `sk-ssh-ed25519@openssh.com ${skBlob.toString("base64")}`;
+
+describe("accept-new re-checks known_hosts under its lock (finding 5)", () => {
+  it("refuses a second, different key for one host, concurrent or not: the file holds one key", async () => {
+    const dir = await makeTempDir("append-conflict");
+    const file = join(dir, "known_hosts");
+    const settled = await Promise.allSettled([
+      appendKnownHost(file, "10.5.0.1", 22, ed.type, ed.blob),
+      appendKnownHost(file, "10.5.0.1", 22, rogue.type, rogue.blob),
+    ]);
+    expect(settled.map((s) => s.status).sort()).toEqual(["fulfilled", "rejected"]);
+    const refused = settled.find((s) => s.status === "rejected");
+    expect(refused?.reason).toBeInstanceOf(KnownHostConflictError);
+    expect((refused?.reason as KnownHostConflictError).verdict.result).toBe("changed");
+    const lines = (await readFile(file, "utf8")).trimEnd().split("\n");
+    expect(lines).toHaveLength(1);
+
+    // Later, from a stale snapshot: still refused, for a key of another type too.
+    const kept = lines[0]?.split(" ")[2] === ed.base64 ? ed : rogue;
+    const other = kept === ed ? rogue : ed;
+    await expect(appendKnownHost(file, "10.5.0.1", 22, other.type, other.blob)).rejects.toThrow(
+      KnownHostConflictError,
+    );
+    await expect(appendKnownHost(file, "10.5.0.1", 22, ec.type, ec.blob)).rejects.toThrow(/another key/);
+    // The same key again is no conflict; another host is not affected.
+    await expect(appendKnownHost(file, "10.5.0.1", 22, kept.type, kept.blob)).resolves.toMatchObject({
+      appended: false,
+    });
+    await expect(appendKnownHost(file, "10.5.0.2", 22, other.type, other.blob)).resolves.toMatchObject({
+      appended: true,
+    });
+    const { entries } = await loadKnownHostsFile(file);
+    expect(lookupHostKeys(entries, "10.5.0.1", 22).keys).toHaveLength(1);
+    expect(await readdir(dir)).toEqual(["known_hosts"]);
+  });
+
+  it("refuses a key that was revoked in the file meanwhile", async () => {
+    const dir = await makeTempDir("append-revoked");
+    const file = join(dir, "known_hosts");
+    await writeFile(file, `@revoked * ${rogue.text}\n`);
+    const error: unknown = await appendKnownHost(file, "10.5.0.1", 22, rogue.type, rogue.blob).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(KnownHostConflictError);
+    expect((error as KnownHostConflictError).verdict.result).toBe("revoked");
+    expect(await readFile(file, "utf8")).toBe(`@revoked * ${rogue.text}\n`);
+  });
+
+  it("two accept-new connections to one address with different keys: the second is refused", async () => {
+    const hosts = await Promise.all([
+      startFakeHost(join(keyDir, "ed")),
+      startFakeHost(join(keyDir, "rogue")),
+    ]);
+    const proxy = await startAlternatingProxy(hosts.map((h) => h.port));
+    try {
+      const dir = await makeTempDir("accept-new-race");
+      const file = join(dir, "known_hosts");
+      // Both start from the same snapshot (two inventory hosts with one address, or two controllers).
+      const outcomes = await Promise.all([
+        tryConnect(connectTarget(proxy.port, file, [])),
+        tryConnect(connectTarget(proxy.port, file, [])),
+      ]);
+      const refused = outcomes.filter((o) => o instanceof HostError);
+      expect(refused).toHaveLength(1);
+      expect(refused[0]).toMatchObject({ code: "host_key_changed" });
+      expect(refused[0]?.message).toMatch(/HOST KEY CHANGED/);
+      const accepted = outcomes.find((o) => !(o instanceof HostError)) as SshSession;
+      expect(accepted.hostKeyNote).toMatch(/has been added/);
+      const { entries } = await loadKnownHostsFile(file);
+      expect(entries).toHaveLength(1);
+      expect(lookupHostKeys(entries, "127.0.0.1", proxy.port).keys).toHaveLength(1);
+
+      // A third connection from the stale (empty) snapshot: whichever key it meets, one key stays.
+      for (let i = 0; i < 2; i++) await tryConnect(connectTarget(proxy.port, file, []));
+      expect((await loadKnownHostsFile(file)).entries).toHaveLength(1);
+    } finally {
+      await proxy.close();
+      await Promise.all(hosts.map((h) => h.close()));
+    }
+  }, 30_000);
+});
+
+describe("host-key types compared with OpenSSH 9 (finding 11)", () => {
+  it("plans algorithms from usable lines only and names the lines it ignores", async () => {
+    const dsa = await generateKey(await makeTempDir("dsa"), "dsa", "dsa");
+    const { entries } = parseKnownHosts(
+      [`10.6.0.1 ${skText}`, `10.6.0.1 ${ed.text}`, `10.6.0.2 ${dsa.text}`, `10.6.0.3 ${rsa.text}`].join(
+        "\n",
+      ),
+      "kh",
+    );
+    const plan = planHostKeyAlgorithms(entries, "10.6.0.1", 22);
+    expect(plan.algorithms).toEqual(["ssh-ed25519"]);
+    expect(plan.ignored).toMatchObject([{ file: "kh", line: 1, type: "sk-ssh-ed25519@openssh.com" }]);
+    expect(plan.ignored[0]?.reason).toMatch(/not supported/);
+
+    // ssh-dss: ignored (and the default, modern list offered) unless legacy.
+    const dss = planHostKeyAlgorithms(entries, "10.6.0.2", 22);
+    expect(dss.algorithms).toEqual(defaultHostKeyAlgorithms());
+    expect(dss.ignored[0]?.reason).toMatch(/legacy_host_key_algorithms = true/);
+    expect(planHostKeyAlgorithms(entries, "10.6.0.2", 22, { legacy: true })).toEqual({
+      algorithms: ["ssh-dss"],
+      ignored: [],
+    });
+    // An RSA key stays usable, through rsa-sha2 only.
+    expect(planHostKeyAlgorithms(entries, "10.6.0.3", 22)).toEqual({
+      algorithms: ["rsa-sha2-512", "rsa-sha2-256"],
+      ignored: [],
+    });
+    expect(defaultHostKeyAlgorithms()).not.toContain("ssh-rsa");
+    expect(defaultHostKeyAlgorithms()).not.toContain("ssh-dss");
+    expect(defaultHostKeyAlgorithms({ legacy: true })).toEqual(
+      expect.arrayContaining(["ssh-rsa", "ssh-dss", "ssh-ed25519"]),
+    );
+    // Ignored lines still count as known keys: such a host is "changed", never silently "unknown".
+    expect(verifyHostKey(entries, "10.6.0.2", 22, rogue).result).toBe("changed");
+  });
+
+  it("ignores a known_hosts line ssh2 cannot use, connects through the usable one and says so", async () => {
+    const host = await startFakeHost(join(keyDir, "ed"));
+    try {
+      const name = `[127.0.0.1]:${host.port}`;
+      const file = join(await makeTempDir("sk-line"), "known_hosts");
+      await writeFile(file, `${name} ${skText}\n${name} ${ed.text}\n`);
+      const { entries } = await loadKnownHostsFile(file);
+      const session = await tryConnect(connectTarget(host.port, file, entries, { hostKeyPolicy: "strict" }));
+      expect(session).not.toBeInstanceOf(HostError);
+      const warnings = (session as SshSession).hostKeyWarnings ?? [];
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain(`${file}:1`);
+      expect(warnings[0]).toMatch(/sk-ssh-ed25519@openssh\.com is not supported/);
+
+      // Known only through the unusable line: refused as changed, and the message says why.
+      await writeFile(file, `${name} ${skText}\n`);
+      const only = await tryConnect(
+        connectTarget(host.port, file, (await loadKnownHostsFile(file)).entries, {
+          hostKeyPolicy: "accept-new",
+        }),
+      );
+      expect(only).toMatchObject({ code: "host_key_changed" });
+      expect((only as HostError).message).toMatch(/ignored: key type sk-ssh-ed25519@openssh\.com/);
+      expect(await readFile(file, "utf8")).toBe(`${name} ${skText}\n`);
+    } finally {
+      await host.close();
+    }
+  }, 30_000);
+
+  describe("an sshd that offers only ssh-dss and SHA-1 ssh-rsa", () => {
+    let sshd: StartedSshd | undefined;
+    let dir = "";
+    let dsa: GeneratedKey;
+    let rsaHost: GeneratedKey;
+
+    beforeAll(async () => {
+      dir = await makeTempDir("legacy-sshd");
+      [rsaHost, dsa] = await Promise.all([
+        generateKey(dir, "host_rsa", "rsa"),
+        generateKey(dir, "host_dsa", "dsa"),
+      ]);
+      sshd = await startSshd(dir, ["host_rsa", "host_dsa"], ["HostKeyAlgorithms ssh-rsa,ssh-dss"]);
+    }, 60_000);
+
+    afterAll(async () => {
+      await sshd?.stop();
+    });
+
+    it("OpenSSH's own client refuses it by default", async (ctx) => {
+      skipOrFail(ctx, "unit", sshd?.unavailable ?? "sshd not started");
+      const result = await run("ssh", [
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-p",
+        String(sshd?.port),
+        "nobody@127.0.0.1",
+        "true",
+      ]);
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(/no matching host key type found/);
+    });
+
+    it("is refused unless legacy_host_key_algorithms, then its key is verified and added", async (ctx) => {
+      skipOrFail(ctx, "unit", sshd?.unavailable ?? "sshd not started");
+      const port = sshd?.port ?? 0;
+      const file = join(await makeTempDir("legacy-kh"), "known_hosts");
+      const refused = await tryConnect(connectTarget(port, file, []));
+      expect(refused).toMatchObject({ code: "host_key_unknown" });
+      expect((refused as HostError).message).toMatch(/no host-key algorithm the controller accepts/);
+      expect((refused as HostError).hint).toMatch(/legacy_host_key_algorithms = true/);
+      expect(existsSync(file)).toBe(false);
+
+      // Opted in: the host key passes (sshd then refuses the login: no key is offered).
+      const accepted = await tryConnect(connectTarget(port, file, [], { legacyHostKeyAlgorithms: true }));
+      expect(accepted).toMatchObject({ code: "auth" });
+      const { entries } = await loadKnownHostsFile(file);
+      expect(entries.map((e) => e.type)).toEqual(["ssh-rsa"]);
+      expect(entries[0]?.blob.equals(rsaHost.blob)).toBe(true);
+    }, 30_000);
+
+    it("a host known by its ssh-dss key is refused unless legacy_host_key_algorithms", async (ctx) => {
+      skipOrFail(ctx, "unit", sshd?.unavailable ?? "sshd not started");
+      const port = sshd?.port ?? 0;
+      const file = join(await makeTempDir("legacy-dss"), "known_hosts");
+      await writeFile(file, `[127.0.0.1]:${port} ${dsa.text}\n`);
+      const { entries } = await loadKnownHostsFile(file);
+      const strict = { hostKeyPolicy: "strict" } as const;
+      const refused = await tryConnect(connectTarget(port, file, entries, strict));
+      expect(refused).toMatchObject({ code: "host_key_unknown" });
+      const accepted = await tryConnect(
+        connectTarget(port, file, entries, { ...strict, legacyHostKeyAlgorithms: true }),
+      );
+      expect(accepted).toMatchObject({ code: "auth" });
+      expect((accepted as HostError).message).toMatch(/authentication failed/);
+    }, 30_000);
+  });
 });
