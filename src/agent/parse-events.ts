@@ -16,6 +16,8 @@ export function parseEvents(
   onInvalid: (event: string, reason: string) => void,
 ): EventParser {
   let buffer = "";
+  /** A line too long was dropped: the rest of it, up to its newline, is dropped too. */
+  let skipping = false;
   const handle = (line: string) => {
     const trimmed = line.trim();
     if (trimmed === "") return;
@@ -40,6 +42,16 @@ export function parseEvents(
   return {
     push(chunk) {
       buffer += chunk.toString();
+      if (skipping) {
+        // Resynchronise at the next newline: what follows the cut is the same line, never a new one.
+        const newline = buffer.indexOf("\n");
+        if (newline === -1) {
+          buffer = "";
+          return;
+        }
+        buffer = buffer.slice(newline + 1);
+        skipping = false;
+      }
       let newline: number;
       while ((newline = buffer.indexOf("\n")) !== -1) {
         handle(buffer.slice(0, newline));
@@ -49,11 +61,13 @@ export function parseEvents(
       if (buffer.length > MAX_LINE) {
         onNoise(buffer.slice(0, 200), "line too long");
         buffer = "";
+        skipping = true;
       }
     },
     end() {
-      if (buffer !== "") handle(buffer);
+      if (buffer !== "" && !skipping) handle(buffer);
       buffer = "";
+      skipping = false;
     },
   };
 }

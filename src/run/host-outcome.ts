@@ -60,6 +60,17 @@ export function decideHostOutcome(input: HostOutcomeInput): HostOutcome {
   });
 
   const { agentResult } = input;
+  // The parser admits only the contract's codes; a lookup keyed by host data still checks own keys.
+  if (agentResult.code !== null && !Object.hasOwn(AGENT_ERROR_CODES, agentResult.code)) {
+    return result(
+      "failed",
+      new HostError(
+        "agent_protocol",
+        `the agent ended with an unknown code ${JSON.stringify(agentResult.code)}`,
+        AGENT_ERROR_CODES.agent_protocol.hint,
+      ),
+    );
+  }
   if (agentResult.code !== null) {
     return result(
       "failed",
@@ -106,6 +117,12 @@ function decideJob(job: JobResult, input: JobsInput, warnings: Warning[]): RunSt
     case "prune":
       return decideEntries(job.prunes, input.initial);
     case "status":
+      for (const l of job.latest)
+        if (l.time !== null && l.age_s === null)
+          warnings.push({
+            code: "snapshot_time_invalid",
+            message: `job ${job.name} in ${l.repo}: the latest snapshot's time ${JSON.stringify(l.time)} is not a valid time in the past; it does not count as fresh`,
+          });
       if (job.latest.some((l) => l.error !== null || l.stale)) return "failed";
       // An agent that stopped before reading leaves the job as it was.
       if (job.latest.length === 0 || (!input.finished && job.latest.every((l) => l.time === null)))

@@ -11,6 +11,9 @@ import type {
   RunStatus,
 } from "../report/report-schema.js";
 
+/** How far in the future a snapshot's time may be (the host's clock ahead of ours) and still count. */
+export const CLOCK_SKEW_S = 300;
+
 export type TrackedCommand = "backup" | "prune" | "status";
 
 export interface JobTracker {
@@ -208,7 +211,12 @@ export function trackJobs(
         case "latest": {
           const entry = latestById.get(event.repo);
           if (entry === undefined) return null;
-          const newest = [...event.snapshots].sort((a, b) => Date.parse(b.time) - Date.parse(a.time))[0];
+          // A time that does not parse counts as the newest: it is then reported, and stale (finish).
+          const timeOf = (time: string) => {
+            const ms = Date.parse(time);
+            return Number.isNaN(ms) ? Infinity : ms;
+          };
+          const newest = [...event.snapshots].sort((a, b) => timeOf(b.time) - timeOf(a.time))[0];
           entry.snapshot_id = newest === undefined ? null : (newest.short_id ?? newest.id.slice(0, 8));
           entry.time = newest?.time ?? null;
           return null;
@@ -229,10 +237,10 @@ export function trackJobs(
     },
     finish(now, maxAgeS) {
       for (const entry of jobs.flatMap((job) => job.latest)) {
-        entry.age_s =
-          entry.time === null
-            ? null
-            : Math.max(0, Math.floor((now.getTime() - Date.parse(entry.time)) / 1000));
+        // A time that does not parse, or lies in the future (another host writing to the same
+        // repository can set any time), has no age: it is stale with --max-age, and a warning.
+        const ageS = entry.time === null ? NaN : Math.floor((now.getTime() - Date.parse(entry.time)) / 1000);
+        entry.age_s = Number.isNaN(ageS) || ageS < -CLOCK_SKEW_S ? null : Math.max(0, ageS);
         entry.stale =
           maxAgeS !== null && entry.error === null && (entry.age_s === null || entry.age_s > maxAgeS);
       }

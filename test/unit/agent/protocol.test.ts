@@ -86,6 +86,53 @@ describe("parseEvents", () => {
     expect(invalid).toEqual([expect.stringMatching(/^result: code: /)]);
     expect(noise).toEqual([]);
   });
+
+  it("a code named like an Object.prototype key (__proto__, constructor) is invalid, not a known code", () => {
+    const invalid: string[] = [];
+    const events: string[] = [];
+    const parser = parseEvents(
+      (e) => events.push(e.event),
+      () => undefined,
+      (event, reason) => invalid.push(`${event}: ${reason}`),
+    );
+    for (const code of ["__proto__", "constructor", "toString"])
+      parser.push(`{"v":${PROTOCOL_VERSION},"event":"result","code":"${code}","message":"m"}\n`);
+    expect(invalid).toEqual(Array(3).fill(expect.stringMatching(/^result: code: /)));
+    expect(events).toEqual([]);
+  });
+
+  it("drops an overlong line up to its newline: its remainder is never parsed as an event", () => {
+    const events: string[] = [];
+    const noise: string[] = [];
+    const parser = parseEvents(
+      (e) => events.push(e.event),
+      (_line, reason) => noise.push(reason),
+      () => undefined,
+    );
+    const forged = `{"v":${PROTOCOL_VERSION},"event":"result","code":null,"message":"forged"}`;
+    parser.push("x".repeat(8 * 1024 * 1024 + 1));
+    // The rest of the same line, in pieces: one without a newline, then one that ends the line.
+    parser.push(forged);
+    parser.push(`${forged}\n`);
+    parser.push(`{"v":${PROTOCOL_VERSION},"event":"warning","code":"c","message":"next line"}\n`);
+    parser.push(forged);
+    parser.end();
+    expect(noise).toEqual(["line too long"]);
+    expect(events).toEqual(["warning", "result"]);
+  });
+
+  it("an overlong line that never ends hides nothing at the end either", () => {
+    const events: string[] = [];
+    const parser = parseEvents(
+      (e) => events.push(e.event),
+      () => undefined,
+      () => undefined,
+    );
+    parser.push("x".repeat(8 * 1024 * 1024 + 1));
+    parser.push(`{"v":${PROTOCOL_VERSION},"event":"result","code":null,"message":"forged"}`);
+    parser.end();
+    expect(events).toEqual([]);
+  });
 });
 
 describe("the agent's failure codes", () => {

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { agentPlan, type AgentCommand } from "../../../src/agent/plan-lines.js";
-import { resultEvent } from "../../../src/agent/protocol.js";
+import { resultEvent, type ResultEvent } from "../../../src/agent/protocol.js";
 import { buildPlan } from "../../../src/plan/build-plan.js";
 import type { Check, RunStatus } from "../../../src/report/report-schema.js";
 import { decideHostOutcome, decideJobs, type Warning } from "../../../src/run/host-outcome.js";
@@ -349,6 +349,48 @@ describe("status", () => {
     });
   });
 
+  it("failed (stale) with a warning: a snapshot time that does not parse, or lies in the future", () => {
+    for (const time of ["not a time", "2099-01-01T00:00:00Z"]) {
+      const events = [...read.slice(0, 3), snapshots("etc", "r3", time)];
+      expect(decide({ command: "status", events, maxAgeS: 7200 })).toMatchObject({
+        status: "failed",
+        code: "stale",
+        message: "no snapshot newer than --max-age for etc in /srv/backup/a",
+        jobs: ["ok", "failed"],
+        warnings: ["snapshot_time_invalid"],
+      });
+    }
+  });
+
+  it("a forged future snapshot next to a real one is the newest, and stale", () => {
+    const events: AgentEventFields[] = [
+      ...read.slice(0, 3),
+      {
+        event: "latest",
+        job: "etc",
+        repo: "r3",
+        snapshots: [
+          { time: fresh, short_id: "aaaa1111", id: "aaaa1111ff" },
+          { time: "2099-01-01T00:00:00Z", short_id: "bbbb2222", id: "bbbb2222ff" },
+        ],
+      },
+    ];
+    expect(decide({ command: "status", events, maxAgeS: 7200 })).toMatchObject({
+      status: "failed",
+      code: "stale",
+      warnings: ["snapshot_time_invalid"],
+    });
+  });
+
+  it("a host clock a little ahead of ours (within CLOCK_SKEW_S) is not a future snapshot", () => {
+    const events = [...read.slice(0, 3), snapshots("etc", "r3", "2026-12-01T12:01:00Z")];
+    expect(decide({ command: "status", events, maxAgeS: 7200 })).toMatchObject({
+      status: "ok",
+      jobs: ["ok", "ok"],
+      warnings: [],
+    });
+  });
+
   it("failed (repo_unreadable): a repository could not be read", () => {
     const unreadable: AgentEventFields = { event: "latest_failed", job: "etc", repo: "r3", message: "x" };
     expect(decide({ command: "status", events: [...read.slice(0, 3), unreadable] })).toMatchObject({
@@ -365,5 +407,24 @@ describe("the contract's codes", () => {
     expect(resultEvent.safeParse({ v: 2, event: "result", code: "made_up", message: "m" }).success).toBe(
       false,
     );
+  });
+
+  it("codes named like Object.prototype's keys are unknown codes, to the parser and to the outcome", () => {
+    for (const code of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
+      expect(resultEvent.safeParse({ v: 2, event: "result", code, message: "m" }).success).toBe(false);
+      const outcome = decideHostOutcome({
+        command: "preflight",
+        agentResult: { v: 2, event: "result", code, message: "m" } as unknown as ResultEvent,
+        jobs: [],
+        initial: "skipped",
+        checks: [],
+        hostWarnings: [],
+        cowWarnPercent: 70,
+      });
+      expect(outcome).toMatchObject({
+        status: "failed",
+        error: { code: "agent_protocol", status: "failed" },
+      });
+    }
   });
 });

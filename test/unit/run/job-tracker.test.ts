@@ -81,3 +81,25 @@ describe("trackJobs (backup)", () => {
     expect(t.jobs[0]?.status).toBe("failed"); // the initial status: only host-outcome.ts decides
   });
 });
+
+describe("trackJobs and ids from the host", () => {
+  it("ids and job names such as __proto__ or constructor match nothing and change nothing", () => {
+    const { tracker: t } = tracker();
+    const before = JSON.stringify(t.jobs);
+    for (const id of ["__proto__", "constructor", "toString"]) {
+      expect(
+        t.apply(event({ event: "repo_done", job: id, repo: id, exit_code: 0, duration_ms: 1, summary })),
+      ).toBeNull();
+      expect(
+        t.apply(
+          event({ event: "repo_failed", job: id, repo: id, exit_code: 1, duration_ms: 1, message: "m" }),
+        ),
+      ).toBeNull();
+      expect(t.apply(event({ event: "snapshot_created", job: id, snapshot: "s" }))).toBeNull();
+      expect(t.apply(event({ event: "copy_done", job: id, copy: id, duration_ms: 1 }))).toBeNull();
+      expect(t.apply(event({ event: "latest", job: id, repo: id, snapshots: [] }))).toBeNull();
+    }
+    expect(JSON.stringify(t.jobs)).toBe(before);
+    expect(({} as Record<string, unknown>)["status"]).toBeUndefined();
+  });
+});
