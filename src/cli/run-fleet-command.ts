@@ -1,6 +1,7 @@
 // What every command that connects shares: plan, run with progress and Ctrl-C, write the report,
 // render, and return the report's exit code.
-import { renameSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { buildPlan } from "../plan/build-plan.js";
 import type { ReportOptions } from "../report/report-options.js";
@@ -69,8 +70,22 @@ export async function runFleetCommand(
   }
 }
 
-function writeAtomically(path: string, text: string): void {
-  const temporary = `${path}.tmp-${process.pid}`;
-  writeFileSync(temporary, text, { mode: 0o600 });
-  renameSync(temporary, path);
+/**
+ * Write `text` to `path` through a temporary file beside it, renamed over it. The temporary name is
+ * unique and created exclusively (`wx`): a file or symlink already there (planted in a shared
+ * directory) is never followed or overwritten; the write fails instead.
+ */
+export function writeAtomically(
+  path: string,
+  text: string,
+  uniqueSuffix: () => string = () => `${process.pid}-${randomBytes(8).toString("hex")}`,
+): void {
+  const temporary = `${path}.tmp-${uniqueSuffix()}`;
+  writeFileSync(temporary, text, { mode: 0o600, flag: "wx" });
+  try {
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
 }
