@@ -9,7 +9,12 @@ import { buildPlan, type HostPlan } from "../../../src/plan/build-plan.js";
 import type { ProgressEvent } from "../../../src/report/progress-event.js";
 import { runHost, STDERR_LINE_MAX, type HostRunContext } from "../../../src/run/run-host.js";
 import type { AgentEventFields } from "../../helpers/agent-event.js";
-import type { RemoteExit, RemoteProcess, SshSession } from "../../../src/transport/ssh-connection.js";
+import type {
+  ConnectTarget,
+  RemoteExit,
+  RemoteProcess,
+  SshSession,
+} from "../../../src/transport/ssh-connection.js";
 
 const INVENTORY = join(import.meta.dirname, "../../../examples/single-host/inventory.toml");
 const RUN_ID = "run1";
@@ -140,6 +145,7 @@ interface Harness {
   progress: ProgressEvent[];
   sessionClosed: number;
   sessionDestroyed: number;
+  targets: ConnectTarget[];
 }
 
 function setup(
@@ -154,6 +160,8 @@ function setup(
     early?: (channel: ScriptedChannel) => void;
     /** The channel ignores the controller's close (CHANNEL_CLOSE). */
     ignoresClose?: boolean;
+    /** What the connection reports about known_hosts lines it ignored. */
+    hostKeyWarnings?: string[];
   } = {},
 ) {
   const [example] = buildPlan(INVENTORY).hosts;
@@ -165,9 +173,11 @@ function setup(
     progress: [],
     sessionClosed: 0,
     sessionDestroyed: 0,
+    targets: [],
   };
   const session: SshSession = {
     hostKeyNote: null,
+    ...(options.hostKeyWarnings === undefined ? {} : { hostKeyWarnings: options.hostKeyWarnings }),
     exec: async (command) => {
       if (options.exec !== undefined) return options.exec();
       harness.commands.push(command);
@@ -200,7 +210,10 @@ function setup(
     agentSocket: null,
     signal: new AbortController().signal,
     onProgress: (event) => harness.progress.push(event),
-    connect: async () => session,
+    connect: async (target) => {
+      harness.targets.push(target);
+      return session;
+    },
     ...options.ctx,
   };
   return { harness, run: () => runHost(hostPlan, ctx), hostPlan };
@@ -297,6 +310,20 @@ describe("runHost against a scripted host", () => {
     expect(result.warnings).toEqual([
       { code: "agent_noise", message: "2 line(s) of the agent's output were not events" },
     ]);
+  });
+
+  it("passes legacy_host_key_algorithms on, and reports ignored known_hosts lines without making the host partial", async () => {
+    const ignored = "known_hosts line /kh:1 ignored: key type sk-ssh-ed25519@openssh.com is not supported";
+    for (const legacy of [false, true]) {
+      const { harness, run } = setup(agentPrints(agentStart, resultOk), {
+        host: { legacy_host_key_algorithms: legacy },
+        hostKeyWarnings: [ignored],
+      });
+      const result = await run();
+      expect(harness.targets.map((t) => t.legacyHostKeyAlgorithms)).toEqual([legacy]);
+      expect(result.status).toBe("ok");
+      expect(result.warnings).toEqual([{ code: "known_hosts_line_ignored", message: ignored }]);
+    }
   });
 
   it("a missing result fails the host with the stderr tail", async () => {
