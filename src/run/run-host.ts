@@ -199,6 +199,8 @@ class AgentRun {
   /** The first event that broke the protocol: the run is failed whatever the agent says after it. */
   private protocolError: HostError | null = null;
   private stderrTail = "";
+  /** The start of the host's stderr fell out of stderrTail. */
+  private stderrTailCut = false;
   /** The current stderr line: at most STDERR_LINE_MAX plus the longest secret's length. */
   private stderrLine = "";
   /** The current stderr line was longer than the buffer keeps. */
@@ -312,7 +314,7 @@ class AgentRun {
         ),
       };
     }
-    const stderr = redact(this.stderrTail, this.secrets);
+    const stderr = this.maskedStderrTail();
     return {
       error:
         this.become.diagnose(exit.code, stderr) ??
@@ -379,7 +381,11 @@ class AgentRun {
     if (refused !== null) return this.stop(refused);
     // Only while the bootstrap waits: after a stop, stdin is closed; after the ready line, sudo is done.
     if (reply !== null && this.phase === "bootstrap") this.process?.write(reply);
-    this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL);
+    const tail = this.stderrTail + text;
+    // Kept with a margin of the longest secret's length, so that it is masked before it is cut.
+    const keep = STDERR_TAIL + this.longestSecret();
+    if (tail.length > keep) this.stderrTailCut = true;
+    this.stderrTail = tail.slice(-keep);
     let start = 0;
     for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
       this.keepStderr(text, start, end);
@@ -406,6 +412,23 @@ class AgentRun {
     this.stderrLine = "";
     this.stderrLineCut = false;
     if (line.trim() !== "") this.progress("log", line);
+  }
+
+  /** The end of the host's stderr, masked before it is cut: a secret across the cut leaks no piece. */
+  private maskedStderrTail(): string {
+    const tail = redact(this.stderrTail, this.secrets);
+    if (!this.stderrTailCut) return tail.slice(-STDERR_TAIL);
+    // A secret that ended in the kept part may have begun before it: drop its unmasked end.
+    let drop = 0;
+    for (const secret of this.secrets) {
+      for (let k = Math.min(secret.length - 1, tail.length); k > drop; k--) {
+        if (tail.startsWith(secret.slice(-k))) {
+          drop = k;
+          break;
+        }
+      }
+    }
+    return tail.slice(drop).slice(-STDERR_TAIL);
   }
 
   private longestSecret(): number {

@@ -813,4 +813,29 @@ describe("runHost: a host's stderr costs bounded memory", () => {
       `***${"y".repeat(STDERR_LINE_MAX - 4)}${cut}`,
     ]);
   });
+
+  it("the stderr tail in an error is masked before it is cut: a secret across its start leaks no piece", async () => {
+    const { run } = setup(
+      async (channel) => {
+        channel.stdout(ready);
+        await channel.until(() => channel.gotPayload());
+        channel.stdout(agentStart);
+        channel.stderr(stderr);
+        channel.exit({ code: 3, signal: null });
+      },
+      { host: withPassword },
+    );
+    // 4 characters more than the 4096 of the tail: a cut before masking would leave "et-pw".
+    let stderr = `${PASSWORD}${"x".repeat(4096 - 6)}\n`;
+    let result = await run();
+    expect(result.error?.code).toBe("agent_failed");
+    expect(result.error?.message).toMatch(/^the agent ended without a result \(exit 3\): \*\*\*x+$/);
+    expect(result.error?.message).not.toContain(PASSWORD.slice(-5));
+    // The secret begins before even the masking margin, and masking shortens what follows: its end
+    // is dropped, not shown.
+    stderr = `${PASSWORD.repeat(4)}${"y".repeat(4096 - 5 - 3 * PASSWORD.length + PASSWORD.length - 1)}\n`;
+    result = await run();
+    expect(result.error?.message).toMatch(/^the agent ended without a result \(exit 3\): \*{9}y+$/);
+    expect(result.error?.message).not.toContain(PASSWORD.slice(-3));
+  });
 });
