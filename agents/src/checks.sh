@@ -167,7 +167,7 @@ check_bash() {
 
 check_restic() {
   if ! have_tool restic; then
-    check restic false "restic not found (searched PATH and ${FALLBACK_TOOL_DIRS//:/, })" \
+    check restic false "restic not found (searched PATH and ${FALLBACK_TOOL_DIRS//:/, })${TOOL_REFUSED[restic]:+; not run: ${TOOL_REFUSED[restic]}}" \
       "install restic $RESTIC_MIN_VERSION or newer: apt-get install restic"
   elif [[ -z $RESTIC_VERSION ]]; then
     check restic false "$RESTIC_PROBLEM" "reinstall restic $RESTIC_MIN_VERSION or newer"

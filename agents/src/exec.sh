@@ -1,6 +1,7 @@
 # --- tools, capture, the restic runner ------------------------------------------------------------
 
 declare -A TOOL=()              # tool name -> absolute path, "" when not found
+declare -A TOOL_REFUSED=()      # tool name -> "PATH (why)" of the candidates find_tool would not run
 CAP_OUT="" CAP_ERR="" CAP_RC=0
 # The restic (or other tool) run in the background now, and the command that started it.
 CHILD_PID=""
@@ -10,25 +11,77 @@ declare -a CHILD_CMD=()
 #
 # Searched, in order: the directories of PATH, then FALLBACK_TOOL_DIRS. RLVM_AGENT_TOOL_PATH, when set,
 # replaces that whole list (the unit tests use it to hide /usr/bin/restic); sudo's env_reset drops it,
-# so a login user cannot set it for root. Relative PATH entries are ignored, and when running as root
-# so is any directory that root does not own.
+# so a login user cannot set it for root. Relative PATH entries are ignored. A candidate is taken only
+# when it and its directory (symlinks followed) are owned by root or the running user and writable by
+# neither group nor others (tool_problem): a file another user could replace is never run, even in a
+# root-owned directory, and a root-owned world-writable directory (a /tmp in PATH) is never searched.
+# stat itself, which makes that check, is looked for in TRUSTED_TOOL_DIRS only and checks itself.
 find_tool() {
   local name=$1 list rest dir
   if [[ -n ${TOOL[$name]+set} ]]; then return 0; fi
   if [[ -n ${RLVM_AGENT_TOOL_PATH-} ]]; then
     list=$RLVM_AGENT_TOOL_PATH
+  elif [[ $name == stat ]]; then
+    list=$TRUSTED_TOOL_DIRS
   else
     list="${PATH-}:$FALLBACK_TOOL_DIRS"
   fi
+  if [[ $name != stat ]]; then find_tool stat; fi
   TOOL[$name]=""
   rest=$list
   while [[ -n $rest ]]; do
     dir=${rest%%:*}
     if [[ $rest == *:* ]]; then rest=${rest#*:}; else rest=""; fi
     if [[ $dir != /* ]]; then continue; fi
-    if ((EUID == 0)) && [[ ! -O $dir ]]; then continue; fi
     if [[ -f $dir/$name && -x $dir/$name ]]; then
+      if [[ $name == stat ]] && ((EUID == 0)) && [[ ! -O $dir || ! -O $dir/$name ]]; then
+        REPLY="it or its directory is not owned by root"
+      elif [[ $name == stat ]]; then
+        tool_problem "$dir" "$dir/$name" "$dir/$name"
+      else
+        tool_problem "$dir" "$dir/$name" "${TOOL[stat]}"
+      fi
+      if [[ -n $REPLY ]]; then
+        TOOL_REFUSED[$name]+="${TOOL_REFUSED[$name]:+, }$dir/$name ($REPLY)"
+        continue
+      fi
       TOOL[$name]=$dir/$name
+      return 0
+    fi
+  done
+}
+
+# tool_problem DIR FILE STAT: REPLY = why FILE (in DIR) must not be run, or "" when it may: both must be
+# owned by root or the running user, without group or other write permission. STAT is the stat to ask.
+tool_problem() {
+  local dir=$1 file=$2 stat=$3 line uid mode i
+  REPLY=""
+  if [[ -z $stat ]]; then
+    REPLY="cannot check its owner and mode: no stat in ${TRUSTED_TOOL_DIRS//:/, }"
+    return 0
+  fi
+  capture "$stat" -L -c '%u %a' -- "$dir" "$file"
+  split_lines "$CAP_OUT"
+  if ((CAP_RC != 0 || ${#LINES[@]} != 2)); then
+    REPLY="cannot check its owner and mode"
+    return 0
+  fi
+  for i in 0 1; do
+    line=${LINES[i]}
+    if [[ ! $line =~ ^([0-9]+)\ ([0-7]+)$ ]]; then
+      REPLY="cannot check its owner and mode"
+      return 0
+    fi
+    uid=${BASH_REMATCH[1]}
+    mode=$((8#${BASH_REMATCH[2]}))
+    if ((uid != 0 && uid != EUID)); then
+      REPLY="owned by uid $uid"
+    elif (((mode & 8#022) != 0)); then
+      printf -v REPLY 'mode %04o: group or others may write' "$mode"
+    fi
+    if [[ -n $REPLY ]]; then
+      if ((i == 0)); then REPLY="its directory has $REPLY"; else REPLY="it has $REPLY"; fi
+      REPLY=${REPLY/has owned/is owned}
       return 0
     fi
   done
@@ -36,7 +89,10 @@ find_tool() {
 
 init_tools() {
   local name
-  for name in $TOOLS; do find_tool "$name"; done
+  for name in $TOOLS; do
+    find_tool "$name"
+    if [[ -n ${TOOL_REFUSED[$name]-} ]]; then log "not running ${TOOL_REFUSED[$name]}"; fi
+  done
 }
 
 have_tool() {
@@ -129,6 +185,8 @@ restic_exec() {
     RESTIC_FROM_REPOSITORY RESTIC_FROM_REPOSITORY_FILE RESTIC_FROM_PASSWORD RESTIC_FROM_PASSWORD_FILE \
     RESTIC_FROM_PASSWORD_COMMAND
   for i in "${!ENV_KEYS[@]}"; do export "${ENV_KEYS[i]}=${ENV_VALS[i]}"; done
+  # What restic starts (ssh for sftp:, rclone for rclone:) comes from root's own directories only.
+  export PATH=$RESTIC_PATH
   case $kind in
     repo) export RESTIC_REPOSITORY="${REPO_URL[t]}" RESTIC_PASSWORD_FILE="${REPO_PWFILE[t]}" ;;
     view)

@@ -48,6 +48,10 @@ readonly ROOT_LOCK_PARENT="/run/rlvm-fleet"
 readonly ROOT_LOCK_DIR="$ROOT_LOCK_PARENT/locks"
 # Searched after PATH (sudo's secure_path usually has them all; a login user's PATH may lack sbin).
 readonly FALLBACK_TOOL_DIRS="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Where stat, which checks every other tool's owner and mode (find_tool), is looked for.
+readonly TRUSTED_TOOL_DIRS="/usr/bin:/bin"
+# restic's PATH, for the programs it starts itself (ssh for sftp repositories, rclone).
+readonly RESTIC_PATH="/usr/sbin:/usr/bin:/sbin:/bin"
 readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove unshare mount umount chroot date sleep mkdir rm touch cp readlink"
 # One encoded plan value: safe bytes, or \xHH with lowercase hex (protocol.ts encodeValue).
 readonly VALUE_RE='^([A-Za-z0-9/._,:@+=]|\\x[0-9a-f]{2})+$'

@@ -35,9 +35,16 @@ export const READY_LINE = "rlvm-fleet-bootstrap-ready";
  * Every host of a run pays for each program started here (a fork and an exec, as root, on a machine
  * that may run the agent for many hosts at once): builtins wherever they do the job ($EUID, not
  * `id -u`; a here-string, not a pipe from printf), and /run/rlvm-fleet is created only when missing.
+ *
+ * Its own programs (mkdir, chmod, mktemp, head, sha256sum, rm) come from PATH=/usr/sbin:/usr/bin:/sbin:/bin,
+ * never from the login user's PATH. The agent runs with the bash running this script, and gets the
+ * PATH this script was started with (sudo's secure_path): it checks each tool's owner and mode itself.
  */
 const BOOTSTRAP = `set -eu
 umask 077
+agent_path=\${PATH-}
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
 run_id=$1 sha=$2 length=$3 host=$4
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
@@ -63,7 +70,7 @@ head -c "$length" > "$dir/rlvm-agent.sh"
 if ! sha256sum -c --status <<< "$sha  $dir/rlvm-agent.sh"; then
   echo "rlvm-fleet: the agent's sha256 does not match; refusing to run it" >&2; exit ${BOOTSTRAP_EXIT.checksum}
 fi
-bash "$dir/rlvm-agent.sh" "$dir"
+PATH=$agent_path "$BASH" "$dir/rlvm-agent.sh" "$dir"
 `;
 
 /** argv of the bootstrap: every piece of data is a separate argument, never part of the script. */

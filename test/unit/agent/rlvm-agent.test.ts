@@ -697,6 +697,108 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
   });
 });
 
+// Finding 8 of issue 13: a tool is run only when no one but root (or the running user) can change it.
+describe.skipIf(!IS_ROOT)("tool lookup, against a local user", () => {
+  const NOBODY = 65534;
+
+  /** A directory first in PATH holding a `restic` that leaves a marker if it is ever run. */
+  function plantRestic(dirMode: number, fileOwner: number, fileMode = 0o755) {
+    const dir = mkdtempSync(join(base, "path-"));
+    const marker = join(base, unique("ran"));
+    const file = join(dir, "restic");
+    writeFileSync(
+      file,
+      `#!/bin/bash\ntouch '${marker}'\necho "restic 0.99.0 compiled with go1.21 on linux/amd64"\n`,
+    );
+    chmodSync(file, fileMode);
+    chownSync(file, fileOwner, fileOwner);
+    chmodSync(dir, dirMode);
+    return { dir, file, marker };
+  }
+
+  function preflight(pathFirst: string): AgentRun {
+    return runAgent(
+      planText([
+        ...header("preflight", unique("tools")),
+        ["job", "web", "standard_path", join(base, "src"), "", "", ""],
+        ["end"],
+      ]),
+      { env: baseEnv({ PATH: `${pathFirst}:${process.env.PATH ?? "/usr/bin:/bin"}` }) },
+    );
+  }
+
+  it.each([
+    [
+      "a root-owned world-writable directory, a file of another user",
+      0o1777,
+      NOBODY,
+      0o755,
+      /its directory has mode 1777/,
+    ],
+    ["a root-owned directory, a file of another user", 0o755, NOBODY, 0o755, /it is owned by uid 65534/],
+    ["a root-owned directory, a group-writable root file", 0o755, 0, 0o775, /it has mode 0775/],
+    ["a group-writable root directory, a root file", 0o775, 0, 0o755, /its directory has mode 0775/],
+  ])("never runs a tool from %s, and takes the next safe one", (_name, dirMode, owner, fileMode, why) => {
+    const planted = plantRestic(dirMode, owner, fileMode);
+    const run = preflight(planted.dir);
+    expect(existsSync(planted.marker)).toBe(false);
+    const restic = checkNamed(run, "restic");
+    expect(restic.ok).toBe(RESTIC !== null);
+    expect(restic.detail).not.toContain(planted.file);
+    expect(run.stderr).toContain(`not running ${planted.file} (`);
+    expect(run.stderr).toMatch(why);
+  });
+
+  it("still runs a root-owned tool from a root-owned directory that only root can write to", () => {
+    const planted = plantRestic(0o755, 0);
+    const run = preflight(planted.dir);
+    expect(existsSync(planted.marker)).toBe(true);
+    expect(checkNamed(run, "restic").detail).toBe(`0.99.0 (${planted.file})`);
+  });
+
+  it("says why restic was not run when no safe one is left", () => {
+    const planted = plantRestic(0o1777, NOBODY);
+    const tools = makeToolDir({ restic: "none" });
+    const run = runAgent(
+      planText([
+        ...header("preflight", unique("tools")),
+        ["job", "web", "standard_path", join(base, "src"), "", "", ""],
+        ["end"],
+      ]),
+      { env: baseEnv({ RLVM_AGENT_TOOL_PATH: `${planted.dir}:${tools}` }) },
+    );
+    expect(existsSync(planted.marker)).toBe(false);
+    expect(checkNamed(run, "restic").detail).toContain(
+      `not run: ${planted.file} (its directory has mode 1777`,
+    );
+  });
+
+  it("gives restic a fixed PATH of root's directories, whatever the agent's PATH", () => {
+    const log = join(base, unique("restic-path"));
+    const tools = makeToolDir({
+      restic: {
+        script: [
+          "#!/bin/bash",
+          'if [[ $1 == version ]]; then echo "restic 0.16.4 compiled with go1.21.6 on linux/amd64"; exit 0; fi',
+          `printf '%s\\n' "$PATH" >> '${log}'`,
+          "exit 1",
+          "",
+        ].join("\n"),
+      },
+    });
+    runAgent(
+      planText([
+        ...header("preflight", unique("rpath")),
+        ["job", "web", "standard_path", join(base, "src"), "", "", ""],
+        ["repo", "web", "a", "/somewhere", pwGood, "A"],
+        ["end"],
+      ]),
+      { env: baseEnv({ RLVM_AGENT_TOOL_PATH: tools, PATH: `/tmp:${tools}:${process.env.PATH ?? ""}` }) },
+    );
+    expect(readFileSync(log, "utf8")).toBe("/usr/sbin:/usr/bin:/sbin:/bin\n");
+  });
+});
+
 describe("preflight without restic", () => {
   it("fails the restic check with an install hint and does not run repository checks", () => {
     const tools = makeToolDir({ restic: "none" });
