@@ -922,6 +922,52 @@ describe("restic_env_file", () => {
     ]);
   });
 
+  it("keeps backup from running a RESTIC_PREFIX of the file instead of restic", async () => {
+    const marker = join(base, unique("prefix-ran"));
+    const fake = join(base, unique("fake-restic"));
+    writeFileSync(
+      fake,
+      `#!/bin/bash\ntouch '${marker}'\necho '{"message_type":"summary","snapshot_id":"deadbeef"}'\n`,
+      { mode: 0o755 },
+    );
+    const envFile = writePrivate(join(base, unique("prefix.env")), `RESTIC_PREFIX=${fake}\n`);
+    const host = unique("prefix");
+    // backup runs only while the controller keeps its stdin open: the plan, then no EOF until the result.
+    const child = spawn(BASH, [AGENT, newRunDir(host)], { env: baseEnv(), cwd: canary, stdio: "pipe" });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.resume();
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.stdin.write(
+      planText([
+        ...header("backup", host),
+        ["restic_env_file", envFile],
+        ["job", "web", "standard_path", join(base, "src"), "", "", ""],
+        ["repo", "web", "a", repoA, pwGood, "A"],
+        ["end"],
+      ]),
+    );
+    try {
+      await waitFor("the agent's result", () => stdout.includes('"event":"result"'), {
+        timeoutMs: 60_000,
+        intervalMs: 50,
+      });
+    } finally {
+      child.stdin.end();
+      await exited;
+      rmSync(`/run/rlvm-fleet/locks/rlvm-fleet.${host}.lock`, { force: true });
+    }
+    expect(existsSync(marker), "the file's RESTIC_PREFIX ran").toBe(false);
+    const events = stdout
+      .trim()
+      .split("\n")
+      .map((line) => agentEvent.parse(JSON.parse(line)));
+    expect(events.some((e) => e.event === "repo_done")).toBe(false);
+    const check = events.find((e): e is CheckEvent => e.event === "check" && e.name === "restic_env_file");
+    expect(check).toMatchObject({ ok: false });
+    expect(check?.detail).toContain("RESTIC_PREFIX is not a variable");
+  });
+
   it.each([
     ["group-readable", "A=b\n", 0o640, /has mode 0640/],
     ["with RESTIC_PASSWORD", "RESTIC_PASSWORD=x\n", 0o600, /line 1: RESTIC_PASSWORD is set per repository/],
