@@ -1265,6 +1265,31 @@ describe("leftovers and lock", { timeout: 60_000 }, () => {
 });
 
 // Finding 3 of issue 13: the lock lives where only root can create files, and is opened only there.
+/** Run the agent with its stdin kept open until its result event, as the controller runs it. */
+async function agentWithOpenStdin(input: string, runDir: string): Promise<ResultEvent> {
+  const child = spawn(BASH, [AGENT, runDir], {
+    env: baseEnv(),
+    cwd: canary,
+    stdio: ["pipe", "pipe", "ignore"],
+  });
+  child.stdin.write(input);
+  let stdout = "";
+  const result = await new Promise<ResultEvent>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no result within 60 s: ${stdout}`)), 60_000);
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const line = stdout.split("\n").find((l) => l.includes('"event":"result"'));
+      if (line === undefined) return;
+      clearTimeout(timer);
+      const event = agentEvent.parse(JSON.parse(line));
+      if (event.event === "result") resolve(event);
+    });
+  });
+  child.stdin.end();
+  await new Promise((resolve) => child.once("exit", resolve));
+  return result;
+}
+
 describe.skipIf(!IS_ROOT)("the host's lock, against a local user", () => {
   const NOBODY = 65534;
 
@@ -1292,8 +1317,9 @@ describe.skipIf(!IS_ROOT)("the host's lock, against a local user", () => {
       );
       const check = runAgent(planText([...header("preflight", host), ["end"]]));
       expect(checkNamed(check, "lock").ok).toBe(true);
-      const run = prune(host);
-      expect(run.result.code).toBeNull();
+      // As the controller does, stdin stays open until the result: EOF would mean "controller gone".
+      const result = await agentWithOpenStdin(planText([...header("prune", host), ["end"]]), newRunDir(host));
+      expect(result).toMatchObject({ event: "result", code: null });
       expect(existsSync(`${LOCK_DIR}/rlvm-fleet.${host}.lock`)).toBe(true);
       expect(lstatSync(LOCK_DIR)).toMatchObject({ uid: 0 });
       expect(lstatSync(LOCK_DIR).mode & 0o7777).toBe(0o755);
