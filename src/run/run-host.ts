@@ -13,7 +13,7 @@ import { agentPlan, type AgentCommand, type AgentPlan } from "../agent/plan-line
 import type { AgentEvent, ResultEvent } from "../agent/protocol.js";
 import type { HostPlan } from "../plan/build-plan.js";
 import { trackJobs, type JobTracker, type TrackedCommand } from "./job-tracker.js";
-import { redact, redactDeep, secretsOf } from "./redact.js";
+import { longestSecret, maskThenKeepEnd, maskThenKeepStart, redactDeep, secretsOf } from "./redact.js";
 import type { ProgressEvent } from "../report/progress-event.js";
 import { checkSchema, type HostResult } from "../report/report-schema.js";
 import { Become } from "../transport/become.js";
@@ -213,6 +213,8 @@ class AgentRun {
   private resolveForced: (value: "forced") => void = () => {};
   private readonly become: Become;
   private readonly secrets: string[];
+  /** How much more than its bound a stderr buffer keeps, so that it is masked before it is cut. */
+  private readonly secretMargin: number;
   private readonly parser: EventParser;
   private readonly onAbort = () =>
     this.stop(
@@ -236,6 +238,7 @@ class AgentRun {
     const password = host.become === "sudo" ? ctx.files.secret(host.become_password_file) : null;
     this.become = new Become(host.become === "none" ? { method: "none" } : { method: "sudo", password });
     this.secrets = secretsOf(hostPlan, password);
+    this.secretMargin = longestSecret(this.secrets);
     this.parser = parseEvents(
       (event) => this.onEvent(redactDeep(event, this.secrets)),
       (line) => this.onNoise(line),
@@ -382,8 +385,7 @@ class AgentRun {
     // Only while the bootstrap waits: after a stop, stdin is closed; after the ready line, sudo is done.
     if (reply !== null && this.phase === "bootstrap") this.process?.write(reply);
     const tail = this.stderrTail + text;
-    // Kept with a margin of the longest secret's length, so that it is masked before it is cut.
-    const keep = STDERR_TAIL + this.longestSecret();
+    const keep = STDERR_TAIL + this.secretMargin;
     if (tail.length > keep) this.stderrTailCut = true;
     this.stderrTail = tail.slice(-keep);
     let start = 0;
@@ -397,18 +399,15 @@ class AgentRun {
 
   /** Adds text[start, end) to the current line, as much as its bound leaves room for. */
   private keepStderr(text: string, start: number, end: number): void {
-    const room = STDERR_LINE_MAX + this.longestSecret() - this.stderrLine.length;
+    const room = STDERR_LINE_MAX + this.secretMargin - this.stderrLine.length;
     if (end - start > room) this.stderrLineCut = true;
     if (room > 0) this.stderrLine += text.slice(start, start + Math.min(room, end - start));
   }
 
   /** The line is complete: masked first, then cut (a cut never splits a secret it then cannot mask). */
   private endStderrLine(): void {
-    let line = redact(this.stderrLine, this.secrets);
-    // A secret that began in the kept part may end past it: drop its unmasked start.
-    if (this.stderrLineCut) line = this.withoutSecretStart(line);
-    if (this.stderrLineCut || line.length > STDERR_LINE_MAX)
-      line = `${line.slice(0, STDERR_LINE_MAX)} … (line cut at ${STDERR_LINE_MAX} characters)`;
+    const kept = maskThenKeepStart(this.stderrLine, this.secrets, STDERR_LINE_MAX, this.stderrLineCut);
+    const line = kept.cut ? `${kept.text} … (line cut at ${STDERR_LINE_MAX} characters)` : kept.text;
     this.stderrLine = "";
     this.stderrLineCut = false;
     if (line.trim() !== "") this.progress("log", line);
@@ -416,37 +415,7 @@ class AgentRun {
 
   /** The end of the host's stderr, masked before it is cut: a secret across the cut leaks no piece. */
   private maskedStderrTail(): string {
-    const tail = redact(this.stderrTail, this.secrets);
-    if (!this.stderrTailCut) return tail.slice(-STDERR_TAIL);
-    // A secret that ended in the kept part may have begun before it: drop its unmasked end.
-    let drop = 0;
-    for (const secret of this.secrets) {
-      for (let k = Math.min(secret.length - 1, tail.length); k > drop; k--) {
-        if (tail.startsWith(secret.slice(-k))) {
-          drop = k;
-          break;
-        }
-      }
-    }
-    return tail.slice(drop).slice(-STDERR_TAIL);
-  }
-
-  private longestSecret(): number {
-    return Math.max(0, ...this.secrets.map((s) => s.length));
-  }
-
-  /** `line` without its longest end that is the start of a secret. */
-  private withoutSecretStart(line: string): string {
-    let drop = 0;
-    for (const secret of this.secrets) {
-      for (let k = Math.min(secret.length - 1, line.length); k > drop; k--) {
-        if (line.endsWith(secret.slice(0, k))) {
-          drop = k;
-          break;
-        }
-      }
-    }
-    return line.slice(0, line.length - drop);
+    return maskThenKeepEnd(this.stderrTail, this.secrets, STDERR_TAIL, this.stderrTailCut).text;
   }
 
   private onEvent(event: AgentEvent): void {

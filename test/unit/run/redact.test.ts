@@ -2,7 +2,14 @@
 // terminal, wherever in a host's output they show up.
 import { describe, expect, it } from "vitest";
 import { buildPlan } from "../../../src/plan/build-plan.js";
-import { redact, redactDeep, secretsOf } from "../../../src/run/redact.js";
+import {
+  longestSecret,
+  maskThenKeepEnd,
+  maskThenKeepStart,
+  redact,
+  redactDeep,
+  secretsOf,
+} from "../../../src/run/redact.js";
 import { writeTree } from "../../helpers/run-cli.js";
 
 /** The one host's plan, with a config whose repositories are these URLs (the first with these copies). */
@@ -99,5 +106,59 @@ describe("redactDeep", () => {
   it("returns the value itself when there is nothing to mask", () => {
     const value = { message: "hunter22" };
     expect(redactDeep(value, [])).toBe(value);
+  });
+});
+
+describe("mask, then cut (a bounded piece of a host's text)", () => {
+  const SECRETS = ["hunter22", "pw-xyz"];
+  /** Nothing of either secret but these characters: a leaked piece shows as one of them. */
+  const SECRET_CHARS = /[hunter2pwxyz-]/;
+
+  it("keeps a margin of the longest secret's length", () => {
+    expect(longestSecret(SECRETS)).toBe(8);
+    expect(longestSecret([])).toBe(0);
+  });
+
+  it("keeps short text as it is, masked, and says it was not cut", () => {
+    expect(maskThenKeepStart("a hunter22 b", SECRETS, 20, false)).toEqual({ text: "a *** b", cut: false });
+    expect(maskThenKeepEnd("a hunter22 b", SECRETS, 20, false)).toEqual({ text: "a *** b", cut: false });
+    expect(maskThenKeepStart("", SECRETS, 20, false)).toEqual({ text: "", cut: false });
+  });
+
+  it("masks a secret across the bound whole before it cuts", () => {
+    // Cut first, these would keep "....hun" and "r22....".
+    expect(maskThenKeepStart("....hunter22....", SECRETS, 7, false)).toEqual({ text: "....***", cut: true });
+    expect(maskThenKeepEnd("....hunter22....", SECRETS, 7, false)).toEqual({ text: "***....", cut: true });
+  });
+
+  it("drops the start of a secret at the end of a text cut after it", () => {
+    expect(maskThenKeepStart("ok .... hunt", SECRETS, 20, true)).toEqual({ text: "ok .... ", cut: true });
+    expect(maskThenKeepStart("ok .... hunter2", SECRETS, 20, true)).toEqual({ text: "ok .... ", cut: true });
+    // A whole secret there is masked, and what only looks like a secret's start in the middle stays.
+    expect(maskThenKeepStart("hunt hunter22", SECRETS, 20, true)).toEqual({ text: "hunt ***", cut: true });
+    // Not cut: the text ends there, and its end is only text.
+    expect(maskThenKeepStart("ok .... hunt", SECRETS, 20, false)).toEqual({
+      text: "ok .... hunt",
+      cut: false,
+    });
+  });
+
+  it("drops the end of a secret at the start of a text cut before it", () => {
+    expect(maskThenKeepEnd("22 .... ok", SECRETS, 20, true)).toEqual({ text: " .... ok", cut: true });
+    expect(maskThenKeepEnd("-xyz .... ok", SECRETS, 20, true)).toEqual({ text: " .... ok", cut: true });
+    expect(maskThenKeepEnd("pw-xyz 22", SECRETS, 20, true)).toEqual({ text: "*** 22", cut: true });
+    expect(maskThenKeepEnd("22 .... ok", SECRETS, 20, false)).toEqual({ text: "22 .... ok", cut: false });
+  });
+
+  it("leaks no character of a secret wherever the text is cut", () => {
+    const full = ". hunter22 .. pw-xyz .";
+    for (let i = 0; i <= full.length; i++) {
+      const start = maskThenKeepStart(full.slice(0, i), SECRETS, 12, i < full.length);
+      expect(start.text, `start cut at ${i}`).not.toMatch(SECRET_CHARS);
+      expect(start.text.length).toBeLessThanOrEqual(12);
+      const end = maskThenKeepEnd(full.slice(i), SECRETS, 12, i > 0);
+      expect(end.text, `end cut at ${i}`).not.toMatch(SECRET_CHARS);
+      expect(end.text.length).toBeLessThanOrEqual(12);
+    }
   });
 });
