@@ -49,6 +49,19 @@ export function decideJobs(input: JobsInput): JobsOutcome {
   return { jobStatuses, warnings };
 }
 
+export interface CutShortOutcome extends JobsOutcome {
+  error: HostError;
+  status: HostError["status"];
+}
+
+/**
+ * A run cut short (run_timeout, an interrupt, a lost connection, a protocol error): the jobs are still
+ * decided from what arrived, and the host has the error that cut it short, with that error's status.
+ */
+export function decideCutShort(input: Omit<JobsInput, "finished">, error: HostError): CutShortOutcome {
+  return { ...decideJobs({ ...input, finished: false }), error, status: error.status };
+}
+
 export function decideHostOutcome(input: HostOutcomeInput): HostOutcome {
   const { jobStatuses, warnings } = decideJobs({ ...input, finished: input.agentResult.code === null });
   const failedJobs = input.jobs.filter((_, i) => jobStatuses[i] === "failed");

@@ -15,7 +15,7 @@ import type { HostPlan } from "../plan/build-plan.js";
 import { trackJobs, type JobTracker, type TrackedCommand } from "./job-tracker.js";
 import { longestSecret, maskThenKeepEnd, maskThenKeepStart, redactDeep, secretsOf } from "./redact.js";
 import type { ProgressEvent } from "../report/progress-event.js";
-import { checkSchema, type HostResult } from "../report/report-schema.js";
+import type { HostResult } from "../report/report-schema.js";
 import { Become } from "../transport/become.js";
 import {
   connectSsh,
@@ -25,7 +25,7 @@ import {
   type SshSession,
 } from "../transport/ssh-connection.js";
 import type { LocalFiles } from "./local-files.js";
-import { decideHostOutcome, decideJobs } from "./host-outcome.js";
+import { decideCutShort, decideHostOutcome } from "./host-outcome.js";
 import { hintForCheck } from "./hints.js";
 import { describeEvent } from "./describe-event.js";
 
@@ -138,7 +138,6 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
       initial: ctx.jobs?.initial ?? "skipped",
       cowWarnPercent: hostPlan.config.snapshot_settings.snapshot_cow_warn_percent,
     } as const;
-    // Cut short (timeout, interrupt, lost connection): the jobs are still decided from what arrived.
     const decided =
       outcome.error === null
         ? decideHostOutcome({
@@ -147,7 +146,7 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
             checks: result.checks,
             hostWarnings: result.warnings.filter((w) => !CONTROLLER_WARNINGS.has(w.code)),
           })
-        : { ...decideJobs({ ...facts, finished: false }), error: outcome.error, status: undefined };
+        : decideCutShort(facts, outcome.error);
     decided.jobStatuses.forEach((status, i) => {
       const job = result.jobs[i];
       if (job !== undefined) job.status = status;
@@ -434,7 +433,8 @@ class AgentRun {
         this.result.facts = event.facts;
         break;
       case "check": {
-        const check = checkSchema.parse(event);
+        // parseEvents validated it; the report keeps the check's own fields.
+        const check = { name: event.name, ok: event.ok, detail: event.detail, hint: event.hint };
         this.result.checks.push({ ...check, hint: hintForCheck(check) });
         break;
       }

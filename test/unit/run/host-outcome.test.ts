@@ -7,7 +7,13 @@ import { agentPlan, type AgentCommand } from "../../../src/agent/plan-lines.js";
 import { resultEvent, type ResultEvent } from "../../../src/agent/protocol.js";
 import { buildPlan } from "../../../src/plan/build-plan.js";
 import type { Check, RunStatus } from "../../../src/report/report-schema.js";
-import { decideHostOutcome, decideJobs, type Warning } from "../../../src/run/host-outcome.js";
+import { HostError } from "../../../src/errors.js";
+import {
+  decideCutShort,
+  decideHostOutcome,
+  decideJobs,
+  type Warning,
+} from "../../../src/run/host-outcome.js";
 import { trackJobs, type TrackedCommand } from "../../../src/run/job-tracker.js";
 import { agentEventOf, type AgentEventFields } from "../../helpers/agent-event.js";
 
@@ -235,6 +241,25 @@ describe("backup", () => {
       finished: false,
     });
     expect(decided.jobStatuses).toEqual(["failed", "skipped"]);
+  });
+
+  it("a run cut short: the host has the error that cut it short, with that error's status, and the jobs' warnings", () => {
+    const [hostPlan] = buildPlan(join(dir, "inventory.toml")).hosts;
+    if (hostPlan === undefined) throw new Error("no host");
+    const tracker = trackJobs(hostPlan, agentPlan(hostPlan, "backup", "run1"), "backup", "skipped");
+    for (const event of allBackedUp.slice(0, 3)) tracker.apply(agentEventOf(event));
+    tracker.apply(agentEventOf(snapshotRemoved(90)));
+    const facts = { command: "backup", jobs: tracker.jobs, initial: "skipped", cowWarnPercent: 70 } as const;
+    // run_timeout: the code is timeout, whose own status is unreachable; the error says failed.
+    const expired = new HostError("timeout", "the run did not finish", "raise run_timeout", false, "failed");
+    const decided = decideCutShort(facts, expired);
+    expect(decided.error).toBe(expired);
+    expect(decided).toMatchObject({
+      status: "failed",
+      jobStatuses: ["failed", "skipped"],
+      warnings: [{ code: "cow_high" }],
+    });
+    expect(decideCutShort(facts, new HostError("timeout", "m", "h")).status).toBe("unreachable");
   });
 
   it("backup --dry-run: the jobs stay planned; a failed check fails the host", () => {
