@@ -14,34 +14,29 @@ export function hintForAgentFailure(code: AgentErrorCode, checks: readonly Check
 }
 
 /** restic's error line → what to do, first match wins. */
-const RESTIC_ERROR_HINTS: readonly [RegExp, (check: Check) => string][] = [
+const RESTIC_ERROR_HINTS: readonly [RegExp, string][] = [
   [
     /did not answer within/,
-    () => "the backend does not respond: check the network path to it and that the service is up",
+    "the backend does not respond: check the network path to it and that the service is up",
   ],
-  [
-    /wrong password/,
-    () => "the password in its password_file does not open this repository: check password_file",
-  ],
+  [/wrong password/, "the password in its password_file does not open this repository: check password_file"],
   [
     /Resolving password failed|password file|Please specify repository password/,
-    () => "restic could not read the password file: see its password_file check",
+    "restic could not read the password file: see its password_file check",
   ],
   [
     /dial tcp|connection refused|no such host|i\/o timeout|network is unreachable|connection reset|TLS handshake|x509:|no route to host|sftp session/,
-    () =>
-      "the backend is unreachable: check the network, DNS, firewall, and the credentials in restic_env_file",
+    "the backend is unreachable: check the network, DNS, firewall, and the credentials in restic_env_file",
   ],
   [
     /unable to open config file|does not exist|Is there a repository/,
-    () =>
-      "no repository there: create it with 'restic init' (rlvm-fleet never creates repositories), or fix the repository path",
+    "no repository there: create it with 'restic init' (rlvm-fleet never creates repositories), or fix the repository path",
   ],
 ];
 
 /** A repository check (`repo:*`, `copy:*`) that failed on restic's error gets its hint here. */
 export function hintForCheck(check: Check): string {
   if (check.ok || check.hint !== "" || !/^(repo|copy):/.test(check.name)) return check.hint;
-  for (const [pattern, hint] of RESTIC_ERROR_HINTS) if (pattern.test(check.detail)) return hint(check);
+  for (const [pattern, hint] of RESTIC_ERROR_HINTS) if (pattern.test(check.detail)) return hint;
   return "run 'restic cat config' against this repository by hand to see the whole error";
 }
