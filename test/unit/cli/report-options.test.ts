@@ -5,6 +5,7 @@ import { z } from "zod";
 import { freePort } from "../../../src/demo/free-port.js";
 import { reportOptionsSchema, type ReportOptions } from "../../../src/report/report-options.js";
 import { reportSchema } from "../../../src/report/report-schema.js";
+import { DEFAULT_OPTIONS as DEFAULTS } from "../../helpers/report-fixture.js";
 import { runCli, writeTree } from "../../helpers/run-cli.js";
 
 const CONFIG = `
@@ -19,16 +20,6 @@ repo_path = "/srv/backup/data"
 password_file = "/etc/rlvm/pw"
 prune_keep_last = 7
 `;
-
-const DEFAULTS: ReportOptions = {
-  inventory: "inventory.toml",
-  limit: null,
-  forks: 10,
-  category: [],
-  name: [],
-  dry_run: false,
-  max_age_s: null,
-};
 
 describe("the report's options", () => {
   let tree: ReturnType<typeof writeTree>;

@@ -7,40 +7,13 @@ import { reportJsonSchema } from "../../../src/report/json-schema.js";
 import type { HostResult } from "../../../src/report/report-schema.js";
 import { renderReportTable } from "../../../src/cli/render/report-table.js";
 import { makeStyle } from "../../../src/cli/render/style.js";
+import { hostResult as host, reportInput } from "../../helpers/report-fixture.js";
 
 const SCHEMA_FILE = join(import.meta.dirname, "../../../schema/report.schema.json");
 
-const host = (name: string, status: HostResult["status"], extra: Partial<HostResult> = {}): HostResult => ({
-  name,
-  address: `${name}.example`,
-  status,
-  error: null,
-  duration_ms: 12,
-  facts: null,
-  checks: [],
-  warnings: [],
-  jobs: [],
-  ...extra,
-});
-
+/** The report as buildReport makes it, not read back through the zod schema: the JSON Schema checks it. */
 const report = (hosts: HostResult[], interrupted = false, command = "ping") =>
-  buildReport({
-    runId: "r1",
-    command,
-    options: {
-      inventory: "inventory.toml",
-      limit: null,
-      forks: 1,
-      category: [],
-      name: [],
-      dry_run: false,
-      max_age_s: null,
-    },
-    startedAt: new Date(0),
-    finishedAt: new Date(1500),
-    hosts,
-    interrupted,
-  });
+  buildReport(reportInput(command, hosts, { interrupted }));
 
 describe("report", () => {
   it("schema/report.schema.json is the one generated from the zod schema (npm run schema)", () => {

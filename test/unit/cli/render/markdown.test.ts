@@ -2,26 +2,8 @@
 // table: every host with its status, and every failure with its reason.
 import { describe, expect, it } from "vitest";
 import { renderReportMarkdown } from "../../../../src/cli/render/markdown.js";
-import { buildReport } from "../../../../src/report/build-report.js";
-import {
-  reportSchema,
-  type HostResult,
-  type JobResult,
-  type RepoResult,
-} from "../../../../src/report/report-schema.js";
-
-const host = (name: string, status: HostResult["status"], extra: Partial<HostResult> = {}): HostResult => ({
-  name,
-  address: `${name}.example`,
-  status,
-  error: null,
-  duration_ms: 12,
-  facts: null,
-  checks: [],
-  warnings: [],
-  jobs: [],
-  ...extra,
-});
+import type { JobResult, RepoResult } from "../../../../src/report/report-schema.js";
+import { hostResult as host, report } from "../../../helpers/report-fixture.js";
 
 const job = (extra: Partial<JobResult>): JobResult => ({
   name: "data",
@@ -47,33 +29,6 @@ const repo = (path: string, extra: Partial<RepoResult> = {}): RepoResult => ({
   error: null,
   ...extra,
 });
-
-/** A report as the CLI builds it, checked against the report schema so that drift fails here. */
-function report(
-  command: string,
-  hosts: HostResult[],
-  options: { dryRun?: boolean; interrupted?: boolean } = {},
-) {
-  return reportSchema.parse(
-    buildReport({
-      runId: "20260101T000000Z-abc123",
-      command,
-      options: {
-        inventory: "inventory.toml",
-        limit: null,
-        forks: 10,
-        category: [],
-        name: [],
-        dry_run: options.dryRun ?? false,
-        max_age_s: null,
-      },
-      startedAt: new Date(0),
-      finishedAt: new Date(1500),
-      hosts,
-      interrupted: options.interrupted ?? false,
-    }),
-  );
-}
 
 const unreachable = host("db3", "unreachable", {
   error: { code: "refused", message: "connection refused by 192.0.2.3:22", hint: "check that sshd runs" },

@@ -7,8 +7,8 @@ import { renderProgress } from "../../../../src/cli/render/progress.js";
 import { renderReportTable } from "../../../../src/cli/render/report-table.js";
 import { makeStyle } from "../../../../src/cli/render/style.js";
 import { terminalSafe, terminalText } from "../../../../src/cli/render/terminal-text.js";
-import { buildReport } from "../../../../src/report/build-report.js";
-import { reportSchema, type HostResult, type Report } from "../../../../src/report/report-schema.js";
+import type { HostResult, Report } from "../../../../src/report/report-schema.js";
+import { hostResult, report } from "../../../helpers/report-fixture.js";
 
 /** What a compromised host or a hostile repository backend might send: every kind of control. */
 const EVIL = [
@@ -39,50 +39,24 @@ function expectTerminalSafe(text: string, color: boolean): void {
   expect(text).toContain("\\rfake ok line");
 }
 
-const evilHost = (name: string, extra: Partial<HostResult>): HostResult => ({
-  name,
-  address: `${name}.example`,
-  status: "failed",
-  error: { code: "preflight", message: `restic said: ${EVIL}`, hint: `hint ${EVIL}` },
-  duration_ms: 12,
-  facts: {
-    hostname: `host${EVIL}`,
-    kernel: `6.1${EVIL}`,
-    bash: "5.2",
-    restic: `0.16${EVIL}`,
-    lvm: null,
-    user: `root${EVIL}`,
-  },
-  checks: [
-    { name: "bash", ok: true, detail: `5.2 ${EVIL}`, hint: "" },
-    { name: "repo:/srv/a", ok: false, detail: `Fatal: ${EVIL}\nsecond line`, hint: `init it ${EVIL}` },
-  ],
-  warnings: [{ code: "restic_partial", message: `warning ${EVIL}` }],
-  jobs: [],
-  ...extra,
-});
-
-function report(command: string, hosts: HostResult[]): Report {
-  return reportSchema.parse(
-    buildReport({
-      runId: "20260101T000000Z-abc123",
-      command,
-      options: {
-        inventory: "inventory.toml",
-        limit: null,
-        forks: 10,
-        category: [],
-        name: [],
-        dry_run: false,
-        max_age_s: null,
-      },
-      startedAt: new Date(0),
-      finishedAt: new Date(1500),
-      hosts,
-      interrupted: false,
-    }),
-  );
-}
+const evilHost = (name: string, extra: Partial<HostResult>): HostResult =>
+  hostResult(name, "failed", {
+    error: { code: "preflight", message: `restic said: ${EVIL}`, hint: `hint ${EVIL}` },
+    facts: {
+      hostname: `host${EVIL}`,
+      kernel: `6.1${EVIL}`,
+      bash: "5.2",
+      restic: `0.16${EVIL}`,
+      lvm: null,
+      user: `root${EVIL}`,
+    },
+    checks: [
+      { name: "bash", ok: true, detail: `5.2 ${EVIL}`, hint: "" },
+      { name: "repo:/srv/a", ok: false, detail: `Fatal: ${EVIL}\nsecond line`, hint: `init it ${EVIL}` },
+    ],
+    warnings: [{ code: "restic_partial", message: `warning ${EVIL}` }],
+    ...extra,
+  });
 
 const job = {
   name: "data",
