@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # This file is generated from agents/src/ by scripts/build-agent.mjs: edit those, then npm run build.
+# One compound command, parsed to its closing brace before any of it runs: a truncated file runs nothing.
+{
 # rlvm-agent.sh — the host side of rlvm-fleet.
 #
 # Run by the controller's bootstrap, as root (sudo) or as the login user (become = none):
@@ -11,7 +13,8 @@
 # is ok or partial, 1 when it is failed.
 #
 # Rules kept throughout, because this runs as root on every server of a fleet:
-#   - strict mode; every function is defined before `main "$@"`, the last line, so a truncated upload
+#   - strict mode; every function is defined before `main "$@"`, the last command, and the built file
+#     is one `{ ... }` group that bash parses whole before it runs any of it, so a truncated upload
 #     runs nothing at all;
 #   - plan values are decoded with printf %b after validating their encoding, and only ever used as
 #     single words of argv arrays: no eval, no source, no `bash -c`, no data in a format string;
@@ -53,7 +56,21 @@ readonly FALLBACK_TOOL_DIRS="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 readonly TRUSTED_TOOL_DIRS="/usr/bin:/bin"
 # restic's PATH, for the programs it starts itself (ssh for sftp repositories, rclone).
 readonly RESTIC_PATH="/usr/sbin:/usr/bin:/sbin:/bin"
-readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove unshare mount umount chroot date sleep mkdir rm touch cp readlink"
+readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove unshare mount umount chroot date sleep mkdir rm touch cp readlink sha256sum chmod mv mktemp"
+# The least-privilege mode (rlvm-fleet install-agent, inventory agent = "installed"): where the agent is
+# installed, root-owned, with its version in its name (src/agent/installed-agent.ts names the same
+# paths); the sudoers drop-in directory; and where the hosts' allow-lists of repositories are kept
+# (one per inventory host: ALLOW_LIST_DIR/HOST.repositories).
+readonly INSTALL_DIR="/usr/local/libexec/rlvm-fleet"
+readonly INSTALLED_AGENT="$INSTALL_DIR/rlvm-agent-$AGENT_VERSION.sh"
+readonly SUDOERS_DIR="/etc/sudoers.d"
+readonly ALLOW_LIST_DIR="/etc/rlvm-fleet"
+# What the bootstrap (or the installed agent's entry) prints when it runs, so the controller knows sudo
+# is done (src/agent/deliver.ts READY_LINE).
+readonly READY_LINE="rlvm-fleet-bootstrap-ready"
+# A login user a sudoers rule can name (and a drop-in file can be named after: sudo skips names with a dot).
+readonly SUDO_USER_RE='^[A-Za-z_][A-Za-z0-9_-]{0,31}$'
+readonly SHA256_RE='^[0-9a-f]{64}$'
 # One encoded plan value: safe bytes, or \xHH with lowercase hex (protocol.ts encodeValue).
 readonly VALUE_RE='^([A-Za-z0-9/._,:@+=]|\\x[0-9a-f]{2})+$'
 # Inventory host names, job names, repository IDs, run IDs.
@@ -661,6 +678,10 @@ declare -A ID_SEEN=()           # repo and copy IDs share one namespace
 declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
 declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
 declare -a FIELDS=() VALS=()
+# install: the login user the sudoers rule names, whether sudo asks it for its password, and the
+# repository allow-list (sha256 of each repository string, and its masked label).
+INSTALL_USER="" INSTALL_SUDO="" INSTALL_ANY_REPOSITORY=0
+declare -a ALLOW_HASH=() ALLOW_LABEL=()
 
 # next_plan_line: FIELDS = the words of the next plan line. Fails on EOF and on an empty line.
 next_plan_line() {
@@ -792,7 +813,7 @@ read_plan() {
         want_values 1
         once command
         case ${VALS[0]} in
-          ping | preflight | backup | prune | status) PLAN_COMMAND=${VALS[0]} ;;
+          ping | preflight | backup | prune | status | install) PLAN_COMMAND=${VALS[0]} ;;
           *) plan_error "unknown command" ;;
         esac
         ;;
@@ -907,9 +928,41 @@ read_plan() {
         COPY_PWFILE+=("${VALS[4]}")
         COPY_LABEL+=("${VALS[5]}")
         ;;
+      install)
+        want_values 2
+        once install
+        if [[ ! ${VALS[0]} =~ $SUDO_USER_RE || ${VALS[0]} == root ]]; then
+          plan_error "the login user must be a user name a sudoers rule can name (letters, digits, _ -), not root"
+        fi
+        case ${VALS[1]} in
+          nopasswd | passwd) ;;
+          *) plan_error "expected nopasswd or passwd" ;;
+        esac
+        INSTALL_USER=${VALS[0]} INSTALL_SUDO=${VALS[1]}
+        ;;
+      allow_repository)
+        want_values 2
+        if [[ ! ${VALS[0]} =~ $SHA256_RE ]]; then plan_error "expected the repository's sha256"; fi
+        want_nonempty "the label" "${VALS[1]}"
+        if [[ ${VALS[1]} == *[[:cntrl:]]* ]]; then plan_error "the label has a control character"; fi
+        ALLOW_HASH+=("${VALS[0]}")
+        ALLOW_LABEL+=("${VALS[1]}")
+        ;;
+      allow_any_repository)
+        want_values 0
+        once allow_any_repository
+        INSTALL_ANY_REPOSITORY=1
+        ;;
       *) plan_error "unknown record" ;;
     esac
   done
+  # The install records belong to the install command, and it needs them.
+  if [[ $PLAN_COMMAND == install && -z $INSTALL_USER ]]; then
+    fail agent_protocol "the plan has no install record"
+  fi
+  if [[ $PLAN_COMMAND != install ]] && [[ -n $INSTALL_USER || ${#ALLOW_HASH[@]} -gt 0 || $INSTALL_ANY_REPOSITORY == 1 ]]; then
+    fail agent_protocol "install records in a plan for $PLAN_COMMAND"
+  fi
   for i in "${!JOB_NAME[@]}"; do
     if is_lv_job "$i" && [[ -z ${VG_SNAPSHOTS[${JOB_VG[i]}]+set} ]]; then
       fail agent_protocol "the plan has no vg record for ${JOB_VG[i]} (job ${JOB_NAME[i]})"
@@ -2018,6 +2071,7 @@ cleanup_all() {
   if [[ -n $SAMPLER_PID ]]; then kill -KILL "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; fi
   if [[ -n $WATCHER_PID ]]; then kill -KILL "$WATCHER_PID" 2>/dev/null || true; fi
   for ((i = ${#JOB_NAME[@]} - 1; i >= 0; i--)); do release_job "$i"; done
+  for i in "${INSTALL_TEMPS[@]}"; do "${TOOL[rm]:-rm}" -f -- "$i" </dev/null 2>/dev/null || true; done
 }
 
 # watch_controller: the controller keeps our stdin open for the whole run; EOF means it is gone (its
@@ -2447,9 +2501,296 @@ cmd_status() {
   finish "${#TARGET_ID[@]} repositories read ($failed could not be read)"
 }
 
+# --- the installed agent: its entry, and the host's repository allow-list -------------------------
+
+# run_installed installed RUN_ID HOST: the entry of the installed agent, `sudo -n INSTALLED_AGENT
+# installed RUN_ID HOST`, the only form its sudo rule allows. It does for itself what the bootstrap
+# (src/agent/deliver.ts) does for an uploaded agent, with the bootstrap's exit codes: a private run
+# directory below root's /run/rlvm-fleet, the ready line, stdin skipped up to the start marker (a
+# password sudo did not read), then this script on that directory, removed however it ends. Its
+# arguments are names only; nothing the login user passes becomes a path of its own choosing.
+run_installed() {
+  local run_id=${2-} host=${3-} dir line="" status=0
+  if (($# != 3)) || [[ ! $run_id =~ $NAME_RE || ! $host =~ $NAME_RE ]] ||
+    [[ $run_id == . || $run_id == .. || $host == . || $host == .. ]]; then
+    echo "usage: rlvm-agent.sh installed RUN_ID HOST (plan on stdin)" >&2
+    exit 2
+  fi
+  if ((EUID != 0)); then
+    echo "rlvm-fleet: the installed agent runs as root, through its sudo rule" >&2
+    exit 2
+  fi
+  export PATH=$RESTIC_PATH
+  trap 'exit 130' INT
+  trap 'exit 143' TERM HUP
+  if [[ ! -d $ROOT_LOCK_PARENT ]]; then mkdir -p -- "$ROOT_LOCK_PARENT"; fi
+  if [[ -L $ROOT_LOCK_PARENT || ! -O $ROOT_LOCK_PARENT ]]; then
+    echo "rlvm-fleet: $ROOT_LOCK_PARENT is not a directory owned by root" >&2
+    exit 97
+  fi
+  chmod 0755 -- "$ROOT_LOCK_PARENT"
+  dir=$ROOT_LOCK_PARENT/$run_id.$host
+  mkdir -m 0700 -- "$dir"
+  # shellcheck disable=SC2064 # dir is fixed now, and a name without quotes or spaces
+  trap "rm -rf -- '$dir'" EXIT
+  printf '%s\n' "$host" >"$dir/host"
+  printf '%s %s\n' "$READY_LINE" "$run_id"
+  while IFS= read -r line; do
+    if [[ $line == "RLVM-FLEET-AGENT $run_id" ]]; then break; fi
+  done
+  if [[ $line != "RLVM-FLEET-AGENT $run_id" ]]; then
+    echo "rlvm-fleet: stdin ended before the plan" >&2
+    exit 99
+  fi
+  "$BASH" "$0" "$dir" || status=$?
+  exit "$status"
+}
+
+# root_file_problem PATH KIND: REPLY = why PATH (a regular file or a directory, KIND f or d) cannot be
+# trusted as root's own: not root's, a symlink, or writable by group or others; "" when it can.
+root_file_problem() {
+  local path=$1 kind=$2
+  REPLY=""
+  if [[ -L $path ]]; then
+    REPLY="$path is a symlink"
+  elif [[ $kind == f && ! -f $path ]] || [[ $kind == d && ! -d $path ]]; then
+    REPLY="$path is not a $([[ $kind == f ]] && echo regular file || echo directory)"
+  elif ! have_tool stat; then
+    REPLY="cannot check $path: stat (coreutils) not found"
+  else
+    capture "${TOOL[stat]}" -c '%u %a' -- "$path"
+    if ((CAP_RC != 0)) || [[ ! $CAP_OUT =~ ^([0-9]+)\ ([0-7]+)$ ]]; then
+      REPLY="cannot stat $path"
+    elif ((BASH_REMATCH[1] != 0)); then
+      REPLY="$path is owned by uid ${BASH_REMATCH[1]}, not root"
+    elif (((8#${BASH_REMATCH[2]} & 8#022) != 0)); then
+      printf -v REPLY '%s has mode %04o: group or others may write to it' "$path" "$((8#${BASH_REMATCH[2]}))"
+    fi
+  fi
+}
+
+# repository_hash REPOSITORY: REPLY = the sha256 of the repository string. The string reaches
+# sha256sum on its stdin, never in an argv.
+repository_hash() {
+  local out
+  out=$(printf '%s' "$1" | "${TOOL[sha256sum]}")
+  REPLY=${out%% *}
+}
+
+# check_allow_list: the installed agent lets restic open only the repositories in the host's
+# allow-list, ALLOW_LIST_DIR/HOST.repositories, written by rlvm-fleet install-agent. The plan names the
+# repositories; whoever can run the installed agent (a stolen controller key, the login user) could
+# name one of their own (the host's data out), or an rclone remote whose options start a program as
+# root. The list is the host's own word on where its data may go, so without one the installed agent
+# runs nothing. Its lines are "SHA256 LABEL", the sha256 of a repository string and its masked label
+# (no credential is stored on the host); a line "any" allows every repository (--any-repository).
+# The uploaded agent keeps to no list: whoever uploads it decides what runs as root anyway.
+check_allow_list() {
+  local list="$ALLOW_LIST_DIR/$PLAN_HOST.repositories" i hash
+  local -A allowed=()
+  if [[ $0 != "$INSTALLED_AGENT" ]]; then return 0; fi
+  if [[ ! -e $list && ! -L $list ]]; then
+    fail repository_not_allowed "there is no repository allow-list for $PLAN_HOST ($list), so the installed agent runs nothing"
+  fi
+  root_file_problem "$ALLOW_LIST_DIR" d
+  if [[ -z $REPLY ]]; then root_file_problem "$list" f; fi
+  if [[ -n $REPLY ]]; then
+    fail repository_not_allowed "the repository allow-list is not safe to trust: $REPLY"
+  fi
+  if ! have_tool sha256sum; then
+    fail repository_not_allowed "cannot check the repository allow-list $list: sha256sum (coreutils) not found"
+  fi
+  while IFS=' ' read -r hash _ || [[ -n $hash ]]; do
+    if [[ $hash == any ]]; then return 0; fi
+    if [[ $hash =~ $SHA256_RE ]]; then allowed[$hash]=1; fi
+  done <"$list"
+  list_targets
+  for i in "${!TARGET_URL[@]}"; do
+    repository_hash "${TARGET_URL[i]}"
+    if [[ -z ${allowed[$REPLY]-} ]]; then
+      fail repository_not_allowed "the repository ${TARGET_LABEL[i]} (job ${JOB_NAME[TARGET_JOB[i]]}) is not in this host's allow-list $list"
+    fi
+  done
+}
+
+# --- install (rlvm-fleet install-agent) -----------------------------------------------------------
+
+# Files written beside their targets (under a dot name that sudo and the agent skip), removed by
+# cleanup_all unless they were renamed over their target.
+declare -a INSTALL_TEMPS=()
+INSTALL_OK=1
+
+# ensure_root_dirs DIR...: each DIR, outermost first, is a directory of root's that group and others
+# cannot write to; a missing one is made, 0755 (not in a dry run). REPLY = the first problem, or "".
+ensure_root_dirs() {
+  local dir
+  for dir in "$@"; do
+    if [[ ! -e $dir && ! -L $dir ]]; then
+      if [[ $PLAN_DRY_RUN == true ]]; then continue; fi
+      if ! "${TOOL[mkdir]}" -m 0755 -- "$dir" </dev/null 2>/dev/null; then
+        REPLY="cannot create $dir"
+        return 0
+      fi
+    fi
+    root_file_problem "$dir" d
+    if [[ -n $REPLY ]]; then return 0; fi
+  done
+  REPLY=""
+}
+
+# new_beside TARGET: REPLY = a new empty file (0600) in TARGET's directory, named .TARGET.XXXXXX, so a
+# rename puts it in place at once; in a dry run, a file in the run directory instead.
+new_beside() {
+  local dir=${1%/*} base=${1##*/}
+  if [[ $PLAN_DRY_RUN == true ]]; then dir=$RUN_DIR; fi
+  capture "${TOOL[mktemp]}" -- "$dir/.$base.XXXXXX"
+  if ((CAP_RC != 0)) || [[ $CAP_OUT != "$dir/.$base."* ]]; then
+    first_meaningful_line "$CAP_ERR"
+    REPLY="cannot create a file in $dir: $REPLY"
+    return 1
+  fi
+  INSTALL_TEMPS+=("$CAP_OUT")
+  REPLY=$CAP_OUT
+}
+
+# put_in_place TEMP TARGET MODE: TEMP gets MODE and replaces TARGET in one rename (a dry run keeps it).
+put_in_place() {
+  if ! "${TOOL[chmod]}" "$3" -- "$1" </dev/null; then return 1; fi
+  if [[ $PLAN_DRY_RUN == true ]]; then return 0; fi
+  "${TOOL[mv]}" -f -- "$1" "$2" </dev/null
+}
+
+# install_step NAME OK DETAIL HINT: one step's check event; a failed step stops the install.
+install_step() {
+  check "install:$1" "$2" "$3" "$4"
+  if [[ $2 != true ]]; then INSTALL_OK=0; fi
+}
+
+# install_agent_file: this agent, the uploaded copy the bootstrap checked, as INSTALLED_AGENT (root's,
+# 0755). Other versions in INSTALL_DIR are removed: the new sudo rule names this one only.
+install_agent_file() {
+  local tmp sha would="" old
+  ensure_root_dirs / /usr /usr/local /usr/local/libexec "$INSTALL_DIR"
+  if [[ -n $REPLY ]]; then
+    install_step agent false "$REPLY" "make each directory of $INSTALL_DIR root's and not writable by group or others"
+    return 0
+  fi
+  capture "${TOOL[sha256sum]}" -- "$0"
+  sha=${CAP_OUT%% *}
+  if ! new_beside "$INSTALLED_AGENT"; then
+    install_step agent false "$REPLY" "check the file system of $INSTALL_DIR (full, read-only?)"
+    return 0
+  fi
+  tmp=$REPLY
+  if ! "${TOOL[cp]}" -- "$0" "$tmp" </dev/null || ! put_in_place "$tmp" "$INSTALLED_AGENT" 0755; then
+    install_step agent false "cannot write $INSTALLED_AGENT" "check the file system of $INSTALL_DIR (full, read-only?)"
+    return 0
+  fi
+  if [[ $PLAN_DRY_RUN == true ]]; then
+    would="would install "
+  else
+    for old in "$INSTALL_DIR"/rlvm-agent-*.sh; do
+      if [[ $old != "$INSTALLED_AGENT" && -f $old && ! -L $old ]]; then "${TOOL[rm]}" -f -- "$old" </dev/null; fi
+    done
+  fi
+  install_step agent true "$would$INSTALLED_AGENT (sha256 $sha)" ""
+}
+
+# install_allow_list: the host's allow-list (see check_allow_list) from the plan's allow_repository
+# records, or "any" with allow_any_repository. Root's, 0644: it holds sha256 values and masked labels.
+install_allow_list() {
+  local list="$ALLOW_LIST_DIR/$PLAN_HOST.repositories" tmp i would="" what
+  if [[ $PLAN_DRY_RUN == true ]]; then would="would write "; fi
+  ensure_root_dirs /etc "$ALLOW_LIST_DIR"
+  if [[ -n $REPLY ]]; then
+    install_step allow_list false "$REPLY" "make $ALLOW_LIST_DIR root's and not writable by group or others"
+    return 0
+  fi
+  if ! new_beside "$list"; then
+    install_step allow_list false "$REPLY" "check the file system of $ALLOW_LIST_DIR"
+    return 0
+  fi
+  tmp=$REPLY
+  {
+    printf '%s\n' "# Written by rlvm-fleet install-agent: the repositories this host's runs may use." \
+      "# Each line: the sha256 of the repository string, then its label (credentials masked)."
+    if ((INSTALL_ANY_REPOSITORY)); then echo any; fi
+    for i in "${!ALLOW_HASH[@]}"; do printf '%s %s\n' "${ALLOW_HASH[i]}" "${ALLOW_LABEL[i]}"; done
+  } >"$tmp"
+  if ! put_in_place "$tmp" "$list" 0644; then
+    install_step allow_list false "cannot write $list" "check the file system of $ALLOW_LIST_DIR"
+    return 0
+  fi
+  what="${#ALLOW_HASH[@]} repositories"
+  if ((INSTALL_ANY_REPOSITORY)); then what="any repository (--any-repository)"; fi
+  install_step allow_list true "$would$list: $what" ""
+}
+
+# install_sudoers: the drop-in that lets the login user run INSTALLED_AGENT's entry as root and
+# nothing else, checked with visudo -cf before it is renamed into place.
+install_sudoers() {
+  local file="$SUDOERS_DIR/rlvm-fleet-$INSTALL_USER" tag="" rule tmp would=""
+  if [[ $INSTALL_SUDO == nopasswd ]]; then tag="NOPASSWD: "; fi
+  rule="$INSTALL_USER ALL=(root) $tag$INSTALLED_AGENT installed *"
+  root_file_problem "$SUDOERS_DIR" d
+  if [[ -n $REPLY ]]; then
+    install_step sudoers false "$REPLY" "sudo reads drop-ins from $SUDOERS_DIR: it must be root's"
+    return 0
+  fi
+  find_tool visudo
+  if ! have_tool visudo; then
+    install_step sudoers false "visudo not found" "install sudo"
+    return 0
+  fi
+  if ! new_beside "$file"; then
+    install_step sudoers false "$REPLY" "check the file system of $SUDOERS_DIR"
+    return 0
+  fi
+  tmp=$REPLY
+  printf '%s\n' "# Written by rlvm-fleet install-agent: $INSTALL_USER may run the installed agent as root, and nothing else." \
+    "$rule" >"$tmp"
+  capture "${TOOL[visudo]}" -c -q -f "$tmp"
+  if ((CAP_RC != 0)); then
+    first_meaningful_line "$CAP_ERR${CAP_ERR:+$'\n'}$CAP_OUT"
+    install_step sudoers false "visudo -c refused the rule '$rule': $REPLY" "check the host's sudo version and its sudoers"
+    return 0
+  fi
+  if ! put_in_place "$tmp" "$file" 0440; then
+    install_step sudoers false "cannot write $file" "check the file system of $SUDOERS_DIR"
+    return 0
+  fi
+  if [[ $PLAN_DRY_RUN == true ]]; then would="would write "; fi
+  install_step sudoers true "$would$file: $rule (visudo -c: ok)" ""
+}
+
+# cmd_install: the agent, the repository allow-list and the sudo rule, in that order, so the rule
+# exists only once what it allows is in place. Only an uploaded agent installs (the bootstrap checked
+# its sha256): the installed one refuses, so its own sudo rule can never widen itself or the list.
+cmd_install() {
+  gather_facts
+  emit_agent_start
+  if [[ $0 != "$RUN_DIR/rlvm-agent.sh" ]]; then
+    fail agent_unsupported "the installed agent does not install; rlvm-fleet install-agent uploads the one it installs"
+  fi
+  if ((EUID != 0)); then
+    fail install_failed "installing needs root: the agent runs as $FACT_USER"
+  fi
+  install_agent_file
+  if ((INSTALL_OK)); then install_allow_list; fi
+  if ((INSTALL_OK)); then install_sudoers; fi
+  if ((!INSTALL_OK)); then
+    fail install_failed "the install stopped at ${CHECK_FAILED[*]}; nothing after it was changed"
+  fi
+  if [[ $PLAN_DRY_RUN == true ]]; then finish "dry run: nothing was changed"; fi
+  finish "installed $INSTALLED_AGENT for $INSTALL_USER"
+}
+
 # --- main -----------------------------------------------------------------------------------------
 
 main() {
+  # The installed agent's entry (its sudo rule allows only this form): it makes the run directory and
+  # runs this script again on it, below.
+  if [[ ${1-} == installed ]]; then run_installed "$@"; fi
   # The event stream moves to fd 3; fd 1 becomes stderr, so a tool that prints by mistake can never
   # put a non-event line on the controller's stream.
   exec 3>&1 1>&2
@@ -2466,7 +2807,7 @@ main() {
   if (($# == 2)) && [[ $2 == --in-private-namespace ]]; then
     IN_PRIVATE_NS=1
   elif (($# != 1)); then
-    fail agent_protocol "usage: rlvm-agent.sh RUN_DIR (plan on stdin)"
+    fail agent_protocol "usage: rlvm-agent.sh RUN_DIR, or rlvm-agent.sh installed RUN_ID HOST (plan on stdin)"
   elif ((EUID == 0)); then
     enter_private_namespace "$1"
   fi
@@ -2478,14 +2819,18 @@ main() {
   read_plan
   init_tools
   log "agent $AGENT_VERSION: $PLAN_COMMAND for $PLAN_HOST, run $PLAN_RUN_ID"
+  # install writes the allow-list; every other command keeps to it.
+  if [[ $PLAN_COMMAND != install ]]; then check_allow_list; fi
   case $PLAN_COMMAND in
     ping) cmd_ping ;;
     preflight) cmd_preflight ;;
     backup) cmd_backup ;;
     prune) cmd_prune ;;
     status) cmd_status ;;
+    install) cmd_install ;;
     *) fail agent_unsupported "agent $AGENT_VERSION does not implement '$PLAN_COMMAND' yet" ;;
   esac
 }
 
 main "$@"
+}

@@ -23,11 +23,22 @@ export const MODULES = [
   "cmd-backup.sh",
   "cmd-prune.sh",
   "cmd-status.sh",
+  "installed.sh",
+  "cmd-install.sh",
   "main.sh",
 ];
 
 export const SRC_DIR = fileURLToPath(new URL("../agents/src/", import.meta.url));
 export const AGENT_PATH = fileURLToPath(new URL("../agents/rlvm-agent.sh", import.meta.url));
+/**
+ * The agent is one compound command: bash parses a `{ ... }` group to its closing brace before it runs
+ * any of it, so a file cut anywhere runs nothing, not even a top-level `readonly` or `declare` that a
+ * cut turned into one that prints every variable.
+ */
+export const GROUP_LINES = [
+  "# One compound command, parsed to its closing brace before any of it runs: a truncated file runs nothing.",
+  "{",
+];
 export const GENERATED_LINE =
   "# This file is generated from agents/src/ by scripts/build-agent.mjs: edit those, then npm run build.";
 
@@ -44,11 +55,11 @@ export function buildAgent(srcDir = SRC_DIR) {
   const newline = prelude.indexOf("\n");
   if (!prelude.startsWith("#!")) throw new Error("agents/src/prelude.sh must start with its shebang");
   const agent = [
-    `${prelude.slice(0, newline + 1)}${GENERATED_LINE}\n${prelude.slice(newline + 1)}`,
+    `${prelude.slice(0, newline + 1)}${GENERATED_LINE}\n${GROUP_LINES.join("\n")}\n${prelude.slice(newline + 1)}`,
     ...rest,
   ].join("\n");
   if (!agent.endsWith('\nmain "$@"\n')) throw new Error('agents/src/main.sh must end with main "$@"');
-  return agent;
+  return `${agent}}\n`;
 }
 
 function main(argv) {

@@ -1,6 +1,9 @@
 # --- main -----------------------------------------------------------------------------------------
 
 main() {
+  # The installed agent's entry (its sudo rule allows only this form): it makes the run directory and
+  # runs this script again on it, below.
+  if [[ ${1-} == installed ]]; then run_installed "$@"; fi
   # The event stream moves to fd 3; fd 1 becomes stderr, so a tool that prints by mistake can never
   # put a non-event line on the controller's stream.
   exec 3>&1 1>&2
@@ -17,7 +20,7 @@ main() {
   if (($# == 2)) && [[ $2 == --in-private-namespace ]]; then
     IN_PRIVATE_NS=1
   elif (($# != 1)); then
-    fail agent_protocol "usage: rlvm-agent.sh RUN_DIR (plan on stdin)"
+    fail agent_protocol "usage: rlvm-agent.sh RUN_DIR, or rlvm-agent.sh installed RUN_ID HOST (plan on stdin)"
   elif ((EUID == 0)); then
     enter_private_namespace "$1"
   fi
@@ -29,12 +32,15 @@ main() {
   read_plan
   init_tools
   log "agent $AGENT_VERSION: $PLAN_COMMAND for $PLAN_HOST, run $PLAN_RUN_ID"
+  # install writes the allow-list; every other command keeps to it.
+  if [[ $PLAN_COMMAND != install ]]; then check_allow_list; fi
   case $PLAN_COMMAND in
     ping) cmd_ping ;;
     preflight) cmd_preflight ;;
     backup) cmd_backup ;;
     prune) cmd_prune ;;
     status) cmd_status ;;
+    install) cmd_install ;;
     *) fail agent_unsupported "agent $AGENT_VERSION does not implement '$PLAN_COMMAND' yet" ;;
   esac
 }

@@ -24,6 +24,10 @@ declare -A ID_SEEN=()           # repo and copy IDs share one namespace
 declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
 declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
 declare -a FIELDS=() VALS=()
+# install: the login user the sudoers rule names, whether sudo asks it for its password, and the
+# repository allow-list (sha256 of each repository string, and its masked label).
+INSTALL_USER="" INSTALL_SUDO="" INSTALL_ANY_REPOSITORY=0
+declare -a ALLOW_HASH=() ALLOW_LABEL=()
 
 # next_plan_line: FIELDS = the words of the next plan line. Fails on EOF and on an empty line.
 next_plan_line() {
@@ -155,7 +159,7 @@ read_plan() {
         want_values 1
         once command
         case ${VALS[0]} in
-          ping | preflight | backup | prune | status) PLAN_COMMAND=${VALS[0]} ;;
+          ping | preflight | backup | prune | status | install) PLAN_COMMAND=${VALS[0]} ;;
           *) plan_error "unknown command" ;;
         esac
         ;;
@@ -270,9 +274,41 @@ read_plan() {
         COPY_PWFILE+=("${VALS[4]}")
         COPY_LABEL+=("${VALS[5]}")
         ;;
+      install)
+        want_values 2
+        once install
+        if [[ ! ${VALS[0]} =~ $SUDO_USER_RE || ${VALS[0]} == root ]]; then
+          plan_error "the login user must be a user name a sudoers rule can name (letters, digits, _ -), not root"
+        fi
+        case ${VALS[1]} in
+          nopasswd | passwd) ;;
+          *) plan_error "expected nopasswd or passwd" ;;
+        esac
+        INSTALL_USER=${VALS[0]} INSTALL_SUDO=${VALS[1]}
+        ;;
+      allow_repository)
+        want_values 2
+        if [[ ! ${VALS[0]} =~ $SHA256_RE ]]; then plan_error "expected the repository's sha256"; fi
+        want_nonempty "the label" "${VALS[1]}"
+        if [[ ${VALS[1]} == *[[:cntrl:]]* ]]; then plan_error "the label has a control character"; fi
+        ALLOW_HASH+=("${VALS[0]}")
+        ALLOW_LABEL+=("${VALS[1]}")
+        ;;
+      allow_any_repository)
+        want_values 0
+        once allow_any_repository
+        INSTALL_ANY_REPOSITORY=1
+        ;;
       *) plan_error "unknown record" ;;
     esac
   done
+  # The install records belong to the install command, and it needs them.
+  if [[ $PLAN_COMMAND == install && -z $INSTALL_USER ]]; then
+    fail agent_protocol "the plan has no install record"
+  fi
+  if [[ $PLAN_COMMAND != install ]] && [[ -n $INSTALL_USER || ${#ALLOW_HASH[@]} -gt 0 || $INSTALL_ANY_REPOSITORY == 1 ]]; then
+    fail agent_protocol "install records in a plan for $PLAN_COMMAND"
+  fi
   for i in "${!JOB_NAME[@]}"; do
     if is_lv_job "$i" && [[ -z ${VG_SNAPSHOTS[${JOB_VG[i]}]+set} ]]; then
       fail agent_protocol "the plan has no vg record for ${JOB_VG[i]} (job ${JOB_NAME[i]})"

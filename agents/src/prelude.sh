@@ -10,7 +10,8 @@
 # is ok or partial, 1 when it is failed.
 #
 # Rules kept throughout, because this runs as root on every server of a fleet:
-#   - strict mode; every function is defined before `main "$@"`, the last line, so a truncated upload
+#   - strict mode; every function is defined before `main "$@"`, the last command, and the built file
+#     is one `{ ... }` group that bash parses whole before it runs any of it, so a truncated upload
 #     runs nothing at all;
 #   - plan values are decoded with printf %b after validating their encoding, and only ever used as
 #     single words of argv arrays: no eval, no source, no `bash -c`, no data in a format string;
@@ -52,7 +53,21 @@ readonly FALLBACK_TOOL_DIRS="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 readonly TRUSTED_TOOL_DIRS="/usr/bin:/bin"
 # restic's PATH, for the programs it starts itself (ssh for sftp repositories, rclone).
 readonly RESTIC_PATH="/usr/sbin:/usr/bin:/sbin:/bin"
-readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove unshare mount umount chroot date sleep mkdir rm touch cp readlink"
+readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove unshare mount umount chroot date sleep mkdir rm touch cp readlink sha256sum chmod mv mktemp"
+# The least-privilege mode (rlvm-fleet install-agent, inventory agent = "installed"): where the agent is
+# installed, root-owned, with its version in its name (src/agent/installed-agent.ts names the same
+# paths); the sudoers drop-in directory; and where the hosts' allow-lists of repositories are kept
+# (one per inventory host: ALLOW_LIST_DIR/HOST.repositories).
+readonly INSTALL_DIR="/usr/local/libexec/rlvm-fleet"
+readonly INSTALLED_AGENT="$INSTALL_DIR/rlvm-agent-$AGENT_VERSION.sh"
+readonly SUDOERS_DIR="/etc/sudoers.d"
+readonly ALLOW_LIST_DIR="/etc/rlvm-fleet"
+# What the bootstrap (or the installed agent's entry) prints when it runs, so the controller knows sudo
+# is done (src/agent/deliver.ts READY_LINE).
+readonly READY_LINE="rlvm-fleet-bootstrap-ready"
+# A login user a sudoers rule can name (and a drop-in file can be named after: sudo skips names with a dot).
+readonly SUDO_USER_RE='^[A-Za-z_][A-Za-z0-9_-]{0,31}$'
+readonly SHA256_RE='^[0-9a-f]{64}$'
 # One encoded plan value: safe bytes, or \xHH with lowercase hex (protocol.ts encodeValue).
 readonly VALUE_RE='^([A-Za-z0-9/._,:@+=]|\\x[0-9a-f]{2})+$'
 # Inventory host names, job names, repository IDs, run IDs.

@@ -88,12 +88,15 @@ export function bootstrapArgv(runId: string, host: string, agent: AgentFile): st
 }
 
 /**
- * What follows the (optional) password on stdin: the start marker, the agent, then the plan, as pieces
- * to write one after the other. The agent's bytes are the one buffer every host shares: a copy per
- * host would hold some 80 KB per running host for the whole run.
+ * What follows the (optional) password on stdin: the start marker, the agent (none for the installed
+ * agent, which is on the host already), then the plan, as pieces to write one after the other. The
+ * agent's bytes are the one buffer every host shares: a copy per host would hold some 80 KB per
+ * running host for the whole run.
  */
-export function agentPayload(runId: string, agent: AgentFile, planLines: readonly string[]): Buffer[] {
-  return [Buffer.from(`RLVM-FLEET-AGENT ${runId}\n`), agent.bytes, Buffer.from(`${planLines.join("\n")}\n`)];
+export function agentPayload(runId: string, agent: AgentFile | null, planLines: readonly string[]): Buffer[] {
+  const plan = Buffer.from(`${planLines.join("\n")}\n`);
+  const marker = Buffer.from(`RLVM-FLEET-AGENT ${runId}\n`);
+  return agent === null ? [marker, plan] : [marker, agent.bytes, plan];
 }
 
 /** Why the bootstrap ended without running the agent, from its exit status; null when it did not say. */

@@ -1,11 +1,19 @@
 // A host's plan as the agent reads it (the format is described in protocol.ts), and the ids that
 // the agent's events use for its repositories and copies.
+import { createHash } from "node:crypto";
 import { lvmSizeBytes, marginBasisPoints, maskRepository } from "../config/rules.js";
-import type { Job, Retention } from "../config/model.js";
+import { repositoriesOf, type Job, type Retention } from "../config/model.js";
 import type { HostPlan } from "../plan/build-plan.js";
 import { PLAN_FORMAT, planLine } from "./protocol.js";
 
-export type AgentCommand = "ping" | "preflight" | "backup" | "prune" | "status";
+export type AgentCommand = "ping" | "preflight" | "backup" | "prune" | "status" | "install";
+
+/** install: whom the sudoers rule names, and the repositories the host's allow-list holds (null: none). */
+export interface InstallRequest {
+  user: string;
+  sudo: "nopasswd" | "passwd";
+  anyRepository: boolean;
+}
 
 export interface AgentPlan {
   lines: string[];
@@ -19,7 +27,7 @@ export function agentPlan(
   hostPlan: HostPlan,
   command: AgentCommand,
   runId: string,
-  options: { dryRun?: boolean } = {},
+  options: { dryRun?: boolean; install?: InstallRequest } = {},
 ): AgentPlan {
   const { host, config, jobs } = hostPlan;
   const repos: AgentPlan["repos"] = new Map();
@@ -31,13 +39,15 @@ export function agentPlan(
     planLine("command", command),
   ];
   if (host.restic_env_file !== null) lines.push(planLine("restic_env_file", host.restic_env_file));
-  if (command === "prune" && options.dryRun === true) lines.push("dry_run");
+  if ((command === "prune" || command === "install") && options.dryRun === true) lines.push("dry_run");
   const retention = (id: string, keep: Retention | null) => {
     if (command === "prune" && keep !== null) {
       lines.push(planLine("retention", id, keep.last, keep.daily, keep.weekly, keep.monthly, keep.yearly));
     }
   };
   if (command === "ping") return { lines: [...lines, "end"], repos, copies };
+  if (command === "install")
+    return { lines: [...lines, ...installLines(hostPlan, options.install), "end"], repos, copies };
   const margin = config.snapshot_settings.min_vg_free_after_snapshots;
   for (const [vg, snapshotBytes] of snapshotBytesPerVg(jobs)) {
     const percent = margin?.endsWith("%") === true;
@@ -82,6 +92,22 @@ export function agentPlan(
     }
   }
   return { lines: [...lines, "end"], repos, copies };
+}
+
+/** The install records: the sudo rule's user, and the allow-list of every repository the config names. */
+function installLines(hostPlan: HostPlan, install: InstallRequest | undefined): string[] {
+  if (install === undefined) throw new Error("an install plan needs its InstallRequest");
+  const lines = [planLine("install", install.user, install.sudo)];
+  if (install.anyRepository) return [...lines, "allow_any_repository"];
+  for (const url of repositoriesOf(hostPlan.config))
+    lines.push(
+      planLine(
+        "allow_repository",
+        createHash("sha256").update(url, "utf8").digest("hex"),
+        maskRepository(url),
+      ),
+    );
+  return lines;
 }
 
 /** The sum of the selected jobs' snapshot sizes per VG, exact (the agent compares it with vgs). */

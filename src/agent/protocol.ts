@@ -10,7 +10,7 @@
 //   plan 2                                   first line: format version
 //   run_id RUNID
 //   host NAME                                the inventory name
-//   command ping|preflight|backup|prune|status
+//   command ping|preflight|backup|prune|status|install
 //   restic_env_file PATH                     optional
 //   vg VG SNAPSHOT_BYTES MARGIN_BYTES MARGIN_BASIS_POINTS
 //                                            per VG with snapshots: the sum of the run's snapshot sizes
@@ -23,6 +23,11 @@
 //   repo JOB ID REPO PASSWORD_FILE LABEL     ID is unique per host; LABEL has credentials masked
 //   copy JOB ID FROM_ID REPO PASSWORD_FILE LABEL
 //   retention ID LAST DAILY WEEKLY MONTHLY YEARLY       prune: the keep values of a repo or copy
+//   install USER nopasswd|passwd             install: the login user the sudoers rule names, and
+//                                            whether sudo asks for its password
+//   allow_repository SHA256 LABEL            install: one repository of the host's allow-list
+//   allow_any_repository                     install: the allow-list allows any repository
+//   dry_run                                  install: check and say, change nothing
 //   end
 //
 // The agent refuses (result code agent_protocol) a plan that breaks PLAN_LIMITS or these rules:
@@ -147,6 +152,11 @@ export const AGENT_ERROR_CODES = {
   agent_interrupted: {
     status: "failed",
     hint: "the agent was stopped by a signal on the host; it cleaned up before it exited",
+  },
+  install_failed: { status: "failed", hint: "fix the failed install step, then run install-agent again" },
+  repository_not_allowed: {
+    status: "failed",
+    hint: "the installed agent keeps to the host's allow-list (/etc/rlvm-fleet/HOST.repositories), written by install-agent from the host's config: after changing the config, run rlvm-fleet install-agent for the host again",
   },
 } as const satisfies Partial<Record<HostErrorCode, { status: "failed"; hint: string }>>;
 

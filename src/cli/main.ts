@@ -4,6 +4,7 @@ import { EXIT_CODES, UsageError } from "../errors.js";
 import type { BackupOptions } from "./commands/backup.js";
 import type { CheckOptions } from "./commands/check.js";
 import type { DemoOptions } from "./commands/demo.js";
+import type { InstallAgentOptions } from "./commands/install-agent.js";
 import type { PingOptions } from "./commands/ping.js";
 import type { PlanOptions } from "./commands/plan.js";
 import type { PruneOptions } from "./commands/prune.js";
@@ -127,6 +128,24 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .action(async (options: StatusOptions) => {
       const { statusCommand } = await import("./commands/status.js");
       exitCode = await statusCommand(options, io, fleetStyles(options));
+    });
+
+  fleetCommand(
+    "install-agent",
+    'least-privilege mode: install the agent as root\'s file, a sudo rule for exactly it, and the repository allow-list (then set agent = "installed")',
+  )
+    .option("--dry-run", "check each host and say what would be written; nothing changes")
+    .option(
+      "--root-login",
+      "log in as root for this one command (no sudo), when the login user has no broad sudo rule",
+    )
+    .option(
+      "--any-repository",
+      "let the installed agent use any repository the plan names (no allow-list of the config's repositories)",
+    )
+    .action(async (options: InstallAgentOptions) => {
+      const { installAgentCommand } = await import("./commands/install-agent.js");
+      exitCode = await installAgentCommand(options, io, fleetStyles(options));
     });
 
   program

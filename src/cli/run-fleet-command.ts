@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { buildPlan } from "../plan/build-plan.js";
+import { buildPlan, type FleetPlan } from "../plan/build-plan.js";
 import type { ReportOptions } from "../report/report-options.js";
 import { runFleet, type FleetRunRequest } from "../run/run-fleet.js";
 import type { CliIo } from "./io.js";
@@ -28,12 +28,18 @@ export async function runFleetCommand(
   output: Pick<FleetOptions, "format" | "report" | "quiet" | "verbose">,
   io: CliIo,
   style: FleetStyles,
+  extra: {
+    install?: FleetRunRequest["install"];
+    /** Refuses a plan this command cannot run (throws a UsageError), before anything connects. */
+    refuse?: (plan: FleetPlan) => void;
+  } = {},
 ): Promise<number> {
   const plan = buildPlan(resolve(io.cwd, options.inventory), {
     limit: options.limit ?? undefined,
     categories: options.category,
     names: options.name,
   });
+  extra.refuse?.(plan);
   const controller = new AbortController();
   const onSignal = () => {
     io.stderr("\nrlvm-fleet: interrupted; stopping every host's agent (they clean up) ...\n");
@@ -47,6 +53,7 @@ export async function runFleetCommand(
       maxAgeS: options.max_age_s,
       plan,
       forks: options.forks,
+      ...(extra.install === undefined ? {} : { install: extra.install }),
       options,
       agentSocket: io.env["SSH_AUTH_SOCK"] ?? null,
       signal: controller.signal,

@@ -20,6 +20,8 @@ export interface HostSpec {
   legacy_host_key_algorithms: boolean;
   become: "sudo" | "none";
   become_password_file: string | null;
+  /** upload: the bootstrap uploads the agent and runs it as root; installed: sudo runs the installed one. */
+  agent: "upload" | "installed";
   connect_timeout_s: number;
   connect_retries: number;
   keepalive_interval_s: number;
@@ -52,6 +54,7 @@ const BUILTIN_DEFAULTS = {
   host_key_policy: "strict",
   legacy_host_key_algorithms: false,
   become: "sudo",
+  agent: "upload",
   connect_timeout: 15,
   connect_retries: 2,
   keepalive_interval: 15,
@@ -120,6 +123,7 @@ export function loadInventory(file: string): InventoryResult {
         settings.legacy_host_key_algorithms ?? BUILTIN_DEFAULTS.legacy_host_key_algorithms,
       become: settings.become ?? BUILTIN_DEFAULTS.become,
       become_password_file: local("become_password_file"),
+      agent: settings.agent ?? BUILTIN_DEFAULTS.agent,
       connect_timeout_s: settings.connect_timeout ?? BUILTIN_DEFAULTS.connect_timeout,
       connect_retries: settings.connect_retries ?? BUILTIN_DEFAULTS.connect_retries,
       keepalive_interval_s: settings.keepalive_interval ?? BUILTIN_DEFAULTS.keepalive_interval,

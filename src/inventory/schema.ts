@@ -26,6 +26,8 @@ export const hostSettings = {
   legacy_host_key_algorithms: z.boolean({ error: () => "expected true or false" }).optional(),
   become: z.enum(["sudo", "none"], { error: () => 'expected "sudo" or "none"' }).optional(),
   become_password_file: localPath.optional(),
+  // "installed": run the agent install-agent put on the host (sudo -n on that one file), no upload.
+  agent: z.enum(["upload", "installed"], { error: () => 'expected "upload" or "installed"' }).optional(),
   connect_timeout: seconds.optional(),
   connect_retries: z.number().int("expected a whole number").min(0).max(10).optional(),
   keepalive_interval: z.number().min(0, "expected seconds ≥ 0 (0 turns keepalives off)").optional(),

@@ -11,7 +11,9 @@ import type { ProgressEvent } from "../report/progress-event.js";
 import { runHost, type HostRunContext } from "./run-host.js";
 
 export interface FleetRunRequest {
-  command: "ping" | "check" | "backup" | "prune" | "status";
+  command: "ping" | "check" | "backup" | "prune" | "status" | "install-agent";
+  /** install-agent: log in as root for this one command, and whether the host keeps an allow-list. */
+  install?: { rootLogin: boolean; anyRepository: boolean };
   /** status: a job whose latest snapshot is older than this many seconds is stale. */
   maxAgeS?: number | null;
   /** backup: preflight and list what would run; prune: forget --dry-run. Nothing changes. */
@@ -29,7 +31,7 @@ export interface FleetRunRequest {
 
 function agentCommand(
   request: FleetRunRequest,
-): Pick<HostRunContext, "command" | "jobs" | "dryRun" | "maxAgeS"> {
+): Pick<HostRunContext, "command" | "jobs" | "dryRun" | "maxAgeS" | "install"> {
   const dryRun = request.dryRun === true;
   const common = { dryRun, maxAgeS: request.maxAgeS ?? null };
   switch (request.command) {
@@ -45,7 +47,37 @@ function agentCommand(
       return { ...common, command: "prune", jobs: { command: "prune", initial: "skipped" } };
     case "status":
       return { ...common, command: "status", jobs: { command: "status", initial: "skipped" } };
+    case "install-agent": {
+      const anyRepository = request.install?.anyRepository === true;
+      // The rule names the inventory's login user, also when this one run logs in as root.
+      const requests = new Map(
+        request.plan.hosts.map(({ host }) => [
+          host.name,
+          {
+            user: host.user,
+            sudo: host.become_password_file === null ? "nopasswd" : "passwd",
+            anyRepository,
+          } as const,
+        ]),
+      );
+      return {
+        ...common,
+        command: "install",
+        jobs: null,
+        install: (host) => {
+          const install = requests.get(host.name);
+          if (install === undefined) throw new Error(`no install request for ${host.name}`);
+          return install;
+        },
+      };
+    }
   }
+}
+
+/** install-agent --root-login: this one run logs in as root and runs the bootstrap without sudo. */
+function asRunBy(hostPlan: FleetPlan["hosts"][number], request: FleetRunRequest): FleetPlan["hosts"][number] {
+  if (request.command !== "install-agent" || request.install?.rootLogin !== true) return hostPlan;
+  return { ...hostPlan, host: { ...hostPlan.host, user: "root", become: "none" } };
 }
 
 /** Sortable, and safe in an LV name and a path: 20261126T140501Z-3f9a1c. */
@@ -80,7 +112,9 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
   setMaxListeners(Math.max(10, forks + 10), request.signal);
   const queue = new PQueue({ concurrency: forks });
   const results: HostResult[] = await Promise.all(
-    request.plan.hosts.map((hostPlan) => queue.add(() => runHost(hostPlan, context)) as Promise<HostResult>),
+    request.plan.hosts.map(
+      (hostPlan) => queue.add(() => runHost(asRunBy(hostPlan, request), context)) as Promise<HostResult>,
+    ),
   );
   return buildReport({
     runId,

@@ -8,8 +8,9 @@ import {
   READY_LINE,
   type AgentFile,
 } from "../agent/deliver.js";
+import { installedAgentArgv, installedAgentProblem, installedCheckArgv } from "../agent/installed-agent.js";
 import { parseEvents, type EventParser } from "../agent/parse-events.js";
-import { agentPlan, type AgentCommand, type AgentPlan } from "../agent/plan-lines.js";
+import { agentPlan, type AgentCommand, type AgentPlan, type InstallRequest } from "../agent/plan-lines.js";
 import type { AgentEvent, ResultEvent } from "../agent/protocol.js";
 import type { HostPlan } from "../plan/build-plan.js";
 import { trackJobs, type JobTracker, type TrackedCommand } from "./job-tracker.js";
@@ -17,6 +18,7 @@ import { longestSecret, maskThenKeepEnd, maskThenKeepStart, redactDeep, secretsO
 import type { ProgressEvent } from "../report/progress-event.js";
 import type { HostResult } from "../report/report-schema.js";
 import { Become } from "../transport/become.js";
+import { shellCommand } from "../transport/remote-command.js";
 import {
   connectSsh,
   type ConnectTarget,
@@ -34,8 +36,10 @@ export interface HostRunContext {
   command: AgentCommand;
   /** Which results the report lists per job, and how a job the agent never reports on appears. */
   jobs: { command: TrackedCommand; initial: "skipped" | "planned" } | null;
-  /** prune: forget --dry-run only. */
+  /** prune: forget --dry-run only; install: check and say, change nothing. */
   dryRun: boolean;
+  /** install: the sudo rule and allow-list to install, per host. */
+  install?: (host: HostPlan["host"]) => InstallRequest;
   /** status: a job whose latest snapshot is older than this (or missing) is stale. */
   maxAgeS: number | null;
   agent: AgentFile;
@@ -126,7 +130,10 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
     return finish(null, "skipped");
   }
 
-  const plan = agentPlan(hostPlan, ctx.command, ctx.runId, { dryRun: ctx.dryRun });
+  const plan = agentPlan(hostPlan, ctx.command, ctx.runId, {
+    dryRun: ctx.dryRun,
+    ...(ctx.install === undefined ? {} : { install: ctx.install(host) }),
+  });
   const tracker = ctx.jobs === null ? null : trackJobs(hostPlan, plan, ctx.jobs.command, ctx.jobs.initial);
   if (tracker !== null) result.jobs = tracker.jobs;
   try {
@@ -211,6 +218,8 @@ class AgentRun {
   private readonly forced: Promise<"forced">;
   private resolveForced: (value: "forced") => void = () => {};
   private readonly become: Become;
+  /** agent = "installed": sudo runs the installed agent (checked first); nothing is uploaded. */
+  private readonly installed: boolean;
   private readonly secrets: string[];
   /** How much more than its bound a stderr buffer keeps, so that it is masked before it is cut. */
   private readonly secretMargin: number;
@@ -236,6 +245,8 @@ class AgentRun {
     const { host } = hostPlan;
     const password = host.become === "sudo" ? ctx.files.secret(host.become_password_file) : null;
     this.become = new Become(host.become === "none" ? { method: "none" } : { method: "sudo", password });
+    // install-agent always uploads: it is how an installed agent gets there, or is replaced.
+    this.installed = host.agent === "installed" && ctx.command !== "install";
     this.secrets = secretsOf(hostPlan, password);
     this.secretMargin = longestSecret(this.secrets);
     this.parser = parseEvents(
@@ -266,7 +277,20 @@ class AgentRun {
       host.run_timeout_s * 1000,
     );
     this.ctx.signal.addEventListener("abort", this.onAbort, { once: true });
-    const command = this.become.command(bootstrapArgv(this.ctx.runId, host.name, this.ctx.agent));
+    if (this.installed) {
+      const checked = await Promise.race([this.checkInstalledAgent(), this.forced]);
+      if (checked === "forced") return this.settle(null);
+      const problem = this.stopReason ?? checked;
+      if (problem !== null) {
+        this.release();
+        return { error: problem };
+      }
+    }
+    const command = this.become.command(
+      this.installed
+        ? installedAgentArgv(this.ctx.runId, host.name)
+        : bootstrapArgv(this.ctx.runId, host.name, this.ctx.agent),
+    );
     try {
       // An exec the host never answers must not hold the run either.
       const opened = await Promise.race([this.session.exec(command), this.forced]);
@@ -290,6 +314,30 @@ class AgentRun {
     this.process.onStderr((chunk) => this.onStderr(chunk));
     const exit = await Promise.race([this.process.closed, this.forced]);
     return this.settle(exit === "forced" ? null : exit);
+  }
+
+  /**
+   * agent = "installed": the installed file and the directories above it are root's, and its sha256 is
+   * the shipped agent's, checked as the login user before sudo runs it; null when it may run.
+   */
+  private async checkInstalledAgent(): Promise<HostError | null> {
+    let output = "";
+    try {
+      const check = await this.session.exec(shellCommand(installedCheckArgv()));
+      check.onStdout((chunk) => {
+        if (output.length < 4096) output += chunk.toString();
+      });
+      check.onStderr(() => {});
+      check.end();
+      await check.closed;
+    } catch (error) {
+      return new HostError(
+        "connection_lost",
+        `could not check the installed agent: ${error instanceof Error ? error.message : String(error)}`,
+        "check sshd's logs on the host",
+      );
+    }
+    return installedAgentProblem(output, this.ctx.agent, this.hostPlan.host.name);
   }
 
   /** The one place the run ends: the channel has closed, with or without an exit status. */
@@ -317,9 +365,16 @@ class AgentRun {
       };
     }
     const stderr = this.maskedStderrTail();
+    const sudo = this.become.diagnose(exit.code, stderr);
     return {
       error:
-        this.become.diagnose(exit.code, stderr) ??
+        (sudo?.code === "sudo_failed" && this.installed
+          ? new HostError(
+              "sudo_failed",
+              sudo.message,
+              `the login user's sudo rule must allow ${installedAgentArgv("RUN_ID", "HOST").slice(0, 2).join(" ")} …: run rlvm-fleet install-agent for this host`,
+            )
+          : sudo) ??
         diagnoseBootstrapExit(exit.code, stderr) ??
         endedWithoutResult(exit.code, stderr),
     };
@@ -363,7 +418,7 @@ class AgentRun {
   private sendPayload(): void {
     if (this.process === null) return;
     this.phase = "running";
-    for (const piece of agentPayload(this.ctx.runId, this.ctx.agent, this.plan.lines))
+    for (const piece of agentPayload(this.ctx.runId, this.installed ? null : this.ctx.agent, this.plan.lines))
       this.process.write(piece);
   }
 

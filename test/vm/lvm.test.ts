@@ -8,6 +8,7 @@ import { nonrootCases } from "./cases/nonroot.js";
 import { rootCases } from "./cases/root.js";
 import { mixedCases } from "./cases/mixed.js";
 import { faultCases } from "./cases/faults.js";
+import { installedCases } from "./cases/installed.js";
 import { bootGuest, type Guest } from "./harness/guest.js";
 import { recordedTimings, recordTiming, vmLog } from "./harness/log.js";
 import { describeVm } from "./harness/prerequisites.js";
@@ -46,4 +47,5 @@ describeVm("VM tier: rlvm-fleet on real LVM in a Debian guest", () => {
   rootCases();
   mixedCases();
   faultCases();
+  installedCases();
 });

@@ -12,6 +12,7 @@ export function renderReportTable(hostReport: Report, style: Style): string {
   const paint = (status: string) => statusText(status as HostResult["status"], style);
   const renderers: Record<string, () => string> = {
     check: () => renderChecks(report, style),
+    "install-agent": () => renderChecks(report, style),
     backup: () => renderBackupTable(report, style, paint),
     prune: () => renderPruneTable(report, style, paint),
     status: () => renderStatusTable(report, style, paint),

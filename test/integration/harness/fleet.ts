@@ -21,7 +21,7 @@ import { provisionTestUsers } from "./test-users.js";
 
 export type { KeyPair } from "./ssh-keys.js";
 export type { CommandResult } from "./run-command.js";
-export { PASSWORD_SUDO_USER, PASSWORDLESS_SUDO_USER } from "./test-users.js";
+export { PASSWORD_SUDO_USER, PASSWORDLESS_SUDO_USER, RESTRICTED_USER } from "./test-users.js";
 
 /**
  * "root": sshd runs as root, logins as PASSWORDLESS_SUDO_USER / PASSWORD_SUDO_USER (or root) work and sudo

@@ -11,6 +11,11 @@ import { runCommand, runCommandOrThrow } from "./run-command.js";
 export const PASSWORDLESS_SUDO_USER = "rlvmtest";
 /** Login user whose sudo asks for a password. */
 export const PASSWORD_SUDO_USER = "rlvmpw";
+/**
+ * Login user without any sudo rule of the harness's: the least-privilege mode's (install-agent gives it
+ * its one rule, /etc/sudoers.d/rlvm-fleet-rlvmlp).
+ */
+export const RESTRICTED_USER = "rlvmlp";
 
 const SUDOERS_DIRECTORY = "/etc/sudoers.d";
 // Root-only: the password of PASSWORD_SUDO_USER must survive between runs (parallel test files share the
@@ -49,6 +54,8 @@ async function provision(): Promise<TestUsers> {
   await ensureUser(PASSWORDLESS_SUDO_USER);
   await ensureUser(PASSWORD_SUDO_USER);
   await ensurePubkeyLoginAllowed(PASSWORDLESS_SUDO_USER);
+  await ensureUser(RESTRICTED_USER);
+  await ensurePubkeyLoginAllowed(RESTRICTED_USER);
   const sudoPassword = await ensurePassword(PASSWORD_SUDO_USER);
   await installSudoersDropIn(PASSWORDLESS_SUDO_USER, `${PASSWORDLESS_SUDO_USER} ALL=(root) NOPASSWD: ALL\n`);
   await installSudoersDropIn(PASSWORD_SUDO_USER, `${PASSWORD_SUDO_USER} ALL=(root) ALL\n`);

@@ -103,14 +103,17 @@ describe("the build", () => {
     expect(readFileSync(join(tree, "agents/rlvm-agent.sh"), "utf8")).toContain("\n# an edit\n");
   });
 
-  it("marks the agent as generated near its top, and ends it with main", () => {
+  it("marks the agent as generated near its top, groups it, and ends it with main", () => {
     const lines = readFileSync(AGENT, "utf8").split("\n");
     expect(lines[0]).toBe("#!/usr/bin/env bash");
     expect(lines[1]).toBe(
       "# This file is generated from agents/src/ by scripts/build-agent.mjs: edit those, then npm run build.",
     );
+    // The whole agent is one `{ ... }` group (see scripts/build-agent.mjs), main its last command.
+    expect(lines[3]).toBe("{");
     expect(lines.at(-1)).toBe("");
-    expect(lines.at(-2)).toBe('main "$@"');
+    expect(lines.at(-2)).toBe("}");
+    expect(lines.at(-3)).toBe('main "$@"');
     expect(lines.filter((line) => line === 'main "$@"')).toHaveLength(1);
   });
 });

@@ -267,13 +267,13 @@ describe("rlvm-agent.sh as a file", () => {
   const text = readFileSync(AGENT, "utf8");
   const lines = text.split("\n");
 
-  it("is strict bash whose last line is main", () => {
+  it("is strict bash, one group whose last command is main", () => {
     expect(lines[0]).toBe("#!/usr/bin/env bash");
     expect(text).toContain("\nset -Eeuo pipefail\n");
     expect(text).toContain("\nshopt -s inherit_errexit");
     expect(text).toContain("\nexport LC_ALL=C\n");
     expect(text).toContain("\numask 077\n");
-    expect(text.endsWith('\nmain "$@"\n')).toBe(true);
+    expect(text.endsWith('\nmain "$@"\n}\n')).toBe(true);
     expect(lines.filter((line) => line === 'main "$@"')).toHaveLength(1);
     expect(text).toMatch(/\nreadonly AGENT_VERSION="0\.1\.0"\n/);
   });
@@ -418,6 +418,28 @@ describe("plan protocol", () => {
       planText([...good(), ["copy", "web", "c", "zz", "/r", "/pw", "L"], ["end"]]),
     ],
     ["end with a value", planText([...good(), ["end", "x"]])],
+    // The install records belong to install, and name a user a sudoers rule can name (not root).
+    ["install records in a backup plan", planText([...good(), ["install", "backup", "nopasswd"], ["end"]])],
+    ["an allow-list in a preflight plan", planText([...good(), ["allow_any_repository"], ["end"]])],
+    ["install without its install record", planText([...header("install", "p"), ["end"]])],
+    ["install for root", planText([...header("install", "p"), ["install", "root", "nopasswd"], ["end"]])],
+    [
+      "install for a user name sudoers would read otherwise",
+      planText([...header("install", "p"), ["install", "a,b", "nopasswd"], ["end"]]),
+    ],
+    [
+      "install with an unknown sudo mode",
+      planText([...header("install", "p"), ["install", "b", "maybe"], ["end"]]),
+    ],
+    [
+      "an allow-list entry that is not a sha256",
+      planText([
+        ...header("install", "p"),
+        ["install", "b", "nopasswd"],
+        ["allow_repository", "abc", "L"],
+        ["end"],
+      ]),
+    ],
     // Defence in depth: the controller never sends an all-zero retention (it would delete everything).
     [
       "all-zero retention",
@@ -451,12 +473,23 @@ describe("plan protocol", () => {
     expect(run.result.code).toBe("agent_protocol");
   });
 
+  it("installs only as the uploaded agent in its run directory: any other copy refuses, changing nothing", () => {
+    const dir = mkdtempSync(join(base, "copy-"));
+    const script = join(dir, "rlvm-agent.sh");
+    writeFileSync(script, readFileSync(AGENT, "utf8"));
+    const plan = planText([...header("install", unique("inst")), ["install", "backup", "nopasswd"], ["end"]]);
+    const run = runAgent(plan, { script });
+    expect(run.result.code).toBe("agent_unsupported");
+    expect(run.result.message).toMatch(/the installed agent does not install/);
+    expect(run.checks).toEqual([]);
+  });
+
   it("turns an unexpected failure into one agent_error result", () => {
     const dir = mkdtempSync(join(base, "broken-"));
     const script = join(dir, "agent.sh");
     const text = readFileSync(AGENT, "utf8");
     // Redefine one check, just before the last line, so that it fails in the middle of a run.
-    writeFileSync(script, text.replace(/\nmain "\$@"\n$/, '\ncheck_restic() { false; }\nmain "$@"\n'));
+    writeFileSync(script, text.replace(/\nmain "\$@"\n}\n$/, '\ncheck_restic() { false; }\nmain "$@"\n}\n'));
     const run = runAgent(planText([...header("preflight", unique("err")), ["end"]]), { script });
     expect(run.events[0]?.event).toBe("agent_start");
     expect(run.result.code).toBe("agent_error");

@@ -444,6 +444,22 @@ describe("bad input exits 2 naming the place and the problem", () => {
     expect(result.stderr).toMatch(/exclude_paths\[0\]/);
   });
 
+  it("install-agent refuses a host that logs in as root, before anything connects", async () => {
+    const tree = writeTree({
+      "inventory.toml": GOOD_INVENTORY.replace('user = "rlvm"', 'user = "root"'),
+      "host.toml": GOOD_CONFIG,
+    });
+    cleanup = tree.cleanup;
+    const result = await runCli(["install-agent", "-i", "inventory.toml", "--no-color"], { cwd: tree.dir });
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toMatch(
+      /install-agent: host \S+ logs in as "root"; the sudo rule it writes is for a login user other than root/,
+    );
+    expect(result.stderr).toMatch(/--root-login logs in as root for the install itself/);
+    expect(result.stderr).not.toMatch(/connecting/);
+  });
+
   it("the sample config is valid, so every case above fails for its own reason", async () => {
     const tree = writeTree({
       "inventory.toml": GOOD_INVENTORY,

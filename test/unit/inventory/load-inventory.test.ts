@@ -106,6 +106,21 @@ restic_env_file = "/etc/rlvm-fleet/restic.env"
     if (!bad.result.ok) expect(JSON.stringify(bad.result.problems)).toMatch(/expected true or false/);
   });
 
+  it('uploads the agent unless a host says agent = "installed"; anything else is refused at its path', () => {
+    const { result } = load(`[defaults]\nconfig = "c.toml"\n[hosts.h1]\n[hosts.h2]\nagent = "installed"\n`);
+    if (!result.ok) throw new Error(JSON.stringify(result.problems));
+    expect(result.inventory.hosts.map((h) => h.agent)).toEqual(["upload", "installed"]);
+    const bad = load(`[defaults]\nconfig = "c.toml"\n[hosts.h1]\nagent = "preinstalled"\n`);
+    expect(bad.result.ok).toBe(false);
+    if (!bad.result.ok)
+      expect(bad.result.problems).toEqual([
+        expect.objectContaining({
+          path: "hosts.h1.agent",
+          message: expect.stringMatching(/expected "upload" or "installed"/),
+        }),
+      ]);
+  });
+
   it("accepts two unrelated groups that agree, and a host in no group", () => {
     const { result } = load(`
 [defaults]

@@ -111,7 +111,7 @@ function decide(scenario: Scenario) {
   const [hostPlan] = buildPlan(join(dir, "inventory.toml")).hosts;
   if (hostPlan === undefined) throw new Error("no host");
   const plan = agentPlan(hostPlan, command, "run1");
-  const untracked = command === "preflight" || command === "ping";
+  const untracked = command === "preflight" || command === "ping" || command === "install";
   const tracked = scenario.tracked !== undefined ? scenario.tracked : untracked ? null : command;
   const tracker = tracked === null ? null : trackJobs(hostPlan, plan, tracked, initial);
   const hostWarnings: Warning[] = [];

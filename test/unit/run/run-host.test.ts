@@ -3,6 +3,7 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { READY_LINE } from "../../../src/agent/deliver.js";
+import { INSTALLED_AGENT } from "../../../src/agent/installed-agent.js";
 import { agentPlan } from "../../../src/agent/plan-lines.js";
 import { PROTOCOL_VERSION } from "../../../src/agent/protocol.js";
 import { buildPlan, type HostPlan } from "../../../src/plan/build-plan.js";
@@ -837,5 +838,88 @@ describe("runHost: a host's stderr costs bounded memory", () => {
     result = await run();
     expect(result.error?.message).toMatch(/^the agent ended without a result \(exit 3\): \*{9}y+$/);
     expect(result.error?.message).not.toContain(PASSWORD.slice(-3));
+  });
+});
+
+describe('runHost with agent = "installed"', () => {
+  /** What installedCheckArgv's script prints on a host where the shipped agent is installed. */
+  const installedOutput = (sha = AGENT.sha256, agentLine = "0 755 regular file") =>
+    `${[agentLine, ...Array(5).fill("0 755 directory")].join("\n")}\n${sha}  ${INSTALLED_AGENT}\n`;
+  const installedHost =
+    (output: string, then: HostScript): HostScript =>
+    async (channel) => {
+      if (!channel.command.includes("rlvm-fleet-check")) return then(channel);
+      channel.stdout(output);
+      await channel.until(() => channel.stdinClosed);
+      channel.exit({ code: 0, signal: null });
+    };
+
+  it("checks the installed file as the login user, then runs it through sudo -n; nothing is uploaded", async () => {
+    const { harness, run } = setup(installedHost(installedOutput(), agentPrints(agentStart, resultOk)), {
+      host: { agent: "installed" },
+    });
+    const result = await run();
+    expect(result).toMatchObject({ status: "ok", error: null });
+    expect(harness.commands).toEqual([
+      expect.stringMatching(/^bash -c [^]*rlvm-fleet-check \/usr\/local\/libexec\/rlvm-fleet\/rlvm-agent-/),
+      `sudo -n -- ${INSTALLED_AGENT} installed run1 vault1`,
+    ]);
+    expect(harness.commands[0]).not.toMatch(/sudo/);
+    const agentChannel = harness.channels[1];
+    expect(agentChannel?.input()).toMatch(/^RLVM-FLEET-AGENT run1\nplan 2\n/);
+    expect(agentChannel?.input()).not.toContain("echo agent");
+  });
+
+  it.each([
+    [
+      "a tampered file",
+      installedOutput("f".repeat(64)),
+      /is not this controller's \(sha256 f{64}, expected 0{64}\); it was not run/,
+    ],
+    [
+      "a missing file",
+      `missing\n${Array(5).fill("0 755 directory").join("\n")}\nunreadable\n`,
+      /rlvm-agent-\S+ is missing/,
+    ],
+    [
+      "a file others may write to",
+      installedOutput(AGENT.sha256, "0 775 regular file"),
+      /has mode 775: group or others may write to it/,
+    ],
+    [
+      "a file the login user owns",
+      installedOutput(AGENT.sha256, "1000 755 regular file"),
+      /is owned by uid 1000, not root/,
+    ],
+    [
+      "a symlink",
+      installedOutput(AGENT.sha256, "0 777 symbolic link"),
+      /is a symbolic link, not a regular file/,
+    ],
+  ])("refuses %s before anything runs as root", async (_, output, message) => {
+    const { harness, run } = setup(installedHost(output, agentPrints(agentStart, resultOk)), {
+      host: { agent: "installed" },
+    });
+    const result = await run();
+    expect(result.status).toBe("failed");
+    expect(result.error?.code).toBe("agent_not_installed");
+    expect(result.error?.message).toMatch(message);
+    expect(result.error?.hint).toMatch(/install-agent/);
+    expect(harness.commands).toHaveLength(1);
+  });
+
+  it('install-agent uploads through the bootstrap even where agent = "installed"', async () => {
+    const { harness, run } = setup(agentPrints(agentStart, resultOk), {
+      host: { agent: "installed" },
+      ctx: {
+        command: "install",
+        install: () => ({ user: "backup", sudo: "nopasswd", anyRepository: false }),
+      },
+    });
+    const result = await run();
+    expect(result.status).toBe("ok");
+    expect(harness.commands).toEqual([expect.stringMatching(/^sudo -n -- bash -c /)]);
+    expect(harness.channels[0]?.input()).toContain("echo agent\n");
+    expect(harness.channels[0]?.input()).toMatch(/\ninstall backup nopasswd\nallow_repository [0-9a-f]{64} /);
   });
 });

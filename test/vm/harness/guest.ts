@@ -284,7 +284,7 @@ echo "dm=$(dmsetup ls 2>/dev/null | awk '/rlvm/ {print $1}' | list)"
 echo "mounts=$(cat /proc/[0-9]*/mountinfo 2>/dev/null | awk '$5 ~ /^\/run\/rlvm-fleet/ {print $5}' | sort -u | list)"
 echo "rundirs=$(ls -A /run/rlvm-fleet 2>/dev/null | grep -vx locks | list)"
 echo "tempdirs=$(ls -d /tmp/rlvm-fleet.* /var/tmp/rlvm-fleet.* 2>/dev/null | list)"
-echo "agents=$(pgrep -f 'rlvm-agent[.]sh' | list)"
+echo "agents=$(pgrep -f 'rlvm-agent(-[0-9.]+)?[.]sh' | list)"
 echo "restic=$(pgrep -x restic | list)"
 held=""
 for f in /run/rlvm-fleet/locks/rlvm-fleet.*.lock /tmp/rlvm-fleet-locks.*/rlvm-fleet.*.lock; do
@@ -317,7 +317,7 @@ function parseState(text: string): GuestState {
 
 const RESET_SCRIPT = String.raw`
 # Whatever a test left running: agents, restic, fault injectors.
-for pid in $(pgrep -f 'rlvm-agent[.]sh|/run/rlvm-test/.*[.]sh' || true); do kill -KILL "$pid" 2>/dev/null || true; done
+for pid in $(pgrep -f 'rlvm-agent(-[0-9.]+)?[.]sh|/run/rlvm-test/.*[.]sh' || true); do kill -KILL "$pid" 2>/dev/null || true; done
 for pid in $(pgrep -x restic || true); do kill -KILL "$pid" 2>/dev/null || true; done
 sleep 0.5
 for m in $(awk '$2 ~ /^\/run\/rlvm-fleet/ {print $2}' /proc/mounts | sort -r); do umount -l "$m" || true; done
