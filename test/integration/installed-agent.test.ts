@@ -223,6 +223,27 @@ ${repositories}`,
     expect(snapshotCount(repoA)).toBe(before + 1);
   });
 
+  it("with become_password_file: the rule asks for the password, and the installed agent runs once sudo has it", async () => {
+    const user = fleet.passwordUser as string;
+    const passwordFile = writePasswordFile(join(dir, "sudo-password"), fleet.sudoPassword as string);
+    const inv = inventory("password.toml", { user, become_password_file: passwordFile });
+    try {
+      // Through the user's broad rule (with its password), as a rollout would.
+      const install = await runJson("install-agent", inv, "--limit", "lp1");
+      expect(install.code, install.stdout + install.stderr).toBe(0);
+      expect(readFileSync(sudoersDropIn(user), "utf8")).toContain(
+        `\n${user} ALL=(root) ${INSTALLED_AGENT} installed *\n`,
+      );
+      const before = snapshotCount(repoA);
+      const backup = await runJson("backup", inv, "--limit", "lp1");
+      expect(backup.code, backup.stdout + backup.stderr).toBe(0);
+      expect(backup.host("lp1")?.facts?.user).toBe("root");
+      expect(snapshotCount(repoA)).toBe(before + 1);
+    } finally {
+      rmSync(sudoersDropIn(user), { force: true });
+    }
+  });
+
   it("the installed agent does not install: its own rule cannot widen itself or the allow-list", async () => {
     // As the restricted user, through its one rule, with a hand-written install plan.
     const plan = [
