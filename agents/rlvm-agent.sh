@@ -2433,6 +2433,9 @@ cmd_prune() {
     rc=$REPLY
     local json=""
     if [[ -f $out ]]; then IFS= read -r json <"$out" || true; fi
+    # restic prints nothing at all when no snapshot of this host and job is there (a new host, a new
+    # copy destination): nothing to forget is success.
+    if ((rc == 0)) && [[ -z $json || $json == null ]]; then json="[]"; fi
     if ((rc == 0)) && [[ $json == '['*']' ]]; then
       emit prune_done job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" skipped b:false forget "j:$json"
       forgot[${TARGET_URL[t]}]+=" $t"

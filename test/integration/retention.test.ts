@@ -160,6 +160,42 @@ prune_keep_last = 1
     expect(restic(shared, "check")).toMatch(/no errors were found/);
   });
 
+  it("prune of a repository with nothing of this host and job (a new copy destination) succeeds, forgetting nothing", async () => {
+    const fresh = resticInit(join(dir, "fresh-copy"), password);
+    const config = join(dir, "rt1-fresh.toml");
+    writeFileSync(
+      config,
+      `[standard_path.alpha]
+backup_source_path = ${JSON.stringify(join(dir, "src", "rt1", "alpha"))}
+
+[[standard_path.alpha.repositories]]
+repo_path = ${JSON.stringify(shared)}
+password_file = ${JSON.stringify(password)}
+prune_keep_last = 1
+
+  [[standard_path.alpha.repositories.copy_to]]
+  repo = ${JSON.stringify(fresh)}
+  password_file = ${JSON.stringify(password)}
+  prune_keep_last = 2
+`,
+    );
+    const file = writeInventory(fleet, join(dir, "fresh.toml.inv"), {
+      hosts: ["rt1"],
+      defaults: { config },
+    });
+    for (const args of [["--dry-run"], []]) {
+      const prune = await runJson("prune", file, ...args);
+      expect(prune.code, prune.stdout + prune.stderr).toBe(0);
+      const job = prune.host("rt1")?.jobs[0];
+      expect(job?.status).toBe("ok");
+      expect(job?.prunes.map((p) => [p.repo, p.status, p.kept, p.removed])).toEqual([
+        [shared, "ok", expect.any(Number), expect.any(Number)],
+        [fresh, "ok", 0, 0],
+      ]);
+    }
+    expect(snapshots(fresh)).toEqual([]);
+  });
+
   it("status fails a host whose repository cannot be opened, with the reason", async () => {
     const broken = join(dir, "rt2-broken.toml");
     const source = join(dir, "src", "rt2", "alpha");
