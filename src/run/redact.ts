@@ -1,13 +1,11 @@
 // Defence in depth: whatever text comes back from a host, the secrets we know of never reach the
 // report or the terminal, even if a tool on the host echoed them.
+import { repositoriesOf } from "../config/model.js";
 import { repositorySecrets } from "../config/rules.js";
 import type { HostPlan } from "../plan/build-plan.js";
 
 export function secretsOf(hostPlan: HostPlan, becomePassword: string | null): string[] {
-  const urls = hostPlan.config.jobs.flatMap((job) =>
-    job.repositories.flatMap((r) => [r.repo, ...r.copy_to.map((c) => c.repo)]),
-  );
-  const secrets = urls.flatMap(repositorySecrets);
+  const secrets = repositoriesOf(hostPlan.config).flatMap(repositorySecrets);
   if (becomePassword !== null && becomePassword !== "") secrets.push(becomePassword);
   // Longest first, so a secret containing another is masked whole.
   return [...new Set(secrets)].filter((s) => s.length >= 3).sort((a, b) => b.length - a.length);
