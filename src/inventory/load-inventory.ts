@@ -177,12 +177,15 @@ function checkStructure(file: string, hostNames: string[], groups: Map<string, G
   }
   for (const group of groups.values()) {
     const name = group.name;
-    if (name === "all") {
+    if (name === "all" || name === "ungrouped") {
       problems.push({
         file,
-        path: at("groups", "all"),
-        message: 'the group "all" is implicit and cannot be defined',
-        hint: "put settings for every host in [defaults]",
+        path: at("groups", name),
+        message: `the group "${name}" is implicit and cannot be defined (as in Ansible)`,
+        hint:
+          name === "all"
+            ? "put settings for every host in [defaults]"
+            : '"ungrouped" is every host in no group: name your group otherwise',
       });
     } else if (!isName(name)) {
       problems.push({

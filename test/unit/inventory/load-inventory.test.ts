@@ -157,12 +157,13 @@ port = 3
     expect(result.ok && result.inventory.hosts[0]?.port).toBe(3);
   });
 
-  it("refuses a group named all and a name used for a host and a group", () => {
+  it("refuses a group named all or ungrouped, and a name used for a host and a group", () => {
     const { result } = load(`
 [defaults]
 config = "c.toml"
 [groups.all]
 hosts = ["h1"]
+[groups.ungrouped]
 [groups.h1]
 [hosts.h1]
 `);
@@ -170,7 +171,8 @@ hosts = ["h1"]
     if (result.ok) return;
     expect(result.problems.map((p) => p.message)).toEqual([
       '"h1" is both a host and a group, which makes --limit ambiguous',
-      'the group "all" is implicit and cannot be defined',
+      'the group "all" is implicit and cannot be defined (as in Ansible)',
+      'the group "ungrouped" is implicit and cannot be defined (as in Ansible)',
     ]);
   });
 });

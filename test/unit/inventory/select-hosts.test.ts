@@ -39,7 +39,16 @@ describe("--limit", () => {
     ["db1,db2", ["db1", "db2"]],
     ["db1:web2", ["web2", "db1"]],
     ["web*", ["web1", "web2", "web3"]],
-    ["db[12]", ["db1", "db2"]],
+    // As in Ansible: a trailing [N], [-N], [N:M], [N:] is a position in what precedes it.
+    ["db[1]", ["db2"]],
+    ["web[0:1]", ["web1", "web2"]],
+    ["web[-1]", ["web3"]],
+    ["prod[3:]", ["db1", "db2"]],
+    ["db[12]*", ["db1", "db2"]],
+    ["db[!1]", ["db2", "db3"]],
+    ["ungrouped", ["db3"]],
+    ["~web[12]", ["web1", "web2"]],
+    ["web db", ["web1", "web2", "web3", "db1", "db2"]],
     ["all:!db3", ["web1", "web2", "web3", "db1", "db2"]],
     ["!db3", ["web1", "web2", "web3", "db1", "db2"]],
     ["web:&eu", ["web1"]],
@@ -48,6 +57,12 @@ describe("--limit", () => {
     ["&eu", ["web1", "db1"]],
   ])("%s selects %j", (pattern, expected) => {
     expect(select(pattern)).toEqual(expected);
+  });
+
+  it("refuses a position past the group's end, as Ansible does", () => {
+    expect(() => select("db[12]")).toThrow(/no host at the position "db\[12\]" names/);
+    // With a comma, Ansible splits on commas only: "db1:db2" is one name, and matches nothing.
+    expect(() => select("web1, db1:db2")).toThrow(UsageError);
   });
 
   it("refuses a name that matches nothing, with a did-you-mean", () => {
