@@ -1,0 +1,233 @@
+// The report as Prometheus metrics (--metrics FILE), in the text exposition format that
+// node_exporter's textfile collector reads. A pure function of the report; the caller writes the
+// file atomically (temporary file, then rename), as the collector expects.
+import { HOST_STATUSES, type Report } from "../../report/report-schema.js";
+
+const RUN_STATUSES = ["ok", "partial", "failed", "skipped", "planned"] as const;
+
+type Labels = Record<string, string>;
+
+interface Family {
+  name: string;
+  help: string;
+  samples: { labels: Labels; value: number }[];
+}
+
+/** A label value as the exposition format wants it: backslash, double quote and newline escaped. */
+export function escapeLabelValue(value: string): string {
+  return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
+}
+
+const labelText = (labels: Labels) => {
+  const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabelValue(v)}"`);
+  return pairs.length === 0 ? "" : `{${pairs.join(",")}}`;
+};
+
+const seconds = (ms: number) => ms / 1000;
+const timestampSeconds = (iso: string) => Date.parse(iso) / 1000;
+
+export const LAST_SUCCESS = "rlvm_fleet_backup_last_success_timestamp_seconds";
+
+/**
+ * Every family has HELP and TYPE (all are gauges: each file is one run's state, replaced by the
+ * next run). Families without samples are left out. Per-host families carry a `command` label, so
+ * one file per command (backup, prune, status, ...) in the collector's directory never collide.
+ *
+ * `previous` is the file this one replaces: a backup that did not succeed this time keeps the last
+ * success timestamp it had there, so a failed run cannot make the series vanish (an alert on
+ * `time() - …` would then go quiet exactly when it matters).
+ */
+export function renderReportMetrics(report: Report, previous = ""): string {
+  const families = new Map<string, Family>();
+  const add = (name: string, help: string, labels: Labels, value: number | null) => {
+    if (value === null || !Number.isFinite(value)) return;
+    let family = families.get(name);
+    if (family === undefined) {
+      family = { name, help, samples: [] };
+      families.set(name, family);
+    }
+    family.samples.push({ labels, value });
+  };
+  const command = report.command;
+  const finished = timestampSeconds(report.finished_at);
+
+  add("rlvm_fleet_run_timestamp_seconds", "When the run finished (Unix time).", { command }, finished);
+  add(
+    "rlvm_fleet_run_duration_seconds",
+    "How long the run took.",
+    { command },
+    finished - timestampSeconds(report.started_at),
+  );
+  add(
+    "rlvm_fleet_run_exit_code",
+    "The run's exit code (0 ok, 1 failed, 3 partial, 4 unreachable, 130 interrupted).",
+    { command },
+    report.exit_code,
+  );
+  add(
+    "rlvm_fleet_run_dry_run",
+    "1 when the run was a dry run (nothing changed).",
+    { command },
+    report.options.dry_run ? 1 : 0,
+  );
+  for (const status of HOST_STATUSES)
+    add(
+      "rlvm_fleet_run_hosts",
+      "Hosts of the run by their status.",
+      { command, status },
+      report.summary[status],
+    );
+
+  const carried = previousLastSuccess(previous);
+  for (const host of report.hosts) {
+    const h = { host: host.name, command };
+    for (const status of HOST_STATUSES)
+      add(
+        "rlvm_fleet_host_status",
+        "1 for the host's status in the run, 0 for the other statuses (ok, partial, failed, unreachable, skipped).",
+        { ...h, status },
+        host.status === status ? 1 : 0,
+      );
+    add("rlvm_fleet_host_duration_seconds", "How long the host's run took.", h, seconds(host.duration_ms));
+    if (host.error !== null)
+      add(
+        "rlvm_fleet_host_error",
+        "1 with the code of the host's error (absent when it had none).",
+        { ...h, code: host.error.code },
+        1,
+      );
+    // A skipped host never started: it has no run to date.
+    if (host.status !== "skipped")
+      add(
+        "rlvm_fleet_host_last_run_timestamp_seconds",
+        "When the run that includes the host finished (Unix time).",
+        h,
+        finished,
+      );
+
+    for (const job of host.jobs) {
+      const j = { host: host.name, job: job.name };
+      if (job.snapshot !== null) {
+        add(
+          "rlvm_fleet_snapshot_lifetime_seconds",
+          "How long the job's LVM snapshot existed.",
+          j,
+          seconds(job.snapshot.lifetime_ms),
+        );
+        add(
+          "rlvm_fleet_snapshot_cow_peak_ratio",
+          "The highest COW use of the job's LVM snapshot, 0 to 1 (the report's cow_peak_percent / 100).",
+          j,
+          job.snapshot.cow_peak_percent === null ? null : job.snapshot.cow_peak_percent / 100,
+        );
+      }
+      for (const repo of job.repos) {
+        const r = { ...j, repository: repo.repo };
+        for (const status of RUN_STATUSES)
+          add(
+            "rlvm_fleet_backup_status",
+            "1 for the backup's status in this repository, 0 for the others.",
+            { ...r, status },
+            repo.status === status ? 1 : 0,
+          );
+        // ok and partial (restic exit 3) both stored a snapshot, which `status` counts as the latest.
+        const stored = repo.snapshot_id !== null && (repo.status === "ok" || repo.status === "partial");
+        add(
+          LAST_SUCCESS,
+          "When a backup of the job last stored a snapshot in the repository (Unix time).",
+          r,
+          stored ? finished : (carried.get(`${LAST_SUCCESS}${labelText(r)}`) ?? null),
+        );
+        add("rlvm_fleet_backup_files_new", "Files restic found new in the backup.", r, repo.files_new);
+        add(
+          "rlvm_fleet_backup_files_changed",
+          "Files restic found changed in the backup.",
+          r,
+          repo.files_changed,
+        );
+        add(
+          "rlvm_fleet_backup_data_added_bytes",
+          "Bytes the backup added to the repository.",
+          r,
+          repo.data_added,
+        );
+        add(
+          "rlvm_fleet_backup_duration_seconds",
+          "How long the backup into the repository took.",
+          r,
+          repo.duration_ms === null ? null : seconds(repo.duration_ms),
+        );
+      }
+      for (const prune of job.prunes) {
+        const r = { ...j, repository: prune.repo };
+        for (const status of RUN_STATUSES)
+          add(
+            "rlvm_fleet_prune_status",
+            "1 for the forget/prune's status in this repository, 0 for the others.",
+            { ...r, status },
+            prune.status === status ? 1 : 0,
+          );
+        add(
+          "rlvm_fleet_prune_snapshots_kept",
+          "Snapshots of the host and job that restic forget kept.",
+          r,
+          prune.kept,
+        );
+        add(
+          "rlvm_fleet_prune_snapshots_removed",
+          "Snapshots of the host and job that restic forget removed (with --dry-run: would remove).",
+          r,
+          prune.removed,
+        );
+      }
+      for (const latest of job.latest) {
+        const r = { ...j, repository: latest.repo };
+        const time = latest.time === null || latest.age_s === null ? null : timestampSeconds(latest.time);
+        add(
+          "rlvm_fleet_latest_snapshot_age_seconds",
+          "Age of the job's latest snapshot in the repository when status ran (absent: none, or no valid time).",
+          r,
+          latest.age_s,
+        );
+        add(
+          "rlvm_fleet_latest_snapshot_timestamp_seconds",
+          "Time of the job's latest snapshot in the repository (Unix time; absent: none, or no valid time).",
+          r,
+          time,
+        );
+        add(
+          "rlvm_fleet_latest_snapshot_stale",
+          "1 when the job's latest snapshot in the repository is older than --max-age, or missing.",
+          r,
+          latest.stale ? 1 : 0,
+        );
+        add(
+          "rlvm_fleet_latest_snapshot_readable",
+          "1 when status could read the repository, 0 when it could not.",
+          r,
+          latest.error === null ? 1 : 0,
+        );
+      }
+    }
+  }
+
+  const lines: string[] = [];
+  for (const family of families.values()) {
+    lines.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} gauge`);
+    for (const s of family.samples) lines.push(`${family.name}${labelText(s.labels)} ${s.value}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** The last success samples of the file a run replaces, by their series (name and labels as written). */
+function previousLastSuccess(previous: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of previous.split("\n")) {
+    if (!line.startsWith(`${LAST_SUCCESS}{`)) continue;
+    const space = line.lastIndexOf(" ");
+    const value = Number(line.slice(space + 1));
+    if (space > 0 && line.slice(space + 1) !== "" && Number.isFinite(value))
+      samples.set(line.slice(0, space), value);
+  }
+  return samples;
+}

@@ -1,0 +1,272 @@
+// --metrics FILE: the report as Prometheus text, checked by promtool itself (Debian's prometheus
+// package) and read back sample by sample.
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { escapeLabelValue, renderReportMetrics } from "../../../../src/cli/render/metrics.js";
+import type { JobResult, RepoResult, Report } from "../../../../src/report/report-schema.js";
+import { hostResult as host, report } from "../../../helpers/report-fixture.js";
+import { skipOrFail, type SkippableContext } from "../../../helpers/skip-or-fail.js";
+
+const job = (extra: Partial<JobResult>): JobResult => ({
+  name: "data",
+  category: "lv_nonroot",
+  status: "ok",
+  snapshot: null,
+  repos: [],
+  copies: [],
+  prunes: [],
+  latest: [],
+  ...extra,
+});
+
+const repo = (path: string, extra: Partial<RepoResult> = {}): RepoResult => ({
+  repo: path,
+  status: "ok",
+  snapshot_id: "1a2b3c4d",
+  files_new: 3,
+  files_changed: 1,
+  files_unmodified: 10,
+  data_added: 2048,
+  duration_ms: 900,
+  error: null,
+  ...extra,
+});
+
+const failedRepo = (path: string) =>
+  repo(path, {
+    status: "failed",
+    snapshot_id: null,
+    files_new: null,
+    files_changed: null,
+    files_unmodified: null,
+    data_added: null,
+    error: "restic backup failed (exit 1)",
+  });
+
+// A repository label as a masked URL can hold every character the format must escape.
+const ODD = 'rest:https://u:***@vault/a "b" \\c\nd/';
+
+/** `promtool check metrics` on `text`: its exit code and what it said (lint problems included). */
+function promtool(ctx: SkippableContext, text: string): { code: number | null; output: string } {
+  const run = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
+  const missing = (run.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
+  skipOrFail(
+    ctx,
+    "unit",
+    missing ? "promtool is not installed (Debian: apt-get install prometheus)" : undefined,
+  );
+  return { code: run.status, output: `${run.stdout}${run.stderr}` };
+}
+
+/** The samples of `text` as "name{labels}" → value, and the families' HELP and TYPE lines. */
+function parse(text: string) {
+  const samples = new Map<string, number>();
+  const help = new Set<string>();
+  const type = new Map<string, string>();
+  for (const line of text.trimEnd().split("\n")) {
+    const meta = /^# (HELP|TYPE) (\S+) (.+)$/.exec(line);
+    if (meta !== null) {
+      if (meta[1] === "HELP") help.add(meta[2] ?? "");
+      else type.set(meta[2] ?? "", meta[3] ?? "");
+      continue;
+    }
+    const space = line.lastIndexOf(" ");
+    samples.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return { samples, help, type };
+}
+
+const finished = (r: Report) => Date.parse(r.finished_at) / 1000;
+
+const backupReport = () =>
+  report("backup", [
+    host("web1", "ok", {
+      duration_ms: 2500,
+      jobs: [
+        job({
+          snapshot: { name: "lv_data_rlvm_x", lifetime_ms: 4200, cow_peak_percent: 12.5, overflowed: false },
+          repos: [repo("/srv/backup/a"), repo(ODD, { data_added: 3 * 1024 * 1024, files_new: 0 })],
+        }),
+      ],
+    }),
+    host("db1", "failed", {
+      error: { code: "backup_failed", message: "1 of 1 jobs failed", hint: "see below" },
+      jobs: [job({ status: "failed", repos: [failedRepo("/srv/backup/a")] })],
+    }),
+    host("db3", "unreachable", { error: { code: "refused", message: "refused", hint: "start sshd" } }),
+  ]);
+
+describe("renderReportMetrics", () => {
+  it("backup: per host status, duration and run time; per job and repository the backup's numbers", (ctx) => {
+    const r = backupReport();
+    const text = renderReportMetrics(r);
+    const { samples, help, type } = parse(text);
+    const t = finished(r);
+    const a = 'host="web1",job="data",repository="/srv/backup/a"';
+    const odd = `host="web1",job="data",repository="${escapeLabelValue(ODD)}"`;
+    expect(Object.fromEntries(samples)).toMatchObject({
+      'rlvm_fleet_run_exit_code{command="backup"}': 1,
+      'rlvm_fleet_run_duration_seconds{command="backup"}': 1.5,
+      'rlvm_fleet_run_hosts{command="backup",status="failed"}': 1,
+      'rlvm_fleet_host_status{host="web1",command="backup",status="ok"}': 1,
+      'rlvm_fleet_host_status{host="web1",command="backup",status="failed"}': 0,
+      'rlvm_fleet_host_status{host="db1",command="backup",status="failed"}': 1,
+      'rlvm_fleet_host_status{host="db3",command="backup",status="unreachable"}': 1,
+      'rlvm_fleet_host_error{host="db3",command="backup",code="refused"}': 1,
+      'rlvm_fleet_host_duration_seconds{host="web1",command="backup"}': 2.5,
+      'rlvm_fleet_host_last_run_timestamp_seconds{host="db3",command="backup"}': t,
+      'rlvm_fleet_snapshot_lifetime_seconds{host="web1",job="data"}': 4.2,
+      'rlvm_fleet_snapshot_cow_peak_ratio{host="web1",job="data"}': 0.125,
+      [`rlvm_fleet_backup_last_success_timestamp_seconds{${a}}`]: t,
+      [`rlvm_fleet_backup_files_new{${a}}`]: 3,
+      [`rlvm_fleet_backup_files_changed{${a}}`]: 1,
+      [`rlvm_fleet_backup_data_added_bytes{${a}}`]: 2048,
+      [`rlvm_fleet_backup_duration_seconds{${a}}`]: 0.9,
+      [`rlvm_fleet_backup_status{${a},status="ok"}`]: 1,
+      [`rlvm_fleet_backup_data_added_bytes{${odd}}`]: 3 * 1024 * 1024,
+      [`rlvm_fleet_backup_files_new{${odd}}`]: 0,
+      'rlvm_fleet_backup_status{host="db1",job="data",repository="/srv/backup/a",status="failed"}': 1,
+    });
+    // Escaped as the exposition format says: \\, \" and \n, on one line.
+    expect(text).toContain('repository="rest:https://u:***@vault/a \\"b\\" \\\\c\\nd/"');
+    // A failed backup with no earlier success has no success time, and no numbers it never had.
+    expect(text).not.toMatch(/rlvm_fleet_backup_(last_success_timestamp_seconds|files_new)\{host="db1"/);
+    expect(text).not.toMatch(/rlvm_fleet_host_error\{host="web1"/);
+    // Every family has HELP and TYPE (gauge), and every sample belongs to one.
+    const names = new Set([...samples.keys()].map((k) => k.replace(/\{.*$/, "")));
+    for (const name of names) {
+      expect(name).toMatch(/^rlvm_fleet_[a-z_]+$/);
+      expect(help, name).toContain(name);
+      expect(type.get(name), name).toBe("gauge");
+    }
+    expect(help.size).toBe(names.size);
+    expect(promtool(ctx, text)).toEqual({ code: 0, output: "" });
+  });
+
+  it("a backup that did not succeed keeps the last success time of the file it replaces", () => {
+    const first = backupReport();
+    const before = renderReportMetrics(first);
+    const key =
+      'rlvm_fleet_backup_last_success_timestamp_seconds{host="web1",job="data",repository="/srv/backup/a"}';
+    const oddKey = `rlvm_fleet_backup_last_success_timestamp_seconds{host="web1",job="data",repository="${escapeLabelValue(ODD)}"}`;
+    expect(parse(before).samples.get(key)).toBe(finished(first));
+    // The next run: web1's first repository fails, the odd one succeeds again, later.
+    const next: Report = {
+      ...report("backup", [
+        host("web1", "failed", {
+          error: { code: "backup_failed", message: "1 of 1 jobs failed", hint: "see below" },
+          jobs: [job({ status: "failed", repos: [failedRepo("/srv/backup/a"), repo(ODD)] })],
+        }),
+      ]),
+      finished_at: "2026-01-02T03:04:05.000Z",
+    };
+    const after = parse(renderReportMetrics(next, before)).samples;
+    expect(after.get(key)).toBe(finished(first));
+    expect(after.get(oddKey)).toBe(Date.parse("2026-01-02T03:04:05.000Z") / 1000);
+    // Without the earlier file there is nothing to keep; garbage in it is ignored.
+    expect(parse(renderReportMetrics(next)).samples.has(key)).toBe(false);
+    expect(parse(renderReportMetrics(next, `${key} not-a-number\n${key}\n`)).samples.has(key)).toBe(false);
+    // A series the new report does not have is not carried (the host left the selection).
+    expect(
+      parse(renderReportMetrics(next, before.replaceAll('host="web1"', 'host="gone"'))).samples.has(
+        key.replace("web1", "gone"),
+      ),
+    ).toBe(false);
+  });
+
+  it("prune: kept and removed per host, job and repository; status: age, time and staleness", (ctx) => {
+    const prune = report("prune", [
+      host("web1", "ok", {
+        jobs: [
+          job({
+            prunes: [
+              {
+                repo: "/srv/a",
+                status: "ok",
+                kept: 7,
+                removed: 2,
+                removed_ids: ["a", "b"],
+                dry_run: false,
+                error: null,
+              },
+            ],
+          }),
+        ],
+      }),
+    ]);
+    const pruneText = renderReportMetrics(prune);
+    expect(Object.fromEntries(parse(pruneText).samples)).toMatchObject({
+      'rlvm_fleet_prune_snapshots_kept{host="web1",job="data",repository="/srv/a"}': 7,
+      'rlvm_fleet_prune_snapshots_removed{host="web1",job="data",repository="/srv/a"}': 2,
+      'rlvm_fleet_prune_status{host="web1",job="data",repository="/srv/a",status="ok"}': 1,
+    });
+    expect(pruneText).not.toContain("rlvm_fleet_backup_");
+    expect(promtool(ctx, pruneText)).toEqual({ code: 0, output: "" });
+
+    const time = "2025-12-31T23:00:00.5Z";
+    const status = report("status", [
+      host("web1", "failed", {
+        error: { code: "stale", message: "no snapshot newer than --max-age", hint: "run backup" },
+        jobs: [
+          job({
+            status: "failed",
+            latest: [
+              { repo: "/srv/a", snapshot_id: "1a2b3c4d", time, age_s: 3600, stale: false, error: null },
+              { repo: "/srv/b", snapshot_id: null, time: null, age_s: null, stale: true, error: null },
+              {
+                repo: "/srv/c",
+                snapshot_id: "5e6f7a8b",
+                time: "not a time",
+                age_s: null,
+                stale: true,
+                error: null,
+              },
+              {
+                repo: "/srv/d",
+                snapshot_id: null,
+                time: null,
+                age_s: null,
+                stale: false,
+                error: "wrong password",
+              },
+            ],
+          }),
+        ],
+      }),
+    ]);
+    const statusText = renderReportMetrics(status);
+    const s = parse(statusText).samples;
+    const r = (repository: string) => `{host="web1",job="data",repository="${repository}"}`;
+    expect(s.get(`rlvm_fleet_latest_snapshot_age_seconds${r("/srv/a")}`)).toBe(3600);
+    expect(s.get(`rlvm_fleet_latest_snapshot_timestamp_seconds${r("/srv/a")}`)).toBe(Date.parse(time) / 1000);
+    expect(s.get(`rlvm_fleet_latest_snapshot_stale${r("/srv/a")}`)).toBe(0);
+    // No snapshot, or a time that is not one: no age and no time, and stale says so.
+    for (const repository of ["/srv/b", "/srv/c"]) {
+      expect(s.has(`rlvm_fleet_latest_snapshot_age_seconds${r(repository)}`)).toBe(false);
+      expect(s.has(`rlvm_fleet_latest_snapshot_timestamp_seconds${r(repository)}`)).toBe(false);
+      expect(s.get(`rlvm_fleet_latest_snapshot_stale${r(repository)}`)).toBe(1);
+    }
+    expect(s.get(`rlvm_fleet_latest_snapshot_readable${r("/srv/d")}`)).toBe(0);
+    expect(s.get(`rlvm_fleet_latest_snapshot_readable${r("/srv/a")}`)).toBe(1);
+    expect(s.get('rlvm_fleet_host_error{host="web1",command="status",code="stale"}')).toBe(1);
+    expect(promtool(ctx, statusText)).toEqual({ code: 0, output: "" });
+  });
+
+  it("check, ping and a skipped host: host families only; a skipped host has no run time", (ctx) => {
+    const text = renderReportMetrics(
+      report("check", [host("web1", "ok"), host("db1", "skipped")], { interrupted: true }),
+    );
+    const s = parse(text).samples;
+    expect(s.get('rlvm_fleet_run_exit_code{command="check"}')).toBe(130);
+    expect(s.get('rlvm_fleet_host_status{host="db1",command="check",status="skipped"}')).toBe(1);
+    expect(s.has('rlvm_fleet_host_last_run_timestamp_seconds{host="db1",command="check"}')).toBe(false);
+    expect(s.has('rlvm_fleet_host_last_run_timestamp_seconds{host="web1",command="check"}')).toBe(true);
+    expect(text).not.toMatch(/rlvm_fleet_(backup|prune|latest|snapshot)_/);
+    expect(promtool(ctx, text)).toEqual({ code: 0, output: "" });
+  });
+
+  it("promtool rejects what the format forbids, so its verdict above means something", (ctx) => {
+    const bad = promtool(ctx, 'rlvm_fleet_x{repository="a"b"} 1\n');
+    expect(bad.code).not.toBe(0);
+  });
+});
