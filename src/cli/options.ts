@@ -20,6 +20,8 @@ export interface JobFilterOptions {
 export interface FleetOptions extends CommonOptions {
   forks: string;
   report?: string;
+  junit?: string;
+  metrics?: string;
   quiet?: boolean;
   verbose?: boolean;
 }
@@ -42,6 +44,11 @@ export function withFleetOptions(command: Command): Command {
   return withCommonOptions(command, ["table", "json", "markdown"])
     .option("--forks <n>", "hosts in parallel", "10")
     .option("--report <file>", "also write the JSON report to FILE")
+    .option("--junit <file>", "also write JUnit XML to FILE: a test case per host and job, for CI")
+    .option(
+      "--metrics <file>",
+      "also write Prometheus metrics to FILE (text format, for node_exporter's textfile collector)",
+    )
     .option("-q, --quiet", "no progress lines on stderr")
     .addOption(
       new Option("-v, --verbose", "also every line the agent logs on the host (its stderr)").conflicts(

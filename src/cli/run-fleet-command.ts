@@ -1,15 +1,28 @@
 // What every command that connects shares: plan, run with progress and Ctrl-C, write the report,
 // render, and return the report's exit code.
 import { randomBytes } from "node:crypto";
-import { renameSync, rmSync, writeFileSync } from "node:fs";
-import { resolve } from "node:path";
+import {
+  closeSync,
+  fchmodSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, resolve } from "node:path";
+import { UsageError } from "../errors.js";
 import { buildPlan, type FleetPlan } from "../plan/build-plan.js";
 import type { ReportOptions } from "../report/report-options.js";
 import { runFleet, type FleetRunRequest } from "../run/run-fleet.js";
 import type { CliIo } from "./io.js";
 import type { FleetOptions } from "./options.js";
-import { renderProgress } from "./render/progress.js";
+import { renderReportJunit } from "./render/junit.js";
 import { renderReportMarkdown } from "./render/markdown.js";
+import { renderReportMetrics } from "./render/metrics.js";
+import { renderProgress } from "./render/progress.js";
 import { renderReportTable } from "./render/report-table.js";
 import type { Style } from "./render/style.js";
 
@@ -25,7 +38,7 @@ export interface FleetStyles {
 export async function runFleetCommand(
   command: FleetRunRequest["command"],
   options: ReportOptions,
-  output: Pick<FleetOptions, "format" | "report" | "quiet" | "verbose">,
+  output: Pick<FleetOptions, "format" | "report" | "junit" | "metrics" | "quiet" | "verbose">,
   io: CliIo,
   style: FleetStyles,
   extra: {
@@ -40,6 +53,17 @@ export async function runFleetCommand(
     names: options.name,
   });
   extra.refuse?.(plan);
+  // A run of hours must not end in an output that cannot be written: its directory is checked first.
+  for (const [option, file] of [
+    ["--report", output.report],
+    ["--junit", output.junit],
+    ["--metrics", output.metrics],
+  ] as const) {
+    if (file !== undefined && !isDirectory(dirname(resolve(io.cwd, file))))
+      throw new UsageError(
+        `${option} ${file}: the directory ${dirname(resolve(io.cwd, file))} does not exist`,
+      );
+  }
   const controller = new AbortController();
   const onSignal = () => {
     io.stderr("\nrlvm-fleet: interrupted; stopping every host's agent (they clean up) ...\n");
@@ -64,6 +88,12 @@ export async function runFleetCommand(
     });
     if (output.report !== undefined)
       writeAtomically(resolve(io.cwd, output.report), `${JSON.stringify(report, null, 2)}\n`);
+    if (output.junit !== undefined) writeAtomically(resolve(io.cwd, output.junit), renderReportJunit(report));
+    if (output.metrics !== undefined) {
+      const path = resolve(io.cwd, output.metrics);
+      // World-readable: node_exporter reads it as its own user; it holds masked repository labels only.
+      writeAtomically(path, renderReportMetrics(report, readPrevious(path)), undefined, 0o644);
+    }
     io.stdout(
       output.format === "json"
         ? `${JSON.stringify(report, null, 2)}\n`
@@ -77,19 +107,46 @@ export async function runFleetCommand(
   }
 }
 
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The file a new one replaces, or "" when there is none yet or it is not a regular file (a FIFO or
+ * a symlink planted there is never read).
+ */
+function readPrevious(path: string): string {
+  try {
+    return lstatSync(path).isFile() ? readFileSync(path, "utf8") : "";
+  } catch {
+    return "";
+  }
+}
+
 /**
  * Write `text` to `path` through a temporary file beside it, renamed over it. The temporary name is
  * unique and created exclusively (`wx`): a file or symlink already there (planted in a shared
- * directory) is never followed or overwritten; the write fails instead.
+ * directory) is never followed or overwritten; the write fails instead. `mode` is set exactly.
  */
 export function writeAtomically(
   path: string,
   text: string,
   uniqueSuffix: () => string = () => `${process.pid}-${randomBytes(8).toString("hex")}`,
+  mode = 0o600,
 ): void {
   const temporary = `${path}.tmp-${uniqueSuffix()}`;
-  writeFileSync(temporary, text, { mode: 0o600, flag: "wx" });
+  const fd = openSync(temporary, "wx", mode);
   try {
+    try {
+      fchmodSync(fd, mode); // the mode as asked, whatever the umask (node_exporter must read metrics)
+      writeFileSync(fd, text);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(temporary, path);
   } catch (error) {
     rmSync(temporary, { force: true });
