@@ -2,14 +2,17 @@
 // TOML blocks are loaded with the real schemas, rlvm-fleet command lines are checked against each
 // command's --help, and the ones that make no connection are run. The restore commands are run by
 // test/integration/restore.test.ts against a real backup.
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadResticConfig } from "../../src/config/load-config.js";
 import { loadInventory } from "../../src/inventory/load-inventory.js";
+import { renderReportMetrics } from "../../src/cli/render/metrics.js";
 import { commandLineProblems, rlvmFleetArgv } from "../helpers/command-lines.js";
+import { hostResult, report } from "../helpers/report-fixture.js";
 import { runCli, writeTree } from "../helpers/run-cli.js";
+import { skipOrFail } from "../helpers/skip-or-fail.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const README = readFileSync(join(ROOT, "README.md"), "utf8");
@@ -53,7 +56,76 @@ const shellLines = blocks
 describe("README", () => {
   it("has its code blocks tagged, and only these kinds", () => {
     expect(blocks.length).toBeGreaterThan(8);
-    for (const block of blocks) expect(["sh", "toml", "text", ""]).toContain(block.lang);
+    for (const block of blocks) expect(["sh", "toml", "text", "yaml", ""]).toContain(block.lang);
+  });
+
+  it("has Prometheus rule blocks (the only YAML) that promtool accepts", (ctx) => {
+    const yaml = blocks.filter((b) => b.lang === "yaml");
+    expect(yaml.length).toBeGreaterThanOrEqual(1);
+    const tree = writeTree({});
+    try {
+      for (const [i, block] of yaml.entries()) {
+        const file = join(tree.dir, `rules-${i}.yml`);
+        writeFileSync(file, `${block.body}\n`);
+        const run = spawnSync("promtool", ["check", "rules", file], { encoding: "utf8" });
+        const missing = (run.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
+        skipOrFail(
+          ctx,
+          "unit",
+          missing ? "promtool is not installed (Debian: apt-get install prometheus)" : undefined,
+        );
+        expect(run.status, `${run.stdout}${run.stderr}`).toBe(0);
+      }
+    } finally {
+      tree.cleanup();
+    }
+  });
+
+  it("names exactly the metrics --metrics writes", () => {
+    const job = { name: "data", category: "lv_nonroot", status: "ok" as const, copies: [] };
+    const latest = {
+      repo: "/r",
+      snapshot_id: "1a2b3c4d",
+      time: "2025-01-01T00:00:00Z",
+      age_s: 5,
+      stale: false,
+      error: null,
+    };
+    const withJob = (extra: object) =>
+      hostResult("h", "failed", {
+        error: { code: "stale", message: "m", hint: "h" },
+        jobs: [{ ...job, snapshot: null, repos: [], prunes: [], latest: [], ...extra }],
+      });
+    const written = [
+      report("backup", [
+        withJob({
+          snapshot: { name: "s", lifetime_ms: 1, cow_peak_percent: 1, overflowed: false },
+          repos: [
+            {
+              repo: "/r",
+              status: "ok",
+              snapshot_id: "1a2b3c4d",
+              files_new: 1,
+              files_changed: 1,
+              files_unmodified: 1,
+              data_added: 1,
+              duration_ms: 1,
+              error: null,
+            },
+          ],
+        }),
+      ]),
+      report("prune", [
+        withJob({
+          prunes: [
+            { repo: "/r", status: "ok", kept: 1, removed: 1, removed_ids: [], dry_run: false, error: null },
+          ],
+        }),
+      ]),
+      report("status", [withJob({ latest: [latest] })]),
+    ].flatMap((r) => [...renderReportMetrics(r).matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]));
+    const named = [...README.matchAll(/\brlvm_fleet_[a-z_]+\b/g)].map((m) => m[0]);
+    expect([...new Set(named)].sort()).toEqual([...new Set(written)].sort());
   });
 
   it.each(blocks.filter((b) => b.lang === "toml").map((b, i) => [i, b] as const))(
