@@ -51,7 +51,13 @@ export function groupRepositories(uses: RepositoryUse[]): Repository[] {
       .sort((a, b) => compare(a.host, b.host)),
     actions: [],
   }));
-  return entries.sort((a, b) => compare(a.url, b.url) || compare(a.id ?? "", b.id ?? ""));
+  // Host-local entries of one path differ only in their host.
+  return entries.sort(
+    (a, b) =>
+      compare(a.url, b.url) ||
+      compare(a.id ?? "", b.id ?? "") ||
+      compare(a.hosts[0]?.host ?? "", b.hosts[0]?.host ?? ""),
+  );
 }
 
 /** Code-unit order, the same on every machine and locale. */
