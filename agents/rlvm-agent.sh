@@ -585,6 +585,49 @@ restic_error_text() {
   error_line "$1" "${TARGET_URL[$2]}" "${TARGET_LABEL[$2]}"
 }
 
+# config_repo_id TEXT: REPLY = the repository id in `restic cat config`'s JSON, or "" when TEXT holds
+# none that is 64 lowercase hex digits (restic's output is validated like any other input).
+config_repo_id() {
+  local re='"id":[[:space:]]*"([^"]*)"' id=""
+  REPLY=""
+  if [[ $1 =~ $re ]]; then id=${BASH_REMATCH[1]}; fi
+  if [[ $id =~ $SHA256_RE ]]; then REPLY=$id; fi
+}
+
+# restic_read_config KIND INDEX: exec `restic cat config`, read-only and lock-free, within
+# PREFLIGHT_TIMEOUT. Not restic_exec itself, so that a stopped or killed read is never followed by a
+# `restic unlock` (unlock_after_child): it held no lock.
+# shellcheck disable=SC2317 # run in the background
+restic_read_config() {
+  restic_exec "$1" "$2" "$PREFLIGHT_TIMEOUT" cat config --no-lock --no-cache
+}
+
+# emit_repo_identities: one repo_identity event per target (list_targets) whose repository opens, with
+# one `restic cat config` per distinct repository and password file, before the command's first use
+# of them. A repository that does not open emits nothing here: the command's own restic call reports
+# why.
+emit_repo_identities() {
+  local t key out err
+  local -A opened=()
+  for t in "${!TARGET_ID[@]}"; do
+    if [[ ${TARGET_KIND[t]} == repo ]]; then
+      key=${TARGET_URL[t]}$'\n'${REPO_PWFILE[${TARGET_INDEX[t]}]}
+    else
+      key=${TARGET_URL[t]}$'\n'${COPY_PWFILE[${TARGET_INDEX[t]}]}
+    fi
+    if [[ -z ${opened[$key]+set} ]]; then
+      out="$RUN_DIR/config.${TARGET_ID[t]}.out" err="$RUN_DIR/config.${TARGET_ID[t]}.err"
+      run_restic_bg "$out" "$err" restic_read_config "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}"
+      opened[$key]=""
+      if ((REPLY == 0)) && [[ -f $out ]]; then
+        config_repo_id "$(<"$out")"
+        opened[$key]=$REPLY
+      fi
+    fi
+    if [[ -n ${opened[$key]} ]]; then emit repo_identity repo "s:${TARGET_ID[t]}" repo_id "s:${opened[$key]}"; fi
+  done
+}
+
 # run_restic_bg OUT ERR FUNC ARG...: start FUNC in the background with its output in files, wait for it
 # (a signal interrupts the wait; cleanup_all then stops it with SIGINT). REPLY = its exit status.
 run_restic_bg() {
@@ -1678,11 +1721,15 @@ check_env_file() {
   fi
 }
 
+# The full repository id that the last check_repo read, or "" when the repository did not open.
+CHECKED_REPO_ID=""
+
 # check_repo NAME KIND INDEX REPO PASSWORD_FILE LABEL: `restic cat config --no-lock` opens the
 # repository (KIND repo or copy, as restic_exec takes them), read-only, without a lock and without a cache
-# (nothing is written on the host or in the repository).
+# (nothing is written on the host or in the repository). CHECKED_REPO_ID = its id, for repo_identity.
 check_repo() {
   local name=$1 kind=$2 index=$3 repo=$4 password_file=$5 label=$6 line hint re
+  CHECKED_REPO_ID=""
   if ! restic_usable; then
     check "$name" false "not checked: no usable restic (see the restic check)" "fix the restic check first"
     return 0
@@ -1694,12 +1741,13 @@ check_repo() {
   fi
   capture restic_exec "$kind" "$index" "$PREFLIGHT_TIMEOUT" cat config --no-lock --no-cache
   if ((CAP_RC == 0)); then
-    local id="" version=""
-    re='"id":[[:space:]]*"([0-9a-f]+)"'
-    if [[ $CAP_OUT =~ $re ]]; then id=${BASH_REMATCH[1]:0:8}; fi
+    local version=""
+    config_repo_id "$CAP_OUT"
+    CHECKED_REPO_ID=$REPLY
     re='"version":[[:space:]]*([0-9]+)'
     if [[ $CAP_OUT =~ $re ]]; then version=${BASH_REMATCH[1]}; fi
-    check "$name" true "repository ${id:-?} opens (format version ${version:-?})" ""
+    local short=${CHECKED_REPO_ID:0:8}
+    check "$name" true "repository ${short:-?} opens (format version ${version:-?})" ""
     return 0
   fi
   if ((CAP_RC == 124 || CAP_RC == 137)); then
@@ -1733,7 +1781,7 @@ check_repo() {
 }
 
 check_repos() {
-  local i key name
+  local i j key name
   local -A seen=() names=()
   local -a kinds=() indices=() urls=() pwfiles=() labels=() ids=()
   for i in "${!REPO_ID[@]}"; do
@@ -1752,6 +1800,14 @@ check_repos() {
     if [[ -n ${names[$name]-} ]]; then name+=" (${ids[i]})"; fi
     names[$name]=1
     check_repo "$name" "${kinds[i]}" "${indices[i]}" "${urls[i]}" "${pwfiles[i]}" "${labels[i]}"
+    # Every plan entry checked by this one call names the repository that opened.
+    if [[ -n $CHECKED_REPO_ID ]]; then
+      for j in "${!urls[@]}"; do
+        if [[ ${urls[j]}$'\n'${pwfiles[j]} == "$key" ]]; then
+          emit repo_identity repo "s:${ids[j]}" repo_id "s:$CHECKED_REPO_ID"
+        fi
+      done
+    fi
   done
 }
 
@@ -2358,6 +2414,9 @@ cmd_backup() {
   sweep_orphans
   backup_preflight
   watch_controller
+  # Before any snapshot exists, so that reading the ids adds nothing to a snapshot's lifetime.
+  list_targets
+  emit_repo_identities
   take_snapshots
   mount_snapshots
   start_cow_sampler
@@ -2411,6 +2470,7 @@ cmd_prune() {
   fi
   watch_controller
   list_targets
+  emit_repo_identities
   for t in "${!TARGET_ID[@]}"; do
     id=${TARGET_ID[t]}
     job=${JOB_NAME[${TARGET_JOB[t]}]}
@@ -2484,6 +2544,7 @@ cmd_status() {
   fi
   watch_controller
   list_targets
+  emit_repo_identities
   for t in "${!TARGET_ID[@]}"; do
     id=${TARGET_ID[t]}
     job=${JOB_NAME[${TARGET_JOB[t]}]}

@@ -395,11 +395,15 @@ check_env_file() {
   fi
 }
 
+# The full repository id that the last check_repo read, or "" when the repository did not open.
+CHECKED_REPO_ID=""
+
 # check_repo NAME KIND INDEX REPO PASSWORD_FILE LABEL: `restic cat config --no-lock` opens the
 # repository (KIND repo or copy, as restic_exec takes them), read-only, without a lock and without a cache
-# (nothing is written on the host or in the repository).
+# (nothing is written on the host or in the repository). CHECKED_REPO_ID = its id, for repo_identity.
 check_repo() {
   local name=$1 kind=$2 index=$3 repo=$4 password_file=$5 label=$6 line hint re
+  CHECKED_REPO_ID=""
   if ! restic_usable; then
     check "$name" false "not checked: no usable restic (see the restic check)" "fix the restic check first"
     return 0
@@ -411,12 +415,13 @@ check_repo() {
   fi
   capture restic_exec "$kind" "$index" "$PREFLIGHT_TIMEOUT" cat config --no-lock --no-cache
   if ((CAP_RC == 0)); then
-    local id="" version=""
-    re='"id":[[:space:]]*"([0-9a-f]+)"'
-    if [[ $CAP_OUT =~ $re ]]; then id=${BASH_REMATCH[1]:0:8}; fi
+    local version=""
+    config_repo_id "$CAP_OUT"
+    CHECKED_REPO_ID=$REPLY
     re='"version":[[:space:]]*([0-9]+)'
     if [[ $CAP_OUT =~ $re ]]; then version=${BASH_REMATCH[1]}; fi
-    check "$name" true "repository ${id:-?} opens (format version ${version:-?})" ""
+    local short=${CHECKED_REPO_ID:0:8}
+    check "$name" true "repository ${short:-?} opens (format version ${version:-?})" ""
     return 0
   fi
   if ((CAP_RC == 124 || CAP_RC == 137)); then
@@ -450,7 +455,7 @@ check_repo() {
 }
 
 check_repos() {
-  local i key name
+  local i j key name
   local -A seen=() names=()
   local -a kinds=() indices=() urls=() pwfiles=() labels=() ids=()
   for i in "${!REPO_ID[@]}"; do
@@ -469,6 +474,14 @@ check_repos() {
     if [[ -n ${names[$name]-} ]]; then name+=" (${ids[i]})"; fi
     names[$name]=1
     check_repo "$name" "${kinds[i]}" "${indices[i]}" "${urls[i]}" "${pwfiles[i]}" "${labels[i]}"
+    # Every plan entry checked by this one call names the repository that opened.
+    if [[ -n $CHECKED_REPO_ID ]]; then
+      for j in "${!urls[@]}"; do
+        if [[ ${urls[j]}$'\n'${pwfiles[j]} == "$key" ]]; then
+          emit repo_identity repo "s:${ids[j]}" repo_id "s:$CHECKED_REPO_ID"
+        fi
+      done
+    fi
   done
 }
 

@@ -227,6 +227,9 @@ cmd_backup() {
   sweep_orphans
   backup_preflight
   watch_controller
+  # Before any snapshot exists, so that reading the ids adds nothing to a snapshot's lifetime.
+  list_targets
+  emit_repo_identities
   take_snapshots
   mount_snapshots
   start_cow_sampler

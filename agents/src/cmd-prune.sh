@@ -20,6 +20,7 @@ cmd_prune() {
   fi
   watch_controller
   list_targets
+  emit_repo_identities
   for t in "${!TARGET_ID[@]}"; do
     id=${TARGET_ID[t]}
     job=${JOB_NAME[${TARGET_JOB[t]}]}

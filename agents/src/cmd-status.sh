@@ -16,6 +16,7 @@ cmd_status() {
   fi
   watch_controller
   list_targets
+  emit_repo_identities
   for t in "${!TARGET_ID[@]}"; do
     id=${TARGET_ID[t]}
     job=${JOB_NAME[${TARGET_JOB[t]}]}

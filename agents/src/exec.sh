@@ -297,6 +297,49 @@ restic_error_text() {
   error_line "$1" "${TARGET_URL[$2]}" "${TARGET_LABEL[$2]}"
 }
 
+# config_repo_id TEXT: REPLY = the repository id in `restic cat config`'s JSON, or "" when TEXT holds
+# none that is 64 lowercase hex digits (restic's output is validated like any other input).
+config_repo_id() {
+  local re='"id":[[:space:]]*"([^"]*)"' id=""
+  REPLY=""
+  if [[ $1 =~ $re ]]; then id=${BASH_REMATCH[1]}; fi
+  if [[ $id =~ $SHA256_RE ]]; then REPLY=$id; fi
+}
+
+# restic_read_config KIND INDEX: exec `restic cat config`, read-only and lock-free, within
+# PREFLIGHT_TIMEOUT. Not restic_exec itself, so that a stopped or killed read is never followed by a
+# `restic unlock` (unlock_after_child): it held no lock.
+# shellcheck disable=SC2317 # run in the background
+restic_read_config() {
+  restic_exec "$1" "$2" "$PREFLIGHT_TIMEOUT" cat config --no-lock --no-cache
+}
+
+# emit_repo_identities: one repo_identity event per target (list_targets) whose repository opens, with
+# one `restic cat config` per distinct repository and password file, before the command's first use
+# of them. A repository that does not open emits nothing here: the command's own restic call reports
+# why.
+emit_repo_identities() {
+  local t key out err
+  local -A opened=()
+  for t in "${!TARGET_ID[@]}"; do
+    if [[ ${TARGET_KIND[t]} == repo ]]; then
+      key=${TARGET_URL[t]}$'\n'${REPO_PWFILE[${TARGET_INDEX[t]}]}
+    else
+      key=${TARGET_URL[t]}$'\n'${COPY_PWFILE[${TARGET_INDEX[t]}]}
+    fi
+    if [[ -z ${opened[$key]+set} ]]; then
+      out="$RUN_DIR/config.${TARGET_ID[t]}.out" err="$RUN_DIR/config.${TARGET_ID[t]}.err"
+      run_restic_bg "$out" "$err" restic_read_config "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}"
+      opened[$key]=""
+      if ((REPLY == 0)) && [[ -f $out ]]; then
+        config_repo_id "$(<"$out")"
+        opened[$key]=$REPLY
+      fi
+    fi
+    if [[ -n ${opened[$key]} ]]; then emit repo_identity repo "s:${TARGET_ID[t]}" repo_id "s:${opened[$key]}"; fi
+  done
+}
+
 # run_restic_bg OUT ERR FUNC ARG...: start FUNC in the background with its output in files, wait for it
 # (a signal interrupts the wait; cleanup_all then stops it with SIGINT). REPLY = its exit status.
 run_restic_bg() {

@@ -17,10 +17,10 @@ export interface InstallRequest {
 
 export interface AgentPlan {
   lines: string[];
-  /** Repository id → job and masked repository. */
-  repos: Map<string, { job: string; label: string }>;
-  /** Copy id → job, masked source and destination. */
-  copies: Map<string, { job: string; from: string; to: string }>;
+  /** Repository id → job, masked repository, and the repository as the config names it (never shown). */
+  repos: Map<string, { job: string; label: string; url: string }>;
+  /** Copy id → job, masked source and destination, and the destination as the config names it. */
+  copies: Map<string, { job: string; from: string; to: string; url: string }>;
 }
 
 export function agentPlan(
@@ -79,13 +79,13 @@ export function agentPlan(
     for (const repo of job.repositories) {
       const id = `r${repos.size + 1}`;
       const label = maskRepository(repo.repo);
-      repos.set(id, { job: job.name, label });
+      repos.set(id, { job: job.name, label, url: repo.repo });
       lines.push(planLine("repo", job.name, id, repo.repo, repo.password_file, label));
       retention(id, repo.retention);
       for (const copy of repo.copy_to) {
         const copyId = `c${copies.size + 1}`;
         const to = maskRepository(copy.repo);
-        copies.set(copyId, { job: job.name, from: label, to });
+        copies.set(copyId, { job: job.name, from: label, to, url: copy.repo });
         lines.push(planLine("copy", job.name, copyId, id, copy.repo, copy.password_file, to));
         retention(copyId, copy.retention);
       }

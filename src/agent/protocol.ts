@@ -307,7 +307,19 @@ export const latestFailedEvent = z.object({
   message: z.string(),
 });
 
+/** restic's repository id (the `id` of `restic cat config`): what makes two URLs one repository. */
+export const RESTIC_REPOSITORY_ID = /^[0-9a-f]{64}$/;
+
+/** The repository of a plan entry (`repo`: a repo or copy id of the plan) opened, and has this id. */
+export const repoIdentityEvent = z.strictObject({
+  ...base,
+  event: z.literal("repo_identity"),
+  repo: z.string(),
+  repo_id: z.string().regex(RESTIC_REPOSITORY_ID),
+});
+
 export const agentEvent = z.discriminatedUnion("event", [
+  repoIdentityEvent,
   pruneDoneEvent,
   pruneFailedEvent,
   repoPrunedEvent,

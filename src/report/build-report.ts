@@ -1,6 +1,7 @@
 // Per-host results → one report, with its summary and exit code.
 import { EXIT_CODES, worstExit, type ExitKind } from "../errors.js";
 import { VERSION } from "../version.js";
+import { groupRepositories, type RepositoryUse } from "./repositories.js";
 import { REPORT_SCHEMA, type HostResult, type HostStatus, type Report } from "./report-schema.js";
 
 const EXIT_OF_STATUS: Record<HostStatus, ExitKind> = {
@@ -19,6 +20,8 @@ export function buildReport(input: {
   startedAt: Date;
   finishedAt: Date;
   hosts: HostResult[];
+  /** Every host's repositories and copy destinations, with the ids its agent read. */
+  repositories: RepositoryUse[];
   interrupted: boolean;
 }): Report {
   const count = (status: HostStatus) => input.hosts.filter((h) => h.status === status).length;
@@ -42,5 +45,6 @@ export function buildReport(input: {
       skipped: count("skipped"),
     },
     hosts: input.hosts,
+    repositories: groupRepositories(input.repositories),
   };
 }

@@ -1,6 +1,6 @@
 // The run report (DESIGN §8): one zod schema, the source of the exported JSON Schema.
 import { z } from "zod";
-import { checkEvent, factsSchema } from "../agent/protocol.js";
+import { checkEvent, factsSchema, RESTIC_REPOSITORY_ID } from "../agent/protocol.js";
 import { HOST_ERROR_CODES, type HostErrorCode } from "../errors.js";
 import { reportOptionsSchema } from "./report-options.js";
 
@@ -99,6 +99,36 @@ export const hostResultSchema = z.object({
   jobs: z.array(jobResultSchema),
 });
 
+/** A host that uses a repository, and the jobs of it that do (as repository or copy destination). */
+export const repositoryHostSchema = z.strictObject({ host: z.string(), jobs: z.array(z.string()) });
+
+/** One maintenance step on a repository (filled by the fleet-wide prune, status and verify). */
+export const repositoryActionSchema = z.strictObject({
+  action: z.enum(["forget", "prune", "snapshots", "check"]),
+  /** The host that ran it. */
+  host: z.string(),
+  /** Whose snapshots it concerned (a forget run on another host's behalf), or null. */
+  for_host: z.string().nullable(),
+  status: z.enum(RUN_STATUSES),
+  duration_ms: z.number().int().nullable(),
+  error: z.string().nullable(),
+});
+
+/**
+ * One repository of the fleet. Entries with the same restic repository id are one repository, whatever
+ * their URLs; `id` is null when no host could read it.
+ */
+export const repositorySchema = z.strictObject({
+  id: z.string().regex(RESTIC_REPOSITORY_ID).nullable(),
+  /** Masked, as the plan's labels. */
+  url: z.string(),
+  hosts: z.array(repositoryHostSchema),
+  actions: z.array(repositoryActionSchema),
+});
+
+export type Repository = z.infer<typeof repositorySchema>;
+export type RepositoryHost = z.infer<typeof repositoryHostSchema>;
+
 export const reportSchema = z.object({
   schema: z.literal(REPORT_SCHEMA),
   run_id: z.string(),
@@ -117,6 +147,7 @@ export const reportSchema = z.object({
     skipped: z.number().int(),
   }),
   hosts: z.array(hostResultSchema),
+  repositories: z.array(repositorySchema),
 });
 
 export type HostResult = z.infer<typeof hostResultSchema>;

@@ -8,6 +8,7 @@ import { buildReport } from "../report/build-report.js";
 import type { HostResult, Report } from "../report/report-schema.js";
 import { loadLocalFiles } from "./local-files.js";
 import type { ProgressEvent } from "../report/progress-event.js";
+import type { RepositoryUse } from "../report/repositories.js";
 import { runHost, type HostRunContext } from "./run-host.js";
 
 export interface FleetRunRequest {
@@ -96,6 +97,7 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
     request.plan.hosts.map((h) => h.host),
     request.plan.inventory.file,
   );
+  const repositories: RepositoryUse[] = [];
   const context: HostRunContext = {
     runId,
     ...agentCommand(request),
@@ -104,6 +106,7 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
     agentSocket: request.agentSocket,
     signal: request.signal,
     onProgress: request.onProgress,
+    recordRepositories: (uses) => repositories.push(...uses),
     ...(request.connect === undefined ? {} : { connect: request.connect }),
   };
   const forks = Math.max(1, request.forks);
@@ -123,6 +126,7 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
     startedAt,
     finishedAt: new Date(),
     hosts: results,
+    repositories,
     interrupted: request.signal.aborted,
   });
 }

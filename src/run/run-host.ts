@@ -14,6 +14,8 @@ import { agentPlan, type AgentCommand, type AgentPlan, type InstallRequest } fro
 import type { AgentEvent, ResultEvent } from "../agent/protocol.js";
 import type { HostPlan } from "../plan/build-plan.js";
 import { trackJobs, type JobTracker, type TrackedCommand } from "./job-tracker.js";
+import { trackRepositoryIds, type RepositoryIds } from "./repository-ids.js";
+import type { RepositoryUse } from "../report/repositories.js";
 import { longestSecret, maskThenKeepEnd, maskThenKeepStart, redactDeep, secretsOf } from "./redact.js";
 import type { ProgressEvent } from "../report/progress-event.js";
 import type { HostResult } from "../report/report-schema.js";
@@ -48,6 +50,8 @@ export interface HostRunContext {
   signal: AbortSignal;
   onProgress: (event: ProgressEvent) => void;
   connect?: (target: ConnectTarget) => Promise<SshSession>;
+  /** Called once per host as it ends: its repositories, with the ids its agent read (none if unreached). */
+  recordRepositories?: (uses: RepositoryUse[]) => void;
   /** Tests: the grace period of a stopped agent, and how long after it the connection is destroyed. */
   timing?: { stopGraceMs?: number; forceEndMs?: number };
 }
@@ -87,7 +91,14 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
     warnings: [],
     jobs: [],
   };
+  // Built before connecting: a host that is never reached still uses its repositories.
+  const plan = agentPlan(hostPlan, ctx.command, ctx.runId, {
+    dryRun: ctx.dryRun,
+    ...(ctx.install === undefined ? {} : { install: ctx.install(host) }),
+  });
+  const repositoryIds = trackRepositoryIds(host.name, plan);
   const finish = (error: HostError | null, status?: HostResult["status"]): HostResult => {
+    ctx.recordRepositories?.(repositoryIds.uses());
     if (error !== null) {
       result.error = { code: error.code, message: error.message, hint: error.hint };
       result.status = status ?? error.status;
@@ -130,14 +141,10 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
     return finish(null, "skipped");
   }
 
-  const plan = agentPlan(hostPlan, ctx.command, ctx.runId, {
-    dryRun: ctx.dryRun,
-    ...(ctx.install === undefined ? {} : { install: ctx.install(host) }),
-  });
   const tracker = ctx.jobs === null ? null : trackJobs(hostPlan, plan, ctx.jobs.command, ctx.jobs.initial);
   if (tracker !== null) result.jobs = tracker.jobs;
   try {
-    const outcome = await new AgentRun(session, hostPlan, plan, tracker, ctx, result).run();
+    const outcome = await new AgentRun(session, hostPlan, plan, tracker, repositoryIds, ctx, result).run();
     tracker?.finish(new Date(), ctx.maxAgeS);
     const facts = {
       command: ctx.command,
@@ -238,6 +245,7 @@ class AgentRun {
     private readonly hostPlan: HostPlan,
     private readonly plan: AgentPlan,
     private readonly tracker: JobTracker | null,
+    private readonly repositoryIds: RepositoryIds,
     private readonly ctx: HostRunContext,
     private readonly result: HostResult,
   ) {
@@ -495,6 +503,10 @@ class AgentRun {
       }
       case "warning":
         this.result.warnings.push({ code: event.code, message: event.message });
+        return;
+      case "repo_identity":
+        // The report's repositories[]; nothing to show while the run goes on.
+        this.repositoryIds.apply(event);
         return;
       case "result":
         if (this.agentResult !== null) {

@@ -51,6 +51,7 @@ export function reportInput(
     startedAt: new Date(0),
     finishedAt: new Date(1500),
     hosts,
+    repositories: [],
     interrupted: run.interrupted ?? false,
   };
 }

@@ -1,6 +1,6 @@
 // `prune` and `status` over real sshd and restic, checked with the restic CLI itself.
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { runCli, runJson } from "../helpers/run-cli.js";
@@ -100,6 +100,56 @@ prune_keep_last = 1
     const table = await runCli(["status", "--inventory", inventoryFile, "--quiet", "--no-color"]);
     expect(table.stdout).toMatch(/rt1\s+│\s+alpha\s+│/);
     expect(table.stdout).toMatch(/RECAP status 2 hosts: ok=2/);
+  });
+
+  it("reports each shared repository once, with every host that uses it, in check, status and prune --dry-run", async () => {
+    const configId = (repo: string) =>
+      (JSON.parse(restic(repo, "cat", "config", "--no-lock")) as { id: string }).id;
+    const jobs = (...hosts: string[]) => hosts.map((host) => ({ host, jobs: JOBS }));
+    for (const command of ["check", "status", ["prune", "--dry-run"]]) {
+      const [name, ...args] = typeof command === "string" ? [command] : command;
+      const result = await run(name!, ...args);
+      expect(result.code, result.stdout).toBe(0);
+      expect(result.report.repositories, name).toEqual([
+        { id: configId(copies), url: copies, hosts: jobs(...HOSTS), actions: [] },
+        { id: configId(shared), url: shared, hosts: jobs(...HOSTS), actions: [] },
+      ]);
+    }
+    expect((await run("ping")).report.repositories).toEqual([]);
+  });
+
+  it("makes one repository of one path spelled two ways (a symlink), by its id", async () => {
+    const link = join(dir, "shared-link");
+    symlinkSync(shared, link);
+    const config = (repo: string) => {
+      const file = join(dir, `alias-${repo === shared ? "direct" : "link"}.toml`);
+      writeFileSync(
+        file,
+        `[standard_path.alpha]
+backup_source_path = ${JSON.stringify(join(dir, "src", "rt1", "alpha"))}
+
+[[standard_path.alpha.repositories]]
+repo_path = ${JSON.stringify(repo)}
+password_file = ${JSON.stringify(password)}
+`,
+      );
+      return file;
+    };
+    const file = writeInventory(fleet, join(dir, "alias.toml.inv"), {
+      defaults: { config: config(shared) },
+      host: { rt2: { config: config(link) } },
+    });
+    const check = await runJson("check", file);
+    expect(check.code, check.stdout).toBe(0);
+    const id = (JSON.parse(restic(shared, "cat", "config", "--no-lock")) as { id: string }).id;
+    expect(check.report.repositories).toEqual([
+      {
+        id,
+        url: shared < link ? shared : link,
+        hosts: HOSTS.map((host) => ({ host, jobs: ["alpha"] })),
+        actions: [],
+      },
+    ]);
   });
 
   it("status --max-age 1s marks every job stale after a second, exit 1 with code stale", async () => {

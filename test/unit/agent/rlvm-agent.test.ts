@@ -541,6 +541,51 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
     expect(run.outcome).toMatchObject({ status: "ok", code: null });
   });
 
+  it("reports every plan entry's repository id, as restic cat config gives it, once opened", () => {
+    const configId = (repo: string) =>
+      (
+        JSON.parse(
+          spawnSync(RESTIC!, ["cat", "config", "--json", "--no-lock", "--no-cache"], {
+            env: {
+              PATH: process.env.PATH,
+              HOME: home,
+              RESTIC_REPOSITORY: repo,
+              RESTIC_PASSWORD_FILE: pwGood,
+            },
+            encoding: "utf8",
+          }).stdout,
+        ) as { id: string }
+      ).id;
+    const run = runAgent(
+      planText([
+        ...standardPlan(unique("identity"), [
+          ["repo", "web", "a", repoA, pwGood, "local:repo-a"],
+          ["repo", "web", "b", join(base, "no-such-repo"), pwGood, "local:none"],
+          ["copy", "web", "c", "a", repoCopy, pwGood, "local:repo-copy"],
+          ["job", "etc", "standard_path", home, "", "", ""],
+          // The same repository under the same URL (checked once) and spelled another way.
+          ["repo", "etc", "d", repoA, pwGood, "local:repo-a"],
+          ["repo", "etc", "e", `${repoA}/`, pwGood, "local:repo-a/"],
+        ]),
+        ["end"],
+      ]),
+    );
+    const identities = run.events.filter((e) => e.event === "repo_identity");
+    const idA = configId(repoA);
+    expect(idA).toMatch(/^[0-9a-f]{64}$/);
+    expect(new Map(identities.map((e) => [e.repo, e.repo_id]))).toEqual(
+      new Map([
+        ["a", idA],
+        ["d", idA],
+        ["e", idA],
+        ["c", configId(repoCopy)],
+      ]),
+    );
+    expect(identities).toHaveLength(4);
+    // The repository that does not open has no id, and is a failed check as before.
+    expect(checkNamed(run, "repo:local:none").ok).toBe(false);
+  });
+
   it("fails only the repository whose password is wrong", () => {
     const run = runAgent(
       planText([

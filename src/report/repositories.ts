@@ -1,0 +1,66 @@
+// The report's repositories[]: every repository the run's hosts use, one entry per repository.
+import type { Repository, RepositoryHost } from "./report-schema.js";
+
+/** One plan entry of one host (a repository or copy destination of a job), as the run saw it. */
+export interface RepositoryUse {
+  host: string;
+  job: string;
+  /** The masked repository, as the plan's label. */
+  label: string;
+  /** A local path: host-local, unless the ids say otherwise. */
+  local: boolean;
+  /** The repository normalised for comparison (repositoryIdentity); never reported. */
+  location: string;
+  /** restic's repository id, or null when this host did not open it. */
+  id: string | null;
+}
+
+/**
+ * Uses with the same restic id are one repository, whatever their URLs. A use without an id joins the
+ * repository whose id was learned at the same place (the same remote URL; the same path on the same
+ * host), if exactly one was; otherwise a local path is one entry per host and path, a remote URL one
+ * entry per URL.
+ */
+export function groupRepositories(uses: RepositoryUse[]): Repository[] {
+  const place = (use: RepositoryUse) =>
+    use.local ? `local\n${use.host}\n${use.location}` : `remote\n${use.location}`;
+  const idsAt = new Map<string, Set<string>>();
+  for (const use of uses) {
+    if (use.id === null) continue;
+    const ids = idsAt.get(place(use)) ?? new Set<string>();
+    idsAt.set(place(use), ids.add(use.id));
+  }
+  const groups = new Map<string, { id: string | null; labels: string[]; hosts: Map<string, string[]> }>();
+  for (const use of uses) {
+    const known = idsAt.get(place(use));
+    const id = use.id ?? (known?.size === 1 ? [...known][0]! : null);
+    const key = id === null ? `place\n${place(use)}` : `id\n${id}`;
+    const group = groups.get(key) ?? { id, labels: [], hosts: new Map<string, string[]>() };
+    groups.set(key, group);
+    group.labels.push(use.label);
+    const jobs = group.hosts.get(use.host) ?? [];
+    group.hosts.set(use.host, jobs);
+    if (!jobs.includes(use.job)) jobs.push(use.job);
+  }
+  const entries = [...groups.values()].map((group): Repository => ({
+    id: group.id,
+    // One label, whichever spellings the hosts use: the first in sort order, so runs agree.
+    url: [...group.labels].sort(compare)[0] ?? "",
+    hosts: [...group.hosts]
+      .map(([host, jobs]): RepositoryHost => ({ host, jobs }))
+      .sort((a, b) => compare(a.host, b.host)),
+    actions: [],
+  }));
+  // Host-local entries of one path differ only in their host.
+  return entries.sort(
+    (a, b) =>
+      compare(a.url, b.url) ||
+      compare(a.id ?? "", b.id ?? "") ||
+      compare(a.hosts[0]?.host ?? "", b.hosts[0]?.host ?? ""),
+  );
+}
+
+/** Code-unit order, the same on every machine and locale. */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

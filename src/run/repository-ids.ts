@@ -1,0 +1,40 @@
+// Which repository each of a host's plan entries is: the ids its agent read (repo_identity events).
+import type { AgentPlan } from "../agent/plan-lines.js";
+import type { AgentEvent } from "../agent/protocol.js";
+import { repositoryIdentity } from "../config/rules.js";
+import type { RepositoryUse } from "../report/repositories.js";
+
+export interface RepositoryIds {
+  /** Record a repo_identity event; true when the event was one. */
+  apply(event: AgentEvent): boolean;
+  /** Every repository and copy destination of the plan, with its id when the agent read one. */
+  uses(): RepositoryUse[];
+}
+
+export function trackRepositoryIds(host: string, plan: AgentPlan): RepositoryIds {
+  const ids = new Map<string, string>();
+  const entries = [
+    ...[...plan.repos].map(([id, r]) => ({ id, job: r.job, label: r.label, url: r.url })),
+    ...[...plan.copies].map(([id, c]) => ({ id, job: c.job, label: c.to, url: c.url })),
+  ];
+  return {
+    apply(event) {
+      if (event.event !== "repo_identity") return false;
+      // An id the plan does not have names nothing of this host.
+      if (plan.repos.has(event.repo) || plan.copies.has(event.repo)) ids.set(event.repo, event.repo_id);
+      return true;
+    },
+    uses: () =>
+      entries.map((entry) => {
+        const location = repositoryIdentity(entry.url);
+        return {
+          host,
+          job: entry.job,
+          label: entry.label,
+          local: location.startsWith("/"),
+          location,
+          id: ids.get(entry.id) ?? null,
+        };
+      }),
+  };
+}
