@@ -35,6 +35,8 @@ for (const [name, command, args] of [
 const dir = mkdtempSync(join(tmpdir(), "rlvm-fleet-results-"));
 const totals = { passed: 0, failed: 0, skipped: 0 };
 const lines = [];
+/** The failed tests, repeated at the end: CI keeps only the tail of a long run's output. */
+const failures = [];
 for (const tier of tiers) {
   console.log(`\n== ${tier} tests`);
   const output = join(dir, `${tier}.json`);
@@ -55,6 +57,15 @@ for (const tier of tiers) {
       failed: report.numFailedTests,
       skipped: report.numPendingTests + report.numTodoTests,
     };
+    for (const file of report.testResults ?? []) {
+      for (const test of file.assertionResults ?? []) {
+        if (test.status !== "failed") continue;
+        const message = (test.failureMessages ?? []).join(" ").split("\n").slice(0, 3).join(" | ");
+        failures.push(`${tier}: ${file.name} > ${test.fullName}\n    ${message.slice(0, 600)}`);
+      }
+      if (file.status === "failed" && (file.assertionResults ?? []).length === 0)
+        failures.push(`${tier}: ${file.name}\n    ${String(file.message ?? "").slice(0, 600)}`);
+    }
   } catch {
     counts = { passed: 0, failed: 1, skipped: 0 }; // the runner itself broke
   }
@@ -68,6 +79,7 @@ for (const tier of tiers) {
 rmSync(dir, { recursive: true, force: true });
 
 console.log("\n== summary");
+if (failures.length > 0) console.log(`failed tests:\n${failures.join("\n")}\n`);
 for (const line of lines) console.log(line);
 if (failedChecks > 0) console.log(`lint/format/typecheck/deps: ${failedChecks} failed`);
 const failed = totals.failed + failedChecks;
