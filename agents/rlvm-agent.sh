@@ -605,10 +605,11 @@ restic_read_config() {
 # emit_repo_identities: one repo_identity event per target (list_targets) whose repository opens, with
 # one `restic cat config` per distinct repository and password file, before the command's first use
 # of them. A repository that does not open emits nothing here: the command's own restic call reports
-# why.
+# why. TARGET_REPO_ID[T] = the id read for target T.
 emit_repo_identities() {
   local t key out err
   local -A opened=()
+  TARGET_REPO_ID=()
   for t in "${!TARGET_ID[@]}"; do
     if [[ ${TARGET_KIND[t]} == repo ]]; then
       key=${TARGET_URL[t]}$'\n'${REPO_PWFILE[${TARGET_INDEX[t]}]}
@@ -624,7 +625,10 @@ emit_repo_identities() {
         opened[$key]=$REPLY
       fi
     fi
-    if [[ -n ${opened[$key]} ]]; then emit repo_identity repo "s:${TARGET_ID[t]}" repo_id "s:${opened[$key]}"; fi
+    if [[ -n ${opened[$key]} ]]; then
+      TARGET_REPO_ID[t]=${opened[$key]}
+      emit repo_identity repo "s:${TARGET_ID[t]}" repo_id "s:${opened[$key]}"
+    fi
   done
 }
 
@@ -704,6 +708,7 @@ PLAN_HOST=""
 PLAN_COMMAND=""
 PLAN_ENV_FILE=""
 PLAN_DRY_RUN=false
+PLAN_MAINTAIN=false             # prune, phase 2: no forgets; prune the repositories of the prune records
 declare -A PLAN_SEEN=()         # singleton record keys seen
 declare -a VG_NAME=()           # the VGs with snapshots in this run, in plan order
 declare -A VG_SNAPSHOTS=()      # VG -> the sum of the run's snapshot sizes (the controller adds them up)
@@ -719,7 +724,9 @@ declare -A REPO_INDEX=()        # repo ID -> index
 declare -a COPY_ID=() COPY_JOB=() COPY_FROM=() COPY_URL=() COPY_PWFILE=() COPY_LABEL=()
 declare -A ID_SEEN=()           # repo and copy IDs share one namespace
 declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
+declare -A PRUNE_REPO_ID=()     # maintain: repo or copy id -> the restic repository id it must have
 declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
+declare -a TARGET_REPO_ID=()    # restic's repository id per target, as emit_repo_identities read it
 declare -a FIELDS=() VALS=()
 # install: the login user the sudoers rule names, whether sudo asks it for its password, and the
 # repository allow-list (sha256 of each repository string, and its masked label).
@@ -871,6 +878,18 @@ read_plan() {
         once dry_run
         PLAN_DRY_RUN=true
         ;;
+      maintain)
+        want_values 0
+        once maintain
+        PLAN_MAINTAIN=true
+        ;;
+      prune)
+        want_values 2
+        if [[ -z ${ID_SEEN[${VALS[0]}]+set} ]]; then plan_error "names an id that was not declared before"; fi
+        if [[ -n ${PRUNE_REPO_ID[${VALS[0]}]+set} ]]; then plan_error "prune given twice"; fi
+        if [[ ! ${VALS[1]} =~ $SHA256_RE ]]; then plan_error "expected a restic repository id"; fi
+        PRUNE_REPO_ID[${VALS[0]}]=${VALS[1]}
+        ;;
       retention)
         want_values 6
         if [[ -z ${ID_SEEN[${VALS[0]}]+set} ]]; then plan_error "names an id that was not declared before"; fi
@@ -1005,6 +1024,11 @@ read_plan() {
   fi
   if [[ $PLAN_COMMAND != install ]] && [[ -n $INSTALL_USER || ${#ALLOW_HASH[@]} -gt 0 || $INSTALL_ANY_REPOSITORY == 1 ]]; then
     fail agent_protocol "install records in a plan for $PLAN_COMMAND"
+  fi
+  # The prune records are phase 2 of a prune (maintain), and it prunes only what they name.
+  if [[ $PLAN_MAINTAIN == true || ${#PRUNE_REPO_ID[@]} -gt 0 ]] &&
+    [[ $PLAN_COMMAND != prune || $PLAN_MAINTAIN != true || ${#PRUNE_REPO_ID[@]} -eq 0 || $PLAN_DRY_RUN == true ]]; then
+    fail agent_protocol "maintain and prune records go together, in a prune plan without dry_run"
   fi
   for i in "${!JOB_NAME[@]}"; do
     if is_lv_job "$i" && [[ -z ${VG_SNAPSHOTS[${JOB_VG[i]}]+set} ]]; then
@@ -2450,13 +2474,11 @@ cmd_backup() {
 
 # --- prune ----------------------------------------------------------------------------------------
 
-# cmd_prune: per repository and copy destination, `restic forget` with that entry's keep values and
-# --keep-tag protected, scoped to this host and job; then one `restic prune` per repository after its
-# forgets. With dry_run, `forget --dry-run` only: nothing is deleted.
+# cmd_prune: phase 1 of the fleet-wide prune: per repository and copy destination, `restic forget`
+# with that entry's keep values and --keep-tag protected, scoped to this host and job (with dry_run,
+# `forget --dry-run` only: nothing is deleted). The controller then runs phase 2 (maintain) on one host
+# per repository: `restic prune`, once, after every host's forgets.
 cmd_prune() {
-  local t id job out err failed=0 skipped=0 rc k
-  local -a args=() keep_names=(last daily weekly monthly yearly)
-  local -A pruned=() forgot=()
   gather_facts
   emit_agent_start
   acquire_lock
@@ -2471,6 +2493,13 @@ cmd_prune() {
   watch_controller
   list_targets
   emit_repo_identities
+  if [[ $PLAN_MAINTAIN == true ]]; then prune_repositories; else forget_snapshots; fi
+}
+
+# forget_snapshots: phase 1, every target's scoped forget.
+forget_snapshots() {
+  local t id job out err failed=0 skipped=0 rc k started ms
+  local -a args=() keep_names=(last daily weekly monthly yearly)
   for t in "${!TARGET_ID[@]}"; do
     id=${TARGET_ID[t]}
     job=${JOB_NAME[${TARGET_JOB[t]}]}
@@ -2489,41 +2518,62 @@ cmd_prune() {
     # A dry run only reads: no lock, so it never waits for (or blocks) another host's prune.
     if [[ $PLAN_DRY_RUN == true ]]; then args+=(--dry-run --no-lock); fi
     out="$RUN_DIR/forget.$id.out" err="$RUN_DIR/forget.$id.err"
+    now_ms
+    started=$REPLY
     restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 "${args[@]}"
     rc=$REPLY
+    now_ms
+    ms=$((REPLY - started))
     local json=""
     if [[ -f $out ]]; then IFS= read -r json <"$out" || true; fi
     # restic prints nothing at all when no snapshot of this host and job is there (a new host, a new
     # copy destination): nothing to forget is success.
     if ((rc == 0)) && [[ -z $json || $json == null ]]; then json="[]"; fi
     if ((rc == 0)) && [[ $json == '['*']' ]]; then
-      emit prune_done job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" skipped b:false forget "j:$json"
-      forgot[${TARGET_URL[t]}]+=" $t"
+      emit prune_done job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" skipped b:false forget "j:$json" \
+        duration_ms "n:$ms"
     else
       restic_error_text "$err" "$t"
       emit prune_failed job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" \
-        message "s:restic forget failed (exit $rc): ${REPLY:-no output}"
+        message "s:restic forget failed (exit $rc): ${REPLY:-no output}" duration_ms "n:$ms"
       failed=$((failed + 1))
     fi
   done
-  # One prune per repository, after all its forgets (a repository shared by jobs is pruned once).
-  if [[ $PLAN_DRY_RUN != true ]]; then
-    for t in "${!TARGET_ID[@]}"; do
-      if [[ -z ${forgot[${TARGET_URL[t]}]-} || -n ${pruned[${TARGET_URL[t]}]-} ]]; then continue; fi
-      pruned[${TARGET_URL[t]}]=1
-      out="$RUN_DIR/prune.${TARGET_ID[t]}.out" err="$RUN_DIR/prune.${TARGET_ID[t]}.err"
-      restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 prune
-      rc=$REPLY
-      if ((rc == 0)); then
-        emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:true message s:
-      else
-        restic_error_text "$err" "$t"
-        emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:false message "s:restic prune failed (exit $rc): ${REPLY:-no output}"
-        failed=$((failed + 1))
-      fi
-    done
-  fi
   finish "${#TARGET_ID[@]} repositories and copy destinations processed ($failed failed, $skipped without retention)"
+}
+
+# prune_repositories: phase 2, `restic prune` of each target a prune record names, once per repository
+# URL, and only if the repository there still has the id the controller grouped it by.
+prune_repositories() {
+  local t out err rc failed=0 count=0 started ms
+  local -A pruned=()
+  for t in "${!TARGET_ID[@]}"; do
+    if [[ -z ${PRUNE_REPO_ID[${TARGET_ID[t]}]-} || -n ${pruned[${TARGET_URL[t]}]-} ]]; then continue; fi
+    pruned[${TARGET_URL[t]}]=1
+    count=$((count + 1))
+    if [[ ${TARGET_REPO_ID[t]-} != "${PRUNE_REPO_ID[${TARGET_ID[t]}]}" ]]; then
+      emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:false duration_ms n:0 \
+        message "s:not pruned: the repository here is not the one the forgets ran in (its id is ${TARGET_REPO_ID[t]:-unreadable})"
+      failed=$((failed + 1))
+      continue
+    fi
+    out="$RUN_DIR/prune.${TARGET_ID[t]}.out" err="$RUN_DIR/prune.${TARGET_ID[t]}.err"
+    now_ms
+    started=$REPLY
+    restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 prune
+    rc=$REPLY
+    now_ms
+    ms=$((REPLY - started))
+    if ((rc == 0)); then
+      emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:true duration_ms "n:$ms" message s:
+    else
+      restic_error_text "$err" "$t"
+      emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:false duration_ms "n:$ms" \
+        message "s:restic prune failed (exit $rc): ${REPLY:-no output}"
+      failed=$((failed + 1))
+    fi
+  done
+  finish "$count repositories pruned ($failed failed)"
 }
 
 # --- status ---------------------------------------------------------------------------------------

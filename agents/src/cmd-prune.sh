@@ -1,12 +1,10 @@
 # --- prune ----------------------------------------------------------------------------------------
 
-# cmd_prune: per repository and copy destination, `restic forget` with that entry's keep values and
-# --keep-tag protected, scoped to this host and job; then one `restic prune` per repository after its
-# forgets. With dry_run, `forget --dry-run` only: nothing is deleted.
+# cmd_prune: phase 1 of the fleet-wide prune: per repository and copy destination, `restic forget`
+# with that entry's keep values and --keep-tag protected, scoped to this host and job (with dry_run,
+# `forget --dry-run` only: nothing is deleted). The controller then runs phase 2 (maintain) on one host
+# per repository: `restic prune`, once, after every host's forgets.
 cmd_prune() {
-  local t id job out err failed=0 skipped=0 rc k
-  local -a args=() keep_names=(last daily weekly monthly yearly)
-  local -A pruned=() forgot=()
   gather_facts
   emit_agent_start
   acquire_lock
@@ -21,6 +19,13 @@ cmd_prune() {
   watch_controller
   list_targets
   emit_repo_identities
+  if [[ $PLAN_MAINTAIN == true ]]; then prune_repositories; else forget_snapshots; fi
+}
+
+# forget_snapshots: phase 1, every target's scoped forget.
+forget_snapshots() {
+  local t id job out err failed=0 skipped=0 rc k started ms
+  local -a args=() keep_names=(last daily weekly monthly yearly)
   for t in "${!TARGET_ID[@]}"; do
     id=${TARGET_ID[t]}
     job=${JOB_NAME[${TARGET_JOB[t]}]}
@@ -39,39 +44,60 @@ cmd_prune() {
     # A dry run only reads: no lock, so it never waits for (or blocks) another host's prune.
     if [[ $PLAN_DRY_RUN == true ]]; then args+=(--dry-run --no-lock); fi
     out="$RUN_DIR/forget.$id.out" err="$RUN_DIR/forget.$id.err"
+    now_ms
+    started=$REPLY
     restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 "${args[@]}"
     rc=$REPLY
+    now_ms
+    ms=$((REPLY - started))
     local json=""
     if [[ -f $out ]]; then IFS= read -r json <"$out" || true; fi
     # restic prints nothing at all when no snapshot of this host and job is there (a new host, a new
     # copy destination): nothing to forget is success.
     if ((rc == 0)) && [[ -z $json || $json == null ]]; then json="[]"; fi
     if ((rc == 0)) && [[ $json == '['*']' ]]; then
-      emit prune_done job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" skipped b:false forget "j:$json"
-      forgot[${TARGET_URL[t]}]+=" $t"
+      emit prune_done job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" skipped b:false forget "j:$json" \
+        duration_ms "n:$ms"
     else
       restic_error_text "$err" "$t"
       emit prune_failed job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" \
-        message "s:restic forget failed (exit $rc): ${REPLY:-no output}"
+        message "s:restic forget failed (exit $rc): ${REPLY:-no output}" duration_ms "n:$ms"
       failed=$((failed + 1))
     fi
   done
-  # One prune per repository, after all its forgets (a repository shared by jobs is pruned once).
-  if [[ $PLAN_DRY_RUN != true ]]; then
-    for t in "${!TARGET_ID[@]}"; do
-      if [[ -z ${forgot[${TARGET_URL[t]}]-} || -n ${pruned[${TARGET_URL[t]}]-} ]]; then continue; fi
-      pruned[${TARGET_URL[t]}]=1
-      out="$RUN_DIR/prune.${TARGET_ID[t]}.out" err="$RUN_DIR/prune.${TARGET_ID[t]}.err"
-      restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 prune
-      rc=$REPLY
-      if ((rc == 0)); then
-        emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:true message s:
-      else
-        restic_error_text "$err" "$t"
-        emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:false message "s:restic prune failed (exit $rc): ${REPLY:-no output}"
-        failed=$((failed + 1))
-      fi
-    done
-  fi
   finish "${#TARGET_ID[@]} repositories and copy destinations processed ($failed failed, $skipped without retention)"
+}
+
+# prune_repositories: phase 2, `restic prune` of each target a prune record names, once per repository
+# URL, and only if the repository there still has the id the controller grouped it by.
+prune_repositories() {
+  local t out err rc failed=0 count=0 started ms
+  local -A pruned=()
+  for t in "${!TARGET_ID[@]}"; do
+    if [[ -z ${PRUNE_REPO_ID[${TARGET_ID[t]}]-} || -n ${pruned[${TARGET_URL[t]}]-} ]]; then continue; fi
+    pruned[${TARGET_URL[t]}]=1
+    count=$((count + 1))
+    if [[ ${TARGET_REPO_ID[t]-} != "${PRUNE_REPO_ID[${TARGET_ID[t]}]}" ]]; then
+      emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:false duration_ms n:0 \
+        message "s:not pruned: the repository here is not the one the forgets ran in (its id is ${TARGET_REPO_ID[t]:-unreadable})"
+      failed=$((failed + 1))
+      continue
+    fi
+    out="$RUN_DIR/prune.${TARGET_ID[t]}.out" err="$RUN_DIR/prune.${TARGET_ID[t]}.err"
+    now_ms
+    started=$REPLY
+    restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 prune
+    rc=$REPLY
+    now_ms
+    ms=$((REPLY - started))
+    if ((rc == 0)); then
+      emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:true duration_ms "n:$ms" message s:
+    else
+      restic_error_text "$err" "$t"
+      emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:false duration_ms "n:$ms" \
+        message "s:restic prune failed (exit $rc): ${REPLY:-no output}"
+      failed=$((failed + 1))
+    fi
+  done
+  finish "$count repositories pruned ($failed failed)"
 }

@@ -317,10 +317,11 @@ restic_read_config() {
 # emit_repo_identities: one repo_identity event per target (list_targets) whose repository opens, with
 # one `restic cat config` per distinct repository and password file, before the command's first use
 # of them. A repository that does not open emits nothing here: the command's own restic call reports
-# why.
+# why. TARGET_REPO_ID[T] = the id read for target T.
 emit_repo_identities() {
   local t key out err
   local -A opened=()
+  TARGET_REPO_ID=()
   for t in "${!TARGET_ID[@]}"; do
     if [[ ${TARGET_KIND[t]} == repo ]]; then
       key=${TARGET_URL[t]}$'\n'${REPO_PWFILE[${TARGET_INDEX[t]}]}
@@ -336,7 +337,10 @@ emit_repo_identities() {
         opened[$key]=$REPLY
       fi
     fi
-    if [[ -n ${opened[$key]} ]]; then emit repo_identity repo "s:${TARGET_ID[t]}" repo_id "s:${opened[$key]}"; fi
+    if [[ -n ${opened[$key]} ]]; then
+      TARGET_REPO_ID[t]=${opened[$key]}
+      emit repo_identity repo "s:${TARGET_ID[t]}" repo_id "s:${opened[$key]}"
+    fi
   done
 }
 

@@ -7,6 +7,7 @@ PLAN_HOST=""
 PLAN_COMMAND=""
 PLAN_ENV_FILE=""
 PLAN_DRY_RUN=false
+PLAN_MAINTAIN=false             # prune, phase 2: no forgets; prune the repositories of the prune records
 declare -A PLAN_SEEN=()         # singleton record keys seen
 declare -a VG_NAME=()           # the VGs with snapshots in this run, in plan order
 declare -A VG_SNAPSHOTS=()      # VG -> the sum of the run's snapshot sizes (the controller adds them up)
@@ -22,7 +23,9 @@ declare -A REPO_INDEX=()        # repo ID -> index
 declare -a COPY_ID=() COPY_JOB=() COPY_FROM=() COPY_URL=() COPY_PWFILE=() COPY_LABEL=()
 declare -A ID_SEEN=()           # repo and copy IDs share one namespace
 declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
+declare -A PRUNE_REPO_ID=()     # maintain: repo or copy id -> the restic repository id it must have
 declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
+declare -a TARGET_REPO_ID=()    # restic's repository id per target, as emit_repo_identities read it
 declare -a FIELDS=() VALS=()
 # install: the login user the sudoers rule names, whether sudo asks it for its password, and the
 # repository allow-list (sha256 of each repository string, and its masked label).
@@ -174,6 +177,18 @@ read_plan() {
         once dry_run
         PLAN_DRY_RUN=true
         ;;
+      maintain)
+        want_values 0
+        once maintain
+        PLAN_MAINTAIN=true
+        ;;
+      prune)
+        want_values 2
+        if [[ -z ${ID_SEEN[${VALS[0]}]+set} ]]; then plan_error "names an id that was not declared before"; fi
+        if [[ -n ${PRUNE_REPO_ID[${VALS[0]}]+set} ]]; then plan_error "prune given twice"; fi
+        if [[ ! ${VALS[1]} =~ $SHA256_RE ]]; then plan_error "expected a restic repository id"; fi
+        PRUNE_REPO_ID[${VALS[0]}]=${VALS[1]}
+        ;;
       retention)
         want_values 6
         if [[ -z ${ID_SEEN[${VALS[0]}]+set} ]]; then plan_error "names an id that was not declared before"; fi
@@ -308,6 +323,11 @@ read_plan() {
   fi
   if [[ $PLAN_COMMAND != install ]] && [[ -n $INSTALL_USER || ${#ALLOW_HASH[@]} -gt 0 || $INSTALL_ANY_REPOSITORY == 1 ]]; then
     fail agent_protocol "install records in a plan for $PLAN_COMMAND"
+  fi
+  # The prune records are phase 2 of a prune (maintain), and it prunes only what they name.
+  if [[ $PLAN_MAINTAIN == true || ${#PRUNE_REPO_ID[@]} -gt 0 ]] &&
+    [[ $PLAN_COMMAND != prune || $PLAN_MAINTAIN != true || ${#PRUNE_REPO_ID[@]} -eq 0 || $PLAN_DRY_RUN == true ]]; then
+    fail agent_protocol "maintain and prune records go together, in a prune plan without dry_run"
   fi
   for i in "${!JOB_NAME[@]}"; do
     if is_lv_job "$i" && [[ -z ${VG_SNAPSHOTS[${JOB_VG[i]}]+set} ]]; then

@@ -17,17 +17,25 @@ export interface InstallRequest {
 
 export interface AgentPlan {
   lines: string[];
-  /** Repository id → job, masked repository, and the repository as the config names it (never shown). */
-  repos: Map<string, { job: string; label: string; url: string }>;
-  /** Copy id → job, masked source and destination, and the destination as the config names it. */
-  copies: Map<string, { job: string; from: string; to: string; url: string }>;
+  /**
+   * Repository id → job, masked repository, the repository as the config names it (never shown), and
+   * whether the config gives it retention (prune forgets only then).
+   */
+  repos: Map<string, { job: string; label: string; url: string; retention: boolean }>;
+  /** Copy id → job, masked source and destination, the destination as the config names it, retention. */
+  copies: Map<string, { job: string; from: string; to: string; url: string; retention: boolean }>;
 }
 
 export function agentPlan(
   hostPlan: HostPlan,
   command: AgentCommand,
   runId: string,
-  options: { dryRun?: boolean; install?: InstallRequest } = {},
+  options: {
+    dryRun?: boolean;
+    install?: InstallRequest;
+    /** prune, phase 2: no forgets; `restic prune` of these entries (plan id → restic repository id). */
+    maintain?: ReadonlyMap<string, string>;
+  } = {},
 ): AgentPlan {
   const { host, config, jobs } = hostPlan;
   const repos: AgentPlan["repos"] = new Map();
@@ -40,8 +48,12 @@ export function agentPlan(
   ];
   if (host.restic_env_file !== null) lines.push(planLine("restic_env_file", host.restic_env_file));
   if ((command === "prune" || command === "install") && options.dryRun === true) lines.push("dry_run");
+  const maintain = command === "prune" ? options.maintain : undefined;
+  if (maintain !== undefined) lines.push("maintain");
   const retention = (id: string, keep: Retention | null) => {
-    if (command === "prune" && keep !== null) {
+    const repositoryId = maintain?.get(id);
+    if (repositoryId !== undefined) lines.push(planLine("prune", id, repositoryId));
+    if (command === "prune" && maintain === undefined && keep !== null) {
       lines.push(planLine("retention", id, keep.last, keep.daily, keep.weekly, keep.monthly, keep.yearly));
     }
   };
@@ -79,13 +91,19 @@ export function agentPlan(
     for (const repo of job.repositories) {
       const id = `r${repos.size + 1}`;
       const label = maskRepository(repo.repo);
-      repos.set(id, { job: job.name, label, url: repo.repo });
+      repos.set(id, { job: job.name, label, url: repo.repo, retention: repo.retention !== null });
       lines.push(planLine("repo", job.name, id, repo.repo, repo.password_file, label));
       retention(id, repo.retention);
       for (const copy of repo.copy_to) {
         const copyId = `c${copies.size + 1}`;
         const to = maskRepository(copy.repo);
-        copies.set(copyId, { job: job.name, from: label, to, url: copy.repo });
+        copies.set(copyId, {
+          job: job.name,
+          from: label,
+          to,
+          url: copy.repo,
+          retention: copy.retention !== null,
+        });
         lines.push(planLine("copy", job.name, copyId, id, copy.repo, copy.password_file, to));
         retention(copyId, copy.retention);
       }

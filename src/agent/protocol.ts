@@ -23,6 +23,9 @@
 //   repo JOB ID REPO PASSWORD_FILE LABEL     ID is unique per host; LABEL has credentials masked
 //   copy JOB ID FROM_ID REPO PASSWORD_FILE LABEL
 //   retention ID LAST DAILY WEEKLY MONTHLY YEARLY       prune: the keep values of a repo or copy
+//   maintain                                 prune, phase 2: no forgets; prune what the prune records name
+//   prune ID REPO_ID                         maintain: `restic prune` the repository of this repo or copy,
+//                                            if restic's repository id there is REPO_ID
 //   install USER nopasswd|passwd             install: the login user the sudoers rule names, and
 //                                            whether sudo asks for its password
 //   allow_repository SHA256 LABEL            install: one repository of the host's allow-list
@@ -271,6 +274,7 @@ export const pruneDoneEvent = z.object({
   skipped: z.boolean(),
   /** restic forget --json, passed through. */
   forget: z.array(forgetGroup),
+  duration_ms: z.number().int(),
 });
 
 export const pruneFailedEvent = z.object({
@@ -280,6 +284,7 @@ export const pruneFailedEvent = z.object({
   repo: z.string(),
   dry_run: z.boolean(),
   message: z.string(),
+  duration_ms: z.number().int(),
 });
 
 export const repoPrunedEvent = z.object({
@@ -287,6 +292,7 @@ export const repoPrunedEvent = z.object({
   event: z.literal("repo_pruned"),
   repo: z.string(),
   ok: z.boolean(),
+  duration_ms: z.number().int(),
   message: z.string(),
 });
 

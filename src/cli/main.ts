@@ -104,11 +104,14 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   withJobFilterOptions(
     fleetCommand(
       "prune",
-      "restic forget (each repository's and copy destination's retention, --keep-tag protected), then prune",
+      "restic forget on each host (its retention, --keep-tag protected), then one restic prune per repository for the whole fleet",
     ),
     jobFilter,
   )
-    .option("--dry-run", "run forget --dry-run only and list what it would remove; nothing is deleted")
+    .option(
+      "--dry-run",
+      "run forget --dry-run only and list what it would remove and which host would prune each repository; nothing is deleted",
+    )
     .action(async (options: PruneOptions) => {
       const { pruneCommand } = await import("./commands/prune.js");
       exitCode = await pruneCommand(options, io, fleetStyles(options));

@@ -1,7 +1,7 @@
 // Per-host results → one report, with its summary and exit code.
 import { EXIT_CODES, worstExit, type ExitKind } from "../errors.js";
 import { VERSION } from "../version.js";
-import { groupRepositories, type RepositoryUse } from "./repositories.js";
+import { groupRepositories, type RepositoryPrune, type RepositoryUse } from "./repositories.js";
 import { REPORT_SCHEMA, type HostResult, type HostStatus, type Report } from "./report-schema.js";
 
 const EXIT_OF_STATUS: Record<HostStatus, ExitKind> = {
@@ -22,6 +22,8 @@ export function buildReport(input: {
   hosts: HostResult[];
   /** Every host's repositories and copy destinations, with the ids its agent read. */
   repositories: RepositoryUse[];
+  /** prune: the repositories' prunes (phase 2), run or, in a dry run, planned. */
+  prunes?: readonly RepositoryPrune[];
   interrupted: boolean;
 }): Report {
   const count = (status: HostStatus) => input.hosts.filter((h) => h.status === status).length;
@@ -45,6 +47,9 @@ export function buildReport(input: {
       skipped: count("skipped"),
     },
     hosts: input.hosts,
-    repositories: groupRepositories(input.repositories),
+    repositories: groupRepositories(
+      input.repositories,
+      input.command === "prune" ? { prunes: input.prunes ?? [] } : null,
+    ),
   };
 }

@@ -124,10 +124,13 @@ export const repositorySchema = z.strictObject({
   url: z.string(),
   hosts: z.array(repositoryHostSchema),
   actions: z.array(repositoryActionSchema),
+  /** prune: the hosts using it whose forget (phase 1) did not happen; their snapshots were kept. */
+  missing_forgets: z.array(z.string()),
 });
 
 export type Repository = z.infer<typeof repositorySchema>;
 export type RepositoryHost = z.infer<typeof repositoryHostSchema>;
+export type RepositoryAction = z.infer<typeof repositoryActionSchema>;
 
 export const reportSchema = z.object({
   schema: z.literal(REPORT_SCHEMA),

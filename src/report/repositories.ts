@@ -1,5 +1,21 @@
 // The report's repositories[]: every repository the run's hosts use, one entry per repository.
-import type { Repository, RepositoryHost } from "./report-schema.js";
+import type { Repository, RepositoryAction, RepositoryHost, RunStatus } from "./report-schema.js";
+
+/** One restic step on a repository, as the agent reported it. */
+export interface StepOutcome {
+  ok: boolean;
+  duration_ms: number;
+  error: string | null;
+}
+
+/** The one `restic prune` of a repository (phase 2 of prune): where it ran, or would run, and how it went. */
+export interface RepositoryPrune {
+  repositoryId: string;
+  host: string;
+  status: RunStatus;
+  duration_ms: number | null;
+  error: string | null;
+}
 
 /** One plan entry of one host (a repository or copy destination of a job), as the run saw it. */
 export interface RepositoryUse {
@@ -13,6 +29,14 @@ export interface RepositoryUse {
   location: string;
   /** restic's repository id, or null when this host did not open it. */
   id: string | null;
+  /** The plan entry (repo or copy id of the host's plan). */
+  entry: string;
+  /** The config gives it retention: prune forgets in it. */
+  retention: boolean;
+  /** prune: its forget (phase 1), when the agent reported one. */
+  forget: StepOutcome | null;
+  /** prune: its repository's prune (phase 2) on this host, when the agent reported one. */
+  prune: StepOutcome | null;
 }
 
 /**
@@ -21,7 +45,12 @@ export interface RepositoryUse {
  * host), if exactly one was; otherwise a local path is one entry per host and path, a remote URL one
  * entry per URL.
  */
-export function groupRepositories(uses: RepositoryUse[]): Repository[] {
+export function groupRepositories(
+  uses: RepositoryUse[],
+  /** prune: the forgets of the uses are actions, and these prunes (none in other commands). */
+  prune: { prunes: readonly RepositoryPrune[] } | null = null,
+): Repository[] {
+  const prunes = prune?.prunes ?? [];
   const place = (use: RepositoryUse) =>
     use.local ? `local\n${use.host}\n${use.location}` : `remote\n${use.location}`;
   const idsAt = new Map<string, Set<string>>();
@@ -30,13 +59,17 @@ export function groupRepositories(uses: RepositoryUse[]): Repository[] {
     const ids = idsAt.get(place(use)) ?? new Set<string>();
     idsAt.set(place(use), ids.add(use.id));
   }
-  const groups = new Map<string, { id: string | null; labels: string[]; hosts: Map<string, string[]> }>();
+  const groups = new Map<
+    string,
+    { id: string | null; labels: string[]; hosts: Map<string, string[]>; uses: RepositoryUse[] }
+  >();
   for (const use of uses) {
     const known = idsAt.get(place(use));
     const id = use.id ?? (known?.size === 1 ? [...known][0]! : null);
     const key = id === null ? `place\n${place(use)}` : `id\n${id}`;
-    const group = groups.get(key) ?? { id, labels: [], hosts: new Map<string, string[]>() };
+    const group = groups.get(key) ?? { id, labels: [], hosts: new Map<string, string[]>(), uses: [] };
     groups.set(key, group);
+    group.uses.push(use);
     group.labels.push(use.label);
     const jobs = group.hosts.get(use.host) ?? [];
     group.hosts.set(use.host, jobs);
@@ -49,7 +82,27 @@ export function groupRepositories(uses: RepositoryUse[]): Repository[] {
     hosts: [...group.hosts]
       .map(([host, jobs]): RepositoryHost => ({ host, jobs }))
       .sort((a, b) => compare(a.host, b.host)),
-    actions: [],
+    actions: [
+      ...(prune === null ? [] : group.uses.filter((use) => use.retention).map(forgetAction)),
+      ...prunes
+        .filter((prune) => prune.repositoryId === group.id)
+        .map((prune): RepositoryAction => ({
+          action: "prune",
+          host: prune.host,
+          for_host: null,
+          status: prune.status,
+          duration_ms: prune.duration_ms,
+          error: prune.error,
+        })),
+    ],
+    missing_forgets:
+      prune === null
+        ? []
+        : [
+            ...new Set(
+              group.uses.filter((use) => use.retention && use.forget?.ok !== true).map((use) => use.host),
+            ),
+          ].sort(compare),
   }));
   // Host-local entries of one path differ only in their host.
   return entries.sort(
@@ -58,6 +111,19 @@ export function groupRepositories(uses: RepositoryUse[]): Repository[] {
       compare(a.id ?? "", b.id ?? "") ||
       compare(a.hosts[0]?.host ?? "", b.hosts[0]?.host ?? ""),
   );
+}
+
+/** A use's forget (prune, phase 1): ok, failed, or not run at all ("skipped"). */
+function forgetAction(use: RepositoryUse): RepositoryAction {
+  const forget = use.forget;
+  return {
+    action: "forget",
+    host: use.host,
+    for_host: null,
+    status: forget === null ? "skipped" : forget.ok ? "ok" : "failed",
+    duration_ms: forget?.duration_ms ?? null,
+    error: forget === null ? `the forget of job ${use.job} did not run` : forget.error,
+  };
 }
 
 /** Code-unit order, the same on every machine and locale. */

@@ -10,6 +10,7 @@ import type {
   RepoResult,
   RunStatus,
 } from "../report/report-schema.js";
+import type { StepOutcome } from "../report/repositories.js";
 
 /** How far in the future a snapshot's time may be (the host's clock ahead of ours) and still count. */
 export const CLOCK_SKEW_S = 300;
@@ -20,6 +21,8 @@ export interface JobTracker {
   jobs: JobResult[];
   /** Apply one event; returns a warning for the host when the event is one. */
   apply(event: AgentEvent): { code: string; message: string } | null;
+  /** prune: what a plan entry's forget (phase 1) and its repository's prune (phase 2) came to, if they ran. */
+  outcome(id: string): { forget: StepOutcome | null; prune: StepOutcome | null };
   /** After the run (status): each latest snapshot's age, and whether it is older than maxAgeS. */
   finish(now: Date, maxAgeS: number | null): void;
 }
@@ -35,6 +38,8 @@ export function trackJobs(
   const pruneById = new Map<string, PruneResult>();
   const latestById = new Map<string, LatestResult>();
   const idsByRepo = new Map<string, string[]>();
+  const forgets = new Map<string, StepOutcome>();
+  const prunes = new Map<string, StepOutcome>();
   const jobs: JobResult[] = hostPlan.jobs.map((job) => ({
     name: job.name,
     category: job.category,
@@ -181,6 +186,8 @@ export function trackJobs(
         case "prune_done": {
           const entry = pruneById.get(event.repo);
           if (entry === undefined) return null;
+          if (!event.skipped)
+            forgets.set(event.repo, { ok: true, duration_ms: event.duration_ms, error: null });
           const kept = event.forget.flatMap((group) => group.keep ?? []);
           const removed = event.forget.flatMap((group) => group.remove ?? []);
           Object.assign(entry, {
@@ -194,12 +201,18 @@ export function trackJobs(
           return null;
         }
         case "prune_failed": {
+          forgets.set(event.repo, { ok: false, duration_ms: event.duration_ms, error: event.message });
           const entry = pruneById.get(event.repo);
           if (entry !== undefined)
             Object.assign(entry, { status: "failed", dry_run: event.dry_run, error: event.message });
           return null;
         }
         case "repo_pruned": {
+          prunes.set(event.repo, {
+            ok: event.ok,
+            duration_ms: event.duration_ms,
+            error: event.ok ? null : event.message,
+          });
           if (event.ok) return null;
           // `restic prune` runs once per repository: its failure belongs to every entry of that repository.
           for (const id of idsByRepo.get(labelOf(event.repo)) ?? []) {
@@ -235,6 +248,7 @@ export function trackJobs(
           return null;
       }
     },
+    outcome: (id) => ({ forget: forgets.get(id) ?? null, prune: prunes.get(id) ?? null }),
     finish(now, maxAgeS) {
       for (const entry of jobs.flatMap((job) => job.latest)) {
         // A time that does not parse, or lies in the future (another host writing to the same

@@ -2,20 +2,34 @@
 import type { AgentPlan } from "../agent/plan-lines.js";
 import type { AgentEvent } from "../agent/protocol.js";
 import { repositoryIdentity } from "../config/rules.js";
-import type { RepositoryUse } from "../report/repositories.js";
+import type { RepositoryUse, StepOutcome } from "../report/repositories.js";
 
 export interface RepositoryIds {
   /** Record a repo_identity event; true when the event was one. */
   apply(event: AgentEvent): boolean;
   /** Every repository and copy destination of the plan, with its id when the agent read one. */
-  uses(): RepositoryUse[];
+  uses(
+    outcomeOf?: (entry: string) => { forget: StepOutcome | null; prune: StepOutcome | null },
+  ): RepositoryUse[];
 }
 
 export function trackRepositoryIds(host: string, plan: AgentPlan): RepositoryIds {
   const ids = new Map<string, string>();
   const entries = [
-    ...[...plan.repos].map(([id, r]) => ({ id, job: r.job, label: r.label, url: r.url })),
-    ...[...plan.copies].map(([id, c]) => ({ id, job: c.job, label: c.to, url: c.url })),
+    ...[...plan.repos].map(([id, r]) => ({
+      id,
+      job: r.job,
+      label: r.label,
+      url: r.url,
+      retention: r.retention,
+    })),
+    ...[...plan.copies].map(([id, c]) => ({
+      id,
+      job: c.job,
+      label: c.to,
+      url: c.url,
+      retention: c.retention,
+    })),
   ];
   return {
     apply(event) {
@@ -24,7 +38,7 @@ export function trackRepositoryIds(host: string, plan: AgentPlan): RepositoryIds
       if (plan.repos.has(event.repo) || plan.copies.has(event.repo)) ids.set(event.repo, event.repo_id);
       return true;
     },
-    uses: () =>
+    uses: (outcomeOf = () => ({ forget: null, prune: null })) =>
       entries.map((entry) => {
         const location = repositoryIdentity(entry.url);
         return {
@@ -34,6 +48,9 @@ export function trackRepositoryIds(host: string, plan: AgentPlan): RepositoryIds
           local: location.startsWith("/"),
           location,
           id: ids.get(entry.id) ?? null,
+          entry: entry.id,
+          retention: entry.retention,
+          ...outcomeOf(entry.id),
         };
       }),
   };

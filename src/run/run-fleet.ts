@@ -8,7 +8,8 @@ import { buildReport } from "../report/build-report.js";
 import type { HostResult, Report } from "../report/report-schema.js";
 import { loadLocalFiles } from "./local-files.js";
 import type { ProgressEvent } from "../report/progress-event.js";
-import type { RepositoryUse } from "../report/repositories.js";
+import type { RepositoryPrune, RepositoryUse } from "../report/repositories.js";
+import { assignPrunes, maintenancePlans, mergePhases, pruneOutcomes } from "./prune-repositories.js";
 import { runHost, type HostRunContext } from "./run-host.js";
 
 export interface FleetRunRequest {
@@ -113,12 +114,42 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
   // Every running host listens for the abort (and stops listening when done): up to `forks` at once,
   // which is not a leak, so Node must not warn about more than 10.
   setMaxListeners(Math.max(10, forks + 10), request.signal);
-  const queue = new PQueue({ concurrency: forks });
-  const results: HostResult[] = await Promise.all(
-    request.plan.hosts.map(
-      (hostPlan) => queue.add(() => runHost(asRunBy(hostPlan, request), context)) as Promise<HostResult>,
-    ),
-  );
+  const runHosts = (hosts: FleetPlan["hosts"], ctx: HostRunContext): Promise<HostResult[]> => {
+    const queue = new PQueue({ concurrency: forks });
+    return Promise.all(
+      hosts.map(
+        (hostPlan) => queue.add(() => runHost(asRunBy(hostPlan, request), ctx)) as Promise<HostResult>,
+      ),
+    );
+  };
+  let results = await runHosts(request.plan.hosts, context);
+  let prunes: RepositoryPrune[] = [];
+  if (request.command === "prune") {
+    // Phase 2, after every host's forgets: each repository pruned once (a dry run says where).
+    const assignments = assignPrunes(repositories);
+    if (request.dryRun === true) prunes = pruneOutcomes(assignments, "planned");
+    else if (assignments.length > 0) {
+      const phase2 = maintenancePlans(request.plan.hosts, assignments);
+      const uses: RepositoryUse[] = [];
+      const pruned = await runHosts(phase2.hosts, {
+        ...context,
+        maintain: phase2.maintain,
+        recordRepositories: (found) => uses.push(...found),
+        // The host was reported done after its forgets: its prunes are more of its steps.
+        onProgress: (event) =>
+          request.onProgress(
+            event.step === "done"
+              ? { host: event.host, step: "running", detail: `prune ${event.status ?? "done"}` }
+              : event.step === "connecting"
+                ? { host: event.host, step: "running", detail: "connecting to prune" }
+                : event,
+          ),
+      });
+      const byHost = new Map(pruned.map((result) => [result.name, result]));
+      prunes = pruneOutcomes(assignments, { uses, results: byHost });
+      results = results.map((result) => mergePhases(result, byHost.get(result.name)));
+    }
+  }
   return buildReport({
     runId,
     command: request.command,
@@ -127,6 +158,7 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
     finishedAt: new Date(),
     hosts: results,
     repositories,
+    prunes,
     interrupted: request.signal.aborted,
   });
 }

@@ -40,6 +40,8 @@ export interface HostRunContext {
   jobs: { command: TrackedCommand; initial: "skipped" | "planned" } | null;
   /** prune: forget --dry-run only; install: check and say, change nothing. */
   dryRun: boolean;
+  /** prune, phase 2: the entries whose repositories this host prunes (plan id → restic repository id). */
+  maintain?: (host: HostPlan["host"]) => ReadonlyMap<string, string> | undefined;
   /** install: the sudo rule and allow-list to install, per host. */
   install?: (host: HostPlan["host"]) => InstallRequest;
   /** status: a job whose latest snapshot is older than this (or missing) is stale. */
@@ -92,13 +94,16 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
     jobs: [],
   };
   // Built before connecting: a host that is never reached still uses its repositories.
+  const maintain = ctx.maintain?.(host);
   const plan = agentPlan(hostPlan, ctx.command, ctx.runId, {
     dryRun: ctx.dryRun,
     ...(ctx.install === undefined ? {} : { install: ctx.install(host) }),
+    ...(maintain === undefined ? {} : { maintain }),
   });
   const repositoryIds = trackRepositoryIds(host.name, plan);
+  let tracker: JobTracker | null = null;
   const finish = (error: HostError | null, status?: HostResult["status"]): HostResult => {
-    ctx.recordRepositories?.(repositoryIds.uses());
+    ctx.recordRepositories?.(repositoryIds.uses(tracker === null ? undefined : tracker.outcome));
     if (error !== null) {
       result.error = { code: error.code, message: error.message, hint: error.hint };
       result.status = status ?? error.status;
@@ -141,7 +146,7 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
     return finish(null, "skipped");
   }
 
-  const tracker = ctx.jobs === null ? null : trackJobs(hostPlan, plan, ctx.jobs.command, ctx.jobs.initial);
+  tracker = ctx.jobs === null ? null : trackJobs(hostPlan, plan, ctx.jobs.command, ctx.jobs.initial);
   if (tracker !== null) result.jobs = tracker.jobs;
   try {
     const outcome = await new AgentRun(session, hostPlan, plan, tracker, repositoryIds, ctx, result).run();

@@ -110,10 +110,29 @@ prune_keep_last = 1
       const [name, ...args] = typeof command === "string" ? [command] : command;
       const result = await run(name!, ...args);
       expect(result.code, result.stdout).toBe(0);
-      expect(result.report.repositories, name).toEqual([
-        { id: configId(copies), url: copies, hosts: jobs(...HOSTS), actions: [] },
-        { id: configId(shared), url: shared, hosts: jobs(...HOSTS), actions: [] },
+      const entries = result.report.repositories;
+      expect(
+        entries.map(({ actions: _, ...entry }) => entry),
+        name,
+      ).toEqual([
+        { id: configId(copies), url: copies, hosts: jobs(...HOSTS), missing_forgets: [] },
+        { id: configId(shared), url: shared, hosts: jobs(...HOSTS), missing_forgets: [] },
       ]);
+      if (name !== "prune") {
+        expect(entries.flatMap((entry) => entry.actions)).toEqual([]);
+        continue;
+      }
+      // A dry run: every host's forget ran (--dry-run), and it says which host would prune each one.
+      for (const entry of entries) {
+        const forgets = entry.actions.filter((a) => a.action === "forget");
+        expect(forgets.map((a) => [a.host, a.status]).sort()).toEqual(
+          HOSTS.flatMap((host) => JOBS.map(() => [host, "ok"])),
+        );
+        expect(entry.actions.filter((a) => a.action === "prune").map((a) => a.status)).toEqual(["planned"]);
+      }
+      // Two repositories, two hosts that reached both: one prune each.
+      const pruners = entries.map((entry) => entry.actions.find((a) => a.action === "prune")?.host);
+      expect(new Set(pruners).size).toBe(2);
     }
     expect((await run("ping")).report.repositories).toEqual([]);
   });
@@ -148,6 +167,7 @@ password_file = ${JSON.stringify(password)}
         url: shared < link ? shared : link,
         hosts: HOSTS.map((host) => ({ host, jobs: ["alpha"] })),
         actions: [],
+        missing_forgets: [],
       },
     ]);
   });
@@ -205,6 +225,16 @@ password_file = ${JSON.stringify(password)}
         );
         expect(count(copies, host, job), `${host}/${job} in the copy destination`).toBe(2);
       }
+    }
+    // Each repository pruned once, after every forget (phase 2), on one of the hosts that forgot in it.
+    for (const entry of pruned.report.repositories) {
+      const prunes = entry.actions.filter((a) => a.action === "prune");
+      expect(
+        prunes.map((a) => a.status),
+        entry.url,
+      ).toEqual(["ok"]);
+      expect(HOSTS).toContain(prunes[0]?.host);
+      expect(entry.missing_forgets).toEqual([]);
     }
     expect(snapshots(shared).filter((s) => s.tags?.includes("protected"))).toHaveLength(1);
     expect(restic(shared, "check")).toMatch(/no errors were found/);
@@ -270,5 +300,48 @@ prune_keep_last = 1
     const rt2 = status.host("rt2");
     expect(rt2).toMatchObject({ status: "failed", error: { code: "repo_unreadable" } });
     expect(rt2?.jobs[0]?.latest[0]?.error).toMatch(/unable to open config file|does not exist/);
+  });
+
+  it("prune with a host unreachable: its snapshots stay, the repositories are still pruned once, exit 4, missing_forgets names it", async () => {
+    const backup = await run("backup");
+    expect(backup.code, backup.stdout).toBe(0);
+    const before = HOSTS.flatMap((host) => JOBS.map((job) => count(shared, host, job)));
+    expect(before.every((n) => n >= 2)).toBe(true);
+    await fleet.stopHost("rt2");
+    try {
+      const pruned = await run("prune");
+      expect(pruned.code, pruned.stdout).toBe(4);
+      expect(pruned.host("rt1")?.status).toBe("ok");
+      expect(pruned.host("rt2")?.status).toBe("unreachable");
+      // rt2 read no id, and a local path is host-local unless ids say otherwise: its entries stand
+      // apart (id null), with their forgets missing; rt1's are pruned, once each.
+      const [known, unknown] = [
+        pruned.report.repositories.filter((e) => e.id !== null),
+        pruned.report.repositories.filter((e) => e.id === null),
+      ];
+      expect(known.map((e) => e.url).sort()).toEqual([copies, shared].sort());
+      for (const entry of known) {
+        expect(entry.actions.filter((a) => a.action === "prune").map((a) => [a.host, a.status])).toEqual([
+          ["rt1", "ok"],
+        ]);
+        expect(entry.missing_forgets).toEqual([]);
+      }
+      expect(unknown.map((e) => [e.url, e.missing_forgets])).toEqual([
+        [copies, ["rt2"]],
+        [shared, ["rt2"]],
+      ]);
+      for (const entry of unknown)
+        expect(entry.actions.map((a) => [a.action, a.host, a.status])).toEqual(
+          JOBS.map(() => ["forget", "rt2", "skipped"]),
+        );
+      // rt2's snapshots are untouched; rt1 is down to its retention (rt1/alpha keeps its protected one).
+      for (const job of JOBS)
+        expect(count(shared, "rt2", job), `rt2/${job}`).toBe(before[2 + JOBS.indexOf(job)]);
+      expect(count(shared, "rt1", "alpha")).toBe(2);
+      expect(count(shared, "rt1", "beta")).toBe(1);
+      expect(restic(shared, "check")).toMatch(/no errors were found/);
+    } finally {
+      await fleet.startHost("rt2");
+    }
   });
 });

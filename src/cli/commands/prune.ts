@@ -1,4 +1,4 @@
-// `prune`: restic forget with each repository's retention, then prune; `--dry-run` deletes nothing.
+// `prune`: restic forget on each host, then one restic prune per repository; `--dry-run` deletes nothing.
 import type { CliIo } from "../io.js";
 import { fleetReportOptions, type FleetOptions, type JobFilterOptions } from "../options.js";
 import { runFleetCommand, type FleetStyles } from "../run-fleet-command.js";

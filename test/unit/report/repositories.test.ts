@@ -14,6 +14,10 @@ const local = (host: string, path: string, id: string | null, job = "web"): Repo
   local: true,
   location: path,
   id,
+  entry: "r1",
+  retention: true,
+  forget: null,
+  prune: null,
 });
 const remote = (host: string, url: string, id: string | null, job = "web"): RepositoryUse => ({
   host,
@@ -22,6 +26,10 @@ const remote = (host: string, url: string, id: string | null, job = "web"): Repo
   local: false,
   location: url,
   id,
+  entry: "r1",
+  retention: true,
+  forget: null,
+  prune: null,
 });
 
 describe("repositories[]", () => {
@@ -40,6 +48,7 @@ describe("repositories[]", () => {
           { host: "b", jobs: ["web"] },
         ],
         actions: [],
+        missing_forgets: [],
       },
     ]);
   });
@@ -66,6 +75,7 @@ describe("repositories[]", () => {
           { host: "b", jobs: ["db"] },
         ],
         actions: [],
+        missing_forgets: [],
       },
     ]);
   });

@@ -296,6 +296,7 @@ describe("prune", () => {
     dry_run: false,
     skipped: false,
     forget: [{ keep: [{ short_id: "aaaa" }], remove: [{ short_id: "bbbb" }] }],
+    duration_ms: 10,
   });
   const noRetention = (job: string, repo: string): AgentEventFields => ({
     event: "prune_done",
@@ -304,6 +305,7 @@ describe("prune", () => {
     dry_run: false,
     skipped: true,
     forget: [],
+    duration_ms: 0,
   });
   const pruned = [
     forget("data", "r1"),
@@ -323,13 +325,20 @@ describe("prune", () => {
       repo: "r3",
       dry_run: false,
       message: "restic forget failed (exit 1): locked",
+      duration_ms: 10,
     };
     expect(decide({ command: "prune", events: [...pruned.slice(0, 3), failedForget] })).toMatchObject({
       status: "failed",
       code: "prune_failed",
       jobs: ["ok", "failed"],
     });
-    const failedPrune: AgentEventFields = { event: "repo_pruned", repo: "r1", ok: false, message: "x" };
+    const failedPrune: AgentEventFields = {
+      event: "repo_pruned",
+      repo: "r1",
+      ok: false,
+      duration_ms: 10,
+      message: "x",
+    };
     // r1 and r3 are one repository: its prune failing fails both jobs' entries.
     expect(decide({ command: "prune", events: [...pruned, failedPrune] })).toMatchObject({
       status: "failed",

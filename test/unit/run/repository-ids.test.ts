@@ -8,10 +8,20 @@ describe("trackRepositoryIds", () => {
   const plan: AgentPlan = {
     lines: [],
     repos: new Map([
-      ["r1", { job: "web", label: "/srv/repo", url: "local:/srv/repo/" }],
-      ["r2", { job: "web", label: "rest:https://u:***@vault/x", url: "rest:https://u:pw@vault/x" }],
+      ["r1", { job: "web", label: "/srv/repo", url: "local:/srv/repo/", retention: true }],
+      [
+        "r2",
+        {
+          job: "web",
+          label: "rest:https://u:***@vault/x",
+          url: "rest:https://u:pw@vault/x",
+          retention: true,
+        },
+      ],
     ]),
-    copies: new Map([["c1", { job: "web", from: "/srv/repo", to: "/mnt/copy", url: "/mnt/copy" }]]),
+    copies: new Map([
+      ["c1", { job: "web", from: "/srv/repo", to: "/mnt/copy", url: "/mnt/copy", retention: false }],
+    ]),
   };
 
   it("gives every plan entry its id, or null when the agent read none, never a raw URL", () => {

@@ -1,0 +1,122 @@
+// prune, phase 2: one `restic prune` per repository, after every selected host's forgets (phase 1).
+// restic's maintainers advise one pruning host per repository; a fleet controller can be that host.
+import type { HostPlan } from "../plan/build-plan.js";
+import type { RepositoryPrune, RepositoryUse } from "../report/repositories.js";
+import type { HostResult, HostStatus, JobResult } from "../report/report-schema.js";
+
+/** Which host prunes which repository, through which of its plan entries. */
+export interface PruneAssignment {
+  repositoryId: string;
+  host: string;
+  entry: string;
+}
+
+/**
+ * Every repository that at least one host forgot in (phase 1, successfully) is pruned once, on one of
+ * those hosts: it reached the repository with credentials that delete. The prunes are spread over the
+ * hosts (the fewest prunes first, then by name), so that one host is not every repository's pruner.
+ * A repository no host could forget in is not pruned: nothing new became unreferenced there.
+ */
+export function assignPrunes(uses: readonly RepositoryUse[]): PruneAssignment[] {
+  const candidates = new Map<string, RepositoryUse[]>();
+  for (const use of uses) {
+    if (use.id === null || use.forget?.ok !== true) continue;
+    candidates.set(use.id, [...(candidates.get(use.id) ?? []), use]);
+  }
+  const load = new Map<string, number>();
+  const assignments: PruneAssignment[] = [];
+  for (const [repositoryId, forgot] of [...candidates].sort(([a], [b]) => compare(a, b))) {
+    const chosen = [...forgot].sort(
+      (a, b) => (load.get(a.host) ?? 0) - (load.get(b.host) ?? 0) || compare(a.host, b.host),
+    )[0];
+    if (chosen === undefined) continue;
+    load.set(chosen.host, (load.get(chosen.host) ?? 0) + 1);
+    assignments.push({ repositoryId, host: chosen.host, entry: chosen.entry });
+  }
+  return assignments;
+}
+
+/** What each assigned prune came to, from the pruning hosts' phase-2 runs (or "planned" in a dry run). */
+export function pruneOutcomes(
+  assignments: readonly PruneAssignment[],
+  phase2: { uses: readonly RepositoryUse[]; results: ReadonlyMap<string, HostResult> } | "planned",
+): RepositoryPrune[] {
+  return assignments.map(({ repositoryId, host, entry }) => {
+    const base = { repositoryId, host };
+    if (phase2 === "planned") return { ...base, status: "planned", duration_ms: null, error: null };
+    const outcome = phase2.uses.find((use) => use.host === host && use.entry === entry)?.prune ?? null;
+    if (outcome !== null)
+      return {
+        ...base,
+        status: outcome.ok ? "ok" : "failed",
+        duration_ms: outcome.duration_ms,
+        error: outcome.error,
+      };
+    const result = phase2.results.get(host);
+    return {
+      ...base,
+      status: result?.status === "skipped" ? "skipped" : "failed",
+      duration_ms: null,
+      error: `the prune did not run on ${host}: ${result?.error?.message ?? "the run was stopped"}`,
+    };
+  });
+}
+
+/** The plans of phase 2: the pruning hosts, each with its entries to prune (plan id → repository id). */
+export function maintenancePlans(
+  hosts: readonly HostPlan[],
+  assignments: readonly PruneAssignment[],
+): { hosts: HostPlan[]; maintain: (host: HostPlan["host"]) => ReadonlyMap<string, string> | undefined } {
+  const byHost = new Map<string, Map<string, string>>();
+  for (const { host, entry, repositoryId } of assignments)
+    byHost.set(host, (byHost.get(host) ?? new Map<string, string>()).set(entry, repositoryId));
+  return {
+    hosts: hosts.filter((plan) => byHost.has(plan.host.name)),
+    maintain: (host) => byHost.get(host.name),
+  };
+}
+
+const RANK: Record<HostStatus, number> = { ok: 0, skipped: 0, partial: 1, failed: 2, unreachable: 2 };
+
+/**
+ * One host's result of both phases: its forgets (phase 1) and the prunes it ran (phase 2). A prune that
+ * failed fails the entries of its repository on this host, and the host; a host reached in phase 1 and
+ * lost in phase 2 is failed, not unreachable (it was reached, and its forgets ran).
+ */
+export function mergePhases(first: HostResult, second: HostResult | undefined): HostResult {
+  if (second === undefined) return first;
+  const jobs = first.jobs.map((job, i): JobResult => {
+    const later = second.jobs[i];
+    if (later === undefined) return job;
+    return {
+      ...job,
+      status: later.status === "failed" ? "failed" : job.status,
+      prunes: job.prunes.map((prune, j) => {
+        const pruned = later.prunes[j];
+        return pruned?.status === "failed" ? { ...prune, status: "failed", error: pruned.error } : prune;
+      }),
+    };
+  });
+  const worse = RANK[second.status] > RANK[first.status];
+  return {
+    ...first,
+    status: worse ? (second.status === "unreachable" ? "failed" : second.status) : first.status,
+    error:
+      worse && second.error !== null
+        ? { ...second.error, message: `pruning a repository: ${second.error.message}` }
+        : first.error,
+    duration_ms: first.duration_ms + second.duration_ms,
+    warnings: [
+      ...first.warnings,
+      ...second.warnings.filter(
+        (w) => !first.warnings.some((f) => f.code === w.code && f.message === w.message),
+      ),
+    ],
+    jobs,
+  };
+}
+
+/** Code-unit order, the same on every machine and locale. */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
