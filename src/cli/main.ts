@@ -39,10 +39,15 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       .command("validate")
       .description("parse and check the inventory and every selected host's ResticLVM config; no connection"),
     ["table", "json"],
-  ).action(async (options: ValidateOptions) => {
-    const { validateCommand } = await import("./commands/validate.js");
-    exitCode = validateCommand(options, io, makeStyle(colorWanted(options)));
-  });
+  )
+    .option(
+      "-v, --verbose",
+      "also each host's connection settings and where each came from (inventory, ssh_config FILE, default)",
+    )
+    .action(async (options: ValidateOptions) => {
+      const { validateCommand } = await import("./commands/validate.js");
+      exitCode = validateCommand(options, io, makeStyle(colorWanted(options)));
+    });
 
   withJobFilterOptions(
     withCommonOptions(

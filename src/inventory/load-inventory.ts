@@ -5,6 +5,7 @@ import { formatTomlPath, type Problem } from "../errors.js";
 import { parseDuration } from "../duration.js";
 import { findControlCharacters, readTomlFile, suggestion, zodProblems } from "../validation.js";
 import { isName, NAME_RULE } from "../config/rules.js";
+import { applySshConfig } from "./ssh-config.js";
 import { inventorySchema, SETTING_KEYS, type HostSettingsInput, type SettingKey } from "./schema.js";
 
 export interface HostSpec {
@@ -15,6 +16,8 @@ export interface HostSpec {
   identity_file: string | null;
   identity_passphrase_file: string | null;
   known_hosts: string;
+  /** More known_hosts files read (never written), from ssh_config's UserKnownHostsFile and the like. */
+  known_hosts_also?: string[];
   host_key_policy: "strict" | "accept-new";
   /** Accept ssh-dss and SHA-1 ssh-rsa host keys (OpenSSH 9 refuses them by default). */
   legacy_host_key_algorithms: boolean;
@@ -31,6 +34,8 @@ export interface HostSpec {
   config: string;
   /** Every group the host belongs to, ancestors included (not `all`). */
   groups: string[];
+  /** Where each connection setting came from: "inventory", "ssh_config FILE" or "default". */
+  origins?: Record<string, string>;
 }
 
 export interface Group {
@@ -110,7 +115,7 @@ export function loadInventory(file: string): InventoryResult {
       const value = settings[key] ?? (key === "known_hosts" ? BUILTIN_DEFAULTS.known_hosts : undefined);
       return value === undefined ? null : resolveLocalPath(value.replaceAll("{host}", name), baseDir);
     };
-    hosts.push({
+    const spec: HostSpec = {
       name,
       address: host.address ?? name,
       user: settings.user ?? userInfo().username,
@@ -131,7 +136,17 @@ export function loadInventory(file: string): InventoryResult {
       restic_env_file: settings.restic_env_file ?? null,
       config: local("config") ?? "",
       groups: memberOf,
+    };
+    const sshConfig = settings.ssh_config ?? false;
+    const applied = applySshConfig(spec, {
+      inventoryFile: file,
+      explicit: settings,
+      alias: spec.address,
+      configFile:
+        typeof sshConfig === "string" ? resolveLocalPath(sshConfig, baseDir) : sshConfig ? null : false,
     });
+    if (applied.ok) hosts.push(applied.host);
+    else problems.push(...applied.problems);
   }
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, inventory: { file, hosts, groups } };

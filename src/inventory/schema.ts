@@ -35,6 +35,12 @@ export const hostSettings = {
   // On the host, root-only: must be absolute there, it is not relative to anything here.
   restic_env_file: absolutePath.optional(),
   config: localPath.optional(),
+  // true: ssh's own config (~/.ssh/config); a path: that file; resolved per host with `ssh -G`.
+  ssh_config: z
+    .custom<boolean | string>((v) => typeof v === "boolean" || (typeof v === "string" && v !== ""), {
+      message: "expected true, false or the path of an ssh_config file",
+    })
+    .optional(),
 };
 
 export type HostSettingsInput = z.infer<z.ZodObject<typeof hostSettings>>;

@@ -56,21 +56,22 @@ export function loadLocalFiles(hosts: readonly HostSpec[], inventoryFile: string
       // The first line is the secret; a trailing newline is not part of it.
       if (bytes !== null) secrets.set(path, bytes.toString("utf8").split(/\r?\n/)[0] ?? "");
     }
-    if (!knownHosts.has(host.known_hosts)) {
+    for (const file of [host.known_hosts, ...(host.known_hosts_also ?? [])]) {
+      if (knownHosts.has(file)) continue;
       let text = "";
       try {
-        text = readFileSync(host.known_hosts, "utf8");
+        text = readFileSync(file, "utf8");
       } catch (error) {
         // A missing known_hosts is an empty one: every host is unknown (and accept-new creates it).
         if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
           problems.push({
             file: inventoryFile,
             path: at("known_hosts"),
-            message: `known_hosts ${host.known_hosts} cannot be read (${String(error)})`,
+            message: `known_hosts ${file} cannot be read (${String(error)})`,
           });
         }
       }
-      knownHosts.set(host.known_hosts, parseKnownHosts(text, host.known_hosts).entries);
+      knownHosts.set(file, parseKnownHosts(text, file).entries);
     }
   }
   if (problems.length > 0)

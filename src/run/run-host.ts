@@ -123,7 +123,10 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
       port: host.port,
       user: host.user,
       knownHostsFile: host.known_hosts,
-      knownHosts: ctx.files.knownHosts(host.known_hosts),
+      // The first file is where accept-new writes; ssh_config may name more, read as well.
+      knownHosts: [host.known_hosts, ...(host.known_hosts_also ?? [])].flatMap((f) =>
+        ctx.files.knownHosts(f),
+      ),
       hostKeyPolicy: host.host_key_policy,
       legacyHostKeyAlgorithms: host.legacy_host_key_algorithms,
       privateKey: ctx.files.privateKey(host.identity_file),

@@ -5,7 +5,8 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { mkdirSync } from "node:fs";
+import { describe, expect, it, vi } from "vitest";
 import { loadResticConfig } from "../../src/config/load-config.js";
 import { loadInventory } from "../../src/inventory/load-inventory.js";
 import { renderReportMetrics } from "../../src/cli/render/metrics.js";
@@ -53,10 +54,24 @@ const shellLines = blocks
   .flatMap((b) => b.body.split("\n").map((line) => ({ line: line.trim(), section: b.section })))
   .filter((l) => l.line !== "" && !l.line.startsWith("#"));
 
+/**
+ * Beside an inventory block that names `ssh_config = "ssh_config"`: the README's sshconfig block that
+ * follows it, with HOME (where `~` points) in the tree and the key file it names there.
+ */
+function writeSshConfigExample(dir: string, block: Block): void {
+  const example = blocks.slice(blocks.indexOf(block)).find((b) => b.lang === "sshconfig");
+  if (example === undefined)
+    throw new Error("an ssh_config inventory example needs an sshconfig block after it");
+  writeFileSync(join(dir, "ssh_config"), `${example.body}\n`);
+  vi.stubEnv("HOME", dir);
+  mkdirSync(join(dir, ".ssh"));
+  writeFileSync(join(dir, ".ssh/backup_ed25519"), "key\n");
+}
+
 describe("README", () => {
   it("has its code blocks tagged, and only these kinds", () => {
     expect(blocks.length).toBeGreaterThan(8);
-    for (const block of blocks) expect(["sh", "toml", "text", "yaml", ""]).toContain(block.lang);
+    for (const block of blocks) expect(["sh", "toml", "sshconfig", "text", "yaml", ""]).toContain(block.lang);
   });
 
   it("has Prometheus rule blocks (the only YAML) that promtool accepts", (ctx) => {
@@ -134,6 +149,7 @@ describe("README", () => {
       const tree = writeTree({ "block.toml": block.body });
       try {
         const file = join(tree.dir, "block.toml");
+        if (/^ssh_config = "ssh_config"/m.test(block.body)) writeSshConfigExample(tree.dir, block);
         if (/^\[(defaults|hosts\.|groups\.)/m.test(block.body)) {
           const result = loadInventory(file);
           expect(result.ok ? [] : result.problems).toEqual([]);
@@ -142,10 +158,36 @@ describe("README", () => {
           expect(result.ok ? [] : result.problems).toEqual([]);
         }
       } finally {
+        vi.unstubAllEnvs();
         tree.cleanup();
       }
     },
   );
+
+  it("resolves the ssh_config example as its text says", () => {
+    const block = blocks.find((b) => b.lang === "toml" && /^ssh_config = "ssh_config"/m.test(b.body));
+    if (block === undefined) throw new Error("no ssh_config example in the README");
+    const tree = writeTree({ "inventory.toml": block.body });
+    try {
+      writeSshConfigExample(tree.dir, block);
+      const result = loadInventory(join(tree.dir, "inventory.toml"));
+      if (!result.ok) throw new Error(JSON.stringify(result.problems));
+      const host = (name: string) => result.inventory.hosts.find((h) => h.name === name);
+      expect(host("db-1")).toMatchObject({
+        address: "db-1.db.example.com",
+        user: "backup",
+        port: 22,
+        identity_file: join(tree.dir, ".ssh/backup_ed25519"),
+        host_key_policy: "accept-new",
+      });
+      expect(host("db-2")).toMatchObject({ address: "db-2.db.example.com", port: 2222 });
+      expect(host("web1")).toMatchObject({ address: "web1.example.com", user: "rlvm", identity_file: null });
+      expect(host("web1")?.origins).toMatchObject({ user: "inventory", address: "inventory" });
+    } finally {
+      vi.unstubAllEnvs();
+      tree.cleanup();
+    }
+  });
 
   it("names only real commands and options in every rlvm-fleet command line", async () => {
     const lines = shellLines

@@ -8,11 +8,17 @@ import type { CommonOptions } from "../options.js";
 import type { Style } from "../render/style.js";
 import { renderValidateSummary } from "../render/validate-summary.js";
 
-export type ValidateOptions = CommonOptions;
+export interface ValidateOptions extends CommonOptions {
+  verbose?: boolean;
+}
 
 export function validateCommand(options: ValidateOptions, io: CliIo, style: Style): number {
-  const plan = planDocument(buildPlan(resolve(io.cwd, options.inventory), { limit: options.limit }));
+  const fleet = buildPlan(resolve(io.cwd, options.inventory), { limit: options.limit });
+  const plan = planDocument(fleet);
   if (options.format === "json") io.stdout(`${JSON.stringify({ valid: true, ...plan }, null, 2)}\n`);
-  else io.stdout(renderValidateSummary(plan, style, io.cwd));
+  else {
+    const hosts = options.verbose === true ? fleet.hosts.map((h) => h.host) : undefined;
+    io.stdout(renderValidateSummary(plan, style, io.cwd, hosts));
+  }
   return EXIT_CODES.ok.code;
 }
