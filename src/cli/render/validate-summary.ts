@@ -1,16 +1,29 @@
 // `validate` for people: one line per host with its jobs and repositories.
-import type { HostSpec } from "../../inventory/load-inventory.js";
-import { ORIGIN_KEYS } from "../../inventory/ssh-config.js";
 import type { PlanDocument } from "../../plan/plan-document.js";
 import { displayPath } from "./problems.js";
 import type { Style } from "./style.js";
+
+/** A host's connection settings (the inventory's HostSpec), and where each came from. */
+export interface ConnectionSettings {
+  name: string;
+  address: string;
+  user: string;
+  port: number;
+  identity_file: string | null;
+  known_hosts: string;
+  known_hosts_also?: string[];
+  host_key_policy: string;
+  connect_timeout_s: number;
+  keepalive_interval_s: number;
+  origins?: Record<string, string>;
+}
 
 /** With `specs` (--verbose), each host's connection settings follow its line, with their origin. */
 export function renderValidateSummary(
   plan: PlanDocument,
   style: Style,
   cwd: string,
-  specs?: readonly HostSpec[],
+  specs?: readonly ConnectionSettings[],
 ): string {
   const width = Math.max(4, ...plan.hosts.map((h) => h.name.length));
   const lines = plan.hosts.flatMap((host) => {
@@ -34,8 +47,8 @@ function plural(n: number, one: string, many: string): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-function connectionLines(spec: HostSpec, cwd: string): string[] {
-  const values: Record<(typeof ORIGIN_KEYS)[number], string> = {
+function connectionLines(spec: ConnectionSettings, cwd: string): string[] {
+  const values: Record<string, string> = {
     address: spec.address,
     user: spec.user,
     port: String(spec.port),
@@ -48,8 +61,9 @@ function connectionLines(spec: HostSpec, cwd: string): string[] {
     connect_timeout: `${spec.connect_timeout_s} s`,
     keepalive_interval: `${spec.keepalive_interval_s} s`,
   };
-  const width = Math.max(...ORIGIN_KEYS.map((k) => k.length));
-  return ORIGIN_KEYS.map(
+  const keys = Object.keys(values);
+  const width = Math.max(...keys.map((k) => k.length));
+  return keys.map(
     (key) =>
       `    ${key.padEnd(width)}  ${values[key]}  (${originText(spec.origins?.[key] ?? "default", cwd)})`,
   );
