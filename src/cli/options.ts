@@ -22,6 +22,7 @@ export interface FleetOptions extends CommonOptions {
   report?: string;
   junit?: string;
   metrics?: string;
+  pingUrl?: string;
   quiet?: boolean;
   verbose?: boolean;
 }
@@ -48,6 +49,10 @@ export function withFleetOptions(command: Command): Command {
     .option(
       "--metrics <file>",
       "also write Prometheus metrics to FILE (text format, for node_exporter's textfile collector)",
+    )
+    .option(
+      "--ping-url <url>",
+      "healthchecks.io-style monitoring: POST URL/start, then URL (exit 0 or 3) or URL/fail with the summary; 10 s timeout per ping, a failed ping only warns",
     )
     .option("-q, --quiet", "no progress lines on stderr")
     .addOption(

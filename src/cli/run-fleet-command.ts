@@ -13,18 +13,21 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { UsageError } from "../errors.js";
+import { EXIT_CODES, UsageError } from "../errors.js";
+import { parsePingUrl, startPing } from "../notify/healthchecks-ping.js";
 import { buildPlan, type FleetPlan } from "../plan/build-plan.js";
 import type { ReportOptions } from "../report/report-options.js";
+import type { Report } from "../report/report-schema.js";
 import { runFleet, type FleetRunRequest } from "../run/run-fleet.js";
 import type { CliIo } from "./io.js";
 import type { FleetOptions } from "./options.js";
 import { renderReportJunit } from "./render/junit.js";
 import { renderReportMarkdown } from "./render/markdown.js";
 import { renderReportMetrics } from "./render/metrics.js";
+import { renderProblems } from "./render/problems.js";
 import { renderProgress } from "./render/progress.js";
 import { renderReportTable } from "./render/report-table.js";
-import type { Style } from "./render/style.js";
+import { makeStyle, type Style } from "./render/style.js";
 
 export interface FleetStyles {
   out: Style;
@@ -35,18 +38,56 @@ export interface FleetStyles {
  * Runs `command` as `options` say: the report records them as they are, and the run reads its
  * inventory, selection, forks, dry run and max age from the same fields.
  */
+type FleetOutput = Pick<
+  FleetOptions,
+  "format" | "report" | "junit" | "metrics" | "quiet" | "verbose" | "pingUrl"
+>;
+interface FleetExtra {
+  install?: FleetRunRequest["install"];
+  /** Refuses a plan this command cannot run (throws a UsageError), before anything connects. */
+  refuse?: (plan: FleetPlan) => void;
+}
+
 export async function runFleetCommand(
   command: FleetRunRequest["command"],
   options: ReportOptions,
-  output: Pick<FleetOptions, "format" | "report" | "junit" | "metrics" | "quiet" | "verbose">,
+  output: FleetOutput,
   io: CliIo,
   style: FleetStyles,
-  extra: {
-    install?: FleetRunRequest["install"];
-    /** Refuses a plan this command cannot run (throws a UsageError), before anything connects. */
-    refuse?: (plan: FleetPlan) => void;
-  } = {},
+  extra: FleetExtra = {},
 ): Promise<number> {
+  if (output.pingUrl === undefined)
+    return (await runAndRender(command, options, output, io, style, extra)).exit_code;
+  const ping = startPing(parsePingUrl(output.pingUrl), (message) =>
+    io.stderr(`rlvm-fleet: warning: ${message} (the run and its exit code are not affected)\n`),
+  );
+  let report: Report;
+  try {
+    report = await runAndRender(command, options, output, io, style, extra);
+  } catch (error) {
+    // A run that could not start is a failed run for the monitor too (exit 2, or 1 for a bug).
+    const plain = makeStyle(false);
+    await ping.finish(
+      error instanceof UsageError ? EXIT_CODES.usage.code : EXIT_CODES.failed.code,
+      error instanceof UsageError
+        ? renderProblems(error.message, error.problems, error.hint, plain, io.cwd)
+        : `rlvm-fleet: internal error: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    throw error;
+  }
+  // The summary the table format prints, without colours: the report is already masked.
+  await ping.finish(report.exit_code, renderReportTable(report, makeStyle(false)));
+  return report.exit_code;
+}
+
+async function runAndRender(
+  command: FleetRunRequest["command"],
+  options: ReportOptions,
+  output: FleetOutput,
+  io: CliIo,
+  style: FleetStyles,
+  extra: FleetExtra,
+): Promise<Report> {
   const plan = buildPlan(resolve(io.cwd, options.inventory), {
     limit: options.limit ?? undefined,
     categories: options.category,
@@ -101,7 +142,7 @@ export async function runFleetCommand(
           ? renderReportMarkdown(report)
           : renderReportTable(report, style.out),
     );
-    return report.exit_code;
+    return report;
   } finally {
     removeSignalHandlers();
   }
