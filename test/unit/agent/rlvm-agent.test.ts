@@ -452,6 +452,35 @@ describe("plan protocol", () => {
     ],
     ["retention for an unknown id", planText([...good(), ["retention", "zz", 1, 0, 0, 0, 0], ["end"]])],
     ["remount_readonly of an unknown job", planText([...good(), ["remount_readonly", "nojob"], ["end"]])],
+    // Phase 2 of prune: maintain and its prune records go together, in a prune plan, never a dry run.
+    ...((): [string, string][] => {
+      const id = "f".repeat(64);
+      const prunePlan = (...records: PlanRecord[]) =>
+        planText([
+          ...header("prune", "p"),
+          ["job", "web", "standard_path", "/srv", "", "", ""],
+          ["repo", "web", "a", "/r", "/pw", "L"],
+          ...records,
+          ["end"],
+        ]);
+      return [
+        ["a prune record without maintain", prunePlan(["prune", "a", id])],
+        ["maintain without a prune record", prunePlan(["maintain"])],
+        ["maintain in a dry run", prunePlan(["maintain"], ["dry_run"], ["prune", "a", id])],
+        ["a prune record for an unknown id", prunePlan(["maintain"], ["prune", "zz", id])],
+        ["a prune record without a repository id", prunePlan(["maintain"], ["prune", "a", "abc"])],
+        [
+          "maintain in a backup plan",
+          planText([
+            ...good(),
+            ["repo", "web", "a", "/r", "/pw", "L"],
+            ["maintain"],
+            ["prune", "a", id],
+            ["end"],
+          ]),
+        ],
+      ];
+    })(),
   ];
 
   it.each(cases)("rejects %s with exactly one agent_protocol result", (_name, input) => {
