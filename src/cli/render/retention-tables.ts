@@ -100,5 +100,28 @@ export function renderPruneTable(
     for (const warning of host.warnings) notes.push(`${style.warn("!")} ${host.name}: ${warning.message}`);
   }
   const header = dryRun ? `${style.bold("dry run: nothing was deleted")}\n` : "";
-  return `${header}${rows.toString()}\n${notes.length > 0 ? `${notes.join("\n")}\n` : ""}`;
+  const pruned = repositoryPrunes(report, style, paint);
+  return `${header}${rows.toString()}\n${notes.length > 0 ? `${notes.join("\n")}\n` : ""}${pruned}`;
+}
+
+/** Phase 2: each repository's one prune (or, in a dry run, the host that would run it), and whose forgets are missing. */
+function repositoryPrunes(report: Report, style: Style, paint: (status: string) => string): string {
+  const lines: string[] = [];
+  for (const repository of report.repositories) {
+    const prune = repository.actions.find((action) => action.action === "prune");
+    const missing =
+      repository.missing_forgets.length > 0
+        ? `; forgets missing (snapshots kept): ${repository.missing_forgets.join(", ")}`
+        : "";
+    if (prune !== undefined) {
+      const time = prune.duration_ms === null ? "" : ` in ${(prune.duration_ms / 1000).toFixed(1)}s`;
+      const error = prune.error === null ? "" : `: ${prune.error}`;
+      lines.push(`  ${repository.url}  on ${prune.host}  ${paint(prune.status)}${time}${error}${missing}`);
+    } else if (missing !== "") lines.push(`  ${repository.url}  not pruned${missing}`);
+  }
+  if (lines.length === 0) return "";
+  const title = report.options.dry_run
+    ? "would prune, once per repository, after every host's forgets:"
+    : "pruned, once per repository, after every host's forgets:";
+  return `\n${style.bold(title)}\n${lines.join("\n")}\n`;
 }
