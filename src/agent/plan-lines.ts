@@ -50,7 +50,8 @@ export function agentPlan(
   if ((command === "prune" || command === "install") && options.dryRun === true) lines.push("dry_run");
   const maintain = command === "prune" ? options.maintain : undefined;
   if (maintain !== undefined) lines.push("maintain");
-  const retention = (id: string, keep: Retention | null) => {
+  // prune's records of a repo or copy: its keep values (phase 1), or that it is pruned here (phase 2).
+  const pruneRecords = (id: string, keep: Retention | null) => {
     const repositoryId = maintain?.get(id);
     if (repositoryId !== undefined) lines.push(planLine("prune", id, repositoryId));
     if (command === "prune" && maintain === undefined && keep !== null) {
@@ -93,7 +94,7 @@ export function agentPlan(
       const label = maskRepository(repo.repo);
       repos.set(id, { job: job.name, label, url: repo.repo, retention: repo.retention !== null });
       lines.push(planLine("repo", job.name, id, repo.repo, repo.password_file, label));
-      retention(id, repo.retention);
+      pruneRecords(id, repo.retention);
       for (const copy of repo.copy_to) {
         const copyId = `c${copies.size + 1}`;
         const to = maskRepository(copy.repo);
@@ -105,7 +106,7 @@ export function agentPlan(
           retention: copy.retention !== null,
         });
         lines.push(planLine("copy", job.name, copyId, id, copy.repo, copy.password_file, to));
-        retention(copyId, copy.retention);
+        pruneRecords(copyId, copy.retention);
       }
     }
   }

@@ -127,6 +127,6 @@ function forgetAction(use: RepositoryUse): RepositoryAction {
 }
 
 /** Code-unit order, the same on every machine and locale. */
-function compare(a: string, b: string): number {
+export function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -1,7 +1,7 @@
 // prune, phase 2: one `restic prune` per repository, after every selected host's forgets (phase 1).
 // restic's maintainers advise one pruning host per repository; a fleet controller can be that host.
 import type { HostPlan } from "../plan/build-plan.js";
-import type { RepositoryPrune, RepositoryUse } from "../report/repositories.js";
+import { compare, type RepositoryPrune, type RepositoryUse } from "../report/repositories.js";
 import type { HostResult, HostStatus, JobResult } from "../report/report-schema.js";
 
 /** Which host prunes which repository, through which of its plan entries. */
@@ -114,9 +114,4 @@ export function mergePhases(first: HostResult, second: HostResult | undefined): 
     ],
     jobs,
   };
-}
-
-/** Code-unit order, the same on every machine and locale. */
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
