@@ -7,15 +7,17 @@ export const EXIT_CODES = {
   usage: { code: 2, meaning: "usage, inventory or config error; nothing ran" },
   partial: { code: 3, meaning: "some host partial (finished with warnings), none worse" },
   unreachable: { code: 4, meaning: "some host unreachable, none failed" },
+  stopped: { code: 5, meaning: "stopped early by --max-fail-percent; hosts not started are skipped" },
   interrupted: { code: 130, meaning: "interrupted (SIGINT/SIGTERM)" },
 } as const;
 
 export type ExitKind = keyof typeof EXIT_CODES;
 
-/** When several apply, the first of this list wins: 2 > 130 > 1 > 4 > 3 > 0. */
+/** When several apply, the first of this list wins: 2 > 130 > 5 > 1 > 4 > 3 > 0. */
 const EXIT_PRECEDENCE: readonly ExitKind[] = [
   "usage",
   "interrupted",
+  "stopped",
   "failed",
   "unreachable",
   "partial",
@@ -106,6 +108,8 @@ export const HOST_ERROR_CODES = {
   repo_unreadable: "failed",
   stale: "failed",
   interrupted: "failed",
+  // Never started: --max-fail-percent's threshold was crossed first.
+  max_fail: "skipped",
 } as const;
 
 export type HostErrorCode = keyof typeof HOST_ERROR_CODES;
@@ -118,7 +122,7 @@ export class HostError extends Error {
     readonly hint: string,
     /** Worth another connection attempt (connection errors only, never authentication). */
     readonly retryable = false,
-    readonly status: "unreachable" | "failed" = HOST_ERROR_CODES[code],
+    readonly status: (typeof HOST_ERROR_CODES)[HostErrorCode] = HOST_ERROR_CODES[code],
   ) {
     super(message);
     this.name = "HostError";

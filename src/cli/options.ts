@@ -1,6 +1,7 @@
 // The options several commands share: their commander definitions, their parsed types, and how
 // their values are read. Commands and main.ts import this module; it imports neither.
 import { Command, Option } from "commander";
+import { parseDuration } from "../duration.js";
 import { exitCodeTable, UsageError } from "../errors.js";
 import type { ReportOptions } from "../report/report-options.js";
 
@@ -23,6 +24,10 @@ export interface FleetOptions extends CommonOptions {
   junit?: string;
   metrics?: string;
   pingUrl?: string;
+  retryFile?: string;
+  serial?: string;
+  maxFailPercent?: string;
+  splay?: string;
   quiet?: boolean;
   verbose?: boolean;
 }
@@ -54,6 +59,19 @@ export function withFleetOptions(command: Command): Command {
       "--ping-url <url>",
       "healthchecks.io-style monitoring: POST URL/start, then URL (exit 0 or 3) or URL/fail with the summary; 10 s timeout per ping, a failed ping only warns",
     )
+    .option(
+      "--retry-file <file>",
+      "also write the names of the hosts that did not end ok or partial to FILE, one per line (empty when none), for --limit @FILE",
+    )
+    .option(
+      "--serial <n|n%>",
+      "run the hosts in batches of N (or N% of them); a batch starts when the last has ended",
+    )
+    .option(
+      "--max-fail-percent <p>",
+      "start no more hosts once more than P% have failed or were unreachable (per batch with --serial, else of those finished); the rest are skipped (max_fail), exit 5",
+    )
+    .option("--splay <duration>", "delay each host's start by a random time up to DURATION (30s, 5m)")
     .option("-q, --quiet", "no progress lines on stderr")
     .addOption(
       new Option("-v, --verbose", "also every line the agent logs on the host (its stderr)").conflicts(
@@ -92,5 +110,33 @@ export function fleetReportOptions(options: FleetOptions & JobFilterOptions): Re
     name: splitList(options.name),
     dry_run: false,
     max_age_s: null,
+    serial: options.serial === undefined ? null : parseSerial(options.serial),
+    max_fail_percent:
+      options.maxFailPercent === undefined ? null : parseMaxFailPercent(options.maxFailPercent),
+    splay_s: options.splay === undefined ? null : parseSplay(options.splay),
   };
+}
+
+/** Ansible's serial: a number of hosts, or a percentage of them. */
+function parseSerial(text: string): string {
+  const percent = /^(\d+(?:\.\d+)?)%$/.exec(text);
+  if (/^[1-9]\d*$/.test(text) || (percent !== null && Number(percent[1]) > 0 && Number(percent[1]) <= 100))
+    return text;
+  throw new UsageError(`--serial must be a number of hosts (2) or a percentage of them (25%), got "${text}"`);
+}
+
+function parseMaxFailPercent(text: string): number {
+  const value = Number(text);
+  if (!/^\d+(?:\.\d+)?$/.test(text) || value > 100)
+    throw new UsageError(`--max-fail-percent must be a percentage from 0 to 100, got "${text}"`);
+  return value;
+}
+
+function parseSplay(text: string): number {
+  const seconds = parseDuration(text);
+  if (seconds === undefined)
+    throw new UsageError(
+      `--splay must be a duration such as "30s", "5m" or a number of seconds, got "${text}"`,
+    );
+  return seconds;
 }

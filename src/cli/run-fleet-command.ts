@@ -40,7 +40,7 @@ export interface FleetStyles {
  */
 type FleetOutput = Pick<
   FleetOptions,
-  "format" | "report" | "junit" | "metrics" | "quiet" | "verbose" | "pingUrl"
+  "format" | "report" | "junit" | "metrics" | "quiet" | "verbose" | "pingUrl" | "retryFile"
 >;
 interface FleetExtra {
   install?: FleetRunRequest["install"];
@@ -92,6 +92,7 @@ async function runAndRender(
     limit: options.limit ?? undefined,
     categories: options.category,
     names: options.name,
+    cwd: io.cwd,
   });
   extra.refuse?.(plan);
   // A run of hours must not end in an output that cannot be written: its directory is checked first.
@@ -99,6 +100,7 @@ async function runAndRender(
     ["--report", output.report],
     ["--junit", output.junit],
     ["--metrics", output.metrics],
+    ["--retry-file", output.retryFile],
   ] as const) {
     if (file !== undefined && !isDirectory(dirname(resolve(io.cwd, file))))
       throw new UsageError(
@@ -118,6 +120,11 @@ async function runAndRender(
       maxAgeS: options.max_age_s,
       plan,
       forks: options.forks,
+      schedule: {
+        serial: options.serial,
+        maxFailPercent: options.max_fail_percent,
+        splayMs: (options.splay_s ?? 0) * 1000,
+      },
       ...(extra.install === undefined ? {} : { install: extra.install }),
       options,
       agentSocket: io.env["SSH_AUTH_SOCK"] ?? null,
@@ -129,6 +136,8 @@ async function runAndRender(
     });
     if (output.report !== undefined)
       writeAtomically(resolve(io.cwd, output.report), `${JSON.stringify(report, null, 2)}\n`);
+    if (output.retryFile !== undefined)
+      writeAtomically(resolve(io.cwd, output.retryFile), retryList(report), undefined, 0o644);
     if (output.junit !== undefined) writeAtomically(resolve(io.cwd, output.junit), renderReportJunit(report));
     if (output.metrics !== undefined) {
       const path = resolve(io.cwd, output.metrics);
@@ -146,6 +155,14 @@ async function runAndRender(
   } finally {
     removeSignalHandlers();
   }
+}
+
+/** The hosts to run again, as `--limit @FILE` reads them: those that did not end ok or partial. */
+function retryList(report: Report): string {
+  return report.hosts
+    .filter((host) => host.status !== "ok" && host.status !== "partial")
+    .map((host) => `${host.name}\n`)
+    .join("");
 }
 
 function isDirectory(path: string): boolean {

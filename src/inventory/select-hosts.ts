@@ -5,15 +5,21 @@
 // `ungrouped`. One difference, on purpose: a part that matches nothing is an error with a
 // did-you-mean, where Ansible ignores it with a warning. That refuses a run, never selects
 // different hosts. test/unit/inventory/limit-differential.test.ts checks this against Ansible.
+// `@FILE` parts read one pattern per line from FILE, as Ansible's subset() does.
+import { readFileSync, statSync } from "node:fs";
+import { resolve } from "node:path";
 import { UsageError } from "../errors.js";
 import { didYouMean } from "../validation.js";
 import type { HostSpec, Inventory } from "./load-inventory.js";
 
-export function selectHosts(inventory: Inventory, pattern: string | undefined): HostSpec[] {
+export function selectHosts(inventory: Inventory, pattern: string | undefined, cwd = "."): HostSpec[] {
   if (pattern === undefined || pattern.trim() === "") return inventory.hosts;
   const model = new InventoryModel(inventory);
   const unmatched: string[] = [];
-  const selected = new Set(model.evaluate(splitHostPattern(pattern), unmatched, pattern));
+  const parts = splitHostPattern(pattern).flatMap((part) =>
+    part[0] === "@" ? limitFileLines(part.slice(1), cwd) : [part],
+  );
+  const selected = new Set(model.evaluate(parts, unmatched, pattern));
   if (unmatched.length > 0) {
     const names = [...inventory.hosts.map((h) => h.name), ...model.groupNames];
     throw new UsageError(`--limit "${pattern}" names what the inventory does not have`, {
@@ -29,6 +35,40 @@ export function selectHosts(inventory: Inventory, pattern: string | undefined): 
     });
   }
   return inventory.hosts.filter((h) => selected.has(h.name));
+}
+
+/**
+ * The patterns of a `--limit @FILE` file: each line, stripped, is one whole pattern (never split
+ * again); blank lines are skipped. A file with none is refused: Ansible would then select every host,
+ * which is never what rerunning an empty --retry-file means.
+ */
+function limitFileLines(path: string, cwd: string): string[] {
+  const file = resolve(cwd, path);
+  let text: string;
+  try {
+    if (!statSync(file).isFile())
+      throw new UsageError(`--limit @${path}: ${file} is not a file`, {
+        hint: "give a file of host names or patterns, one per line",
+      });
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(
+      `--limit @${path}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+      {
+        hint: "give a file of host names or patterns, one per line, such as the one --retry-file writes",
+      },
+    );
+  }
+  const lines = text
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "");
+  if (lines.length === 0)
+    throw new UsageError(`--limit @${path}: ${file} names no host`, {
+      hint: "an empty --retry-file means every host of that run ended ok or partial: there is nothing to run again",
+    });
+  return lines;
 }
 
 /** Ansible's split_host_pattern: the parts of a pattern, stripped, without empty ones. */

@@ -20,6 +20,8 @@ export interface PlanOptions {
   categories?: string[] | undefined;
   /** Job names; empty means all. */
   names?: string[] | undefined;
+  /** Where `--limit @FILE` paths are relative to (the working directory). */
+  cwd?: string | undefined;
 }
 
 export interface HostPlan {
@@ -38,7 +40,7 @@ export function buildPlan(inventoryFile: string, options: PlanOptions = {}): Fle
   const loaded = loadInventory(inventoryFile);
   if (!loaded.ok) throw new UsageError("the inventory is not valid", { problems: loaded.problems });
   const inventory = loaded.inventory;
-  const selected = selectHosts(inventory, options.limit);
+  const selected = selectHosts(inventory, options.limit, options.cwd);
   const categories = resolveCategories(inventoryFile, options.categories ?? []);
 
   // Many hosts often share one config file: read and check each file once.

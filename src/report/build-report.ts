@@ -29,6 +29,7 @@ export function buildReport(input: {
   const count = (status: HostStatus) => input.hosts.filter((h) => h.status === status).length;
   const kinds = input.hosts.map((h) => EXIT_OF_STATUS[h.status]);
   if (input.interrupted) kinds.push("interrupted");
+  if (input.hosts.some((h) => h.error?.code === "max_fail")) kinds.push("stopped");
   return {
     schema: REPORT_SCHEMA,
     run_id: input.runId,

@@ -12,6 +12,10 @@ export const reportOptionsSchema = z.object({
   dry_run: z.boolean(),
   /** status --max-age in seconds; null when not given. */
   max_age_s: z.number().positive().nullable(),
+  /** --serial as given ("2" or "25%"), --max-fail-percent and --splay in seconds; null when not given. */
+  serial: z.string().nullable(),
+  max_fail_percent: z.number().min(0).max(100).nullable(),
+  splay_s: z.number().positive().nullable(),
 });
 
 export type ReportOptions = z.infer<typeof reportOptionsSchema>;

@@ -97,6 +97,8 @@ export const hostResultSchema = z.object({
   checks: z.array(checkSchema),
   warnings: z.array(z.object({ code: z.string(), message: z.string() })),
   jobs: z.array(jobResultSchema),
+  /** --splay: how long the host waited before it started, in ms. */
+  splay_ms: z.number().int().nonnegative().optional(),
 });
 
 /** A host that uses a repository, and the jobs of it that do (as repository or copy destination). */

@@ -1,7 +1,6 @@
 // Every selected host through a p-queue: one host's failure is its result, never the others' problem.
 import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import PQueue from "p-queue";
 import { loadAgent, type AgentFile } from "../agent/deliver.js";
 import type { FleetPlan } from "../plan/build-plan.js";
 import { buildReport } from "../report/build-report.js";
@@ -11,6 +10,7 @@ import type { ProgressEvent } from "../report/progress-event.js";
 import type { RepositoryPrune, RepositoryUse } from "../report/repositories.js";
 import { assignPrunes, maintenancePlans, mergePhases, pruneOutcomes } from "./prune-repositories.js";
 import { runHost, type HostRunContext } from "./run-host.js";
+import { batchSize, scheduleHosts } from "./schedule-hosts.js";
 
 export interface FleetRunRequest {
   command: "ping" | "check" | "backup" | "prune" | "status" | "install-agent";
@@ -22,6 +22,8 @@ export interface FleetRunRequest {
   dryRun?: boolean;
   plan: FleetPlan;
   forks: number;
+  /** --serial (N or N%), --max-fail-percent and --splay; none when absent. */
+  schedule?: { serial: string | null; maxFailPercent: number | null; splayMs: number };
   options: Report["options"];
   agentSocket: string | null;
   signal: AbortSignal;
@@ -113,15 +115,26 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
   const forks = Math.max(1, request.forks);
   // Every running host listens for the abort (and stops listening when done): up to `forks` at once,
   // which is not a leak, so Node must not warn about more than 10.
-  setMaxListeners(Math.max(10, forks + 10), request.signal);
-  const runHosts = (hosts: FleetPlan["hosts"], ctx: HostRunContext): Promise<HostResult[]> => {
-    const queue = new PQueue({ concurrency: forks });
-    return Promise.all(
-      hosts.map(
-        (hostPlan) => queue.add(() => runHost(asRunBy(hostPlan, request), ctx)) as Promise<HostResult>,
-      ),
+  // A host waiting out its --splay listens too.
+  const waiting = (request.schedule?.splayMs ?? 0) > 0 ? request.plan.hosts.length : 0;
+  setMaxListeners(Math.max(10, forks + waiting + 10), request.signal);
+  const serial = request.schedule?.serial ?? null;
+  const runHosts = (
+    hosts: FleetPlan["hosts"],
+    ctx: HostRunContext,
+    phase: "first" | "maintenance" = "first",
+  ): Promise<HostResult[]> =>
+    scheduleHosts(
+      hosts,
+      {
+        forks,
+        serial: serial === null ? null : batchSize(serial, hosts.length),
+        // Prune's second phase only keeps the batches: its prunes neither wait again nor stop early.
+        maxFailPercent: phase === "first" ? (request.schedule?.maxFailPercent ?? null) : null,
+        splayMs: phase === "first" ? (request.schedule?.splayMs ?? 0) : 0,
+      },
+      { run: (hostPlan, start) => runHost(asRunBy(hostPlan, request), ctx, start), signal: request.signal },
     );
-  };
   let results = await runHosts(request.plan.hosts, context);
   let prunes: RepositoryPrune[] = [];
   if (request.command === "prune") {
@@ -131,20 +144,24 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
     else if (assignments.length > 0) {
       const phase2 = maintenancePlans(request.plan.hosts, assignments);
       const uses: RepositoryUse[] = [];
-      const pruned = await runHosts(phase2.hosts, {
-        ...context,
-        maintain: phase2.maintain,
-        recordRepositories: (found) => uses.push(...found),
-        // The host was reported done after its forgets: its prunes are more of its steps.
-        onProgress: (event) =>
-          request.onProgress(
-            event.step === "done"
-              ? { host: event.host, step: "running", detail: `prune ${event.status ?? "done"}` }
-              : event.step === "connecting"
-                ? { host: event.host, step: "running", detail: "connecting to prune" }
-                : event,
-          ),
-      });
+      const pruned = await runHosts(
+        phase2.hosts,
+        {
+          ...context,
+          maintain: phase2.maintain,
+          recordRepositories: (found) => uses.push(...found),
+          // The host was reported done after its forgets: its prunes are more of its steps.
+          onProgress: (event) =>
+            request.onProgress(
+              event.step === "done"
+                ? { host: event.host, step: "running", detail: `prune ${event.status ?? "done"}` }
+                : event.step === "connecting"
+                  ? { host: event.host, step: "running", detail: "connecting to prune" }
+                  : event,
+            ),
+        },
+        "maintenance",
+      );
       const byHost = new Map(pruned.map((result) => [result.name, result]));
       prunes = pruneOutcomes(assignments, { uses, results: byHost });
       results = results.map((result) => mergePhases(result, byHost.get(result.name)));

@@ -32,6 +32,7 @@ import type { LocalFiles } from "./local-files.js";
 import { decideCutShort, decideHostOutcome } from "./host-outcome.js";
 import { hintForCheck } from "./hints.js";
 import { describeEvent } from "./describe-event.js";
+import type { HostStart } from "./schedule-hosts.js";
 
 export interface HostRunContext {
   runId: string;
@@ -79,7 +80,11 @@ const STOP_GRACE_MS = 60_000;
  */
 const FORCE_END_MS = 30_000;
 
-export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<HostResult> {
+export async function runHost(
+  hostPlan: HostPlan,
+  ctx: HostRunContext,
+  start: HostStart = { splayMs: null, stopped: null },
+): Promise<HostResult> {
   const { host } = hostPlan;
   const started = Date.now();
   const result: HostResult = {
@@ -92,6 +97,7 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
     checks: [],
     warnings: [],
     jobs: [],
+    ...(start.splayMs === null ? {} : { splay_ms: start.splayMs }),
   };
   // Built before connecting: a host that is never reached still uses its repositories.
   const maintain = ctx.maintain?.(host);
@@ -113,6 +119,14 @@ export async function runHost(hostPlan: HostPlan, ctx: HostRunContext): Promise<
     return result;
   };
 
+  if (start.stopped !== null)
+    return finish(
+      new HostError(
+        "max_fail",
+        start.stopped,
+        "fix the failed hosts first; --retry-file names every host to run again",
+      ),
+    );
   if (ctx.signal.aborted) return finish(null, "skipped");
   ctx.onProgress({ host: host.name, step: "connecting" });
   let session: SshSession;

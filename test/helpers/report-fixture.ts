@@ -13,6 +13,9 @@ export const DEFAULT_OPTIONS: ReportOptions = {
   name: [],
   dry_run: false,
   max_age_s: null,
+  serial: null,
+  max_fail_percent: null,
+  splay_s: null,
 };
 
 /** A host with this status and nothing else to report (no facts, checks, warnings or jobs). */

@@ -14,6 +14,7 @@ export function planCommand(options: PlanOptions, io: CliIo, style: Style): numb
   const plan = planDocument(
     buildPlan(resolve(io.cwd, options.inventory), {
       limit: options.limit,
+      cwd: io.cwd,
       categories: splitList(options.category),
       names: splitList(options.name),
     }),

@@ -76,7 +76,11 @@ function randomFleet(random: () => number): Fleet {
   return { hosts, groups };
 }
 
-function randomPattern(fleet: Fleet, random: () => number): string {
+/**
+ * `limitFile` writes lines to a new file and gives its absolute path: `@FILE` parts read one whole
+ * pattern per line (blank lines skipped), so a line may hold what would otherwise be separators.
+ */
+function randomPattern(fleet: Fleet, random: () => number, limitFile: (lines: string[]) => string): string {
   const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)] as T;
   const leafGroups = fleet.groups.filter((g) => g.children.length === 0).map((g) => g.name);
   const term = (): string => {
@@ -103,7 +107,14 @@ function randomPattern(fleet: Fleet, random: () => number): string {
     return `${target}${pick(["[0]", "[1]", "[-1]", "[0:1]", "[1:]", "[0-1]", "[2:0]", "[5]", "[1:1]"])}`;
   };
   const count = 1 + Math.floor(random() * 3);
-  const parts = Array.from({ length: count }, () => `${pick(["", "", "", "!", "&"])}${term()}`);
+  const prefixed = () => `${pick(["", "", "", "!", "&"])}${term()}`;
+  const parts = Array.from({ length: count }, () => {
+    if (random() >= 0.08) return prefixed();
+    const lines = Array.from({ length: 1 + Math.floor(random() * 3) }, () =>
+      random() < 0.15 ? `${prefixed()}:${prefixed()}` : prefixed(),
+    );
+    return `@${limitFile(random() < 0.3 ? ["", ...lines, "  "] : lines)}`;
+  });
   const separator = pick([",", ",", ":", ", ", " "]);
   return parts.join(separator);
 }
@@ -156,6 +167,7 @@ describe("--limit agrees with Ansible", () => {
       const random = rng(seed);
       let compared = 0;
       let selections = 0;
+      let fileSelections = 0;
       for (let n = 0; n < INVENTORIES; n++) {
         const fleet = randomFleet(random);
         const toml = join(dir, `inv${n}.toml`);
@@ -164,7 +176,15 @@ describe("--limit agrees with Ansible", () => {
         writeFileSync(yaml, asYaml(fleet));
         const loaded = loadInventory(toml);
         if (!loaded.ok) throw new Error(`seed ${seed}: ${JSON.stringify(loaded.problems)}\n${asToml(fleet)}`);
-        const patterns = Array.from({ length: PATTERNS_PER_INVENTORY }, () => randomPattern(fleet, random));
+        let files = 0;
+        const limitFile = (lines: string[]) => {
+          const file = join(dir, `limit${n}-${files++}.txt`);
+          writeFileSync(file, `${lines.join("\n")}\n`);
+          return file;
+        };
+        const patterns = Array.from({ length: PATTERNS_PER_INVENTORY }, () =>
+          randomPattern(fleet, random, limitFile),
+        );
         const run = spawnSync(python as string, [ORACLE], {
           input: JSON.stringify({ inventory: yaml, patterns }),
           encoding: "utf8",
@@ -200,11 +220,14 @@ describe("--limit agrees with Ansible", () => {
           expect(answer.unmatched, where).toEqual([]);
           expect([...ours].sort(), where).toEqual([...new Set(answer.hosts)].sort());
           selections++;
+          if (pattern.includes("@")) fileSelections++;
         });
       }
       expect(compared).toBe(INVENTORIES * PATTERNS_PER_INVENTORY);
       // The generator must exercise real selections, not only refusals.
       expect(selections).toBeGreaterThan(compared / 3);
+      // ... among them selections through @FILE parts.
+      expect(fileSelections).toBeGreaterThan(10);
     },
   );
 });
