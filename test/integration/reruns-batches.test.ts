@@ -220,7 +220,10 @@ prune_keep_last = 3
     expect(run.code, run.stdout).toBe(0);
     expect(run.report.options.splay_s).toBe(3);
     const delays = run.report.hosts.map((h) => h.splay_ms ?? -1);
-    for (const delay of delays) (expect(delay).toBeGreaterThanOrEqual(0), expect(delay).toBeLessThan(3000));
+    for (const delay of delays) {
+      expect(delay).toBeGreaterThanOrEqual(0);
+      expect(delay).toBeLessThan(3000);
+    }
     expect(new Set(delays).size).toBeGreaterThan(1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(Math.max(...delays));
     const plain = await runJson("ping", inventory);
