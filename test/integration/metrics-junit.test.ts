@@ -14,6 +14,7 @@ import {
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import type { Report } from "../../src/report/report-schema.js";
 import { runCli, type CliRun } from "../helpers/run-cli.js";
 import { skipOrFail, type SkippableContext } from "../helpers/skip-or-fail.js";
 import { describeIntegration } from "./harness/describe-integration.js";
@@ -300,6 +301,18 @@ ${extra}`,
     expect(m.get(`rlvm_fleet_prune_snapshots_kept${key}`)).toBe(1);
     expect(m.get(`rlvm_fleet_prune_snapshots_removed${key}`)).toBe(before - 1);
     expect(m.get(`rlvm_fleet_prune_status${key.replace("}", ',status="ok"}')}`)).toBe(1);
+    // The repository's one prune, by its restic id, whoever ran it.
+    const id = (JSON.parse(restic("cat", "config", "--no-lock")) as { id: string }).id;
+    const r = `{repository="${repo}",repository_id="${id}"}`;
+    expect(m.get(`rlvm_fleet_repository_prune_status${r.replace("}", ',host="mj1",status="ok"}')}`)).toBe(1);
+    expect(m.get(`rlvm_fleet_repository_prune_status${r.replace("}", ',host="mj1",status="failed"}')}`)).toBe(
+      0,
+    );
+    expect(m.get(`rlvm_fleet_repository_last_prune_timestamp_seconds${r}`)).toBe(
+      Date.parse((JSON.parse(readFileSync(f.report, "utf8")) as Report).finished_at) / 1000,
+    );
+    expect(m.get(`rlvm_fleet_repository_prune_duration_seconds${r}`)).toBeGreaterThan(0);
+    expect(m.get(`rlvm_fleet_repository_missing_forgets${r}`)).toBe(0);
     expect(xmllint(ctx, f.junit)).toMatchObject({ code: 0 });
   });
 

@@ -27,6 +27,7 @@ const seconds = (ms: number) => ms / 1000;
 const timestampSeconds = (iso: string) => Date.parse(iso) / 1000;
 
 export const LAST_SUCCESS = "rlvm_fleet_backup_last_success_timestamp_seconds";
+export const LAST_PRUNE = "rlvm_fleet_repository_last_prune_timestamp_seconds";
 
 /**
  * Every family has HELP and TYPE (all are gauges: each file is one run's state, replaced by the
@@ -60,7 +61,7 @@ export function renderReportMetrics(report: Report, previous = ""): string {
   );
   add(
     "rlvm_fleet_run_exit_code",
-    "The run's exit code (0 ok, 1 failed, 3 partial, 4 unreachable, 130 interrupted).",
+    "The run's exit code (0 ok, 1 failed, 3 partial, 4 unreachable, 5 stopped by --max-fail-percent, 130 interrupted).",
     { command },
     report.exit_code,
   );
@@ -78,7 +79,7 @@ export function renderReportMetrics(report: Report, previous = ""): string {
       report.summary[status],
     );
 
-  const carried = previousLastSuccess(previous);
+  const carried = previousSamples(previous, LAST_SUCCESS);
   for (const host of report.hosts) {
     const h = { host: host.name, command };
     for (const status of HOST_STATUSES)
@@ -211,6 +212,42 @@ export function renderReportMetrics(report: Report, previous = ""): string {
     }
   }
 
+  // prune: each repository's one prune (phase 2), by repository, whoever ran it.
+  const carriedPrunes = previousSamples(previous, LAST_PRUNE);
+  for (const repository of report.repositories) {
+    const r = { repository: repository.url, repository_id: repository.id ?? "" };
+    for (const prune of repository.actions.filter((a) => a.action === "prune")) {
+      for (const status of RUN_STATUSES)
+        add(
+          "rlvm_fleet_repository_prune_status",
+          "1 for the status of the repository's prune in this run (planned: a dry run's), 0 for the others.",
+          { ...r, host: prune.host, status },
+          prune.status === status ? 1 : 0,
+        );
+      add(
+        "rlvm_fleet_repository_prune_duration_seconds",
+        "How long restic prune of the repository took.",
+        r,
+        prune.duration_ms === null ? null : seconds(prune.duration_ms),
+      );
+      add(
+        LAST_PRUNE,
+        "When the repository was last pruned successfully (Unix time; kept from the previous file when this run's prune did not succeed).",
+        r,
+        prune.status === "ok" ? finished : (carriedPrunes.get(`${LAST_PRUNE}${labelText(r)}`) ?? null),
+      );
+    }
+    // An entry without an id (no host could read it) is not one known repository: its hosts' own
+    // prune status says what happened there.
+    if (report.command === "prune" && repository.id !== null)
+      add(
+        "rlvm_fleet_repository_missing_forgets",
+        "Hosts using the repository whose forget did not happen in this prune run (their snapshots were kept).",
+        r,
+        repository.missing_forgets.length,
+      );
+  }
+
   const lines: string[] = [];
   for (const family of families.values()) {
     lines.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} gauge`);
@@ -219,11 +256,11 @@ export function renderReportMetrics(report: Report, previous = ""): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** The last success samples of the file a run replaces, by their series (name and labels as written). */
-function previousLastSuccess(previous: string): Map<string, number> {
+/** The samples of one family in the file a run replaces, by their series (name and labels as written). */
+function previousSamples(previous: string, family: string): Map<string, number> {
   const samples = new Map<string, number>();
   for (const line of previous.split("\n")) {
-    if (!line.startsWith(`${LAST_SUCCESS}{`)) continue;
+    if (!line.startsWith(`${family}{`)) continue;
     const space = line.lastIndexOf(" ");
     const value = Number(line.slice(space + 1));
     if (space > 0 && line.slice(space + 1) !== "" && Number.isFinite(value))

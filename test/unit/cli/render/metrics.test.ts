@@ -252,6 +252,55 @@ describe("renderReportMetrics", () => {
     expect(promtool(ctx, statusText)).toEqual({ code: 0, output: "" });
   });
 
+  it("prune: each repository's one prune by id; its last success carried over a failed prune", (ctx) => {
+    const id = "a".repeat(64);
+    const pruned = (status: "ok" | "failed"): Report => ({
+      ...report("prune", [host("web1", status === "ok" ? "ok" : "failed")]),
+      repositories: [
+        {
+          id,
+          url: "/srv/restic",
+          hosts: [{ host: "web1", jobs: ["data"] }],
+          actions: [
+            { action: "forget", host: "web1", for_host: null, status: "ok", duration_ms: 100, error: null },
+            { action: "prune", host: "web1", for_host: null, status, duration_ms: 2500, error: null },
+          ],
+          missing_forgets: ["web2"],
+        },
+        // No host could read this one: it has no identity, and no repository series.
+        {
+          id: null,
+          url: "/srv/other",
+          hosts: [{ host: "web1", jobs: ["x"] }],
+          actions: [],
+          missing_forgets: [],
+        },
+      ],
+    });
+    const first = renderReportMetrics(pruned("ok"));
+    expect(promtool(ctx, first)).toEqual({ code: 0, output: "" });
+    const r = `{repository="/srv/restic",repository_id="${id}"}`;
+    const m = parse(first).samples;
+    expect(
+      m.get(
+        `rlvm_fleet_repository_prune_status{repository="/srv/restic",repository_id="${id}",host="web1",status="ok"}`,
+      ),
+    ).toBe(1);
+    expect(m.get(`rlvm_fleet_repository_prune_duration_seconds${r}`)).toBe(2.5);
+    expect(m.get(`rlvm_fleet_repository_last_prune_timestamp_seconds${r}`)).toBe(1.5);
+    expect(m.get(`rlvm_fleet_repository_missing_forgets${r}`)).toBe(1);
+    expect(first).not.toContain("/srv/other");
+    // The next run's prune fails: the series keeps the last success instead of vanishing.
+    const failed = { ...pruned("failed"), finished_at: new Date(9000).toISOString() };
+    const second = parse(renderReportMetrics(failed, first)).samples;
+    expect(second.get(`rlvm_fleet_repository_last_prune_timestamp_seconds${r}`)).toBe(1.5);
+    expect(
+      second.get(
+        `rlvm_fleet_repository_prune_status{repository="/srv/restic",repository_id="${id}",host="web1",status="failed"}`,
+      ),
+    ).toBe(1);
+  });
+
   it("check, ping and a skipped host: host families only; a skipped host has no run time", (ctx) => {
     const text = renderReportMetrics(
       report("check", [host("web1", "ok"), host("db1", "skipped")], { interrupted: true }),
