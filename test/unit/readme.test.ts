@@ -12,6 +12,7 @@ import { EXIT_CODES } from "../../src/errors.js";
 import { loadInventory } from "../../src/inventory/load-inventory.js";
 import { renderReportMetrics } from "../../src/cli/render/metrics.js";
 import { commandLineProblems, rlvmFleetArgv } from "../helpers/command-lines.js";
+import type { Report } from "../../src/report/report-schema.js";
 import { hostResult, report } from "../helpers/report-fixture.js";
 import { runCli, writeTree } from "../helpers/run-cli.js";
 import { skipOrFail } from "../helpers/skip-or-fail.js";
@@ -131,13 +132,26 @@ describe("README", () => {
           ],
         }),
       ]),
-      report("prune", [
-        withJob({
-          prunes: [
-            { repo: "/r", status: "ok", kept: 1, removed: 1, removed_ids: [], dry_run: false, error: null },
-          ],
-        }),
-      ]),
+      {
+        ...report("prune", [
+          withJob({
+            prunes: [
+              { repo: "/r", status: "ok", kept: 1, removed: 1, removed_ids: [], dry_run: false, error: null },
+            ],
+          }),
+        ]),
+        repositories: [
+          {
+            id: "a".repeat(64),
+            url: "/r",
+            hosts: [{ host: "h", jobs: ["data"] }],
+            actions: [
+              { action: "prune", host: "h", for_host: null, status: "ok", duration_ms: 1, error: null },
+            ],
+            missing_forgets: [],
+          },
+        ],
+      } satisfies Report,
       report("status", [withJob({ latest: [latest] })]),
     ].flatMap((r) => [...renderReportMetrics(r).matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]));
     const named = [...README.matchAll(/\brlvm_fleet_[a-z_]+\b/g)].map((m) => m[0]);
