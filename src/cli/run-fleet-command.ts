@@ -40,7 +40,7 @@ export interface FleetStyles {
  */
 type FleetOutput = Pick<
   FleetOptions,
-  "format" | "report" | "junit" | "metrics" | "quiet" | "verbose" | "pingUrl"
+  "format" | "report" | "junit" | "metrics" | "quiet" | "verbose" | "pingUrl" | "inventoryFormat"
 >;
 interface FleetExtra {
   install?: FleetRunRequest["install"];
@@ -89,6 +89,8 @@ async function runAndRender(
   extra: FleetExtra,
 ): Promise<Report> {
   const plan = buildPlan(resolve(io.cwd, options.inventory), {
+    inventoryFormat: output.inventoryFormat,
+    env: io.env,
     limit: options.limit ?? undefined,
     categories: options.category,
     names: options.name,
