@@ -91,7 +91,8 @@ export function convertAnsibleInventory(list: AnsibleList, options: ConvertOptio
     if (!seenHost.has(name)) hostNames.push(name);
     seenHost.add(name);
   };
-  for (const [name, raw] of Object.entries(list)) {
+  // By name, as ansible-inventory prints them, whatever order a script uses.
+  for (const [name, raw] of Object.entries(list).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (name === "_meta") continue;
     // The script protocol allows a bare list of hosts for a group.
     const group = Array.isArray(raw) ? { hosts: raw } : isObject(raw) ? raw : undefined;
