@@ -3,10 +3,12 @@
 import { Command, Option } from "commander";
 import { parseDuration } from "../duration.js";
 import { exitCodeTable, UsageError } from "../errors.js";
+import { INVENTORY_FORMATS, type InventoryFormat } from "../inventory/inventory-source.js";
 import type { ReportOptions } from "../report/report-options.js";
 
 export interface CommonOptions {
   inventory: string;
+  inventoryFormat?: InventoryFormat;
   limit?: string;
   format: string;
   color: boolean;
@@ -36,7 +38,16 @@ export const exitCodesHelp = () => `\nExit codes:\n${exitCodeTable()}\n`;
 
 export function withCommonOptions(command: Command, formats: string[]): Command {
   return command
-    .requiredOption("-i, --inventory <file>", "inventory TOML file")
+    .requiredOption(
+      "-i, --inventory <source>",
+      "inventory: our TOML file, an Ansible inventory (YAML or INI file, directory or plugin config, read with ansible-inventory) or an executable inventory script",
+    )
+    .addOption(
+      new Option(
+        "--inventory-format <format>",
+        "how to read --inventory (default: detected from its extension and content)",
+      ).choices([...INVENTORY_FORMATS]),
+    )
     .option(
       "-l, --limit <pattern>",
       "hosts and groups, Ansible-style: web, db1,db2, 'web*', 'all:!db3', 'web:&eu'",

@@ -40,7 +40,15 @@ export interface FleetStyles {
  */
 type FleetOutput = Pick<
   FleetOptions,
-  "format" | "report" | "junit" | "metrics" | "quiet" | "verbose" | "pingUrl" | "retryFile"
+  | "format"
+  | "report"
+  | "junit"
+  | "metrics"
+  | "quiet"
+  | "verbose"
+  | "pingUrl"
+  | "inventoryFormat"
+  | "retryFile"
 >;
 interface FleetExtra {
   install?: FleetRunRequest["install"];
@@ -89,6 +97,8 @@ async function runAndRender(
   extra: FleetExtra,
 ): Promise<Report> {
   const plan = buildPlan(resolve(io.cwd, options.inventory), {
+    inventoryFormat: output.inventoryFormat,
+    env: io.env,
     limit: options.limit ?? undefined,
     categories: options.category,
     names: options.name,

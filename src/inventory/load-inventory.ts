@@ -1,10 +1,12 @@
 // Load an inventory: parse, validate, resolve groups and settings precedence into one HostSpec per host.
+import { statSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { formatTomlPath, type Problem } from "../errors.js";
 import { parseDuration } from "../duration.js";
-import { findControlCharacters, readTomlFile, suggestion, zodProblems } from "../validation.js";
+import { findControlCharacters, suggestion, zodProblems } from "../validation.js";
 import { isName, NAME_RULE } from "../config/rules.js";
+import { readInventorySource, type SourceOptions } from "./inventory-source.js";
 import { applySshConfig } from "./ssh-config.js";
 import { inventorySchema, SETTING_KEYS, type HostSettingsInput, type SettingKey } from "./schema.js";
 
@@ -70,20 +72,39 @@ const BUILTIN_DEFAULTS = {
 type LocalPathKey =
   "identity_file" | "identity_passphrase_file" | "known_hosts" | "become_password_file" | "config";
 
-export function loadInventory(file: string): InventoryResult {
-  const read = readTomlFile(file, "inventory");
-  if (!read.ok) return { ok: false, problems: [read.problem] };
-  const problems = findControlCharacters(file, read.data);
-  const parsed = inventorySchema.safeParse(read.data, { reportInput: true });
+/** Our TOML, an Ansible source or an inventory script (detected, or as `format` says). */
+export function loadInventory(file: string, options: SourceOptions = {}): InventoryResult {
+  const read = readInventorySource(file, options);
+  if (!read.ok) return read;
+  // Relative paths are relative to the inventory: a directory source is its own directory.
+  const baseDir = isDirectory(file) ? resolve(file) : dirname(resolve(file));
+  const resolved = resolveInventory(file, read.data, baseDir);
+  if (resolved.ok || read.variables === undefined) return resolved;
+  // Name the Ansible variable, not our key: hosts.web1.config → hosts.web1.rlvm_config.
+  const variables = read.variables;
+  return {
+    ok: false,
+    problems: resolved.problems.map((p) => {
+      const variable = [...variables.keys()].find((key) => p.path === key || p.path.startsWith(`${key}[`));
+      if (variable === undefined) return p;
+      const name = variables.get(variable) ?? "";
+      return { ...p, path: variable.replace(/[^.]+$/, name) + p.path.slice(variable.length) };
+    }),
+  };
+}
+
+/** Raw inventory data (TOML's shape) → checked, resolved hosts. */
+function resolveInventory(file: string, raw: Record<string, unknown>, baseDir: string): InventoryResult {
+  const problems = findControlCharacters(file, raw);
+  const parsed = inventorySchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) problems.push(...zodProblems(file, inventorySchema, parsed.error.issues));
   // The structure is checked on the raw data too, so a bad value elsewhere hides none of it.
-  const groups = rawGroups(read.data["groups"]);
-  problems.push(...checkStructure(file, rawKeys(read.data["hosts"]), groups));
+  const groups = rawGroups(raw["groups"]);
+  problems.push(...checkStructure(file, rawKeys(raw["hosts"]), groups));
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
   const data = parsed.data;
   const hostNames = Object.keys(data.hosts);
   const at = (...path: PropertyKey[]) => formatTomlPath(path);
-  const baseDir = dirname(resolve(file));
   const hosts: HostSpec[] = [];
   for (const name of hostNames) {
     const host = data.hosts[name] ?? {};
@@ -152,7 +173,14 @@ export function loadInventory(file: string): InventoryResult {
   return { ok: true, inventory: { file, hosts, groups } };
 }
 
-/** `~` and `~/x` expand to the home directory; anything else relative is relative to the inventory. */
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 function rawKeys(value: unknown): string[] {
   return value !== null && typeof value === "object" && !Array.isArray(value) ? Object.keys(value) : [];
 }
@@ -241,6 +269,7 @@ function checkStructure(file: string, hostNames: string[], groups: Map<string, G
   return problems;
 }
 
+/** `~` and `~/x` expand to the home directory; anything else relative is relative to the inventory. */
 export function resolveLocalPath(path: string, baseDir: string): string {
   if (path === "~") return homedir();
   if (path.startsWith("~/")) return resolve(homedir(), path.slice(2));

@@ -10,11 +10,16 @@ import {
   type ResticConfig,
 } from "../config/model.js";
 import { loadResticConfig } from "../config/load-config.js";
+import type { InventoryFormat } from "../inventory/inventory-source.js";
 import { loadInventory, type HostSpec, type Inventory } from "../inventory/load-inventory.js";
 import { selectHosts } from "../inventory/select-hosts.js";
 import { didYouMean } from "../validation.js";
 
 export interface PlanOptions {
+  /** --inventory-format; detected when undefined. */
+  inventoryFormat?: InventoryFormat | undefined;
+  /** The environment an Ansible source or inventory script is read in. */
+  env?: Record<string, string | undefined> | undefined;
   limit?: string | undefined;
   /** Category names or aliases; empty means all. */
   categories?: string[] | undefined;
@@ -37,7 +42,10 @@ export interface FleetPlan {
 }
 
 export function buildPlan(inventoryFile: string, options: PlanOptions = {}): FleetPlan {
-  const loaded = loadInventory(inventoryFile);
+  const loaded = loadInventory(inventoryFile, {
+    format: options.inventoryFormat,
+    env: options.env,
+  });
   if (!loaded.ok) throw new UsageError("the inventory is not valid", { problems: loaded.problems });
   const inventory = loaded.inventory;
   const selected = selectHosts(inventory, options.limit, options.cwd);

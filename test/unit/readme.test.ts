@@ -51,6 +51,7 @@ const RUN_ELSEWHERE: Record<string, string> = {
 };
 
 const blocks = codeBlocks(README);
+const INVENTORY_SECTION = "Using your existing SSH config and Ansible inventory";
 const shellLines = blocks
   .filter((b) => b.lang === "sh")
   .flatMap((b) => b.body.split("\n").map((line) => ({ line: line.trim(), section: b.section })))
@@ -76,8 +77,8 @@ describe("README", () => {
     for (const block of blocks) expect(["sh", "toml", "sshconfig", "text", "yaml", ""]).toContain(block.lang);
   });
 
-  it("has Prometheus rule blocks (the only YAML) that promtool accepts", (ctx) => {
-    const yaml = blocks.filter((b) => b.lang === "yaml");
+  it("has Prometheus rule blocks (the only other YAML) that promtool accepts", (ctx) => {
+    const yaml = blocks.filter((b) => b.lang === "yaml" && b.section !== INVENTORY_SECTION);
     expect(yaml.length).toBeGreaterThanOrEqual(1);
     const tree = writeTree({});
     try {
@@ -156,6 +157,35 @@ describe("README", () => {
     ].flatMap((r) => [...renderReportMetrics(r).matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]));
     const named = [...README.matchAll(/\brlvm_fleet_[a-z_]+\b/g)].map((m) => m[0]);
     expect([...new Set(named)].sort()).toEqual([...new Set(written)].sort());
+  });
+
+  it("has an Ansible inventory example that loads (real ansible-inventory) as its table says", () => {
+    const yaml = blocks.filter((b) => b.lang === "yaml" && b.section === INVENTORY_SECTION);
+    expect(yaml).toHaveLength(1);
+    const tree = writeTree({ "hosts.yml": `${yaml[0]?.body}\n` });
+    try {
+      const result = loadInventory(join(tree.dir, "hosts.yml"), { env: process.env });
+      if (!result.ok) throw new Error(JSON.stringify(result.problems));
+      const host = (name: string) => result.inventory.hosts.find((h) => h.name === name);
+      expect(result.inventory.hosts.map((h) => h.name)).toEqual(["db1", "web1", "web2"]);
+      expect(host("web2")).toMatchObject({
+        address: "192.0.2.12",
+        port: 2222,
+        user: "backup",
+        become: "sudo",
+      });
+      expect(host("db1")).toMatchObject({
+        user: "root",
+        become: "none",
+        identity_file: join(tree.dir, "keys/db_ed25519"),
+        run_timeout_s: 8 * 3600,
+        host_key_policy: "accept-new",
+        config: join(tree.dir, "configs/db1.toml"),
+        groups: ["db"],
+      });
+    } finally {
+      tree.cleanup();
+    }
   });
 
   it.each(blocks.filter((b) => b.lang === "toml").map((b, i) => [i, b] as const))(

@@ -13,6 +13,8 @@ export interface PlanOptions extends CommonOptions, JobFilterOptions {}
 export function planCommand(options: PlanOptions, io: CliIo, style: Style): number {
   const plan = planDocument(
     buildPlan(resolve(io.cwd, options.inventory), {
+      inventoryFormat: options.inventoryFormat,
+      env: io.env,
       limit: options.limit,
       cwd: io.cwd,
       categories: splitList(options.category),

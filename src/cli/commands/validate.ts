@@ -13,7 +13,11 @@ export interface ValidateOptions extends CommonOptions {
 }
 
 export function validateCommand(options: ValidateOptions, io: CliIo, style: Style): number {
-  const fleet = buildPlan(resolve(io.cwd, options.inventory), { limit: options.limit, cwd: io.cwd });
+  const fleet = buildPlan(resolve(io.cwd, options.inventory), {
+    limit: options.limit,
+    inventoryFormat: options.inventoryFormat,
+    env: io.env,
+  });
   const plan = planDocument(fleet);
   if (options.format === "json") io.stdout(`${JSON.stringify({ valid: true, ...plan }, null, 2)}\n`);
   else {

@@ -37,7 +37,7 @@ describe("bin/rlvm-fleet.js", () => {
   it("a usage error exits 2 with one message and no stack trace", () => {
     const result = run("validate");
     expect(result.status).toBe(2);
-    expect(result.stderr).toMatch(/required option '-i, --inventory <file>' not specified/);
+    expect(result.stderr).toMatch(/required option '-i, --inventory <source>' not specified/);
     const broken = run("validate", "--inventory", "no/such/inventory.toml");
     expect(broken.status).toBe(2);
     expect(broken.stderr).toMatch(/inventory does not exist/);
