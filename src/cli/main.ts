@@ -11,7 +11,13 @@ import type { PruneOptions } from "./commands/prune.js";
 import type { StatusOptions } from "./commands/status.js";
 import type { ValidateOptions } from "./commands/validate.js";
 import type { CliIo } from "./io.js";
-import { exitCodesHelp, withCommonOptions, withFleetOptions, withJobFilterOptions } from "./options.js";
+import {
+  exitCodesHelp,
+  withCommonOptions,
+  withFleetOptions,
+  withJobFilterOptions,
+  withShardOption,
+} from "./options.js";
 import type { FleetStyles } from "./run-fleet-command.js";
 import { renderProblems } from "./render/problems.js";
 import { makeStyle } from "./render/style.js";
@@ -50,13 +56,15 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     });
 
   withJobFilterOptions(
-    withCommonOptions(
-      program
-        .command("plan")
-        .description(
-          "show, per host, the jobs, snapshots, repositories and copies a backup would run; no connection",
-        ),
-      ["table", "json"],
+    withShardOption(
+      withCommonOptions(
+        program
+          .command("plan")
+          .description(
+            "show, per host, the jobs, snapshots, repositories and copies a backup would run; no connection",
+          ),
+        ["table", "json"],
+      ),
     ),
     {
       category: "only jobs of these categories (also lv_root, lv_nonroot); repeat or comma-separate",

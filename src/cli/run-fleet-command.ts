@@ -92,8 +92,10 @@ async function runAndRender(
     limit: options.limit ?? undefined,
     categories: options.category,
     names: options.name,
+    shard: options.shard,
   });
   extra.refuse?.(plan);
+  for (const warning of plan.warnings ?? []) io.stderr(`rlvm-fleet: warning: ${warning.message}\n`);
   // A run of hours must not end in an output that cannot be written: its directory is checked first.
   for (const [option, file] of [
     ["--report", output.report],

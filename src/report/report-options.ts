@@ -12,6 +12,8 @@ export const reportOptionsSchema = z.object({
   dry_run: z.boolean(),
   /** status --max-age in seconds; null when not given. */
   max_age_s: z.number().positive().nullable(),
+  /** --shard K/N; null when not given (and in a merged report: it covers every shard merged). */
+  shard: z.strictObject({ k: z.number().int().positive(), n: z.number().int().positive() }).nullable(),
 });
 
 export type ReportOptions = z.infer<typeof reportOptionsSchema>;

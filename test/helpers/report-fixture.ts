@@ -13,6 +13,7 @@ export const DEFAULT_OPTIONS: ReportOptions = {
   name: [],
   dry_run: false,
   max_age_s: null,
+  shard: null,
 };
 
 /** A host with this status and nothing else to report (no facts, checks, warnings or jobs). */

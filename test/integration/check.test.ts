@@ -415,6 +415,7 @@ prune_keep_last = 3
           name: [],
           dry_run: false,
           max_age_s: null,
+          shard: null,
         },
         agentSocket: null,
         signal: new AbortController().signal,
