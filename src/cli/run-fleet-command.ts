@@ -129,25 +129,35 @@ async function runAndRender(
         io.stderr(renderProgress(event, { tty: io.stderrIsTty, now: new Date(), style: style.err }));
       },
     });
-    if (output.report !== undefined)
-      writeAtomically(resolve(io.cwd, output.report), `${JSON.stringify(report, null, 2)}\n`);
-    if (output.junit !== undefined) writeAtomically(resolve(io.cwd, output.junit), renderReportJunit(report));
-    if (output.metrics !== undefined) {
-      const path = resolve(io.cwd, output.metrics);
-      // World-readable: node_exporter reads it as its own user; it holds masked repository labels only.
-      writeAtomically(path, renderReportMetrics(report, readPrevious(path)), undefined, 0o644);
-    }
-    io.stdout(
-      output.format === "json"
-        ? `${JSON.stringify(report, null, 2)}\n`
-        : output.format === "markdown"
-          ? renderReportMarkdown(report)
-          : renderReportTable(report, style.out),
-    );
+    writeReportOutputs(report, output, io, style);
     return report;
   } finally {
     removeSignalHandlers();
   }
+}
+
+/** The report's files (--report, --junit, --metrics), then stdout in its --format. */
+export function writeReportOutputs(
+  report: Report,
+  output: Pick<FleetOutput, "format" | "report" | "junit" | "metrics">,
+  io: CliIo,
+  style: FleetStyles,
+): void {
+  if (output.report !== undefined)
+    writeAtomically(resolve(io.cwd, output.report), `${JSON.stringify(report, null, 2)}\n`);
+  if (output.junit !== undefined) writeAtomically(resolve(io.cwd, output.junit), renderReportJunit(report));
+  if (output.metrics !== undefined) {
+    const path = resolve(io.cwd, output.metrics);
+    // World-readable: node_exporter reads it as its own user; it holds masked repository labels only.
+    writeAtomically(path, renderReportMetrics(report, readPrevious(path)), undefined, 0o644);
+  }
+  io.stdout(
+    output.format === "json"
+      ? `${JSON.stringify(report, null, 2)}\n`
+      : output.format === "markdown"
+        ? renderReportMarkdown(report)
+        : renderReportTable(report, style.out),
+  );
 }
 
 function isDirectory(path: string): boolean {
