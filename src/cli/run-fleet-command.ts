@@ -97,16 +97,7 @@ async function runAndRender(
   extra.refuse?.(plan);
   for (const warning of plan.warnings ?? []) io.stderr(`rlvm-fleet: warning: ${warning.message}\n`);
   // A run of hours must not end in an output that cannot be written: its directory is checked first.
-  for (const [option, file] of [
-    ["--report", output.report],
-    ["--junit", output.junit],
-    ["--metrics", output.metrics],
-  ] as const) {
-    if (file !== undefined && !isDirectory(dirname(resolve(io.cwd, file))))
-      throw new UsageError(
-        `${option} ${file}: the directory ${dirname(resolve(io.cwd, file))} does not exist`,
-      );
-  }
+  checkOutputDirectories(output, io);
   const controller = new AbortController();
   const onSignal = () => {
     io.stderr("\nrlvm-fleet: interrupted; stopping every host's agent (they clean up) ...\n");
@@ -158,6 +149,23 @@ export function writeReportOutputs(
         ? renderReportMarkdown(report)
         : renderReportTable(report, style.out),
   );
+}
+
+/** Refuses (UsageError) a --report, --junit or --metrics file whose directory does not exist. */
+export function checkOutputDirectories(
+  output: Pick<FleetOutput, "report" | "junit" | "metrics">,
+  io: CliIo,
+): void {
+  for (const [option, file] of [
+    ["--report", output.report],
+    ["--junit", output.junit],
+    ["--metrics", output.metrics],
+  ] as const) {
+    if (file !== undefined && !isDirectory(dirname(resolve(io.cwd, file))))
+      throw new UsageError(
+        `${option} ${file}: the directory ${dirname(resolve(io.cwd, file))} does not exist`,
+      );
+  }
 }
 
 function isDirectory(path: string): boolean {

@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { UsageError } from "../../errors.js";
 import { mergeReports, parseReportFile } from "../../report/merge-reports.js";
 import type { CliIo } from "../io.js";
-import { writeReportOutputs, type FleetStyles } from "../run-fleet-command.js";
+import { checkOutputDirectories, writeReportOutputs, type FleetStyles } from "../run-fleet-command.js";
 
 export interface ReportMergeOptions {
   format: string;
@@ -22,6 +22,7 @@ export function reportMergeCommand(
 ): number {
   const reports = files.map((file) => ({ file, report: parseReportFile(file, readText(file, io)) }));
   const merged = mergeReports(reports);
+  checkOutputDirectories(options, io);
   writeReportOutputs(merged, options, io, style);
   return merged.exit_code;
 }

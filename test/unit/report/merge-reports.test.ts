@@ -204,6 +204,10 @@ describe("rlvm-fleet report merge", () => {
       ]);
       const mixed = await runCli(["report", "merge", "1.json", "2.json"], { cwd: tree.dir });
       expect([mixed.code, mixed.stderr]).toEqual([2, expect.stringContaining("mixed command")]);
+      const nowhere = await runCli(["report", "merge", "1.json", "--junit", "no/dir/m.xml"], {
+        cwd: tree.dir,
+      });
+      expect([nowhere.code, nowhere.stderr]).toEqual([2, expect.stringContaining("--junit no/dir/m.xml")]);
       const duplicate = await runCli(["report", "merge", "1.json", "3.json"], { cwd: tree.dir });
       expect([duplicate.code, duplicate.stderr]).toEqual([
         2,
