@@ -1,5 +1,5 @@
 // The commander program. Commands are loaded when they run, so `--version` and `--help` stay fast.
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { EXIT_CODES, UsageError } from "../errors.js";
 import type { BackupOptions } from "./commands/backup.js";
 import type { CheckOptions } from "./commands/check.js";
@@ -8,10 +8,17 @@ import type { InstallAgentOptions } from "./commands/install-agent.js";
 import type { PingOptions } from "./commands/ping.js";
 import type { PlanOptions } from "./commands/plan.js";
 import type { PruneOptions } from "./commands/prune.js";
+import type { ReportMergeOptions } from "./commands/report-merge.js";
 import type { StatusOptions } from "./commands/status.js";
 import type { ValidateOptions } from "./commands/validate.js";
 import type { CliIo } from "./io.js";
-import { exitCodesHelp, withCommonOptions, withFleetOptions, withJobFilterOptions } from "./options.js";
+import {
+  exitCodesHelp,
+  withCommonOptions,
+  withFleetOptions,
+  withJobFilterOptions,
+  withShardOption,
+} from "./options.js";
 import type { FleetStyles } from "./run-fleet-command.js";
 import { renderProblems } from "./render/problems.js";
 import { makeStyle } from "./render/style.js";
@@ -50,13 +57,15 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     });
 
   withJobFilterOptions(
-    withCommonOptions(
-      program
-        .command("plan")
-        .description(
-          "show, per host, the jobs, snapshots, repositories and copies a backup would run; no connection",
-        ),
-      ["table", "json"],
+    withShardOption(
+      withCommonOptions(
+        program
+          .command("plan")
+          .description(
+            "show, per host, the jobs, snapshots, repositories and copies a backup would run; no connection",
+          ),
+        ["table", "json"],
+      ),
     ),
     {
       category: "only jobs of these categories (also lv_root, lv_nonroot); repeat or comma-separate",
@@ -154,6 +163,30 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .action(async (options: InstallAgentOptions) => {
       const { installAgentCommand } = await import("./commands/install-agent.js");
       exitCode = await installAgentCommand(options, io, fleetStyles(options));
+    });
+
+  const reportGroup = program
+    .command("report")
+    .description("work with JSON reports that --report FILE wrote; no connection");
+  reportGroup
+    .command("merge")
+    .description(
+      "combine the reports of a run's shards (--shard K/N on several machines) into one report: its table, JSON or markdown, files and exit code",
+    )
+    .argument("<file...>", "JSON reports (--report FILE) of one command, one per shard")
+    .addOption(
+      new Option("--format <format>", "output format")
+        .choices(["table", "json", "markdown"])
+        .default("table"),
+    )
+    .option("--report <file>", "also write the merged JSON report to FILE")
+    .option("--junit <file>", "also write JUnit XML to FILE: a test case per host and job, for CI")
+    .option("--metrics <file>", "also write Prometheus metrics to FILE (text format)")
+    .option("--no-color", "no colours (NO_COLOR is honoured too)")
+    .addHelpText("after", exitCodesHelp())
+    .action(async (files: string[], options: ReportMergeOptions) => {
+      const { reportMergeCommand } = await import("./commands/report-merge.js");
+      exitCode = reportMergeCommand(files, options, io, fleetStyles(options));
     });
 
   program

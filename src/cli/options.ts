@@ -4,6 +4,7 @@ import { Command, Option } from "commander";
 import { parseDuration } from "../duration.js";
 import { exitCodeTable, UsageError } from "../errors.js";
 import { INVENTORY_FORMATS, type InventoryFormat } from "../inventory/inventory-source.js";
+import { parseShard } from "../plan/shard.js";
 import type { ReportOptions } from "../report/report-options.js";
 
 export interface CommonOptions {
@@ -19,8 +20,13 @@ export interface JobFilterOptions {
   name?: string[];
 }
 
+/** `--shard K/N`: every command that connects, and `plan`. */
+export interface ShardOption {
+  shard?: string;
+}
+
 /** What every command that connects takes. */
-export interface FleetOptions extends CommonOptions {
+export interface FleetOptions extends CommonOptions, ShardOption {
   forks: string;
   report?: string;
   junit?: string;
@@ -57,8 +63,15 @@ export function withCommonOptions(command: Command, formats: string[]): Command 
     .addHelpText("after", exitCodesHelp());
 }
 
+export function withShardOption(command: Command): Command {
+  return command.option(
+    "--shard <k/n>",
+    "after --limit, only shard K of N of the hosts (K from 1 to N), by a hash of each host's name: the same on every machine and run, whatever the inventory's order",
+  );
+}
+
 export function withFleetOptions(command: Command): Command {
-  return withCommonOptions(command, ["table", "json", "markdown"])
+  return withShardOption(withCommonOptions(command, ["table", "json", "markdown"]))
     .option("--forks <n>", "hosts in parallel", "10")
     .option("--report <file>", "also write the JSON report to FILE")
     .option("--junit <file>", "also write JUnit XML to FILE: a test case per host and job, for CI")
@@ -125,6 +138,7 @@ export function fleetReportOptions(options: FleetOptions & JobFilterOptions): Re
     max_fail_percent:
       options.maxFailPercent === undefined ? null : parseMaxFailPercent(options.maxFailPercent),
     splay_s: options.splay === undefined ? null : parseSplay(options.splay),
+    shard: options.shard === undefined ? null : parseShard(options.shard),
   };
 }
 

@@ -103,20 +103,12 @@ async function runAndRender(
     categories: options.category,
     names: options.name,
     cwd: io.cwd,
+    shard: options.shard,
   });
   extra.refuse?.(plan);
+  for (const warning of plan.warnings ?? []) io.stderr(`rlvm-fleet: warning: ${warning.message}\n`);
   // A run of hours must not end in an output that cannot be written: its directory is checked first.
-  for (const [option, file] of [
-    ["--report", output.report],
-    ["--junit", output.junit],
-    ["--metrics", output.metrics],
-    ["--retry-file", output.retryFile],
-  ] as const) {
-    if (file !== undefined && !isDirectory(dirname(resolve(io.cwd, file))))
-      throw new UsageError(
-        `${option} ${file}: the directory ${dirname(resolve(io.cwd, file))} does not exist`,
-      );
-  }
+  checkOutputDirectories(output, io);
   const controller = new AbortController();
   const onSignal = () => {
     io.stderr("\nrlvm-fleet: interrupted; stopping every host's agent (they clean up) ...\n");
@@ -144,23 +136,7 @@ async function runAndRender(
         io.stderr(renderProgress(event, { tty: io.stderrIsTty, now: new Date(), style: style.err }));
       },
     });
-    if (output.report !== undefined)
-      writeAtomically(resolve(io.cwd, output.report), `${JSON.stringify(report, null, 2)}\n`);
-    if (output.retryFile !== undefined)
-      writeAtomically(resolve(io.cwd, output.retryFile), retryList(report), undefined, 0o644);
-    if (output.junit !== undefined) writeAtomically(resolve(io.cwd, output.junit), renderReportJunit(report));
-    if (output.metrics !== undefined) {
-      const path = resolve(io.cwd, output.metrics);
-      // World-readable: node_exporter reads it as its own user; it holds masked repository labels only.
-      writeAtomically(path, renderReportMetrics(report, readPrevious(path)), undefined, 0o644);
-    }
-    io.stdout(
-      output.format === "json"
-        ? `${JSON.stringify(report, null, 2)}\n`
-        : output.format === "markdown"
-          ? renderReportMarkdown(report)
-          : renderReportTable(report, style.out),
-    );
+    writeReportOutputs(report, output, io, style);
     return report;
   } finally {
     removeSignalHandlers();
@@ -173,6 +149,51 @@ function retryList(report: Report): string {
     .filter((host) => host.status !== "ok" && host.status !== "partial")
     .map((host) => `${host.name}\n`)
     .join("");
+}
+
+/** The report's files (--report, --junit, --metrics), then stdout in its --format. */
+export function writeReportOutputs(
+  report: Report,
+  output: Pick<FleetOutput, "format" | "report" | "junit" | "metrics" | "retryFile">,
+  io: CliIo,
+  style: FleetStyles,
+): void {
+  if (output.report !== undefined)
+    writeAtomically(resolve(io.cwd, output.report), `${JSON.stringify(report, null, 2)}\n`);
+  // Names only, and read by whoever reruns (a CI step, cron): world-readable like the metrics.
+  if (output.retryFile !== undefined)
+    writeAtomically(resolve(io.cwd, output.retryFile), retryList(report), undefined, 0o644);
+  if (output.junit !== undefined) writeAtomically(resolve(io.cwd, output.junit), renderReportJunit(report));
+  if (output.metrics !== undefined) {
+    const path = resolve(io.cwd, output.metrics);
+    // World-readable: node_exporter reads it as its own user; it holds masked repository labels only.
+    writeAtomically(path, renderReportMetrics(report, readPrevious(path)), undefined, 0o644);
+  }
+  io.stdout(
+    output.format === "json"
+      ? `${JSON.stringify(report, null, 2)}\n`
+      : output.format === "markdown"
+        ? renderReportMarkdown(report)
+        : renderReportTable(report, style.out),
+  );
+}
+
+/** Refuses (UsageError) a --report, --junit or --metrics file whose directory does not exist. */
+export function checkOutputDirectories(
+  output: Pick<FleetOutput, "report" | "junit" | "metrics" | "retryFile">,
+  io: CliIo,
+): void {
+  for (const [option, file] of [
+    ["--report", output.report],
+    ["--junit", output.junit],
+    ["--metrics", output.metrics],
+    ["--retry-file", output.retryFile],
+  ] as const) {
+    if (file !== undefined && !isDirectory(dirname(resolve(io.cwd, file))))
+      throw new UsageError(
+        `${option} ${file}: the directory ${dirname(resolve(io.cwd, file))} does not exist`,
+      );
+  }
 }
 
 function isDirectory(path: string): boolean {

@@ -13,6 +13,7 @@ import { loadResticConfig } from "../config/load-config.js";
 import type { InventoryFormat } from "../inventory/inventory-source.js";
 import { loadInventory, type HostSpec, type Inventory } from "../inventory/load-inventory.js";
 import { selectHosts } from "../inventory/select-hosts.js";
+import { formatShard, selectShard, type Shard } from "./shard.js";
 import { didYouMean } from "../validation.js";
 
 export interface PlanOptions {
@@ -27,6 +28,8 @@ export interface PlanOptions {
   names?: string[] | undefined;
   /** Where `--limit @FILE` paths are relative to (the working directory). */
   cwd?: string | undefined;
+  /** --shard: after every other selection and check, only the hosts that fall in it. */
+  shard?: Shard | null | undefined;
 }
 
 export interface HostPlan {
@@ -39,6 +42,13 @@ export interface HostPlan {
 export interface FleetPlan {
   inventory: Inventory;
   hosts: HostPlan[];
+  /** Why the plan runs fewer hosts than it might (an empty shard); the report carries them. */
+  warnings?: PlanWarning[];
+}
+
+export interface PlanWarning {
+  code: string;
+  message: string;
 }
 
 export function buildPlan(inventoryFile: string, options: PlanOptions = {}): FleetPlan {
@@ -95,7 +105,21 @@ export function buildPlan(inventoryFile: string, options: PlanOptions = {}): Fle
       hint: "see the jobs of each host with `rlvm-fleet plan`",
     });
   }
-  return { inventory, hosts };
+  // The shard is taken last: every machine checks the whole selection (its configs, --name) the same
+  // way, so a mistake fails every shard alike rather than only the machines whose hosts it touches.
+  if (options.shard === undefined || options.shard === null) return { inventory, hosts };
+  const shard = options.shard;
+  const inShard = selectShard(hosts, shard, (h) => h.host.name);
+  const warnings: PlanWarning[] =
+    inShard.length > 0
+      ? []
+      : [
+          {
+            code: "empty_shard",
+            message: `shard ${formatShard(shard)} holds none of the ${hosts.length} selected host${hosts.length === 1 ? "" : "s"}: nothing to run here`,
+          },
+        ];
+  return { inventory, hosts: inShard, warnings };
 }
 
 function resolveCategories(inventoryFile: string, names: string[]): Category[] {

@@ -2,7 +2,13 @@
 import { EXIT_CODES, worstExit, type ExitKind } from "../errors.js";
 import { VERSION } from "../version.js";
 import { groupRepositories, type RepositoryPrune, type RepositoryUse } from "./repositories.js";
-import { REPORT_SCHEMA, type HostResult, type HostStatus, type Report } from "./report-schema.js";
+import {
+  REPORT_SCHEMA,
+  type HostResult,
+  type HostStatus,
+  type Report,
+  type ReportWarning,
+} from "./report-schema.js";
 
 const EXIT_OF_STATUS: Record<HostStatus, ExitKind> = {
   ok: "ok",
@@ -25,11 +31,9 @@ export function buildReport(input: {
   /** prune: the repositories' prunes (phase 2), run or, in a dry run, planned. */
   prunes?: readonly RepositoryPrune[];
   interrupted: boolean;
+  /** Why the run is not what it seems (an empty shard); none by default. */
+  warnings?: readonly ReportWarning[];
 }): Report {
-  const count = (status: HostStatus) => input.hosts.filter((h) => h.status === status).length;
-  const kinds = input.hosts.map((h) => EXIT_OF_STATUS[h.status]);
-  if (input.interrupted) kinds.push("interrupted");
-  if (input.hosts.some((h) => h.error?.code === "max_fail")) kinds.push("stopped");
   return {
     schema: REPORT_SCHEMA,
     run_id: input.runId,
@@ -38,19 +42,33 @@ export function buildReport(input: {
     started_at: input.startedAt.toISOString(),
     finished_at: input.finishedAt.toISOString(),
     controller_version: VERSION,
-    exit_code: EXIT_CODES[worstExit(kinds)].code,
-    summary: {
-      hosts: input.hosts.length,
-      ok: count("ok"),
-      partial: count("partial"),
-      failed: count("failed"),
-      unreachable: count("unreachable"),
-      skipped: count("skipped"),
-    },
+    exit_code: reportExitCode(input.hosts, input.interrupted),
+    summary: reportSummary(input.hosts),
     hosts: input.hosts,
     repositories: groupRepositories(
       input.repositories,
       input.command === "prune" ? { prunes: input.prunes ?? [] } : null,
     ),
+    warnings: [...(input.warnings ?? [])],
+  };
+}
+
+/** The exit code of a run with these host results (`report merge` recomputes it the same way). */
+export function reportExitCode(hosts: readonly HostResult[], interrupted: boolean): number {
+  const kinds = hosts.map((h) => EXIT_OF_STATUS[h.status]);
+  if (interrupted) kinds.push("interrupted");
+  if (hosts.some((h) => h.error?.code === "max_fail")) kinds.push("stopped");
+  return EXIT_CODES[worstExit(kinds)].code;
+}
+
+export function reportSummary(hosts: readonly HostResult[]): Report["summary"] {
+  const count = (status: HostStatus) => hosts.filter((h) => h.status === status).length;
+  return {
+    hosts: hosts.length,
+    ok: count("ok"),
+    partial: count("partial"),
+    failed: count("failed"),
+    unreachable: count("unreachable"),
+    skipped: count("skipped"),
   };
 }

@@ -16,6 +16,8 @@ export const reportOptionsSchema = z.object({
   serial: z.string().nullable(),
   max_fail_percent: z.number().min(0).max(100).nullable(),
   splay_s: z.number().positive().nullable(),
+  /** --shard K/N; null when not given (and in a merged report: it covers every shard merged). */
+  shard: z.strictObject({ k: z.number().int().positive(), n: z.number().int().positive() }).nullable(),
 });
 
 export type ReportOptions = z.infer<typeof reportOptionsSchema>;

@@ -153,8 +153,11 @@ export const reportSchema = z.object({
   }),
   hosts: z.array(hostResultSchema),
   repositories: z.array(repositorySchema),
+  /** Why the run is not what it seems, such as an empty shard: no host ran, and that is not a failure. */
+  warnings: z.array(z.strictObject({ code: z.string(), message: z.string() })),
 });
 
 export type HostResult = z.infer<typeof hostResultSchema>;
+export type ReportWarning = Report["warnings"][number];
 export type Report = z.infer<typeof reportSchema>;
 export type Check = z.infer<typeof checkSchema>;

@@ -104,12 +104,15 @@ export function groupRepositories(
             ),
           ].sort(compare),
   }));
-  // Host-local entries of one path differ only in their host.
-  return entries.sort(
-    (a, b) =>
-      compare(a.url, b.url) ||
-      compare(a.id ?? "", b.id ?? "") ||
-      compare(a.hosts[0]?.host ?? "", b.hosts[0]?.host ?? ""),
+  return entries.sort(compareRepositories);
+}
+
+/** The order of repositories[]; host-local entries of one path differ only in their host. */
+export function compareRepositories(a: Repository, b: Repository): number {
+  return (
+    compare(a.url, b.url) ||
+    compare(a.id ?? "", b.id ?? "") ||
+    compare(a.hosts[0]?.host ?? "", b.hosts[0]?.host ?? "")
   );
 }
 

@@ -177,5 +177,6 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
     repositories,
     prunes,
     interrupted: request.signal.aborted,
+    warnings: request.plan.warnings ?? [],
   });
 }

@@ -3,11 +3,12 @@
 import { runCli } from "./run-cli.js";
 
 const helpCache = new Map<string, string>();
+const GROUPS = new Set(["report"]);
 
 async function helpOf(command: string): Promise<string> {
   let help = helpCache.get(command);
   if (help === undefined) {
-    help = (await runCli([command, "--help"])).stdout;
+    help = (await runCli([...command.split(" "), "--help"])).stdout;
     helpCache.set(command, help);
   }
   return help;
@@ -28,9 +29,13 @@ export function rlvmFleetArgv(line: string): string[] | null {
 
 /** Problems with one rlvm-fleet argv: an unknown command or option. */
 export async function commandLineProblems(argv: string[]): Promise<string[]> {
-  const [command, ...rest] = argv;
-  if (command === undefined || command.startsWith("-"))
-    return command === "--help" || command === "--version" ? [] : [`no command in ${argv.join(" ")}`];
+  const [name, ...words] = argv;
+  if (name === undefined || name.startsWith("-"))
+    return name === "--help" || name === "--version" ? [] : [`no command in ${argv.join(" ")}`];
+  // A command group (`report merge`): its subcommand's help lists the options.
+  const sub = GROUPS.has(name) ? words[0] : undefined;
+  const command = sub === undefined ? name : `${name} ${sub}`;
+  const rest = sub === undefined ? words : words.slice(1);
   const help = await helpOf(command);
   if (!help.includes(`Usage: rlvm-fleet ${command}`)) return [`unknown command ${command}`];
   return rest

@@ -16,6 +16,7 @@ export const DEFAULT_OPTIONS: ReportOptions = {
   serial: null,
   max_fail_percent: null,
   splay_s: null,
+  shard: null,
 };
 
 /** A host with this status and nothing else to report (no facts, checks, warnings or jobs). */

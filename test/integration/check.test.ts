@@ -418,6 +418,7 @@ prune_keep_last = 3
           serial: null,
           max_fail_percent: null,
           splay_s: null,
+          shard: null,
         },
         agentSocket: null,
         signal: new AbortController().signal,

@@ -48,6 +48,8 @@ const RUN_ELSEWHERE: Record<string, string> = {
   "npm ci": ".ci/run runs it on a clean clone",
   "npm test": ".ci/run runs it",
   "npm run demo": "test/integration/demo.test.ts runs the demo",
+  "python3 -c 'import hashlib; print(int(hashlib.sha256(b\"web1\").hexdigest(), 16) % 3 + 1)'":
+    "test/unit/plan/shard.test.ts runs it against --shard",
 };
 
 const blocks = codeBlocks(README);

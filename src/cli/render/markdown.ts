@@ -18,6 +18,7 @@ export function renderReportMarkdown(hostReport: Report): string {
     "",
     `Run \`${report.run_id}\`: ${s.hosts} hosts, ok ${s.ok}, partial ${s.partial}, failed ${s.failed}, unreachable ${s.unreachable}, skipped ${s.skipped}; exit ${report.exit_code}.`,
     "",
+    ...report.warnings.flatMap((w) => [`> **warning:** ${cell(w.message)}`, ""]),
   ];
   if (report.command === "backup") {
     lines.push(

@@ -18,7 +18,8 @@ export function renderReportTable(hostReport: Report, style: Style): string {
     status: () => renderStatusTable(report, style, paint),
   };
   const body = (renderers[report.command] ?? (() => renderPing(report, style)))();
-  return `${body}${renderRecap(report, style)}`;
+  const warnings = report.warnings.map((w) => `${style.warn("warning:")} ${w.message}\n`).join("");
+  return `${body}${warnings === "" ? "" : `\n${warnings}`}${renderRecap(report, style)}`;
 }
 
 function statusText(status: HostResult["status"] | "planned", style: Style): string {

@@ -52,6 +52,7 @@ port = ${port}
     ["backup", [], {}],
     ["prune", ["--dry-run", "--category", "lv_nonroot"], { dry_run: true, category: ["lv_nonroot"] }],
     ["status", ["--max-age", "26h"], { max_age_s: 93_600 }],
+    ["backup", ["--shard", "1/1"], { shard: { k: 1, n: 1 } }],
   ])("%s %j", async (command, args, expected) => {
     const result = await runCli(
       [command, "--inventory", "inventory.toml", "--format", "json", "--quiet", ...args],
