@@ -6,7 +6,20 @@ import { parseDuration } from "../duration.js";
 import { findControlCharacters, readTomlFile, suggestion, zodProblems } from "../validation.js";
 import { isName, NAME_RULE } from "../config/rules.js";
 import { applySshConfig } from "./ssh-config.js";
-import { inventorySchema, SETTING_KEYS, type HostSettingsInput, type SettingKey } from "./schema.js";
+import {
+  asJumpList,
+  jumpHostSources,
+  resolveJumpChains,
+  type JumpHop,
+  type JumpSource,
+} from "./jump-hosts.js";
+import {
+  inventorySchema,
+  SETTING_KEYS,
+  type HostSettingsInput,
+  type InventoryInput,
+  type SettingKey,
+} from "./schema.js";
 
 export interface HostSpec {
   name: string;
@@ -36,6 +49,10 @@ export interface HostSpec {
   groups: string[];
   /** Where each connection setting came from: "inventory", "ssh_config FILE" or "default". */
   origins?: Record<string, string>;
+  /** ssh_config's ProxyJump for the host, when the inventory sets no proxy_jump ([] for `none`). */
+  proxy_jump?: string[];
+  /** The bastions on the way, outermost first; [] for a host reached directly. */
+  jump: JumpHop[];
 }
 
 export interface Group {
@@ -85,6 +102,7 @@ export function loadInventory(file: string): InventoryResult {
   const at = (...path: PropertyKey[]) => formatTomlPath(path);
   const baseDir = dirname(resolve(file));
   const hosts: HostSpec[] = [];
+  const settingsOf = new Map<string, HostSettingsInput>();
   for (const name of hostNames) {
     const host = data.hosts[name] ?? {};
     const memberOf = groupsOf(name, groups);
@@ -102,6 +120,7 @@ export function loadInventory(file: string): InventoryResult {
         });
       } else if (fromGroups.value !== undefined) settings[key] = fromGroups.value as never;
     }
+    settingsOf.set(name, settings);
     if (settings.config === undefined) {
       problems.push({
         file,
@@ -136,6 +155,7 @@ export function loadInventory(file: string): InventoryResult {
       restic_env_file: settings.restic_env_file ?? null,
       config: local("config") ?? "",
       groups: memberOf,
+      jump: [],
     };
     const sshConfig = settings.ssh_config ?? false;
     const applied = applySshConfig(spec, {
@@ -149,7 +169,60 @@ export function loadInventory(file: string): InventoryResult {
     else problems.push(...applied.problems);
   }
   if (problems.length > 0) return { ok: false, problems };
+  const jumps = resolveJumps(file, data, hosts, settingsOf, [...groups.keys()], baseDir);
+  if (jumps.length > 0) return { ok: false, problems: jumps };
   return { ok: true, inventory: { file, hosts, groups } };
+}
+
+function asHop(host: HostSpec): JumpHop {
+  return {
+    name: host.name,
+    address: host.address,
+    user: host.user,
+    port: host.port,
+    identity_file: host.identity_file,
+    identity_passphrase_file: host.identity_passphrase_file,
+    known_hosts: host.known_hosts,
+    ...(host.known_hosts_also === undefined ? {} : { known_hosts_also: host.known_hosts_also }),
+    host_key_policy: host.host_key_policy,
+    legacy_host_key_algorithms: host.legacy_host_key_algorithms,
+    connect_timeout_s: host.connect_timeout_s,
+    connect_retries: host.connect_retries,
+    keepalive_interval_s: host.keepalive_interval_s,
+  };
+}
+
+/** Each host's `jump` chain from proxy_jump (the inventory's, else ssh_config's) and [jump_hosts]. */
+function resolveJumps(
+  file: string,
+  data: InventoryInput,
+  hosts: HostSpec[],
+  settingsOf: ReadonlyMap<string, HostSettingsInput>,
+  groupNames: string[],
+  baseDir: string,
+): Problem[] {
+  const localPath = (path: string | undefined, name: string) =>
+    path === undefined ? null : resolveLocalPath(path.replaceAll("{host}", name), baseDir);
+  const { sources, problems } = jumpHostSources(file, data, groupNames, BUILTIN_DEFAULTS, localPath);
+  for (const host of hosts) {
+    const fromInventory = asJumpList(settingsOf.get(host.name)?.proxy_jump);
+    const source: JumpSource = {
+      hop: asHop(host),
+      proxyJump: fromInventory ?? host.proxy_jump,
+      own: data.hosts[host.name]?.proxy_jump !== undefined,
+      path: formatTomlPath(["hosts", host.name, "proxy_jump"]),
+      ...(fromInventory === undefined && host.proxy_jump !== undefined ? { fromSshConfig: true } : {}),
+    };
+    sources.set(host.name, source);
+  }
+  if (problems.length > 0) return problems;
+  const resolved = resolveJumpChains(
+    file,
+    sources,
+    hosts.map((h) => h.name),
+  );
+  for (const host of hosts) host.jump = resolved.chains.get(host.name) ?? [];
+  return resolved.problems;
 }
 
 /** `~` and `~/x` expand to the home directory; anything else relative is relative to the inventory. */

@@ -11,6 +11,7 @@ import type { ProgressEvent } from "../report/progress-event.js";
 import type { RepositoryPrune, RepositoryUse } from "../report/repositories.js";
 import { assignPrunes, maintenancePlans, mergePhases, pruneOutcomes } from "./prune-repositories.js";
 import { runHost, type HostRunContext } from "./run-host.js";
+import { createJumpPool } from "../transport/jump-pool.js";
 
 export interface FleetRunRequest {
   command: "ping" | "check" | "backup" | "prune" | "status" | "install-agent";
@@ -99,6 +100,8 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
     request.plan.inventory.file,
   );
   const repositories: RepositoryUse[] = [];
+  // One connection per bastion for the whole run, prune's second phase included.
+  const jumps = createJumpPool(files, request.agentSocket);
   const context: HostRunContext = {
     runId,
     ...agentCommand(request),
@@ -108,6 +111,7 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
     signal: request.signal,
     onProgress: request.onProgress,
     recordRepositories: (uses) => repositories.push(...uses),
+    jumps,
     ...(request.connect === undefined ? {} : { connect: request.connect }),
   };
   const forks = Math.max(1, request.forks);
@@ -122,6 +126,21 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
       ),
     );
   };
+  try {
+    return await runPhases(request, context, runHosts, repositories, runId, startedAt);
+  } finally {
+    jumps.close();
+  }
+}
+
+async function runPhases(
+  request: FleetRunRequest,
+  context: HostRunContext,
+  runHosts: (hosts: FleetPlan["hosts"], ctx: HostRunContext) => Promise<HostResult[]>,
+  repositories: RepositoryUse[],
+  runId: string,
+  startedAt: Date,
+): Promise<Report> {
   let results = await runHosts(request.plan.hosts, context);
   let prunes: RepositoryPrune[] = [];
   if (request.command === "prune") {
