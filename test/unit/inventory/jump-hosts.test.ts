@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadInventory, type HostSpec } from "../../../src/inventory/load-inventory.js";
 import { parseSshProxyJump } from "../../../src/inventory/jump-hosts.js";
-import { writeTree } from "../../helpers/run-cli.js";
+import { runCli, writeTree } from "../../helpers/run-cli.js";
 
 let cleanup = () => {};
 afterEach(() => cleanup());
@@ -127,6 +127,23 @@ proxy_jump = "web3"
       'hosts.web1.proxy_jump: expected an inventory name or "[user@]host[:port]"',
       'jump_hosts.j.config: unknown key "config"',
     ]);
+  });
+});
+
+describe("validate --verbose", () => {
+  it("shows each host's chain, and a direct host as direct", async () => {
+    const tree = writeTree({
+      "c.toml":
+        '[standard_path.d]\nbackup_source_path = "/srv"\n[[standard_path.d.repositories]]\nrepo_path = "/r"\npassword_file = "/p"\nprune_keep_last = 1\n',
+      "inventory.toml": `[defaults]\nconfig = "c.toml"\nuser = "u"\n[jump_hosts.bastion]\naddress = "192.0.2.1"\nport = 2222\n[hosts.web1]\nproxy_jump = ["bastion", "ops@10.0.0.1"]\n[hosts.web2]\n`,
+    });
+    cleanup = tree.cleanup;
+    const run = await runCli(["validate", "--inventory", "inventory.toml", "--verbose"], { cwd: tree.dir });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain(
+      "proxy_jump          bastion (u@192.0.2.1:2222) → ops@10.0.0.1 (ops@10.0.0.1:22)  (inventory)",
+    );
+    expect(run.stdout).toContain("proxy_jump          (none: direct)  (default)");
   });
 });
 
