@@ -31,8 +31,14 @@ export function createJumpPool(
 ): JumpPool {
   const entries = new Map<string, Entry>();
   let opened = 0;
+  // Shared only where every hop up to here connects and verifies alike (a literal hop takes the
+  // key and known_hosts of the host it leads to, so two hosts may reach one address differently).
   const keyOf = (chain: readonly JumpHop[], i: number) =>
-    JSON.stringify(chain.slice(0, i + 1).map((h) => [h.address, h.port, h.user, h.identity_file]));
+    JSON.stringify(
+      chain
+        .slice(0, i + 1)
+        .map((h) => [h.address, h.port, h.user, h.identity_file, h.known_hosts, h.host_key_policy]),
+    );
   const where = (hop: JumpHop) => `bastion "${hop.name}" (${hop.user}@${hop.address}:${hop.port})`;
 
   const entryFor = (chain: readonly JumpHop[], i: number): Entry => {
