@@ -83,6 +83,10 @@ export const HOST_ERROR_CODES = {
   dns: "unreachable",
   refused: "unreachable",
   timeout: "unreachable",
+  // Behind proxy_jump: the bastion could not be reached or logged into, or its key was refused.
+  bastion_unreachable: "unreachable",
+  // The bastion's connection dropped while the host was in use through it.
+  bastion_lost: "failed",
   host_key_unknown: "failed",
   host_key_changed: "failed",
   host_key_revoked: "failed",

@@ -8,7 +8,20 @@ import { findControlCharacters, suggestion, zodProblems } from "../validation.js
 import { isName, NAME_RULE } from "../config/rules.js";
 import { readInventorySource, type SourceOptions } from "./inventory-source.js";
 import { applySshConfig } from "./ssh-config.js";
-import { inventorySchema, SETTING_KEYS, type HostSettingsInput, type SettingKey } from "./schema.js";
+import {
+  asJumpList,
+  jumpHostSources,
+  resolveJumpChains,
+  type JumpHop,
+  type JumpSource,
+} from "./jump-hosts.js";
+import {
+  inventorySchema,
+  SETTING_KEYS,
+  type HostSettingsInput,
+  type InventoryInput,
+  type SettingKey,
+} from "./schema.js";
 
 export interface HostSpec {
   name: string;
@@ -38,6 +51,10 @@ export interface HostSpec {
   groups: string[];
   /** Where each connection setting came from: "inventory", "ssh_config FILE" or "default". */
   origins?: Record<string, string>;
+  /** ssh_config's ProxyJump for the host, when the inventory sets no proxy_jump ([] for `none`). */
+  proxy_jump?: string[];
+  /** The bastions on the way, outermost first; [] for a host reached directly. */
+  jump: JumpHop[];
 }
 
 export interface Group {
@@ -106,6 +123,7 @@ function resolveInventory(file: string, raw: Record<string, unknown>, baseDir: s
   const hostNames = Object.keys(data.hosts);
   const at = (...path: PropertyKey[]) => formatTomlPath(path);
   const hosts: HostSpec[] = [];
+  const settingsOf = new Map<string, HostSettingsInput>();
   for (const name of hostNames) {
     const host = data.hosts[name] ?? {};
     const memberOf = groupsOf(name, groups);
@@ -123,6 +141,7 @@ function resolveInventory(file: string, raw: Record<string, unknown>, baseDir: s
         });
       } else if (fromGroups.value !== undefined) settings[key] = fromGroups.value as never;
     }
+    settingsOf.set(name, settings);
     if (settings.config === undefined) {
       problems.push({
         file,
@@ -157,6 +176,7 @@ function resolveInventory(file: string, raw: Record<string, unknown>, baseDir: s
       restic_env_file: settings.restic_env_file ?? null,
       config: local("config") ?? "",
       groups: memberOf,
+      jump: [],
     };
     const sshConfig = settings.ssh_config ?? false;
     const applied = applySshConfig(spec, {
@@ -170,6 +190,8 @@ function resolveInventory(file: string, raw: Record<string, unknown>, baseDir: s
     else problems.push(...applied.problems);
   }
   if (problems.length > 0) return { ok: false, problems };
+  const jumps = resolveJumps(file, data, hosts, settingsOf, [...groups.keys()], baseDir);
+  if (jumps.length > 0) return { ok: false, problems: jumps };
   return { ok: true, inventory: { file, hosts, groups } };
 }
 
@@ -181,6 +203,58 @@ function isDirectory(path: string): boolean {
   }
 }
 
+function asHop(host: HostSpec): JumpHop {
+  return {
+    name: host.name,
+    address: host.address,
+    user: host.user,
+    port: host.port,
+    identity_file: host.identity_file,
+    identity_passphrase_file: host.identity_passphrase_file,
+    known_hosts: host.known_hosts,
+    ...(host.known_hosts_also === undefined ? {} : { known_hosts_also: host.known_hosts_also }),
+    host_key_policy: host.host_key_policy,
+    legacy_host_key_algorithms: host.legacy_host_key_algorithms,
+    connect_timeout_s: host.connect_timeout_s,
+    connect_retries: host.connect_retries,
+    keepalive_interval_s: host.keepalive_interval_s,
+  };
+}
+
+/** Each host's `jump` chain from proxy_jump (the inventory's, else ssh_config's) and [jump_hosts]. */
+function resolveJumps(
+  file: string,
+  data: InventoryInput,
+  hosts: HostSpec[],
+  settingsOf: ReadonlyMap<string, HostSettingsInput>,
+  groupNames: string[],
+  baseDir: string,
+): Problem[] {
+  const localPath = (path: string | undefined, name: string) =>
+    path === undefined ? null : resolveLocalPath(path.replaceAll("{host}", name), baseDir);
+  const { sources, problems } = jumpHostSources(file, data, groupNames, BUILTIN_DEFAULTS, localPath);
+  for (const host of hosts) {
+    const fromInventory = asJumpList(settingsOf.get(host.name)?.proxy_jump);
+    const source: JumpSource = {
+      hop: asHop(host),
+      proxyJump: fromInventory ?? host.proxy_jump,
+      own: data.hosts[host.name]?.proxy_jump !== undefined,
+      path: formatTomlPath(["hosts", host.name, "proxy_jump"]),
+      ...(fromInventory === undefined && host.proxy_jump !== undefined ? { fromSshConfig: true } : {}),
+    };
+    sources.set(host.name, source);
+  }
+  if (problems.length > 0) return problems;
+  const resolved = resolveJumpChains(
+    file,
+    sources,
+    hosts.map((h) => h.name),
+  );
+  for (const host of hosts) host.jump = resolved.chains.get(host.name) ?? [];
+  return resolved.problems;
+}
+
+/** `~` and `~/x` expand to the home directory; anything else relative is relative to the inventory. */
 function rawKeys(value: unknown): string[] {
   return value !== null && typeof value === "object" && !Array.isArray(value) ? Object.keys(value) : [];
 }

@@ -9,6 +9,14 @@ const duration = z.union([z.string(), z.number()]).refine((value) => parseDurati
   message: 'expected a duration such as "30m", "6h", "1h30m" or a number of seconds',
 });
 
+// One hop: an inventory name or `[user@]host[:port]`; never something that could pass for an option.
+const jumpElement = z
+  .string()
+  .regex(
+    /^(?:[A-Za-z_][A-Za-z0-9_.-]*@)?(?:[A-Za-z0-9_.%][A-Za-z0-9_.%-]*|\[[0-9A-Fa-f:.%]+\])(?::\d{1,5})?$/,
+    'expected an inventory name or "[user@]host[:port]"',
+  );
+
 /** The settings that defaults, group vars and hosts may set. */
 export const hostSettings = {
   user: z
@@ -41,6 +49,12 @@ export const hostSettings = {
       message: "expected true, false or the path of an ssh_config file",
     })
     .optional(),
+  // A bastion, or a chain (outermost first): inventory names or `[user@]host[:port]`.
+  proxy_jump: z
+    .union([jumpElement, z.array(jumpElement).min(1, "expected at least one jump host")], {
+      error: () => 'expected a jump host ("bastion", "user@host:port") or a list of them',
+    })
+    .optional(),
 };
 
 export type HostSettingsInput = z.infer<z.ZodObject<typeof hostSettings>>;
@@ -62,10 +76,31 @@ export const groupSchema = z.strictObject({
 
 export const hostSchema = z.strictObject({ address: address.optional(), ...hostSettings });
 
+/** What a jump-only host may set: how to connect to it, nothing that runs there. */
+export const JUMP_HOST_KEYS = [
+  "user",
+  "port",
+  "identity_file",
+  "identity_passphrase_file",
+  "known_hosts",
+  "host_key_policy",
+  "legacy_host_key_algorithms",
+  "connect_timeout",
+  "connect_retries",
+  "keepalive_interval",
+  "proxy_jump",
+] as const satisfies readonly SettingKey[];
+
+export const jumpHostSchema = z.strictObject({
+  address: address.optional(),
+  ...Object.fromEntries(JUMP_HOST_KEYS.map((key) => [key, hostSettings[key]])),
+} as { address: z.ZodOptional<z.ZodString> } & Pick<typeof hostSettings, (typeof JUMP_HOST_KEYS)[number]>);
+
 export const inventorySchema = z.strictObject({
   defaults: z.strictObject(hostSettings).optional(),
   groups: z.record(z.string(), groupSchema).optional(),
   hosts: z.record(z.string(), hostSchema),
+  jump_hosts: z.record(z.string(), jumpHostSchema).optional(),
 });
 
 export type InventoryInput = z.infer<typeof inventorySchema>;

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { homedir, hostname as localHostname, userInfo } from "node:os";
 import { formatTomlPath, type Problem } from "../errors.js";
 import type { HostSettingsInput } from "./schema.js";
+import { parseSshProxyJump } from "./jump-hosts.js";
 
 /** `ssh -G` output: each (lowercase) keyword with its values in order (IdentityFile repeats). */
 export type SshDump = Map<string, string[]>;
@@ -23,6 +24,7 @@ export interface ConnectionSpec {
   connect_timeout_s: number;
   keepalive_interval_s: number;
   origins?: Record<string, string>;
+  proxy_jump?: string[];
 }
 
 /** The connection settings `validate --verbose` explains, with the inventory key each comes from. */
@@ -252,13 +254,15 @@ export function mapSshConfig<T extends ConnectionSpec>(
       `${HINTS[key] ?? `remove ${spell(key)} for this host`}; exclude the host from that block of ${ctx.configFile ?? "~/.ssh/config"}, point ssh_config at a file without it, ${undo}`,
     );
   }
+  // ProxyJump becomes proxy_jump (the inventory's wins); its hops are resolved with the rest.
   const jump = first("proxyjump");
-  if (jump !== undefined && jump !== "none") {
-    refuse(
-      "ProxyJump",
-      `ProxyJump ${jump}: proxy_jump is not supported yet`,
-      `reach the host directly, or exclude it from that ProxyJump block, ${undo}`,
-    );
+  if (jump !== undefined && ctx.explicit.proxy_jump === undefined) {
+    const parsed = parseSshProxyJump(jump);
+    if (!parsed.ok) refuse("ProxyJump", `ProxyJump ${jump}: ${parsed.message}`, `fix ProxyJump, ${undo}`);
+    else {
+      host.proxy_jump = parsed.list;
+      host.origins["proxy_jump"] = source;
+    }
   }
 
   const hostName = first("hostname");
@@ -456,6 +460,7 @@ export function inventoryOrigins(explicit: HostSettingsInput, hasAddress: boolea
     const set = key === "address" ? hasAddress : explicit[key] !== undefined;
     origins[key] = set ? "inventory" : "default";
   }
+  origins["proxy_jump"] = explicit.proxy_jump === undefined ? "default" : "inventory";
   return origins;
 }
 

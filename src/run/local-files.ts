@@ -11,7 +11,17 @@ export interface LocalFiles {
   knownHosts(path: string): KnownHostEntry[];
 }
 
-export function loadLocalFiles(hosts: readonly HostSpec[], inventoryFile: string): LocalFiles {
+type FileSettings = Pick<
+  HostSpec,
+  | "name"
+  | "identity_file"
+  | "identity_passphrase_file"
+  | "become_password_file"
+  | "known_hosts"
+  | "known_hosts_also"
+> & { jump?: HostSpec["jump"] };
+
+export function loadLocalFiles(hosts: readonly FileSettings[], inventoryFile: string): LocalFiles {
   const problems: Problem[] = [];
   const keys = new Map<string, Buffer>();
   const secrets = new Map<string, string>();
@@ -41,7 +51,9 @@ export function loadLocalFiles(hosts: readonly HostSpec[], inventoryFile: string
     }
   };
 
-  for (const host of hosts) {
+  // Bastions' keys and known_hosts too: a hop connects as a target does.
+  const hops = hosts.flatMap((h) => h.jump ?? []).map((hop) => ({ ...hop, become_password_file: null }));
+  for (const host of [...hosts, ...hops]) {
     const at = (key: string) => `hosts.${host.name}.${key} (or its group or [defaults])`;
     if (host.identity_file !== null && !keys.has(host.identity_file)) {
       const bytes = read(host.identity_file, "identity_file", at("identity_file"), true);

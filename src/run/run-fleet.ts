@@ -11,6 +11,7 @@ import type { RepositoryPrune, RepositoryUse } from "../report/repositories.js";
 import { assignPrunes, maintenancePlans, mergePhases, pruneOutcomes } from "./prune-repositories.js";
 import { runHost, type HostRunContext } from "./run-host.js";
 import { batchSize, scheduleHosts } from "./schedule-hosts.js";
+import { createJumpPool } from "../transport/jump-pool.js";
 
 export interface FleetRunRequest {
   command: "ping" | "check" | "backup" | "prune" | "status" | "install-agent";
@@ -101,6 +102,8 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
     request.plan.inventory.file,
   );
   const repositories: RepositoryUse[] = [];
+  // One connection per bastion for the whole run, prune's second phase included.
+  const jumps = createJumpPool(files, request.agentSocket);
   const context: HostRunContext = {
     runId,
     ...agentCommand(request),
@@ -110,6 +113,7 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
     signal: request.signal,
     onProgress: request.onProgress,
     recordRepositories: (uses) => repositories.push(...uses),
+    jumps,
     ...(request.connect === undefined ? {} : { connect: request.connect }),
   };
   const forks = Math.max(1, request.forks);
@@ -135,6 +139,25 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
       },
       { run: (hostPlan, start) => runHost(asRunBy(hostPlan, request), ctx, start), signal: request.signal },
     );
+  try {
+    return await runPhases(request, context, runHosts, repositories, runId, startedAt);
+  } finally {
+    jumps.close();
+  }
+}
+
+async function runPhases(
+  request: FleetRunRequest,
+  context: HostRunContext,
+  runHosts: (
+    hosts: FleetPlan["hosts"],
+    ctx: HostRunContext,
+    phase?: "first" | "maintenance",
+  ) => Promise<HostResult[]>,
+  repositories: RepositoryUse[],
+  runId: string,
+  startedAt: Date,
+): Promise<Report> {
   let results = await runHosts(request.plan.hosts, context);
   let prunes: RepositoryPrune[] = [];
   if (request.command === "prune") {

@@ -29,6 +29,7 @@ import {
   type SshSession,
 } from "../transport/ssh-connection.js";
 import type { LocalFiles } from "./local-files.js";
+import type { JumpPool } from "../transport/jump-pool.js";
 import { decideCutShort, decideHostOutcome } from "./host-outcome.js";
 import { hintForCheck } from "./hints.js";
 import { describeEvent } from "./describe-event.js";
@@ -53,6 +54,8 @@ export interface HostRunContext {
   signal: AbortSignal;
   onProgress: (event: ProgressEvent) => void;
   connect?: (target: ConnectTarget) => Promise<SshSession>;
+  /** The run's bastion connections, for hosts with proxy_jump. */
+  jumps?: JumpPool;
   /** Called once per host as it ends: its repositories, with the ids its agent read (none if unreached). */
   recordRepositories?: (uses: RepositoryUse[]) => void;
   /** Tests: the grace period of a stopped agent, and how long after it the connection is destroyed. */
@@ -149,6 +152,9 @@ export async function runHost(
       connectTimeoutMs: host.connect_timeout_s * 1000,
       connectRetries: host.connect_retries,
       keepaliveIntervalMs: host.keepalive_interval_s * 1000,
+      ...(host.jump.length > 0 && ctx.jumps !== undefined
+        ? { openSock: () => (ctx.jumps as JumpPool).open(host.jump, host.address, host.port) }
+        : {}),
     });
   } catch (error) {
     return finish(asHostError(error));
@@ -386,6 +392,8 @@ class AgentRun {
     }
     if (exit === null || exit.signal !== null) {
       // No exit status, or the remote session was killed: the connection, not the agent, ended it.
+      const bastion = this.session.lostBecause?.() ?? null;
+      if (bastion !== null) return { error: bastion };
       return {
         error: new HostError(
           "connection_lost",

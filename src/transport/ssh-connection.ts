@@ -1,4 +1,5 @@
 // The only importer of ssh2: connect with a verified host key, authenticate, exec with streams.
+import type { Duplex } from "node:stream";
 import { Client, type ClientChannel, type ConnectConfig } from "ssh2";
 import {
   appendKnownHost,
@@ -29,6 +30,11 @@ export interface ConnectTarget {
   connectTimeoutMs: number;
   connectRetries: number;
   keepaliveIntervalMs: number;
+  /**
+   * Behind a bastion: opens the stream to the host (a channel on the bastion's connection), once per
+   * attempt; with `lost`, which says why the connection went when the bastion under it did.
+   */
+  openSock?: () => Promise<{ sock: Duplex; lost?: () => HostError | null }>;
 }
 
 /** How a remote command ended: its exit code, or the signal that killed it. */
@@ -66,6 +72,10 @@ export interface SshSession {
   destroy(): void;
   /** Resolves when the connection ends, for whatever reason. */
   closed: Promise<void>;
+  /** A TCP stream from this host to another (`direct-tcpip`), for the next hop behind a bastion. */
+  forwardOut?(address: string, port: number): Promise<Duplex>;
+  /** Why the connection went, when something else than the host ended it (a bastion dropped). */
+  lostBecause?(): HostError | null;
 }
 
 /** Connect, retrying connection errors (never authentication or host key errors) with jitter. */
@@ -85,7 +95,15 @@ export async function connectSsh(target: ConnectTarget, sleep = defaultSleep): P
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-function connectOnce(target: ConnectTarget): Promise<SshSession> {
+async function connectOnce(target: ConnectTarget): Promise<SshSession> {
+  const opened = target.openSock === undefined ? undefined : await target.openSock();
+  return handshake(target, opened);
+}
+
+function handshake(
+  target: ConnectTarget,
+  opened: { sock: Duplex; lost?: () => HostError | null } | undefined,
+): Promise<SshSession> {
   return new Promise((resolve, reject) => {
     const client = new Client();
     let verdict: HostError | null = null;
@@ -187,6 +205,7 @@ function connectOnce(target: ConnectTarget): Promise<SshSession> {
       if (target.passphrase !== null) config.passphrase = target.passphrase;
     }
     if (target.agentSocket !== null) config.agent = target.agentSocket;
+    if (opened !== undefined) config.sock = opened.sock;
     // ssh2 starts with a "none" attempt that only asks which methods the server allows: one round
     // trip per host for nothing. Go straight to what we have, in ssh2's own order.
     const methods = [
@@ -228,6 +247,13 @@ function connectOnce(target: ConnectTarget): Promise<SshSession> {
         close: () => client.end(),
         destroy: () => client.destroy(),
         closed,
+        forwardOut: (address, port) =>
+          new Promise((resolveForward, rejectForward) =>
+            client.forwardOut("127.0.0.1", 0, address, port, (error, channel) =>
+              error ? rejectForward(error) : resolveForward(channel),
+            ),
+          ),
+        lostBecause: () => opened?.lost?.() ?? null,
       });
     });
     try {

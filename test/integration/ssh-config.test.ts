@@ -93,6 +93,29 @@ Host sshc*
     expect(run.stdout).toMatch(/user +\S+ +\(ssh_config /);
   });
 
+  it("follows a ProxyJump naming another host of the inventory (its login shows in that sshd's log)", async () => {
+    const withJump = join(dir, "ssh_config_jump");
+    // At the end: before the Include it would make that Include part of its Host block.
+    writeFileSync(withJump, readFileSync(sshConfig, "utf8") + `Host sshc1\n  ProxyJump sshc2\n`);
+    const file = join(dir, "inventory-jump.toml");
+    writeFileSync(
+      file,
+      readFileSync(inventory, "utf8").replace('ssh_config = "ssh_config"', 'ssh_config = "ssh_config_jump"'),
+    );
+    const bastionLog = fleet.host("sshc2").logFile;
+    const before = readFileSync(bastionLog, "utf8").length;
+    const run = await runJson("ping", file, "--limit", "sshc1");
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(run.host("sshc1")?.status).toBe("ok");
+    const logins =
+      readFileSync(bastionLog, "utf8")
+        .slice(before)
+        .match(/Accepted publickey/g) ?? [];
+    expect(logins).toHaveLength(1);
+    const shown = await runCli(["validate", "--inventory", file, "--verbose", "--limit", "sshc1"]);
+    expect(shown.stdout).toMatch(/proxy_jump +sshc2 \(\S+\) +\(ssh_config /);
+  });
+
   it("refuses the same file with a ProxyCommand, naming it (exit 2, nothing ran)", async () => {
     const withProxy = join(dir, "ssh_config_proxy");
     writeFileSync(withProxy, `Host sshc2\n  ProxyCommand nc %h %p\n` + readFileSync(sshConfig, "utf8"));

@@ -16,6 +16,8 @@ export interface ConnectionSettings {
   connect_timeout_s: number;
   keepalive_interval_s: number;
   origins?: Record<string, string>;
+  /** The bastions on the way, outermost first (proxy_jump). */
+  jump?: readonly { name: string; user: string; address: string; port: number }[];
 }
 
 /** With `specs` (--verbose), each host's connection settings follow its line, with their origin. */
@@ -60,6 +62,10 @@ function connectionLines(spec: ConnectionSettings, cwd: string): string[] {
     host_key_policy: spec.host_key_policy,
     connect_timeout: `${spec.connect_timeout_s} s`,
     keepalive_interval: `${spec.keepalive_interval_s} s`,
+    proxy_jump:
+      spec.jump === undefined || spec.jump.length === 0
+        ? "(none: direct)"
+        : spec.jump.map((hop) => `${hop.name} (${hop.user}@${hop.address}:${hop.port})`).join(" → "),
   };
   const keys = Object.keys(values);
   const width = Math.max(...keys.map((k) => k.length));

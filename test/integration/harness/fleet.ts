@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, open, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { freePort } from "../../../src/demo/free-port.js";
 import { tmpdir, userInfo } from "node:os";
@@ -37,6 +37,10 @@ export interface FleetOptions {
   readonly dir?: string;
   /** How long each sshd may take to accept connections. Default 20 s. */
   readonly startTimeoutMs?: number;
+  /** Start every sshd inside this network namespace (`ip netns exec`): unreachable from here. */
+  readonly netns?: string;
+  /** The first loopback address's index: 2 is 127.0.0.2 (two fleets in one namespace apart). */
+  readonly firstAddress?: number;
 }
 
 export interface FleetHost {
@@ -164,6 +168,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     passwordUser: users?.passwordUser,
     sudoPassword: users?.sudoPassword,
     startTimeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+    netns: options.netns,
+    firstAddress: options.firstAddress ?? 2,
   });
   try {
     await fleet.initialize();
@@ -186,9 +192,9 @@ function hostNames(hosts: FleetOptions["hosts"]): string[] {
 }
 
 /** 127.0.0.2, 127.0.0.3, …; skips .0 and .255 in the last octet. */
-function loopbackAddresses(count: number): string[] {
+function loopbackAddresses(count: number, first = 2): string[] {
   const addresses: string[] = [];
-  for (let n = 2; addresses.length < count; n++) {
+  for (let n = first; addresses.length < count; n++) {
     const last = n & 0xff;
     if (last === 0 || last === 0xff) continue;
     if (n > 0xfffffe) throw new Error("more hosts than 127/8 has addresses");
@@ -395,6 +401,8 @@ interface SshdFleetSettings {
   readonly passwordUser: string | undefined;
   readonly sudoPassword: string | undefined;
   readonly startTimeoutMs: number;
+  readonly netns: string | undefined;
+  readonly firstAddress: number;
 }
 
 class SshdFleet implements Fleet {
@@ -411,6 +419,7 @@ class SshdFleet implements Fleet {
   private readonly authorizedKeysFile: string;
   private readonly authorizedKeys: string[] = [];
   private readonly startTimeoutMs: number;
+  private readonly netns: string | undefined;
   private readonly sshd = requireExecutable("sshd");
   private readonly ssh = requireExecutable("ssh");
   private perSourcePenalties = false;
@@ -426,10 +435,11 @@ class SshdFleet implements Fleet {
     this.passwordUser = settings.passwordUser;
     this.sudoPassword = settings.sudoPassword;
     this.startTimeoutMs = settings.startTimeoutMs;
+    this.netns = settings.netns;
     this.keysDir = join(this.dir, "keys");
     this.authorizedKeysFile = join(this.dir, "authorized_keys");
     this.knownHostsFile = join(this.dir, "known_hosts");
-    const addresses = loopbackAddresses(settings.names.length);
+    const addresses = loopbackAddresses(settings.names.length, settings.firstAddress);
     this.hosts = settings.names.map((name, i) => new SshdHost(name, addresses[i] as string, this.dir));
     liveFleets.add(this);
     installExitHandlers();
@@ -710,7 +720,15 @@ class SshdFleet implements Fleet {
     try {
       // sshd re-executes itself, so it insists on an absolute path. Detached: a Ctrl-C in the terminal must
       // reach the test process, which then kills the whole tree, not race it by killing only the listener.
-      const sshdArgv = [this.sshd, "-D", "-e", "-f", host.configPath];
+      // ip netns exec execs too: the pid is sshd's.
+      const sshdArgv = [
+        ...(this.netns === undefined ? [] : ["ip", "netns", "exec", this.netns]),
+        this.sshd,
+        "-D",
+        "-e",
+        "-f",
+        host.configPath,
+      ];
       // unshare execs (no fork), so the pid stays sshd's and the usual teardown applies.
       const argv =
         host.hidePaths.length === 0
@@ -755,6 +773,14 @@ class SshdFleet implements Fleet {
   ): Promise<"ready" | "exited" | "timeout"> {
     for (;;) {
       if (!host.running) return "exited";
+      // Inside a namespace nothing here reaches it: its log says when it listens.
+      if (this.netns !== undefined) {
+        const log = await readFile(host.logFile, "utf8").catch(() => "");
+        if (log.includes(`Server listening on ${host.address} port ${host.port}.`)) return "ready";
+        if (Date.now() >= deadline) return "timeout";
+        await new Promise((resolveDelay) => setTimeout(resolveDelay, 25));
+        continue;
+      }
       // Stop waiting when sshd exits: whatever holds the port it could not bind may accept and stay silent.
       if (await answersWithSshBanner(host.address, host.port, 2_000, host.exited)) return "ready";
       if (!host.running) return "exited";

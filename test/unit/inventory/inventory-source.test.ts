@@ -228,6 +228,38 @@ it("reads a directory source with group_vars, paths relative to that directory",
   }
 });
 
+// -J and -o ProxyJump in ansible_ssh_*_args become proxy_jump, resolved like the TOML key: an
+// inventory host name is that host (its own address and user), anything else a literal hop.
+it("follows -J and -o ProxyJump from ansible_ssh_common_args and ansible_ssh_extra_args", () => {
+  const t = writeTree({
+    "inv.yml": `all:
+  vars:
+    rlvm_config: c.toml
+  hosts:
+    bastion:
+      ansible_host: 192.0.2.1
+      ansible_user: jumper
+    web1:
+      ansible_ssh_common_args: "-J ops@198.51.100.7:2222"
+    web2:
+      ansible_ssh_extra_args: "-o ProxyJump=bastion"
+`,
+  });
+  try {
+    const result = loadInventory(join(t.dir, "inv.yml"), { env: process.env });
+    if (!result.ok) throw new Error(JSON.stringify(result.problems));
+    const hops = (name: string) =>
+      result.inventory.hosts
+        .find((h) => h.name === name)
+        ?.jump.map((hop) => `${hop.user}@${hop.address}:${hop.port}`);
+    expect(hops("web1")).toEqual(["ops@198.51.100.7:2222"]);
+    expect(hops("web2")).toEqual(["jumper@192.0.2.1:22"]);
+    expect(hops("bastion")).toEqual([]);
+  } finally {
+    t.cleanup();
+  }
+});
+
 describe("errors", () => {
   const broken = (files: Record<string, string>) => {
     const t = writeTree(files);

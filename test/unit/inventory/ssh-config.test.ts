@@ -114,10 +114,30 @@ Host web*
     expect(problems[0]).toContain("cannot honour it");
   });
 
-  it("refuses a ProxyJump: jump hosts are not supported yet", () => {
-    const { result } = load("Host a\n  ProxyJump bastion\n", `[hosts.a]\n`);
-    expect(problemsOf(result)).toEqual([expect.stringContaining('host "a": ProxyJump from ssh_config')]);
-    expect(problemsOf(result)[0]).toContain("proxy_jump is not supported yet");
+  it("maps ProxyJump onto proxy_jump: inventory names, literals, ssh:// URIs and none", () => {
+    const { result } = load(
+      "Host a\n  ProxyJump bastion,ops@10.0.0.9:2222\nHost b\n  ProxyJump ssh://ops@gw.example:2200\nHost c\n  ProxyJump none\nHost d\n  ProxyJump gw\n",
+      `[hosts.a]\n[hosts.b]\n[hosts.c]\n[hosts.d]\nproxy_jump = "bastion"\n[jump_hosts.bastion]\naddress = "10.0.0.8"\nuser = "jump"\n`,
+    );
+    const hosts = hostsOf(result);
+    expect(hosts.get("a")?.jump.map((h) => [h.name, h.user, h.address, h.port])).toEqual([
+      ["bastion", "jump", "10.0.0.8", 22],
+      // ssh -G prints the literal as ops@[10.0.0.9]:2222.
+      ["ops@[10.0.0.9]:2222", "ops", "10.0.0.9", 2222],
+    ]);
+    expect(hosts.get("a")?.origins?.["proxy_jump"]).toMatch(/^ssh_config /);
+    expect(hosts.get("b")?.jump.map((h) => [h.user, h.address, h.port])).toEqual([
+      ["ops", "gw.example", 2200],
+    ]);
+    expect(hosts.get("c")?.jump).toEqual([]);
+    // The inventory's own proxy_jump wins over ssh_config's.
+    expect(hosts.get("d")?.jump.map((h) => h.name)).toEqual(["bastion"]);
+    expect(hosts.get("d")?.origins?.["proxy_jump"]).toBe("inventory");
+  });
+
+  it("refuses an ssh:// ProxyJump with a path (ssh itself does), naming it", () => {
+    const { result } = load("Host a\n  ProxyJump ssh://gw/x\n", `[hosts.a]\n`);
+    expect(problemsOf(result)).toEqual([expect.stringContaining('Invalid ProxyJump "ssh://gw/x"')]);
   });
 
   it("refuses tokens and variables it cannot expand, naming them", () => {
