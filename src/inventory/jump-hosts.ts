@@ -16,8 +16,10 @@ export interface JumpHop {
   identity_file: string | null;
   identity_passphrase_file: string | null;
   known_hosts: string;
+  /** More known_hosts files read (never written), from ssh_config's UserKnownHostsFile and the like. */
   known_hosts_also?: string[];
   host_key_policy: "strict" | "accept-new";
+  /** Accept ssh-dss and SHA-1 ssh-rsa host keys (OpenSSH 9 refuses them by default). */
   legacy_host_key_algorithms: boolean;
   connect_timeout_s: number;
   connect_retries: number;

@@ -23,26 +23,12 @@ import {
   type SettingKey,
 } from "./schema.js";
 
-export interface HostSpec {
-  name: string;
-  address: string;
-  user: string;
-  port: number;
-  identity_file: string | null;
-  identity_passphrase_file: string | null;
-  known_hosts: string;
-  /** More known_hosts files read (never written), from ssh_config's UserKnownHostsFile and the like. */
-  known_hosts_also?: string[];
-  host_key_policy: "strict" | "accept-new";
-  /** Accept ssh-dss and SHA-1 ssh-rsa host keys (OpenSSH 9 refuses them by default). */
-  legacy_host_key_algorithms: boolean;
+/** A host: how to connect to it (as to a bastion: JumpHop), and what runs there. */
+export interface HostSpec extends JumpHop {
   become: "sudo" | "none";
   become_password_file: string | null;
   /** upload: the bootstrap uploads the agent and runs it as root; installed: sudo runs the installed one. */
   agent: "upload" | "installed";
-  connect_timeout_s: number;
-  connect_retries: number;
-  keepalive_interval_s: number;
   run_timeout_s: number;
   restic_env_file: string | null;
   /** The ResticLVM config, resolved to a local absolute path. */

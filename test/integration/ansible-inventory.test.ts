@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { runJson } from "../helpers/run-cli.js";
 import { describeIntegration } from "./harness/describe-integration.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
-import { resticInit, writePasswordFile } from "./helpers/test-fleet.js";
+import { resticInit, writePasswordFile, standardPathConfig } from "./helpers/test-fleet.js";
 
 const HOSTS = ["ans1", "ans2"];
 
@@ -29,15 +29,7 @@ describeIntegration("backup from an Ansible inventory, over real sshd", () => {
       writeFileSync(join(source, "notes.txt"), `data of ${host}\n`);
       writeFileSync(
         join(dir, "configs", `${host}.toml`),
-        `[standard_path.data]
-backup_source_path = ${JSON.stringify(source)}
-exclude_paths = []
-
-[[standard_path.data.repositories]]
-repo_path = ${JSON.stringify(repo)}
-password_file = ${JSON.stringify(passwordFile)}
-prune_keep_last = 3
-`,
+        standardPathConfig({ source: source, repo: repo, passwordFile: passwordFile }),
       );
     }
   }, 120_000);

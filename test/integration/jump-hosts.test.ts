@@ -10,7 +10,7 @@ import { runJson } from "../helpers/run-cli.js";
 import { waitFor } from "../helpers/wait-for.js";
 import { describeIntegration } from "./harness/describe-integration.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
-import { resticInit, writeInventory, writePasswordFile } from "./helpers/test-fleet.js";
+import { resticInit, writeInventory, writePasswordFile, standardPathConfig } from "./helpers/test-fleet.js";
 
 const TARGETS = Array.from({ length: 20 }, (_, i) => `jt${i + 1}`);
 const BRIDGE = "127.0.0.9";
@@ -54,14 +54,7 @@ describeIntegration("proxy_jump through a bastion into a network namespace", () 
     writeFileSync(join(source, "file.txt"), "behind the bastion\n");
     writeFileSync(
       join(dir, "host.toml"),
-      `[standard_path.data]
-backup_source_path = ${JSON.stringify(source)}
-
-[[standard_path.data.repositories]]
-repo_path = ${JSON.stringify(repo)}
-password_file = ${JSON.stringify(password)}
-prune_keep_last = 3
-`,
+      standardPathConfig({ source: source, repo: repo, passwordFile: password }),
     );
     const b1 = fleet.host("bastion1");
     bridgePort = await freePort(BRIDGE);

@@ -9,7 +9,7 @@ import type { Report } from "../../src/report/report-schema.js";
 import { runCli, runJson } from "../helpers/run-cli.js";
 import { describeIntegration } from "./harness/describe-integration.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
-import { resticInit, writeInventory, writePasswordFile } from "./helpers/test-fleet.js";
+import { resticInit, writeInventory, writePasswordFile, standardPathConfig } from "./helpers/test-fleet.js";
 
 const HOSTS = ["rb1", "rb2", "rb3", "rb4", "rb5"];
 
@@ -33,14 +33,7 @@ describeIntegration("reruns, batches and splay over real sshd", () => {
       resticInit(repo(host), password);
       writeFileSync(
         join(dir, `${host}.toml`),
-        `[standard_path.data]
-backup_source_path = ${JSON.stringify(source(host))}
-
-[[standard_path.data.repositories]]
-repo_path = ${JSON.stringify(repo(host))}
-password_file = ${JSON.stringify(password)}
-prune_keep_last = 3
-`,
+        standardPathConfig({ source: source(host), repo: repo(host), passwordFile: password }),
       );
     }
     inventory = writeInventory(fleet, join(dir, "inventory.toml"), {

@@ -7,7 +7,7 @@ import { reportSchema } from "../../src/report/report-schema.js";
 import { runCli, runJson } from "../helpers/run-cli.js";
 import { describeIntegration } from "./harness/describe-integration.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
-import { writeInventory } from "./helpers/test-fleet.js";
+import { writeInventory, standardPathConfig } from "./helpers/test-fleet.js";
 
 // By sha256 mod 3: shard 1 holds shard2 and shard5, shard 2 shard1, shard 3 shard3 and shard4.
 const HOSTS = ["shard1", "shard2", "shard3", "shard4", "shard5"];
@@ -24,14 +24,12 @@ describeIntegration("--shard K/N and report merge, over real sshd", () => {
     chmodSync(dir, 0o755);
     writeFileSync(
       join(dir, "host.toml"),
-      `[standard_path.data]
-backup_source_path = ${JSON.stringify(dir)}
-exclude_paths = []
-
-[[standard_path.data.repositories]]
-repo_path = ${JSON.stringify(join(dir, "repo"))}
-password_file = ${JSON.stringify(join(dir, "password"))}
-`,
+      standardPathConfig({
+        source: dir,
+        repo: join(dir, "repo"),
+        passwordFile: join(dir, "password"),
+        keepLast: null,
+      }),
     );
     inventory = writeInventory(fleet, join(dir, "inventory.toml"), {
       defaults: { config: join(dir, "host.toml") },

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { runCli, runJson } from "../helpers/run-cli.js";
 import { describeIntegration } from "./harness/describe-integration.js";
+import { standardPathConfig } from "./helpers/test-fleet.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
 
 const HOSTS = ["sshc1", "sshc2", "sshc3"];
@@ -21,15 +22,7 @@ describeIntegration("ssh_config resolved by ssh -G, over real sshd", () => {
     chmodSync(dir, 0o755);
     writeFileSync(
       join(dir, "host.toml"),
-      `[standard_path.data]
-backup_source_path = ${JSON.stringify(dir)}
-exclude_paths = []
-
-[[standard_path.data.repositories]]
-repo_path = ${JSON.stringify(join(dir, "repo"))}
-password_file = ${JSON.stringify(join(dir, "password"))}
-prune_keep_last = 3
-`,
+      standardPathConfig({ source: dir, repo: join(dir, "repo"), passwordFile: join(dir, "password") }),
     );
     const [h1, h2, h3] = HOSTS.map((name) => fleet.host(name));
     if (h1 === undefined || h2 === undefined || h3 === undefined) throw new Error("fleet without its hosts");

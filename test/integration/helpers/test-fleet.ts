@@ -38,6 +38,27 @@ export function writeInventory(
   return path;
 }
 
+/**
+ * A ResticLVM config of one standard_path job `data`: `source` backed up into `repo` (keep_last 3
+ * unless `keepLast` says otherwise; null for none).
+ */
+export function standardPathConfig(options: {
+  source: string;
+  repo: string;
+  passwordFile: string;
+  keepLast?: number | null;
+}): string {
+  const keepLast = options.keepLast === undefined ? 3 : options.keepLast;
+  return `[standard_path.data]
+backup_source_path = ${JSON.stringify(options.source)}
+exclude_paths = []
+
+[[standard_path.data.repositories]]
+repo_path = ${JSON.stringify(options.repo)}
+password_file = ${JSON.stringify(options.passwordFile)}
+${keepLast === null ? "" : `prune_keep_last = ${keepLast}\n`}`;
+}
+
 /** A password file the agent accepts: owned by whoever the agent runs as, mode 0600. */
 export function writePasswordFile(path: string, password: string): string {
   writeFileSync(path, `${password}\n`, { mode: 0o600 });
