@@ -280,9 +280,16 @@ class AgentRun {
     this.forced = new Promise((resolve) => (this.resolveForced = resolve));
     const { host } = hostPlan;
     const password = host.become === "sudo" ? ctx.files.secret(host.become_password_file) : null;
-    this.become = new Become(host.become === "none" ? { method: "none" } : { method: "sudo", password });
     // install-agent always uploads: it is how an installed agent gets there, or is replaced.
     this.installed = host.agent === "installed" && ctx.command !== "install";
+    const refusedHint = this.installed
+      ? `the login user's sudo rule must allow ${installedAgentArgv("RUN_ID", "HOST").slice(0, 2).join(" ")} …: run rlvm-fleet install-agent for this host`
+      : undefined;
+    this.become = new Become(
+      host.become === "none"
+        ? { method: "none" }
+        : { method: "sudo", password, ...(refusedHint === undefined ? {} : { refusedHint }) },
+    );
     this.secrets = secretsOf(hostPlan, password);
     this.secretMargin = longestSecret(this.secrets);
     this.parser = parseEvents(
@@ -403,16 +410,9 @@ class AgentRun {
       };
     }
     const stderr = this.maskedStderrTail();
-    const sudo = this.become.diagnose(exit.code, stderr);
     return {
       error:
-        (sudo?.code === "sudo_failed" && this.installed
-          ? new HostError(
-              "sudo_failed",
-              sudo.message,
-              `the login user's sudo rule must allow ${installedAgentArgv("RUN_ID", "HOST").slice(0, 2).join(" ")} …: run rlvm-fleet install-agent for this host`,
-            )
-          : sudo) ??
+        this.become.diagnose(exit.code, stderr) ??
         diagnoseBootstrapExit(exit.code, stderr) ??
         endedWithoutResult(exit.code, stderr),
     };

@@ -12,7 +12,12 @@ function newSudoPrompt(): string {
   return `[rlvm-fleet sudo password ${randomBytes(8).toString("hex")}]`;
 }
 
-export type BecomeMethod = { method: "sudo"; password: string | null } | { method: "none" };
+/**
+ * How to become root. `refusedHint`: what to do when sudo refuses the command, when that is not
+ * "give the login user a rule for bash" (the installed agent has a rule of its own).
+ */
+export type BecomeMethod =
+  { method: "sudo"; password: string | null; refusedHint?: string } | { method: "none" };
 
 export interface StderrReading {
   /** The chunk without sudo's prompt: what sudo and the command printed. */
@@ -109,7 +114,8 @@ export class Become {
       return new HostError(
         "sudo_failed",
         `sudo refused: ${lastLines(stderr)}`,
-        'give the login user a sudo rule to run bash as root, or set become = "none" and log in as root',
+        this.method.refusedHint ??
+          'give the login user a sudo rule to run bash as root, or set become = "none" and log in as root',
       );
     }
     return null;

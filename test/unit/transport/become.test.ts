@@ -110,6 +110,13 @@ describe("Become: diagnosing sudo's answers", () => {
     expect(error).toMatchObject({
       code: "sudo_failed",
       message: "sudo refused: first | rlvm is not in the sudoers file.",
+      hint: expect.stringContaining("a sudo rule to run bash as root") as string,
+    });
+    // The installed agent's rule is another one: the hint the caller gives says which.
+    const installed = new Become({ method: "sudo", password: null, refusedHint: "run install-agent" });
+    expect(installed.diagnose(1, "Sorry, user rlvm is not allowed to execute ...\n")).toMatchObject({
+      code: "sudo_failed",
+      hint: "run install-agent",
     });
   });
 
