@@ -2,7 +2,13 @@
 // them as the CLI builds it. One fixture, so that a change to the report's shape is made here once.
 import { buildReport } from "../../src/report/build-report.js";
 import type { ReportOptions } from "../../src/report/report-options.js";
-import { reportSchema, type HostResult, type Report } from "../../src/report/report-schema.js";
+import {
+  reportSchema,
+  type HostResult,
+  type JobResult,
+  type RepoResult,
+  type Report,
+} from "../../src/report/report-schema.js";
 
 /** The options a command records when given none but --inventory (their order is the JSON's). */
 export const DEFAULT_OPTIONS: ReportOptions = {
@@ -34,6 +40,33 @@ export const hostResult = (
   checks: [],
   warnings: [],
   jobs: [],
+  ...extra,
+});
+
+/** A job's result with nothing in it yet (an lv_nonroot job "data" unless `extra` says otherwise). */
+export const jobResult = (extra: Partial<JobResult> = {}): JobResult => ({
+  name: "data",
+  category: "lv_nonroot",
+  status: "ok",
+  snapshot: null,
+  repos: [],
+  copies: [],
+  prunes: [],
+  latest: [],
+  ...extra,
+});
+
+/** A successful backup into the repository at `path`, with small made-up numbers. */
+export const repoResult = (path: string, extra: Partial<RepoResult> = {}): RepoResult => ({
+  repo: path,
+  status: "ok",
+  snapshot_id: "1a2b3c4d",
+  files_new: 3,
+  files_changed: 1,
+  files_unmodified: 10,
+  data_added: 2048,
+  duration_ms: 900,
+  error: null,
   ...extra,
 });
 

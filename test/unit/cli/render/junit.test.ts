@@ -6,36 +6,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { renderReportJunit } from "../../../../src/cli/render/junit.js";
-import type { JobResult, RepoResult } from "../../../../src/report/report-schema.js";
-import { hostResult as host, report } from "../../../helpers/report-fixture.js";
+import type { JobResult } from "../../../../src/report/report-schema.js";
+import { hostResult as host, jobResult, repoResult, report } from "../../../helpers/report-fixture.js";
 import { skipOrFail, type SkippableContext } from "../../../helpers/skip-or-fail.js";
 
 const XSD = join(import.meta.dirname, "../../../fixtures/junit/junit-10.xsd");
 
-const job = (name: string, extra: Partial<JobResult> = {}): JobResult => ({
-  name,
-  category: "standard_path",
-  status: "ok",
-  snapshot: null,
-  repos: [],
-  copies: [],
-  prunes: [],
-  latest: [],
-  ...extra,
-});
-
-const repo = (path: string, extra: Partial<RepoResult> = {}): RepoResult => ({
-  repo: path,
-  status: "ok",
-  snapshot_id: "1a2b3c4d",
-  files_new: 3,
-  files_changed: 1,
-  files_unmodified: 10,
-  data_added: 2048,
-  duration_ms: 900,
-  error: null,
-  ...extra,
-});
+const job = (name: string, extra: Partial<JobResult> = {}) =>
+  jobResult({ name, category: "standard_path", ...extra });
+const repo = repoResult;
 
 /** xmllint --schema on `xml`: its exit code and what it said. */
 function validate(ctx: SkippableContext, xml: string): { code: number | null; output: string } {

@@ -3,34 +3,12 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { escapeLabelValue, renderReportMetrics } from "../../../../src/cli/render/metrics.js";
-import type { JobResult, RepoResult, Report } from "../../../../src/report/report-schema.js";
-import { hostResult as host, report } from "../../../helpers/report-fixture.js";
+import type { Report } from "../../../../src/report/report-schema.js";
+import { hostResult as host, jobResult, repoResult, report } from "../../../helpers/report-fixture.js";
 import { skipOrFail, type SkippableContext } from "../../../helpers/skip-or-fail.js";
 
-const job = (extra: Partial<JobResult>): JobResult => ({
-  name: "data",
-  category: "lv_nonroot",
-  status: "ok",
-  snapshot: null,
-  repos: [],
-  copies: [],
-  prunes: [],
-  latest: [],
-  ...extra,
-});
-
-const repo = (path: string, extra: Partial<RepoResult> = {}): RepoResult => ({
-  repo: path,
-  status: "ok",
-  snapshot_id: "1a2b3c4d",
-  files_new: 3,
-  files_changed: 1,
-  files_unmodified: 10,
-  data_added: 2048,
-  duration_ms: 900,
-  error: null,
-  ...extra,
-});
+const job = jobResult;
+const repo = repoResult;
 
 const failedRepo = (path: string) =>
   repo(path, {
