@@ -96,6 +96,8 @@ const base = { v: z.literal(PROTOCOL_VERSION) };
 export const factsSchema = z.object({
   hostname: z.string(),
   kernel: z.string(),
+  /** PRETTY_NAME of /etc/os-release; null when the host has none. */
+  os: z.string().nullable(),
   bash: z.string(),
   restic: z.string().nullable(),
   lvm: z.string().nullable(),

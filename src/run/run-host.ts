@@ -33,6 +33,7 @@ import type { JumpPool } from "../transport/jump-pool.js";
 import { decideCutShort, decideHostOutcome } from "./host-outcome.js";
 import { hintForCheck } from "./hints.js";
 import { describeEvent } from "./describe-event.js";
+import { untestedResticWarning } from "./restic-compatibility.js";
 import type { HostStart } from "./schedule-hosts.js";
 
 export interface HostRunContext {
@@ -74,6 +75,7 @@ const CONTROLLER_WARNINGS = new Set([
   "known_hosts_line_ignored",
   "agent_noise",
   "connection_destroyed",
+  "restic_untested",
 ]);
 /** How long a stopped agent gets to clean up and report before its channel is closed. */
 const STOP_GRACE_MS = 60_000;
@@ -524,6 +526,10 @@ class AgentRun {
           return;
         }
         this.result.facts = event.facts;
+        if (this.ctx.command === "preflight") {
+          const untested = untestedResticWarning(event.facts.restic);
+          if (untested !== null) this.result.warnings.push({ code: "restic_untested", message: untested });
+        }
         break;
       case "check": {
         // parseEvents validated it; the report keeps the check's own fields.

@@ -31,7 +31,7 @@ function statusText(status: HostResult["status"] | "planned", style: Style): str
 
 function renderPing(report: Report, style: Style): string {
   const table = new Table({
-    head: ["host", "status", "runs as", "hostname", "kernel", "bash", "restic", "lvm", "time"],
+    head: ["host", "status", "runs as", "hostname", "os", "kernel", "bash", "restic", "lvm", "time"],
     style: style.color ? { head: ["cyan"] } : { head: [], border: [] },
   });
   const errors: string[] = [];
@@ -42,6 +42,7 @@ function renderPing(report: Report, style: Style): string {
       statusText(host.status, style),
       f?.user ?? "",
       f?.hostname ?? "",
+      f?.os ?? (f === null ? "" : "unknown"),
       f?.kernel ?? "",
       f?.bash ?? "",
       f?.restic ?? (f === null ? "" : "missing"),
@@ -71,7 +72,7 @@ function renderChecks(report: Report, style: Style): string {
 function describeFacts(host: HostResult): string {
   const f = host.facts;
   if (f === null) return "";
-  return `(${f.hostname}, as ${f.user}, bash ${f.bash}, restic ${f.restic ?? "missing"}, lvm ${f.lvm ?? "missing"})`;
+  return `(${f.hostname}, ${f.os ?? "unknown OS"}, as ${f.user}, bash ${f.bash}, restic ${f.restic ?? "missing"}, lvm ${f.lvm ?? "missing"})`;
 }
 
 function hostProblems(host: HostResult, style: Style): string[] {

@@ -331,6 +331,10 @@ describe("ping", () => {
     expect(start.run_id).toBe("20250101T000000Z-test");
     expect(start.facts.hostname).toBe(hostname());
     expect(start.facts.kernel).toBe(release());
+    // /etc/os-release's PRETTY_NAME, without its quotes, as this machine has it.
+    const pretty = /^PRETTY_NAME=(?:"(.*)"|'(.*)'|(.*))$/m.exec(readFileSync("/etc/os-release", "utf8"));
+    expect(start.facts.os).toBe(pretty?.slice(1).find((v) => v !== undefined) ?? null);
+    expect(start.facts.os).not.toMatch(/^["']/);
     expect(start.facts.bash).toMatch(/^\d+\.\d+\.\d+/);
     expect(start.facts.user).toBe(userInfo().username);
     if (RESTIC) {

@@ -25,6 +25,7 @@ function agentOutput(command: string, runId: string): { stdout: string; stderr: 
     facts: {
       hostname: `evil${EVIL}`,
       kernel: `6.1${EVIL}`,
+      os: `Debian${EVIL}`,
       bash: "5.2",
       restic: `0.16${EVIL}`,
       lvm: null,

@@ -51,7 +51,15 @@ describe("report", () => {
     const text = renderReportTable(
       report([
         host("web1", "ok", {
-          facts: { hostname: "web1", kernel: "6.1", bash: "5.2", restic: "0.14.0", lvm: null, user: "root" },
+          facts: {
+            hostname: "web1",
+            kernel: "6.1",
+            os: "Debian GNU/Linux 12 (bookworm)",
+            bash: "5.2",
+            restic: "0.14.0",
+            lvm: null,
+            user: "root",
+          },
         }),
         host("web2", "unreachable", {
           error: { code: "refused", message: "connection refused by web2:22", hint: "check sshd" },

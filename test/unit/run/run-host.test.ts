@@ -31,8 +31,9 @@ const agentStart = line({
   facts: {
     hostname: "vault1",
     kernel: "6.1",
+    os: "Debian GNU/Linux 12 (bookworm)",
     bash: "5.2",
-    restic: "0.16.4",
+    restic: "0.14.0",
     lvm: "2.03",
     user: "root",
   },
@@ -239,7 +240,7 @@ describe("runHost against a scripted host", () => {
       name: "vault1",
       status: "failed",
       error: { code: "preflight", message: "1 of 2 checks failed: vg space" },
-      facts: { hostname: "vault1", user: "root", restic: "0.16.4" },
+      facts: { hostname: "vault1", user: "root", restic: "0.14.0" },
       checks: [
         { name: "restic", ok: true, detail: "0.16.4", hint: "" },
         { name: "vg space", ok: false, detail: "low", hint: "grow it" },
@@ -260,6 +261,23 @@ describe("runHost against a scripted host", () => {
       ["done", "1 of 2 checks failed: vg space"],
     ]);
     expect(harness.sessionClosed).toBe(1);
+  });
+
+  it("an untested restic is a warning of check only, which leaves the host ok", async () => {
+    const start = (restic: string) =>
+      agentStart.replace('"restic":"0.14.0"', `"restic":${JSON.stringify(restic)}`);
+    const checked = await setup(agentPrints(start("0.18.0"), resultOk)).run();
+    expect(checked.status).toBe("ok");
+    expect(checked.warnings).toEqual([
+      {
+        code: "restic_untested",
+        message: expect.stringMatching(/^restic 0\.18\.0 is newer than the newest .* \(0\.14\.x\)/) as string,
+      },
+    ]);
+    const tested = await setup(agentPrints(start("0.14.0"), resultOk)).run();
+    expect(tested.warnings).toEqual([]);
+    const pinged = await setup(agentPrints(start("0.18.0"), resultOk), { ctx: { command: "ping" } }).run();
+    expect(pinged.warnings).toEqual([]);
   });
 
   it("tracks job events into the report's jobs", async () => {

@@ -45,6 +45,7 @@ const evilHost = (name: string, extra: Partial<HostResult>): HostResult =>
     facts: {
       hostname: `host${EVIL}`,
       kernel: `6.1${EVIL}`,
+      os: `Debian${EVIL}`,
       bash: "5.2",
       restic: `0.16${EVIL}`,
       lvm: null,
