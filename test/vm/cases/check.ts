@@ -52,6 +52,8 @@ export function checkCases(): void {
       expect(host.status).toBe("ok");
       expect(host.facts).toMatchObject({ hostname: "rlvm-vm", user: "root" });
       expect(host.facts?.lvm).toMatch(/2\.03/);
+      // The guest's own /etc/os-release, as the agent read it there.
+      expect(host.facts?.os).toMatch(/^Debian GNU\/Linux 12 \(bookworm\)$/);
       for (const check of host.checks) expect(check, check.name).toMatchObject({ ok: true, hint: "" });
       expect(checkNamed(host.checks, "lv:root").detail).toContain("vg0/lv_root exists");
       expect(checkNamed(host.checks, "mount:root").detail).toBe("vg0/lv_root is mounted at /");
