@@ -2,9 +2,32 @@
 // host behind it, each hop's key verified under its own policy by connectSsh as for a target.
 import type { Duplex } from "node:stream";
 import { HostError } from "../errors.js";
-import type { JumpHop } from "../inventory/jump-hosts.js";
-import type { LocalFiles } from "../run/local-files.js";
+import type { KnownHostEntry } from "./known-hosts.js";
 import { connectSsh, type ConnectTarget, type SshSession } from "./ssh-connection.js";
+
+/** One bastion as the pool connects to it: the inventory's JumpHop has these fields (transport reads no inventory). */
+export interface JumpHop {
+  name: string;
+  address: string;
+  port: number;
+  user: string;
+  identity_file: string | null;
+  identity_passphrase_file: string | null;
+  known_hosts: string;
+  known_hosts_also?: string[];
+  host_key_policy: "strict" | "accept-new";
+  legacy_host_key_algorithms: boolean;
+  connect_timeout_s: number;
+  connect_retries: number;
+  keepalive_interval_s: number;
+}
+
+/** The controller's files a hop's connection reads, already loaded (run/local-files.ts provides them). */
+export interface HopFiles {
+  privateKey(path: string | null): Buffer | null;
+  secret(path: string | null): string | null;
+  knownHosts(path: string): KnownHostEntry[];
+}
 
 export interface JumpPool {
   /** A stream to address:port through the chain (outermost first), for a target's openSock. */
@@ -25,7 +48,7 @@ interface Entry {
 }
 
 export function createJumpPool(
-  files: LocalFiles,
+  files: HopFiles,
   agentSocket: string | null,
   connect: (target: ConnectTarget) => Promise<SshSession> = connectSsh,
 ): JumpPool {
@@ -117,7 +140,7 @@ export function createJumpPool(
   };
 }
 
-function hopTarget(hop: JumpHop, files: LocalFiles, agentSocket: string | null): ConnectTarget {
+function hopTarget(hop: JumpHop, files: HopFiles, agentSocket: string | null): ConnectTarget {
   return {
     name: hop.name,
     address: hop.address,
