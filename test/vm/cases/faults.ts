@@ -276,10 +276,15 @@ echo vm1 >/run/rlvm-fleet/20200101T000000Z-dead01.vm1/host
         `${WAIT_FOR_RESTIC}\nkill -STOP "$RESTIC_PID"\necho "stopped $RESTIC_PID"`,
       );
       const first = startCli("backup", inventory);
-      const during = await waitForGuest(
-        (s) => s.snapshots.length > 0 && s.restic.length > 0,
-        "the first run's restic",
-      );
+      // A first run that ends before its restic starts says why, instead of a bare timeout.
+      const during = await Promise.race([
+        waitForGuest((s) => s.snapshots.length > 0 && s.restic.length > 0, "the first run's restic"),
+        first.done.then((run) => {
+          throw new Error(
+            `the first run ended (exit ${run.code}) before its restic started:\n${run.stdout}\n${run.stderr}`,
+          );
+        }),
+      ]);
       await waitForLog("freezer", /^stopped \d+/m);
       const seqno = await vgSeqno();
       const second = await cli("backup", inventory);

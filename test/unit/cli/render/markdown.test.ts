@@ -2,33 +2,11 @@
 // table: every host with its status, and every failure with its reason.
 import { describe, expect, it } from "vitest";
 import { renderReportMarkdown } from "../../../../src/cli/render/markdown.js";
-import type { JobResult, RepoResult } from "../../../../src/report/report-schema.js";
-import { hostResult as host, report } from "../../../helpers/report-fixture.js";
+import type { JobResult } from "../../../../src/report/report-schema.js";
+import { hostResult as host, jobResult, repoResult, report } from "../../../helpers/report-fixture.js";
 
-const job = (extra: Partial<JobResult>): JobResult => ({
-  name: "data",
-  category: "standard_path",
-  status: "ok",
-  snapshot: null,
-  repos: [],
-  copies: [],
-  prunes: [],
-  latest: [],
-  ...extra,
-});
-
-const repo = (path: string, extra: Partial<RepoResult> = {}): RepoResult => ({
-  repo: path,
-  status: "ok",
-  snapshot_id: "1a2b3c4d",
-  files_new: 3,
-  files_changed: 1,
-  files_unmodified: 10,
-  data_added: 2048,
-  duration_ms: 900,
-  error: null,
-  ...extra,
-});
+const job = (extra: Partial<JobResult>) => jobResult({ category: "standard_path", ...extra });
+const repo = repoResult;
 
 const unreachable = host("db3", "unreachable", {
   error: { code: "refused", message: "connection refused by 192.0.2.3:22", hint: "check that sshd runs" },
