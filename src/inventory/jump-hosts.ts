@@ -38,16 +38,6 @@ export interface JumpSource {
   path: string;
 }
 
-export interface JumpDefaults {
-  port: number;
-  known_hosts: string;
-  host_key_policy: "strict" | "accept-new";
-  legacy_host_key_algorithms: boolean;
-  connect_timeout: number;
-  connect_retries: number;
-  keepalive_interval: number;
-}
-
 export function asJumpList(value: string | string[] | undefined): string[] | undefined {
   return value === undefined ? undefined : typeof value === "string" ? [value] : value;
 }
@@ -60,8 +50,8 @@ export function jumpHostSources(
   file: string,
   data: InventoryInput,
   groupNames: readonly string[],
-  builtin: JumpDefaults,
-  localPath: (path: string | undefined, name: string) => string | null,
+  /** A host's connection from its settings, as [hosts] get theirs: the same defaults and paths. */
+  connectionOf: (name: string, address: string, settings: HostSettingsInput) => JumpHop,
 ): { sources: Map<string, JumpSource>; problems: Problem[] } {
   const sources = new Map<string, JumpSource>();
   const problems: Problem[] = [];
@@ -86,20 +76,7 @@ export function jumpHostSources(
       if (value !== undefined) settings[key] = value as never;
     }
     sources.set(name, {
-      hop: {
-        name,
-        address: own.address ?? name,
-        user: settings.user ?? userInfo().username,
-        port: settings.port ?? builtin.port,
-        identity_file: localPath(settings.identity_file, name),
-        identity_passphrase_file: localPath(settings.identity_passphrase_file, name),
-        known_hosts: localPath(settings.known_hosts ?? builtin.known_hosts, name) ?? "",
-        host_key_policy: settings.host_key_policy ?? builtin.host_key_policy,
-        legacy_host_key_algorithms: settings.legacy_host_key_algorithms ?? builtin.legacy_host_key_algorithms,
-        connect_timeout_s: settings.connect_timeout ?? builtin.connect_timeout,
-        connect_retries: settings.connect_retries ?? builtin.connect_retries,
-        keepalive_interval_s: settings.keepalive_interval ?? builtin.keepalive_interval,
-      },
+      hop: connectionOf(name, own.address ?? name, settings),
       proxyJump: asJumpList(settings.proxy_jump),
       own: own.proxy_jump !== undefined,
       path: formatTomlPath(["jump_hosts", name, "proxy_jump"]),

@@ -137,27 +137,12 @@ function resolveInventory(file: string, raw: Record<string, unknown>, baseDir: s
       });
       continue;
     }
-    const local = (key: LocalPathKey) => {
-      const value = settings[key] ?? (key === "known_hosts" ? BUILTIN_DEFAULTS.known_hosts : undefined);
-      return value === undefined ? null : resolveLocalPath(value.replaceAll("{host}", name), baseDir);
-    };
+    const local = (key: LocalPathKey) => localSetting(settings, key, name, baseDir);
     const spec: HostSpec = {
-      name,
-      address: host.address ?? name,
-      user: settings.user ?? userInfo().username,
-      port: settings.port ?? BUILTIN_DEFAULTS.port,
-      identity_file: local("identity_file"),
-      identity_passphrase_file: local("identity_passphrase_file"),
-      known_hosts: local("known_hosts") ?? "",
-      host_key_policy: settings.host_key_policy ?? BUILTIN_DEFAULTS.host_key_policy,
-      legacy_host_key_algorithms:
-        settings.legacy_host_key_algorithms ?? BUILTIN_DEFAULTS.legacy_host_key_algorithms,
+      ...connectionOf(name, host.address ?? name, settings, baseDir),
       become: settings.become ?? BUILTIN_DEFAULTS.become,
       become_password_file: local("become_password_file"),
       agent: settings.agent ?? BUILTIN_DEFAULTS.agent,
-      connect_timeout_s: settings.connect_timeout ?? BUILTIN_DEFAULTS.connect_timeout,
-      connect_retries: settings.connect_retries ?? BUILTIN_DEFAULTS.connect_retries,
-      keepalive_interval_s: settings.keepalive_interval ?? BUILTIN_DEFAULTS.keepalive_interval,
       run_timeout_s: parseDuration(settings.run_timeout ?? BUILTIN_DEFAULTS.run_timeout) ?? 0,
       restic_env_file: settings.restic_env_file ?? null,
       config: local("config") ?? "",
@@ -179,6 +164,32 @@ function resolveInventory(file: string, raw: Record<string, unknown>, baseDir: s
   const jumps = resolveJumps(file, data, hosts, settingsOf, [...groups.keys()], baseDir);
   if (jumps.length > 0) return { ok: false, problems: jumps };
   return { ok: true, inventory: { file, hosts, groups } };
+}
+
+/** A path setting on the controller: `{host}` filled in, relative to the inventory (known_hosts defaulted). */
+function localSetting(settings: HostSettingsInput, key: LocalPathKey, name: string, baseDir: string) {
+  const value = settings[key] ?? (key === "known_hosts" ? BUILTIN_DEFAULTS.known_hosts : undefined);
+  return value === undefined ? null : resolveLocalPath(value.replaceAll("{host}", name), baseDir);
+}
+
+/** How to connect to a host or jump host, from its merged settings, the defaults where unset. */
+function connectionOf(name: string, address: string, settings: HostSettingsInput, baseDir: string): JumpHop {
+  const local = (key: LocalPathKey) => localSetting(settings, key, name, baseDir);
+  return {
+    name,
+    address,
+    user: settings.user ?? userInfo().username,
+    port: settings.port ?? BUILTIN_DEFAULTS.port,
+    identity_file: local("identity_file"),
+    identity_passphrase_file: local("identity_passphrase_file"),
+    known_hosts: local("known_hosts") ?? "",
+    host_key_policy: settings.host_key_policy ?? BUILTIN_DEFAULTS.host_key_policy,
+    legacy_host_key_algorithms:
+      settings.legacy_host_key_algorithms ?? BUILTIN_DEFAULTS.legacy_host_key_algorithms,
+    connect_timeout_s: settings.connect_timeout ?? BUILTIN_DEFAULTS.connect_timeout,
+    connect_retries: settings.connect_retries ?? BUILTIN_DEFAULTS.connect_retries,
+    keepalive_interval_s: settings.keepalive_interval ?? BUILTIN_DEFAULTS.keepalive_interval,
+  };
 }
 
 function isDirectory(path: string): boolean {
@@ -216,9 +227,9 @@ function resolveJumps(
   groupNames: string[],
   baseDir: string,
 ): Problem[] {
-  const localPath = (path: string | undefined, name: string) =>
-    path === undefined ? null : resolveLocalPath(path.replaceAll("{host}", name), baseDir);
-  const { sources, problems } = jumpHostSources(file, data, groupNames, BUILTIN_DEFAULTS, localPath);
+  const { sources, problems } = jumpHostSources(file, data, groupNames, (name, address, settings) =>
+    connectionOf(name, address, settings, baseDir),
+  );
   for (const host of hosts) {
     const fromInventory = asJumpList(settingsOf.get(host.name)?.proxy_jump);
     const source: JumpSource = {
