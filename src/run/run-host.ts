@@ -29,7 +29,7 @@ import {
   type SshSession,
 } from "../transport/ssh-connection.js";
 import type { LocalFiles } from "./local-files.js";
-import type { JumpPool } from "../transport/jump-pool.js";
+import { connectTargetOf, type JumpPool } from "../transport/jump-pool.js";
 import { decideCutShort, decideHostOutcome } from "./host-outcome.js";
 import { hintForCheck } from "./hints.js";
 import { describeEvent } from "./describe-event.js";
@@ -137,23 +137,7 @@ export async function runHost(
   let session: SshSession;
   try {
     session = await (ctx.connect ?? connectSsh)({
-      name: host.name,
-      address: host.address,
-      port: host.port,
-      user: host.user,
-      knownHostsFile: host.known_hosts,
-      // The first file is where accept-new writes; ssh_config may name more, read as well.
-      knownHosts: [host.known_hosts, ...(host.known_hosts_also ?? [])].flatMap((f) =>
-        ctx.files.knownHosts(f),
-      ),
-      hostKeyPolicy: host.host_key_policy,
-      legacyHostKeyAlgorithms: host.legacy_host_key_algorithms,
-      privateKey: ctx.files.privateKey(host.identity_file),
-      passphrase: ctx.files.secret(host.identity_passphrase_file),
-      agentSocket: ctx.agentSocket,
-      connectTimeoutMs: host.connect_timeout_s * 1000,
-      connectRetries: host.connect_retries,
-      keepaliveIntervalMs: host.keepalive_interval_s * 1000,
+      ...connectTargetOf(host, ctx.files, ctx.agentSocket),
       ...(host.jump.length > 0 && ctx.jumps !== undefined
         ? { openSock: () => (ctx.jumps as JumpPool).open(host.jump, host.address, host.port) }
         : {}),

@@ -72,7 +72,7 @@ export function createJumpPool(
     opened++;
     const entry: Entry = { lost: false, session: Promise.resolve(null as never) };
     entry.session = connect({
-      ...hopTarget(hop, files, agentSocket),
+      ...connectTargetOf(hop, files, agentSocket),
       ...(i > 0 ? { openSock: () => forward(chain, i - 1, hop.address, hop.port) } : {}),
     }).then(
       (session) => {
@@ -140,13 +140,15 @@ export function createJumpPool(
   };
 }
 
-function hopTarget(hop: JumpHop, files: HopFiles, agentSocket: string | null): ConnectTarget {
+/** How to connect to a host or a bastion: its settings, with the controller's files they name, read. */
+export function connectTargetOf(hop: JumpHop, files: HopFiles, agentSocket: string | null): ConnectTarget {
   return {
     name: hop.name,
     address: hop.address,
     port: hop.port,
     user: hop.user,
     knownHostsFile: hop.known_hosts,
+    // The first file is where accept-new writes; ssh_config may name more, read as well.
     knownHosts: [hop.known_hosts, ...(hop.known_hosts_also ?? [])].flatMap((f) => files.knownHosts(f)),
     hostKeyPolicy: hop.host_key_policy,
     legacyHostKeyAlgorithms: hop.legacy_host_key_algorithms,
