@@ -196,7 +196,13 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     )
     .option("--dir <dir>", "the demo directory (replaced if it holds an earlier demo)", "rlvm-fleet-demo")
     .option("--no-color", "no colours (NO_COLOR is honoured too)")
-    .addHelpText("after", exitCodesHelp())
+    .addHelpText(
+      "after",
+      "\nIt needs sshd, ssh-keygen and restic: run as root on Debian, it installs the missing packages\n" +
+        "itself (apt-get), saying so; otherwise it prints the command to run. In a checkout,\n" +
+        "`npm run demo -- --lvm` backs up real LVM volumes in the VM tier's qemu guest.\n" +
+        exitCodesHelp(),
+    )
     .action(async (options: DemoOptions) => {
       const { demoCommand } = await import("./commands/demo.js");
       exitCode = await demoCommand(options, io, (args) => main(args, io));

@@ -15,7 +15,6 @@ import { connect } from "node:net";
 import { freePort } from "./free-port.js";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import { UsageError } from "../errors.js";
 
 export interface DemoHost {
   name: string;
@@ -47,12 +46,16 @@ export function findExecutable(name: string, path: string | undefined): string |
   return null;
 }
 
-/** sshd, ssh-keygen and restic, or one usage error naming the packages and the command. */
-export function demoPrerequisites(path: string | undefined): {
+export interface DemoTools {
   sshd: string;
   sshKeygen: string;
   restic: string;
-} {
+}
+
+/** The demo's tools found on PATH and the system directories, or the names and Debian packages missing. */
+export function findDemoTools(
+  path: string | undefined,
+): { tools: DemoTools; missing: null } | { tools: null; missing: { names: string[]; packages: string[] } } {
   const tools = {
     sshd: { file: findExecutable("sshd", path), pkg: "openssh-server" },
     sshKeygen: { file: findExecutable("ssh-keygen", path), pkg: "openssh-client" },
@@ -60,19 +63,21 @@ export function demoPrerequisites(path: string | undefined): {
   };
   const missing = Object.entries(tools).filter(([, t]) => t.file === null);
   if (missing.length > 0) {
-    const names = missing.map(([name]) => (name === "sshKeygen" ? "ssh-keygen" : name));
-    const packages = [...new Set(missing.map(([, t]) => t.pkg))].join(" ");
-    throw new UsageError(
-      `the demo needs ${names.join(", ")}, which ${missing.length === 1 ? "is" : "are"} not installed`,
-      {
-        hint: `install ${packages === "restic" ? "it" : "them"} with: sudo apt-get install ${packages}   (Debian/Ubuntu)`,
+    return {
+      tools: null,
+      missing: {
+        names: missing.map(([name]) => (name === "sshKeygen" ? "ssh-keygen" : name)),
+        packages: [...new Set(missing.map(([, t]) => t.pkg))],
       },
-    );
+    };
   }
   return {
-    sshd: tools.sshd.file as string,
-    sshKeygen: tools.sshKeygen.file as string,
-    restic: tools.restic.file as string,
+    tools: {
+      sshd: tools.sshd.file as string,
+      sshKeygen: tools.sshKeygen.file as string,
+      restic: tools.restic.file as string,
+    },
+    missing: null,
   };
 }
 

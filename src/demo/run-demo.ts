@@ -5,12 +5,13 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:
 import { userInfo } from "node:os";
 import { join, relative } from "node:path";
 import { UsageError } from "../errors.js";
-import { demoPrerequisites, startLocalFleet, type LocalFleet } from "./local-fleet.js";
+import { ensureDemoTools } from "./demo-tools.js";
+import { startLocalFleet, type LocalFleet } from "./local-fleet.js";
 
 export interface DemoOptions {
   dir: string;
   cwd: string;
-  path: string | undefined;
+  env: Record<string, string | undefined>;
   /** Run one rlvm-fleet command line, as the CLI would; returns its exit code. */
   run: (argv: string[]) => Promise<number>;
   say: (text: string) => void;
@@ -21,7 +22,7 @@ const MARKER = ".rlvm-fleet-demo";
 const HOSTS = ["web1", "web2", "db1"];
 
 export async function runDemo(options: DemoOptions): Promise<number> {
-  const tools = demoPrerequisites(options.path);
+  const tools = ensureDemoTools({ env: options.env, root: userInfo().uid === 0, say: options.say });
   const dir = options.dir;
   prepareDirectory(dir);
   const shown = (path: string) => {

@@ -9,6 +9,7 @@ import { rootCases } from "./cases/root.js";
 import { mixedCases } from "./cases/mixed.js";
 import { faultCases } from "./cases/faults.js";
 import { installedCases } from "./cases/installed.js";
+import { demoCases } from "./cases/demo.js";
 import { bootGuest, type Guest } from "./harness/guest.js";
 import { recordedTimings, recordTiming, vmLog } from "./harness/log.js";
 import { describeVm } from "./harness/prerequisites.js";
@@ -48,4 +49,5 @@ describeVm("VM tier: rlvm-fleet on real LVM in a Debian guest", () => {
   mixedCases();
   faultCases();
   installedCases();
+  demoCases();
 });

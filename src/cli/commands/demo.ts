@@ -17,7 +17,7 @@ export function demoCommand(
   return runDemo({
     dir: resolve(io.cwd, options.dir),
     cwd: io.cwd,
-    path: io.env["PATH"],
+    env: io.env,
     run: (args) => run(options.color ? args : [...args, "--no-color"]),
     say: io.stdout,
     onInterrupt: io.onInterrupt,
