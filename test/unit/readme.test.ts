@@ -133,6 +133,7 @@ describe("README", () => {
               error: null,
             },
           ],
+          copies: [{ from: "/r", to: "/c", status: "ok", duration_ms: 1, error: null }],
         }),
       ]),
       {

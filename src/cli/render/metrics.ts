@@ -27,6 +27,7 @@ const seconds = (ms: number) => ms / 1000;
 const timestampSeconds = (iso: string) => Date.parse(iso) / 1000;
 
 export const LAST_SUCCESS = "rlvm_fleet_backup_last_success_timestamp_seconds";
+export const LAST_COPY = "rlvm_fleet_copy_last_success_timestamp_seconds";
 export const LAST_PRUNE = "rlvm_fleet_repository_last_prune_timestamp_seconds";
 
 /**
@@ -80,6 +81,7 @@ export function renderReportMetrics(report: Report, previous = ""): string {
     );
 
   const carried = previousSamples(previous, LAST_SUCCESS);
+  const carriedCopies = previousSamples(previous, LAST_COPY);
   for (const host of report.hosts) {
     const h = { host: host.name, command };
     for (const status of HOST_STATUSES)
@@ -157,6 +159,28 @@ export function renderReportMetrics(report: Report, previous = ""): string {
           "How long the backup into the repository took.",
           r,
           repo.duration_ms === null ? null : seconds(repo.duration_ms),
+        );
+      }
+      for (const copy of job.copies) {
+        const c = { ...j, repository: copy.from, destination: copy.to };
+        for (const status of RUN_STATUSES)
+          add(
+            "rlvm_fleet_copy_status",
+            "1 for the status of restic copy from the repository into the copy_to destination, 0 for the others.",
+            { ...c, status },
+            copy.status === status ? 1 : 0,
+          );
+        add(
+          LAST_COPY,
+          "When restic copy last copied the job's snapshots into the destination (Unix time).",
+          c,
+          copy.status === "ok" ? finished : (carriedCopies.get(`${LAST_COPY}${labelText(c)}`) ?? null),
+        );
+        add(
+          "rlvm_fleet_copy_duration_seconds",
+          "How long restic copy into the destination took.",
+          c,
+          copy.duration_ms === null ? null : seconds(copy.duration_ms),
         );
       }
       for (const prune of job.prunes) {

@@ -64,6 +64,16 @@ const backupReport = () =>
         job({
           snapshot: { name: "lv_data_rlvm_x", lifetime_ms: 4200, cow_peak_percent: 12.5, overflowed: false },
           repos: [repo("/srv/backup/a"), repo(ODD, { data_added: 3 * 1024 * 1024, files_new: 0 })],
+          copies: [
+            { from: "/srv/backup/a", to: "sftp:vault:/c", status: "ok", duration_ms: 1200, error: null },
+            {
+              from: "/srv/backup/a",
+              to: "/mnt/usb",
+              status: "failed",
+              duration_ms: null,
+              error: "restic copy failed",
+            },
+          ],
         }),
       ],
     }),
@@ -104,7 +114,15 @@ describe("renderReportMetrics", () => {
       [`rlvm_fleet_backup_data_added_bytes{${odd}}`]: 3 * 1024 * 1024,
       [`rlvm_fleet_backup_files_new{${odd}}`]: 0,
       'rlvm_fleet_backup_status{host="db1",job="data",repository="/srv/backup/a",status="failed"}': 1,
+      [`rlvm_fleet_copy_status{${a},destination="sftp:vault:/c",status="ok"}`]: 1,
+      [`rlvm_fleet_copy_last_success_timestamp_seconds{${a},destination="sftp:vault:/c"}`]: t,
+      [`rlvm_fleet_copy_duration_seconds{${a},destination="sftp:vault:/c"}`]: 1.2,
+      [`rlvm_fleet_copy_status{${a},destination="/mnt/usb",status="failed"}`]: 1,
     });
+    // A copy that failed has no success time of its own (none earlier either) and no duration.
+    expect(text).not.toMatch(
+      /rlvm_fleet_copy_(last_success_timestamp|duration)_seconds\{[^}]*destination="\/mnt\/usb"/,
+    );
     // Escaped as the exposition format says: \\, \" and \n, on one line.
     expect(text).toContain('repository="rest:https://u:***@vault/a \\"b\\" \\\\c\\nd/"');
     // A failed backup with no earlier success has no success time, and no numbers it never had.
@@ -133,13 +151,32 @@ describe("renderReportMetrics", () => {
       ...report("backup", [
         host("web1", "failed", {
           error: { code: "backup_failed", message: "1 of 1 jobs failed", hint: "see below" },
-          jobs: [job({ status: "failed", repos: [failedRepo("/srv/backup/a"), repo(ODD)] })],
+          jobs: [
+            job({
+              status: "failed",
+              repos: [failedRepo("/srv/backup/a"), repo(ODD)],
+              copies: [
+                {
+                  from: "/srv/backup/a",
+                  to: "sftp:vault:/c",
+                  status: "failed",
+                  duration_ms: null,
+                  error: "x",
+                },
+              ],
+            }),
+          ],
         }),
       ]),
       finished_at: "2026-01-02T03:04:05.000Z",
     };
     const after = parse(renderReportMetrics(next, before)).samples;
     expect(after.get(key)).toBe(finished(first));
+    // The same for a copy_to destination: the failed copy keeps the earlier copy's time.
+    const copyKey =
+      'rlvm_fleet_copy_last_success_timestamp_seconds{host="web1",job="data",repository="/srv/backup/a",destination="sftp:vault:/c"}';
+    expect(parse(before).samples.get(copyKey)).toBe(finished(first));
+    expect(after.get(copyKey)).toBe(finished(first));
     expect(after.get(oddKey)).toBe(Date.parse("2026-01-02T03:04:05.000Z") / 1000);
     // Without the earlier file there is nothing to keep; garbage in it is ignored.
     expect(parse(renderReportMetrics(next)).samples.has(key)).toBe(false);
