@@ -30,7 +30,7 @@ forget_snapshots() {
     id=${TARGET_ID[t]}
     job=${JOB_NAME[${TARGET_JOB[t]}]}
     if [[ -z ${RETENTION[$id]-} ]]; then
-      emit prune_done job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" skipped b:true forget "j:[]"
+      emit prune_done job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" skipped b:true forget "j:[]" duration_ms n:0
       skipped=$((skipped + 1))
       continue
     fi

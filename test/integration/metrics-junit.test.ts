@@ -74,6 +74,7 @@ describeIntegration("--metrics and --junit over real sshd and restic", () => {
   let out: string;
   let password: string;
   let repo: string;
+  let copyRepo: string;
   let inventoryFile: string;
   let server: Server;
   let restUrl: string;
@@ -113,6 +114,7 @@ describeIntegration("--metrics and --junit over real sshd and restic", () => {
     mkdirSync(out);
     password = writePasswordFile(join(dir, "restic-password"), PASSWORD);
     repo = resticInit(join(dir, "repo"), password);
+    copyRepo = resticInit(join(dir, "copy"), password);
     // A rest: repository that answers 404 to everything: its backup fails, so mj2 fails, and its URL
     // holds a password that must appear in no file.
     server = createServer((_req, res) => res.writeHead(404).end());
@@ -122,14 +124,21 @@ describeIntegration("--metrics and --junit over real sshd and restic", () => {
       const source = join(dir, "src", host);
       mkdirSync(source, { recursive: true });
       writeFileSync(join(source, "file.txt"), `${host}\n`);
+      // mj1 copies its snapshots into a copy_to destination; mj2 also backs up into a dead REST server.
       const extra =
-        host === "mj2"
+        host === "mj1"
           ? `
+[[standard_path.data.repositories.copy_to]]
+repo = ${JSON.stringify(copyRepo)}
+password_file = ${JSON.stringify(password)}
+`
+          : host === "mj2"
+            ? `
 [[standard_path.data.repositories]]
 repo_path = ${JSON.stringify(restUrl)}
 password_file = ${JSON.stringify(password)}
 `
-          : "";
+            : "";
       writeFileSync(
         join(dir, `${host}.toml`),
         `[standard_path.data]
@@ -183,7 +192,12 @@ ${extra}`,
       [`rlvm_fleet_backup_last_success_timestamp_seconds{${local("mj2")}}`]: finished,
       [`rlvm_fleet_backup_files_new{${local("mj1")}}`]: 1,
       [`rlvm_fleet_backup_status{host="mj2",job="data",repository="${masked}",status="failed"}`]: 1,
+      [`rlvm_fleet_copy_status{${local("mj1")},destination="${copyRepo}",status="ok"}`]: 1,
+      [`rlvm_fleet_copy_last_success_timestamp_seconds{${local("mj1")},destination="${copyRepo}"}`]: finished,
     });
+    expect(
+      m.get(`rlvm_fleet_copy_duration_seconds{${local("mj1")},destination="${copyRepo}"}`),
+    ).toBeGreaterThan(0);
     expect(m.get(`rlvm_fleet_backup_data_added_bytes{${local("mj1")}}`)).toBeGreaterThan(0);
     expect(
       m.has(`rlvm_fleet_backup_last_success_timestamp_seconds{host="mj2",job="data",repository="${masked}"}`),
