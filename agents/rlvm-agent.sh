@@ -2224,6 +2224,7 @@ cmd_preflight() {
   probe_lock
   check_leftovers
   check_lock
+  warn_other_sudo_rules
   # Which checks failed the controller sees in their events; it decides what that makes the host.
   finish "$CHECK_TOTAL checks run, ${#CHECK_FAILED[@]} failed"
 }
@@ -2744,6 +2745,29 @@ check_allow_list() {
       fail repository_not_allowed "the repository ${TARGET_LABEL[i]} (job ${JOB_NAME[TARGET_JOB[i]]}) is not in this host's allow-list $list"
     fi
   done
+}
+
+# warn_other_sudo_rules: in check, through the installed agent. Its sudo rule is least privilege only
+# while the login user has no other way to root, so every other rule `sudo -l -U USER` lists for that
+# user (root may ask) is reported as the warning sudo_broad, which leaves the host ok: it is advice for
+# a rollout that is not finished (the broad rule install-agent went through is still there).
+warn_other_sudo_rules() {
+  local user=${SUDO_USER-} line
+  local -a rules=()
+  if [[ $0 != "$INSTALLED_AGENT" || ! $user =~ $SUDO_USER_RE ]]; then return 0; fi
+  find_tool sudo
+  if ! have_tool sudo; then return 0; fi
+  capture "${TOOL[sudo]}" -n -l -U "$user"
+  if ((CAP_RC != 0)); then return 0; fi
+  while IFS= read -r line; do
+    if [[ ! $line =~ ^[[:space:]]+\( ]]; then continue; fi
+    line=${line#"${line%%[![:space:]]*}"}
+    if [[ $line == *" $INSTALLED_AGENT installed *" ]]; then continue; fi
+    rules+=("$line")
+  done <<<"$CAP_OUT"
+  if ((${#rules[@]} > 0)); then
+    emit warning code s:sudo_broad message "s:$user may also run through sudo: ${rules[*]}; the installed agent's rule is least privilege only once the other rules are removed (visudo)"
+  fi
 }
 
 # --- install (rlvm-fleet install-agent) -----------------------------------------------------------

@@ -10,6 +10,7 @@ cmd_preflight() {
   probe_lock
   check_leftovers
   check_lock
+  warn_other_sudo_rules
   # Which checks failed the controller sees in their events; it decides what that makes the host.
   finish "$CHECK_TOTAL checks run, ${#CHECK_FAILED[@]} failed"
 }

@@ -69,13 +69,14 @@ const STDERR_TAIL = 4096;
  * of it, up to the next newline, is dropped, so a host that never sends a newline costs bounded memory.
  */
 export const STDERR_LINE_MAX = 4096;
-/** Warnings of the controller's own: they do not make a host partial. */
-const CONTROLLER_WARNINGS = new Set([
+/** Warnings that are advice, not a problem of the run: they do not make a host partial. */
+const ADVISORY_WARNINGS = new Set([
   "host_key_added",
   "known_hosts_line_ignored",
   "agent_noise",
   "connection_destroyed",
   "restic_untested",
+  "sudo_broad",
 ]);
 /** How long a stopped agent gets to clean up and report before its channel is closed. */
 const STOP_GRACE_MS = 60_000;
@@ -172,7 +173,7 @@ export async function runHost(
             ...facts,
             agentResult: outcome.result,
             checks: result.checks,
-            hostWarnings: result.warnings.filter((w) => !CONTROLLER_WARNINGS.has(w.code)),
+            hostWarnings: result.warnings.filter((w) => !ADVISORY_WARNINGS.has(w.code)),
           })
         : decideCutShort(facts, outcome.error);
     decided.jobStatuses.forEach((status, i) => {

@@ -178,9 +178,11 @@ ${repositories}`,
     }
     expect(snapshotCount(repoA)).toBe(2);
     expect(snapshotCount(repoB)).toBe(2);
-    // check and status run through the installed agent too.
+    // check and status run through the installed agent too; this user has no other sudo rule.
     const check = await runJson("check", inventory("backup.toml"));
     expect(check.code, check.stdout + check.stderr).toBe(0);
+    for (const host of check.report.hosts)
+      expect(host.warnings.map((w) => w.code)).not.toContain("sudo_broad");
   });
 
   it("refuses a repository the host's allow-list does not name, before restic opens it", async () => {
@@ -239,6 +241,15 @@ ${repositories}`,
       expect(backup.code, backup.stdout + backup.stderr).toBe(0);
       expect(backup.host("lp1")?.facts?.user).toBe("root");
       expect(snapshotCount(repoA)).toBe(before + 1);
+      // The broad rule is still there: check says so, and the host stays ok.
+      const check = await runJson("check", inv, "--limit", "lp1");
+      expect(check.code, check.stdout + check.stderr).toBe(0);
+      const host = check.host("lp1");
+      expect(host?.status).toBe("ok");
+      const broad = host?.warnings.find((w) => w.code === "sudo_broad");
+      // The harness gives this user `ALL=(root) ALL` (with its password).
+      expect(broad?.message).toMatch(new RegExp(`^${user} may also run through sudo: \\(root\\) ALL; `));
+      expect(broad?.message).not.toContain(`${INSTALLED_AGENT} installed`);
     } finally {
       rmSync(sudoersDropIn(user), { force: true });
     }
