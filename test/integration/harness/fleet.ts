@@ -41,6 +41,17 @@ export interface FleetOptions {
   readonly netns?: string;
   /** The first loopback address's index: 2 is 127.0.0.2 (two fleets in one namespace apart). */
   readonly firstAddress?: number;
+  /**
+   * Root only: every sshd starts in a private mount namespace with each `source` bound over its
+   * `target`, so its sessions, sudo, agents and restic see them and the rest of the machine does not
+   * (a restic wrapper over /usr/bin/restic, a test ssh_config for root's sftp: repositories).
+   */
+  readonly binds?: readonly FleetBind[];
+}
+
+export interface FleetBind {
+  readonly source: string;
+  readonly target: string;
 }
 
 export interface FleetHost {
@@ -170,7 +181,12 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     startTimeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
     netns: options.netns,
     firstAddress: options.firstAddress ?? 2,
+    binds: options.binds ?? [],
   });
+  if (fleet.binds.length > 0 && mode !== "root") {
+    await fleet.stop();
+    throw new Error("binds need root (a private mount namespace)");
+  }
   try {
     await fleet.initialize();
   } catch (error) {
@@ -403,6 +419,7 @@ interface SshdFleetSettings {
   readonly startTimeoutMs: number;
   readonly netns: string | undefined;
   readonly firstAddress: number;
+  readonly binds: readonly FleetBind[];
 }
 
 class SshdFleet implements Fleet {
@@ -420,6 +437,7 @@ class SshdFleet implements Fleet {
   private readonly authorizedKeys: string[] = [];
   private readonly startTimeoutMs: number;
   private readonly netns: string | undefined;
+  readonly binds: readonly FleetBind[];
   private readonly sshd = requireExecutable("sshd");
   private readonly ssh = requireExecutable("ssh");
   private perSourcePenalties = false;
@@ -436,6 +454,7 @@ class SshdFleet implements Fleet {
     this.sudoPassword = settings.sudoPassword;
     this.startTimeoutMs = settings.startTimeoutMs;
     this.netns = settings.netns;
+    this.binds = settings.binds;
     this.keysDir = join(this.dir, "keys");
     this.authorizedKeysFile = join(this.dir, "authorized_keys");
     this.knownHostsFile = join(this.dir, "known_hosts");
@@ -730,8 +749,9 @@ class SshdFleet implements Fleet {
         host.configPath,
       ];
       // unshare execs (no fork), so the pid stays sshd's and the usual teardown applies.
+      const binds = [...this.binds, ...host.hidePaths.map((target) => ({ source: "/dev/null", target }))];
       const argv =
-        host.hidePaths.length === 0
+        binds.length === 0
           ? sshdArgv
           : [
               "unshare",
@@ -740,10 +760,10 @@ class SshdFleet implements Fleet {
               "private",
               "sh",
               "-c",
-              'n=$1; shift; while [ "$n" -gt 0 ]; do mount --bind /dev/null "$1"; shift; n=$((n-1)); done; exec "$@"',
-              "hide-paths",
-              String(host.hidePaths.length),
-              ...host.hidePaths,
+              'n=$1; shift; while [ "$n" -gt 0 ]; do mount --bind "$1" "$2"; shift 2; n=$((n-1)); done; exec "$@"',
+              "bind-paths",
+              String(binds.length),
+              ...binds.flatMap((b) => [b.source, b.target]),
               ...sshdArgv,
             ];
       const child = spawn(argv[0] as string, argv.slice(1), {

@@ -1,0 +1,189 @@
+// Repositories shared by a fleet over real remote backends (issue 14): four hosts back up into one
+// SFTP repository (a second fleet's sshd, reached by root's restic through a test ssh_config), one
+// REST repository (`rclone serve restic`) and each its own local one. `restic prune` is counted by a
+// wrapper bound over the hosts' /usr/bin/restic, not taken from the report.
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { runJson } from "../helpers/run-cli.js";
+import { describeIntegration } from "./harness/describe-integration.js";
+import { startFleet, type Fleet } from "./harness/fleet.js";
+import { requireExecutable } from "./harness/prerequisites.js";
+import {
+  createResticRecorder,
+  sftpServer,
+  startRestServer,
+  type ResticRecorder,
+  type RestServer,
+} from "./harness/remote-backends.js";
+import { leftoverRunDirs, resticInit, writeInventory, writePasswordFile } from "./helpers/test-fleet.js";
+
+const HOSTS = ["sr1", "sr2", "sr3", "sr4"];
+/** sr2 keeps one snapshot per repository, the others two. */
+const keepOf = (host: string) => (host === "sr2" ? 1 : 2);
+
+interface Snapshot {
+  short_id: string;
+  hostname: string;
+  tags?: string[];
+  time: string;
+}
+
+describeIntegration("repositories shared over SFTP and REST: one prune per repository", () => {
+  let server: Fleet;
+  let fleet: Fleet;
+  let rest: RestServer;
+  let recorder: ResticRecorder;
+  let dir: string;
+  let password: string;
+  let inventoryFile: string;
+  /** How the hosts' configs name the repositories, and where the test reads them (locally, as root). */
+  const repos: { sftp: string; rest: string; local: Record<string, string> } = {
+    sftp: "",
+    rest: "",
+    local: {},
+  };
+  let sftpPath: string;
+
+  const restic = (repo: string, ...args: string[]) =>
+    execFileSync("restic", ["-r", repo, "--password-file", password, ...args], { encoding: "utf8" });
+  const snapshotsOf = (repo: string, host: string): Snapshot[] =>
+    (JSON.parse(restic(repo, "snapshots", "--json", "--no-lock")) as Snapshot[]).filter(
+      (s) => s.hostname === host,
+    );
+  /** Every repository as the test reads it: the SFTP one through its directory on this machine. */
+  const readable = () => [sftpPath, repos.rest, ...Object.values(repos.local)];
+
+  beforeAll(async () => {
+    requireExecutable("rclone");
+    server = await startFleet({ hosts: ["vault"], firstAddress: 40 });
+    dir = mkdtempSync(join(server.dir, "shared-"));
+    chmodSync(dir, 0o755);
+    password = writePasswordFile(join(dir, "restic-password"), "shared repositories test password");
+    recorder = createResticRecorder(dir);
+    const sftp = sftpServer(server, join(dir, "sftp"));
+    sftpPath = resticInit(join(sftp.dir, "shared"), password);
+    sftp.handOver();
+    repos.sftp = sftp.url("shared");
+    rest = await startRestServer(join(dir, "rest"));
+    repos.rest = resticInit(rest.url("shared"), password);
+    fleet = await startFleet({ hosts: HOSTS, binds: [recorder.bind, sftp.bind] });
+    for (const host of HOSTS) {
+      repos.local[host] = resticInit(join(dir, `local-${host}`), password);
+      const source = join(dir, "src", host);
+      mkdirSync(source, { recursive: true });
+      writeFileSync(join(source, "file.txt"), `${host}\n`);
+      const repository = (url: string) => `[[standard_path.data.repositories]]
+repo_path = ${JSON.stringify(url)}
+password_file = ${JSON.stringify(password)}
+prune_keep_last = ${keepOf(host)}
+`;
+      writeFileSync(
+        join(dir, `${host}.toml`),
+        `[standard_path.data]
+backup_source_path = ${JSON.stringify(source)}
+
+${[repos.local[host], repos.sftp, repos.rest].map(repository).join("\n")}`,
+      );
+    }
+    inventoryFile = writeInventory(fleet, join(dir, "inventory.toml"), {
+      defaults: { config: join(dir, "{host}.toml") },
+    });
+    for (let i = 0; i < 3; i++) {
+      writeFileSync(join(dir, "src", "sr1", `run${i}.txt`), `${i}\n`);
+      const backup = await runJson("backup", inventoryFile);
+      expect(backup.code, backup.stdout + backup.stderr).toBe(0);
+    }
+    // sr1's first snapshot in each shared repository is protected: no retention removes it.
+    for (const repo of [sftpPath, repos.rest]) {
+      const oldest = snapshotsOf(repo, "sr1").sort((a, b) => a.time.localeCompare(b.time))[0];
+      restic(repo, "tag", "--add", "protected", oldest?.short_id ?? "none");
+    }
+  }, 300_000);
+
+  afterAll(async () => {
+    await fleet?.stop();
+    await rest?.stop();
+    await server?.stop();
+  });
+
+  afterEach(() => {
+    expect(leftoverRunDirs(fleet)).toEqual([]);
+  });
+
+  it("the backups went over SFTP and REST: three snapshots of every host in every repository", () => {
+    for (const repo of [sftpPath, repos.rest]) {
+      for (const host of HOSTS) expect(snapshotsOf(repo, host), `${repo} ${host}`).toHaveLength(3);
+    }
+    for (const host of HOSTS) expect(snapshotsOf(repos.local[host] as string, host)).toHaveLength(3);
+    // The hosts' restic really used the remote URLs (the wrapper saw them).
+    const backedUp = new Set(recorder.repositoriesOf("backup"));
+    expect(backedUp).toContain(repos.sftp);
+    expect(backedUp).toContain(repos.rest);
+  });
+
+  it("one host unreachable: its snapshots stay, each repository is pruned once, exit 4 and missing_forgets names it", async () => {
+    const before = recorder.calls().length;
+    await fleet.stopHost("sr4");
+    let prune;
+    try {
+      prune = await runJson("prune", inventoryFile);
+    } finally {
+      await fleet.startHost("sr4");
+    }
+    expect(prune.code, prune.stdout + prune.stderr).toBe(4);
+    expect(prune.host("sr4")?.status).toBe("unreachable");
+    const prunes = recorder
+      .calls()
+      .slice(before)
+      .filter((c) => c.args.split(" ")[0] === "prune")
+      .map((c) => c.repository);
+    expect(prunes.sort()).toEqual(
+      [repos.sftp, repos.rest, repos.local["sr1"], repos.local["sr2"], repos.local["sr3"]].sort(),
+    );
+    for (const url of [repos.sftp, repos.rest]) {
+      const entry = prune.report.repositories.find((r) => r.url === url);
+      expect(entry?.missing_forgets, url).toEqual(["sr4"]);
+    }
+    for (const repo of [sftpPath, repos.rest]) {
+      expect(snapshotsOf(repo, "sr4"), `${repo}: sr4 untouched`).toHaveLength(3);
+      expect(snapshotsOf(repo, "sr1"), `${repo}: sr1 keeps 2 and its protected one`).toHaveLength(3);
+      expect(snapshotsOf(repo, "sr2")).toHaveLength(1);
+      expect(snapshotsOf(repo, "sr3")).toHaveLength(2);
+    }
+    expect(snapshotsOf(repos.local["sr4"] as string, "sr4")).toHaveLength(3);
+  });
+
+  it("every host reachable: each distinct repository pruned exactly once; each host keeps its own retention", async () => {
+    const before = recorder.calls().length;
+    const prune = await runJson("prune", inventoryFile);
+    expect(prune.code, prune.stdout + prune.stderr).toBe(0);
+    const calls = recorder.calls().slice(before);
+    const prunes = calls.filter((c) => c.args.split(" ")[0] === "prune").map((c) => c.repository);
+    expect(prunes.sort()).toEqual([repos.sftp, repos.rest, ...HOSTS.map((h) => repos.local[h])].sort());
+    // Phase 1: scoped forgets, each host in each of its repositories with its own retention. (A forget
+    // that found the shared repository locked by another host's is run again: count pairs, not calls.)
+    const forgets = calls.filter((c) => c.args.startsWith("forget "));
+    const hostOf = (args: string) => /--host (\S+) /.exec(args)?.[1] ?? "?";
+    expect(new Set(forgets.map((c) => `${hostOf(c.args)} ${c.repository}`))).toEqual(
+      new Set(HOSTS.flatMap((h) => [repos.local[h], repos.sftp, repos.rest].map((r) => `${h} ${r}`))),
+    );
+    for (const c of forgets) expect(c.args).toContain(`--keep-last ${keepOf(hostOf(c.args))}`);
+    for (const repo of readable()) {
+      for (const host of HOSTS) {
+        const kept = snapshotsOf(repo, host);
+        if (repo === sftpPath || repo === repos.rest) {
+          expect(kept, `${repo} ${host}`).toHaveLength(keepOf(host) + (host === "sr1" ? 1 : 0));
+        } else if (repo === repos.local[host]) {
+          expect(kept).toHaveLength(keepOf(host));
+        }
+      }
+      // Every protected snapshot is still there, and restic finds the repository intact.
+      if (repo === sftpPath || repo === repos.rest) {
+        expect(snapshotsOf(repo, "sr1").filter((s) => s.tags?.includes("protected"))).toHaveLength(1);
+      }
+      restic(repo, "check", "--no-lock");
+    }
+  });
+});
