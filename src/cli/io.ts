@@ -11,10 +11,25 @@ export interface CliIo {
   onInterrupt: (handler: () => void) => () => void;
 }
 
+/**
+ * A write to a stream that failed (EPIPE: `rlvm-fleet status | head` after head exits) stops further
+ * writes to it, instead of an uncaught error with a stack trace; the command itself goes on (a backup
+ * must not stop because its reader left) and exits as it would have.
+ */
+function writerTo(stream: NodeJS.WriteStream): (text: string) => void {
+  let broken = false;
+  stream.on("error", () => {
+    broken = true;
+  });
+  return (text) => {
+    if (!broken) stream.write(text);
+  };
+}
+
 export function processIo(): CliIo {
   return {
-    stdout: (text) => void process.stdout.write(text),
-    stderr: (text) => void process.stderr.write(text),
+    stdout: writerTo(process.stdout),
+    stderr: writerTo(process.stderr),
     env: process.env,
     stdoutIsTty: process.stdout.isTTY === true,
     stderrIsTty: process.stderr.isTTY === true,

@@ -34,6 +34,17 @@ describe("bin/rlvm-fleet.js", () => {
     expect(run("plan", "--help").stdout).toMatch(/--category <category\.\.\.>/);
   });
 
+  it("output into a closed pipe (| head) ends quietly with the command's exit code, not an EPIPE stack trace", () => {
+    // `true` exits before node writes: every write meets a pipe without a reader.
+    const piped = spawnSync(
+      "bash",
+      ["-c", 'node "$1" plan --help | true; echo "status=${PIPESTATUS[0]}" >&2', "pipe", BIN],
+      { cwd: ROOT, encoding: "utf8" },
+    );
+    expect(piped.stderr).toMatch(/status=0\n$/);
+    expect(piped.stderr).not.toMatch(/EPIPE|Error|at /);
+  });
+
   it("a usage error exits 2 with one message and no stack trace", () => {
     const result = run("validate");
     expect(result.status).toBe(2);
