@@ -192,7 +192,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   program
     .command("demo")
     .description(
-      "start 3 loopback hosts (one sshd each, as you) with restic repositories, and run validate, check, backup twice, status and prune --dry-run against them",
+      "start 3 loopback hosts (one sshd each, as you) with restic repositories, and run validate, check, backup twice, status, prune --dry-run and prune against them",
     )
     .option("--dir <dir>", "the demo directory (replaced if it holds an earlier demo)", "rlvm-fleet-demo")
     .option("--no-color", "no colours (NO_COLOR is honoured too)")

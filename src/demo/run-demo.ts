@@ -74,6 +74,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         ],
         note: "what retention would remove; nothing is deleted",
       },
+      {
+        argv: ["prune", "--inventory", inventory, "--report", join(reports, "prune.json")],
+        note: "retention for real: each host forgets its own snapshots, then each shared repository is pruned once",
+      },
     ];
     for (const step of steps) {
       if (interrupted) break;
@@ -94,7 +98,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     options.say(
       [
         "",
-        "The demo fleet backed up 3 hosts into a shared repository, copied them offsite, and checked their freshness.",
+        "The demo fleet backed up 3 hosts into a shared repository, copied them offsite, checked their freshness, and pruned each repository once.",
         `  demo directory:       ${shown(dir)}  (inventory.toml, configs/, repos/, hosts/)`,
         `  JSON report:          ${shown(join(reports, "backup-2.json"))}`,
         `  look into a repository: restic -r ${shown(join(dir, "repos", "main"))} --password-file ${shown(join(dir, "restic-password"))} snapshots`,

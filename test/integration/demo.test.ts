@@ -37,7 +37,7 @@ function demoSshds(dir: string): string[] {
 describeIntegration("rlvm-fleet demo", () => {
   afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-  it("runs validate, check, two backups, status and prune --dry-run on 3 hosts, and stops its sshds", async () => {
+  it("runs validate, check, two backups, status, prune --dry-run and prune on 3 hosts, and stops its sshds", async () => {
     const dir = join(base, "demo");
     const run = await runDemo(dir);
     expect(run.code, run.stdout + run.stderr).toBe(0);
@@ -55,6 +55,15 @@ describeIntegration("rlvm-fleet demo", () => {
       expect(repo.files_unmodified).toBeGreaterThan(0);
     }
     expect(run.stdout).toContain("JSON report:          demo/reports/backup-2.json");
+    // The real prune: every host forgot in both shared repositories, and each was pruned once.
+    const prune = JSON.parse(readFileSync(join(dir, "reports", "prune.json"), "utf8")) as Report;
+    expect(prune.repositories).toHaveLength(2);
+    for (const repository of prune.repositories) {
+      expect(repository.hosts.map((h) => h.host).sort()).toEqual(["db1", "web1", "web2"]);
+      expect(repository.actions.filter((a) => a.action === "prune").map((a) => a.status)).toEqual(["ok"]);
+      expect(repository.missing_forgets).toEqual([]);
+    }
+    expect(run.stdout).toMatch(/pruned, once per repository, after every host's forgets:/);
     expect(demoSshds(dir)).toEqual([]);
   }, 300_000);
 
