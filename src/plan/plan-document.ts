@@ -28,6 +28,8 @@ export interface PlannedHost {
   port: number;
   user: string;
   become: "sudo" | "none";
+  /** The bastions on the way (proxy_jump), outermost first; [] for a direct connection. */
+  jump: { name: string; user: string; address: string; port: number }[];
   config: string;
   jobs: PlannedJob[];
   steps: PlannedStep[];
@@ -51,6 +53,7 @@ function plannedHost(hostPlan: HostPlan): PlannedHost {
     port: host.port,
     user: host.user,
     become: host.become,
+    jump: host.jump.map(({ name, user, address, port }) => ({ name, user, address, port })),
     config: host.config,
     jobs: hostPlan.jobs.map(plannedJob),
     steps: planSteps(hostPlan.jobs),

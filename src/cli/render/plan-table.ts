@@ -2,6 +2,7 @@
 import Table from "cli-table3";
 import { formatRetention, type PlanDocument, type PlannedHost } from "../../plan/plan-document.js";
 import type { Style } from "./style.js";
+import { hopText } from "./validate-summary.js";
 
 export function renderPlanTable(plan: PlanDocument, style: Style): string {
   if (plan.hosts.length === 0) return "no host selected\n";
@@ -13,7 +14,8 @@ export function renderPlanTable(plan: PlanDocument, style: Style): string {
 
 function renderHost(host: PlannedHost, style: Style): string {
   const via = host.become === "sudo" ? "as root via sudo" : `as ${host.user} (become = none)`;
-  const header = `${style.bold(host.name)}  ${host.user}@${host.address}:${host.port}  ${via}`;
+  const through = host.jump.length === 0 ? "" : `  through ${host.jump.map(hopText).join(" → ")}`;
+  const header = `${style.bold(host.name)}  ${host.user}@${host.address}:${host.port}  ${via}${through}`;
   if (host.jobs.length === 0) return `${header}\n  no job selected\n`;
   const table = new Table({
     head: ["job", "category", "source", "snapshot", "repository", "retention"],

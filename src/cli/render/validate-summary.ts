@@ -65,7 +65,7 @@ function connectionLines(spec: ConnectionSettings, cwd: string): string[] {
     proxy_jump:
       spec.jump === undefined || spec.jump.length === 0
         ? "(none: direct)"
-        : spec.jump.map((hop) => `${hop.name} (${hop.user}@${hop.address}:${hop.port})`).join(" → "),
+        : spec.jump.map(hopText).join(" → "),
   };
   const keys = Object.keys(values);
   const width = Math.max(...keys.map((k) => k.length));
@@ -77,4 +77,10 @@ function connectionLines(spec: ConnectionSettings, cwd: string): string[] {
 
 function originText(origin: string, cwd: string): string {
   return origin.startsWith("ssh_config /") ? `ssh_config ${displayPath(origin.slice(11), cwd)}` : origin;
+}
+
+/** A bastion as `name (user@address:port)`, or the literal alone when proxy_jump wrote it that way. */
+export function hopText(hop: { name: string; user: string; address: string; port: number }): string {
+  const target = `${hop.user}@${hop.address}:${hop.port}`;
+  return hop.name === target ? target : `${hop.name} (${target})`;
 }

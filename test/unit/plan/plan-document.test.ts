@@ -24,6 +24,20 @@ password_file = "/etc/rlvm/pw"
 prune_keep_last = 3
 `,
   "secret-inventory.toml": `[hosts.h1]\nconfig = "secret.toml"\n`,
+  "jump-inventory.toml": `
+[defaults]
+user = "rlvm"
+config = ${JSON.stringify(join(PAIRS, "mixed-category.toml"))}
+[jump_hosts.edge]
+address = "edge.example.com"
+user = "hop"
+port = 2222
+[hosts.db1]
+address = "10.0.0.5"
+proxy_jump = ["edge", "ops@inner.example.com:2200"]
+[hosts.web1]
+address = "10.0.0.6"
+`,
 });
 afterAll(() => tree.cleanup());
 
@@ -93,5 +107,26 @@ describe("plan", () => {
     expect(result.stdout).toContain("keep daily 30, monthly 12");
     expect(result.stdout).toMatch(/1\. snapshot root: vg0\/lv_root as lv_root_rlvm_<runid> \(2G COW\)/);
     expect(result.stdout).toContain("nothing was run (plan makes no connection)");
+  });
+
+  it("shows the bastions a host is reached through, outermost first, in the table and the JSON", async () => {
+    const table = await runCli(["plan", "-i", "jump-inventory.toml"], { cwd: tree.dir });
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(
+      /^db1 {2}rlvm@10\.0\.0\.5:22 {2}as root via sudo {2}through edge \(hop@edge\.example\.com:2222\) → ops@inner\.example\.com:2200$/m,
+    );
+    expect(table.stdout).toMatch(/^web1 {2}rlvm@10\.0\.0\.6:22 {2}as root via sudo$/m);
+    const json = await runCli(["plan", "-i", "jump-inventory.toml", "--format", "json"], { cwd: tree.dir });
+    const doc = JSON.parse(json.stdout) as { hosts: { name: string; jump: unknown[] }[] };
+    expect(doc.hosts.map((h) => [h.name, h.jump])).toEqual([
+      [
+        "db1",
+        [
+          { name: "edge", user: "hop", address: "edge.example.com", port: 2222 },
+          { name: "ops@inner.example.com:2200", user: "ops", address: "inner.example.com", port: 2200 },
+        ],
+      ],
+      ["web1", []],
+    ]);
   });
 });
