@@ -137,7 +137,7 @@ ${[repos.local[host], repos.sftp, repos.rest].map(repository).join("\n")}`,
     const prunes = recorder
       .calls()
       .slice(before)
-      .filter((c) => c.args.split(" ")[0] === "prune")
+      .filter((c) => c.command === "prune")
       .map((c) => c.repository);
     expect(prunes.sort()).toEqual(
       [repos.sftp, repos.rest, repos.local["sr1"], repos.local["sr2"], repos.local["sr3"]].sort(),
@@ -160,11 +160,11 @@ ${[repos.local[host], repos.sftp, repos.rest].map(repository).join("\n")}`,
     const prune = await runJson("prune", inventoryFile);
     expect(prune.code, prune.stdout + prune.stderr).toBe(0);
     const calls = recorder.calls().slice(before);
-    const prunes = calls.filter((c) => c.args.split(" ")[0] === "prune").map((c) => c.repository);
+    const prunes = calls.filter((c) => c.command === "prune").map((c) => c.repository);
     expect(prunes.sort()).toEqual([repos.sftp, repos.rest, ...HOSTS.map((h) => repos.local[h])].sort());
     // Phase 1: scoped forgets, each host in each of its repositories with its own retention. (A forget
     // that found the shared repository locked by another host's is run again: count pairs, not calls.)
-    const forgets = calls.filter((c) => c.args.startsWith("forget "));
+    const forgets = calls.filter((c) => c.command === "forget");
     const hostOf = (args: string) => /--host (\S+) /.exec(args)?.[1] ?? "?";
     expect(new Set(forgets.map((c) => `${hostOf(c.args)} ${c.repository}`))).toEqual(
       new Set(HOSTS.flatMap((h) => [repos.local[h], repos.sftp, repos.rest].map((r) => `${h} ${r}`))),

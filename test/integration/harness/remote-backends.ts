@@ -27,6 +27,8 @@ export interface ResticCall {
   readonly repository: string;
   /** restic's arguments, space-joined. */
   readonly args: string;
+  /** The restic command: the first argument of lower-case letters (global flags may come first). */
+  readonly command: string;
 }
 
 export interface ResticRecorder {
@@ -60,14 +62,19 @@ export function createResticRecorder(parent: string): ResticRecorder {
       .filter((line) => line !== "")
       .map((line) => {
         const tab = line.indexOf("\t");
-        return { repository: line.slice(0, tab), args: line.slice(tab + 1) };
+        const args = line.slice(tab + 1);
+        return {
+          repository: line.slice(0, tab),
+          args,
+          command: args.split(" ").find((word) => /^[a-z]+$/.test(word)) ?? "",
+        };
       });
   return {
     bind: { source: wrapper, target: "/usr/bin/restic" },
     calls,
     repositoriesOf: (command) =>
       calls()
-        .filter((c) => c.args.split(" ")[0] === command)
+        .filter((c) => c.command === command)
         .map((c) => c.repository),
   };
 }
