@@ -27,7 +27,8 @@ interface Spec {
   command?: string;
 }
 
-const RESULT_OK = '"event":"result","status":"ok"';
+// The agent's result event without an error code (protocol v2: src/agent/protocol.ts resultEvent).
+const RESULT_OK = '"event":"result","code":null';
 
 function runOne(
   host: Spec["hosts"][number],

@@ -10,20 +10,18 @@
 // host some 80,000 system calls that rlvm-fleet's bootstrap (`head -c`) does not pay either. With the
 // agent in a heredoc the stdin runners would be slower for a reason that has nothing to do with them.
 import { readFileSync } from "node:fs";
-import { planLine } from "../src/agent/protocol.js";
+import { agentPlan } from "../src/agent/plan-lines.js";
+import type { HostPlan } from "../src/plan/build-plan.js";
 
 export const AGENT_PATH = new URL("../agents/rlvm-agent.sh", import.meta.url);
 
-/** The `ping` plan, as src/agent/plan-lines.ts writes it for a host without jobs. */
+/**
+ * The `ping` plan, written by the controller's own src/agent/plan-lines.ts (so it never drifts from
+ * the plan format the agent reads): ping reads only the host's name of its plan.
+ */
 export function pingPlanLines(runId: string, host: string): string[] {
-  return [
-    "plan 1",
-    planLine("run_id", runId),
-    planLine("host", host),
-    planLine("command", "ping"),
-    planLine("cow_warn_percent", 70),
-    "end",
-  ];
+  const hostPlan = { host: { name: host, restic_env_file: null }, jobs: [] } as unknown as HostPlan;
+  return agentPlan(hostPlan, "ping", runId).lines;
 }
 
 const PLAN_DELIMITER = "RLVM_BENCH_PLAN";
@@ -50,7 +48,7 @@ ${PLAN_DELIMITER}
   ) || true
   printf '%s\\n' "$out"
   case $out in
-    *'"event":"agent_start"'*'"event":"result","status":"ok"'*) ;;
+    *'"event":"agent_start"'*'"event":"result","code":null'*) ;;
     *) echo "rlvm-bench: the agent's events did not come out:" >&2; cat "$dir/stderr" >&2; exit 1 ;;
   esac
 }

@@ -2,6 +2,8 @@
 // hosts, the same work on every host (the agent's `ping`, as root), side by side in one run.
 //
 //   BENCH_SIZES=10,50,200   fleet sizes (default)
+//   BENCH_RTT_MS=0,50       round trips a latency proxy adds in front of every host's sshd, each
+//                           measured side by side at every size (default 0: none; bench/latency-proxy.ts)
 //   BENCH_REPEATS=5         timed rounds per size (default: 5 up to 50 hosts, 3 above)
 //   BENCH_WARMUP=1          untimed rounds per size first (default: 1 up to 50 hosts, 0 above)
 //   BENCH_RUNNERS=rlvm-fleet,floor,parallel-ssh,ansible    a subset, e.g. while working on one
@@ -24,6 +26,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { startFleet, type Fleet } from "../test/integration/harness/fleet.js";
 import { createCpuGroup, type CpuGroup } from "./cpu.js";
+import { startLatencyProxy } from "./latency-proxy.js";
 import { measureCommand } from "./measure.js";
 import { buildPayload } from "./payload.js";
 import {
@@ -183,6 +186,10 @@ function leftovers(runIds: readonly string[]): string[] {
 async function main(): Promise<void> {
   raiseOpenFilesLimit();
   const sizes = (envList("BENCH_SIZES") ?? ["10", "50", "200"]).map(Number);
+  const rtts = (envList("BENCH_RTT_MS") ?? ["0"]).map(Number);
+  if (rtts.some((r) => !Number.isInteger(r) || r < 0)) {
+    throw new Error(`BENCH_RTT_MS must be whole milliseconds, got "${process.env["BENCH_RTT_MS"]}"`);
+  }
   if (sizes.some((n) => !Number.isInteger(n) || n < 1))
     throw new Error(`BENCH_SIZES must be whole numbers of hosts, got "${process.env["BENCH_SIZES"]}"`);
   const repeatsFor = (n: number) => envCount("BENCH_REPEATS", n <= 50 ? 5 : 3);
@@ -237,94 +244,110 @@ async function main(): Promise<void> {
     try {
       const dir = join(work, `n${n}`);
       mkdirSync(dir);
-      const ctx: RunnerContext = {
-        fleet,
-        dir,
-        repoRoot,
-        payloadFile,
-        floorCommand,
-        tools,
-        connectTimeoutS: CONNECT_TIMEOUT_S,
-        ansibleRemoteTmp,
-        asRoot,
-      };
-      const runners: Runner[] = [];
-      for (const id of RUNNER_ORDER) {
-        if (!wanted.has(id)) continue;
-        if (id === "rlvm-fleet") runners.push(rlvmFleetRunner(ctx));
-        if (id === "floor") runners.push(floorRunner(ctx));
-        if (id === "parallel-ssh" && tools.parallelSsh !== undefined) runners.push(parallelSshRunner(ctx));
-        if (id === "ansible" && tools.ansiblePlaybook !== undefined) runners.push(ansibleRunner(ctx));
-      }
-      const warmup = warmupFor(n);
-      const rounds = warmup + repeatsFor(n);
-      let runNumber = 0;
-      for (let round = 0; round < rounds; round++) {
-        const timed = round >= warmup;
-        // Rotate the order every round, so no runner always follows the same one.
-        const order = runners.map((_, i) => runners[(i + round) % runners.length] as Runner);
-        for (const runner of order) {
-          await settle(fleet);
-          const runDir = join(dir, `${runner.id}-${++runNumber}`);
-          mkdirSync(runDir);
-          const setup = runner.prepare(runDir);
-          const offsets = logSizes(fleet);
-          const stdoutFile = join(runDir, "stdout");
-          const stderrFile = join(runDir, "stderr");
-          const controllerBefore = controllerCpu?.usageMs() ?? NaN;
-          const hostsBefore = hostsCpu?.usageMs() ?? NaN;
-          const measured = await measureCommand(setup.argv, {
-            cwd: runDir,
-            env: setup.env ?? childEnv(),
-            ...(setup.stdinFile === undefined ? {} : { stdinFile: setup.stdinFile }),
-            stdoutFile,
-            stderrFile,
-            timeoutMs: RUN_TIMEOUT_MS,
-            onSpawn: (pid) => controllerCpu?.add(pid),
-          });
-          const controllerMs = (controllerCpu?.usageMs() ?? NaN) - controllerBefore;
-          let error: string | null = null;
-          try {
-            setup.verify(measured.code, stdoutFile, stderrFile);
-          } catch (e) {
-            error = (e as Error).message;
+      for (const rttMs of rtts) {
+        // The tools see the hosts through the latency proxy; logins, CPU and settling stay on the real fleet.
+        const proxy = rttMs > 0 ? await startLatencyProxy(fleet, rttMs) : null;
+        if (proxy !== null) {
+          const ping = await proxy.calibrate();
+          log(
+            `latency proxy: ${rttMs} ms RTT asked, TCP ping through it ${ping.medianMs.toFixed(1)} ms median (${ping.minMs.toFixed(1)}–${ping.maxMs.toFixed(1)})`,
+          );
+        }
+        try {
+          const ctx: RunnerContext = {
+            fleet: proxy?.view ?? fleet,
+            dir,
+            repoRoot,
+            payloadFile,
+            floorCommand,
+            tools,
+            connectTimeoutS: CONNECT_TIMEOUT_S,
+            ansibleRemoteTmp,
+            asRoot,
+          };
+          const runners: Runner[] = [];
+          for (const id of RUNNER_ORDER) {
+            if (!wanted.has(id)) continue;
+            if (id === "rlvm-fleet") runners.push(rlvmFleetRunner(ctx));
+            if (id === "floor") runners.push(floorRunner(ctx));
+            if (id === "parallel-ssh" && tools.parallelSsh !== undefined)
+              runners.push(parallelSshRunner(ctx));
+            if (id === "ansible" && tools.ansiblePlaybook !== undefined) runners.push(ansibleRunner(ctx));
           }
-          setup.after?.();
-          // The hosts' share ends when the last session has: wait for that before reading it.
-          await settle(fleet);
-          const hostsMs = (hostsCpu?.usageMs() ?? NaN) - hostsBefore;
-          const logins = await loginsSince(fleet, offsets);
-          if (runner.id === "rlvm-fleet") {
-            const report = join(runDir, "report.json");
-            if (existsSync(report))
-              runIds.push((JSON.parse(readFileSync(report, "utf8")) as { run_id: string }).run_id);
-          }
-          const cpu = Number.isNaN(controllerMs)
-            ? ""
-            : `  cpu ${(controllerMs / 1000).toFixed(2)} s + hosts ${(hostsMs / 1000).toFixed(2)} s`;
-          const what =
-            `${(measured.wallMs / 1000).toFixed(2)} s${cpu}  peak ${(measured.maxProcessHwmKb / 1024).toFixed(0)} MB` +
-            ` (tree ${(measured.treeRssKb / 1024).toFixed(0)} MB)  logins/host ${Math.min(...logins)}–${Math.max(...logins)}`;
-          const tag = `${String(n).padStart(3)} hosts  ${RUNNER_LABELS[runner.id].padEnd(24)}`;
-          if (error !== null) {
-            failures.push(`${n} hosts, ${runner.id}: ${error}`);
-            log(`${tag} FAILED after ${what}: ${error}`);
-          } else {
-            log(`${tag} ${timed ? "" : "(warm-up) "}${what}`);
-            if (timed)
-              records.push({
-                n,
-                runner: runner.id,
-                wallMs: measured.wallMs,
-                controllerCpuMs: controllerMs,
-                hostsCpuMs: hostsMs,
-                processHwmKb: measured.maxProcessHwmKb,
-                treeRssKb: measured.treeRssKb,
-                connectionsMin: Math.min(...logins),
-                connectionsMax: Math.max(...logins),
+          const warmup = warmupFor(n);
+          const rounds = warmup + repeatsFor(n);
+          let runNumber = 0;
+          for (let round = 0; round < rounds; round++) {
+            const timed = round >= warmup;
+            // Rotate the order every round, so no runner always follows the same one.
+            const order = runners.map((_, i) => runners[(i + round) % runners.length] as Runner);
+            for (const runner of order) {
+              await settle(fleet);
+              const runDir = join(dir, `${runner.id}-${rttMs}ms-${++runNumber}`);
+              mkdirSync(runDir);
+              const setup = runner.prepare(runDir);
+              const offsets = logSizes(fleet);
+              const stdoutFile = join(runDir, "stdout");
+              const stderrFile = join(runDir, "stderr");
+              const controllerBefore = controllerCpu?.usageMs() ?? NaN;
+              const hostsBefore = hostsCpu?.usageMs() ?? NaN;
+              const measured = await measureCommand(setup.argv, {
+                cwd: runDir,
+                env: setup.env ?? childEnv(),
+                ...(setup.stdinFile === undefined ? {} : { stdinFile: setup.stdinFile }),
+                stdoutFile,
+                stderrFile,
+                timeoutMs: RUN_TIMEOUT_MS,
+                onSpawn: (pid) => controllerCpu?.add(pid),
               });
+              const controllerMs = (controllerCpu?.usageMs() ?? NaN) - controllerBefore;
+              let error: string | null = null;
+              try {
+                setup.verify(measured.code, stdoutFile, stderrFile);
+              } catch (e) {
+                error = (e as Error).message;
+              }
+              setup.after?.();
+              // The hosts' share ends when the last session has: wait for that before reading it.
+              await settle(fleet);
+              const hostsMs = (hostsCpu?.usageMs() ?? NaN) - hostsBefore;
+              const logins = await loginsSince(fleet, offsets);
+              if (runner.id === "rlvm-fleet") {
+                const report = join(runDir, "report.json");
+                if (existsSync(report))
+                  runIds.push((JSON.parse(readFileSync(report, "utf8")) as { run_id: string }).run_id);
+              }
+              const cpu = Number.isNaN(controllerMs)
+                ? ""
+                : `  cpu ${(controllerMs / 1000).toFixed(2)} s + hosts ${(hostsMs / 1000).toFixed(2)} s`;
+              const what =
+                `${(measured.wallMs / 1000).toFixed(2)} s${cpu}  peak ${(measured.maxProcessHwmKb / 1024).toFixed(0)} MB` +
+                ` (tree ${(measured.treeRssKb / 1024).toFixed(0)} MB)  logins/host ${Math.min(...logins)}–${Math.max(...logins)}`;
+              const tag = `${String(n).padStart(3)} hosts ${String(rttMs).padStart(3)} ms RTT  ${RUNNER_LABELS[runner.id].padEnd(24)}`;
+              if (error !== null) {
+                failures.push(`${n} hosts at ${rttMs} ms RTT, ${runner.id}: ${error}`);
+                log(`${tag} FAILED after ${what}: ${error}`);
+              } else {
+                log(`${tag} ${timed ? "" : "(warm-up) "}${what}`);
+                if (timed)
+                  records.push({
+                    n,
+                    rttMs,
+                    runner: runner.id,
+                    wallMs: measured.wallMs,
+                    controllerCpuMs: controllerMs,
+                    hostsCpuMs: hostsMs,
+                    processHwmKb: measured.maxProcessHwmKb,
+                    treeRssKb: measured.treeRssKb,
+                    connectionsMin: Math.min(...logins),
+                    connectionsMax: Math.max(...logins),
+                  });
+              }
+              rmSync(runDir, { recursive: true, force: true });
+            }
           }
-          rmSync(runDir, { recursive: true, force: true });
+        } finally {
+          await proxy?.stop();
         }
       }
     } finally {

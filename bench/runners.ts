@@ -53,7 +53,8 @@ export interface RunnerContext {
   ansibleRemoteTmp: string;
 }
 
-const RESULT_OK = '"event":"result","status":"ok"';
+// The agent's result event without an error code (protocol v2: src/agent/protocol.ts resultEvent).
+const RESULT_OK = '"event":"result","code":null';
 
 /** What every OpenSSH-based runner and the floor run on each host, the payload on its stdin. */
 export function remoteCommand(asRoot: boolean): string {
