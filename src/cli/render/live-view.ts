@@ -28,12 +28,14 @@ export interface LiveState {
   /** In the order they started. */
   running: LiveHost[];
   finished: number;
+  /** The finished hosts' names: a later step of theirs (prune's second phase) is a note, not a new running line. */
+  finishedNames: string[];
   failed: number;
   unreachable: number;
 }
 
 export function initialLiveState(total: number, nowMs: number): LiveState {
-  return { total, startedMs: nowMs, running: [], finished: 0, failed: 0, unreachable: 0 };
+  return { total, startedMs: nowMs, running: [], finished: 0, finishedNames: [], failed: 0, unreachable: 0 };
 }
 
 /**
@@ -44,8 +46,12 @@ export function applyLiveEvent(
   state: LiveState,
   event: ProgressEvent,
   nowMs: number,
-): { state: LiveState; finished: FinishedHost | null } {
+): { state: LiveState; finished: FinishedHost | null; note: string | null } {
   const current = state.running.find((host) => host.name === event.host);
+  if (current === undefined && state.finishedNames.includes(event.host)) {
+    const note = event.step === "running" ? `${event.host}  ${event.detail ?? "running"}` : null;
+    return { state, finished: null, note };
+  }
   const others = state.running.filter((host) => host.name !== event.host);
   const host: LiveHost = current ?? { name: event.host, startedMs: nowMs, step: "connecting", restic: null };
   switch (event.step) {
@@ -53,6 +59,7 @@ export function applyLiveEvent(
       return {
         state: { ...state, running: [...others, { ...host, step: "connecting", restic: null }] },
         finished: null,
+        note: null,
       };
     case "running":
       return {
@@ -61,14 +68,16 @@ export function applyLiveEvent(
           running: replace(state.running, { ...host, step: event.detail ?? "running", restic: null }),
         },
         finished: null,
+        note: null,
       };
     case "progress":
       return {
         state: { ...state, running: replace(state.running, { ...host, restic: event.restic ?? null }) },
         finished: null,
+        note: null,
       };
     case "log":
-      return { state, finished: null };
+      return { state, finished: null, note: null };
     case "done": {
       const status = event.status ?? "failed";
       return {
@@ -76,6 +85,7 @@ export function applyLiveEvent(
           ...state,
           running: others,
           finished: state.finished + 1,
+          finishedNames: [...state.finishedNames, event.host],
           failed: state.failed + (status === "failed" ? 1 : 0),
           unreachable: state.unreachable + (status === "unreachable" ? 1 : 0),
         },
@@ -85,6 +95,7 @@ export function applyLiveEvent(
           durationMs: nowMs - host.startedMs,
           reason: event.detail ?? null,
         },
+        note: null,
       };
     }
   }
