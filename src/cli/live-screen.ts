@@ -29,7 +29,7 @@ export interface LiveScreenIo {
 
 const HIDE_CURSOR = "\u001b[?25l";
 const SHOW_CURSOR = "\u001b[?25h";
-const ERASE_DOWN = "\u001b[0J";
+const CLEAR_LINE = "\u001b[2K";
 // eslint-disable-next-line no-control-regex
 const SGR = /\u001b\[[0-9;]*m/g;
 
@@ -90,11 +90,15 @@ export class LiveScreen {
     this.io.write(`${erase}${above}${lines.map((line) => `${line}\n`).join("")}`);
   }
 
-  /** Back to the first live line and erase down; a line wider than the terminal now (it shrank) takes more rows. */
+  /**
+   * Back to the first live line, its rows cleared one by one (a line wider than the terminal now, as
+   * it shrank, takes more rows). Not "erase below": tmux (scroll-on-clear) and some terminals push a
+   * screen erased from its top-left corner into the scrollback, which would keep every redraw there.
+   */
   private erase(): string {
     const width = Math.max(this.io.size().columns, 1);
     const rows = this.drawn.reduce((sum, columns) => sum + Math.max(Math.ceil(columns / width), 1), 0);
     this.drawn = [];
-    return rows === 0 ? "" : `\r\u001b[${rows}A${ERASE_DOWN}`;
+    return rows === 0 ? "" : `\r\u001b[${rows}A${`${CLEAR_LINE}\u001b[1B`.repeat(rows)}\u001b[${rows}A`;
   }
 }

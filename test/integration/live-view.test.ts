@@ -86,7 +86,7 @@ describeIntegration("the live view in a real terminal", () => {
     // While restic ran: both hosts on their own line with a percent, and the overall line, every line
     // within the 120 columns (the live lines never wrap).
     const live = screens.filter((s) =>
-      HOSTS.every((host) => new RegExp(`^${host} .*backup data → .*\\d+\\.\\d%`, "m").test(s)),
+      HOSTS.every((host) => new RegExp(`^${host} .*backup \\d+\\.\\d%  data → `, "m").test(s)),
     );
     expect(live.length, screens.join("\n-----\n")).toBeGreaterThan(0);
     expect(live[0]).toMatch(/^0\/2 done · 2 running · 0 failed · 0 unreachable · elapsed \d+s/m);
@@ -106,6 +106,9 @@ describeIntegration("the live view in a real terminal", () => {
     expect(screen).toMatch(/│ lv1 .*ok/);
     expect(screen).not.toMatch(/running · /);
     expect(screen).not.toMatch(/%/);
+    // Nor in the scrollback: each redraw replaced the one before, none was pushed up.
+    const history = tmux("capture-pane", "-p", "-J", "-S", "-", "-t", SESSION);
+    expect(history.split("\n").filter((line) => / running · |\d+\.\d%/.test(line))).toEqual([]);
     const done = lines.findIndex((line) => line.startsWith("DONE-MARK"));
     expect(
       lines
@@ -113,6 +116,50 @@ describeIntegration("the live view in a real terminal", () => {
         .join("")
         .trim(),
     ).toBe("");
+  }, 180_000);
+
+  it("fits a resized terminal, and leaves a clean screen with the cursor shown on Ctrl-C", async () => {
+    for (const host of HOSTS) writeSource(join(dir, "src", host));
+    spawnSync("tmux", ["-L", `rlvm-live-${process.pid}`, "kill-server"]);
+    // The shell catches SIGINT (a caught signal is default again in its children): it lives on to
+    // print the mark, as an interactive shell would.
+    const command = `trap true INT; cd ${ROOT} && node ${BIN} backup -i ${inventory}; echo DONE-MARK $?`;
+    tmux("new-session", "-d", "-s", SESSION, "-x", "120", "-y", "30", "sh", "-c", `${command}; sleep 600`);
+    const capture = () => tmux("capture-pane", "-p", "-t", SESSION);
+    const cursorShown = () => tmux("display-message", "-p", "-t", SESSION, "#{cursor_flag}").trim() === "1";
+    const waitFor = async (test: (screen: string) => boolean, what: string): Promise<string> => {
+      const deadline = Date.now() + 60_000;
+      let screen = "";
+      while (Date.now() < deadline) {
+        screen = capture();
+        if (test(screen)) return screen;
+        await sleep(200);
+      }
+      throw new Error(`no ${what} on the screen:\n${screen}`);
+    };
+    const percentLines = (screen: string) =>
+      screen.split("\n").filter((line) => /^lv\d .*\d+\.\d%/.test(line));
+    await waitFor((screen) => percentLines(screen).length === 2, "percent line per host");
+    expect(cursorShown(), "the cursor is hidden while the view is drawn").toBe(false);
+    tmux("resize-window", "-t", SESSION, "-x", "50", "-y", "30");
+    // Redrawn to the new width: each host once, every line within 49 columns, cut with "…".
+    const narrow = await waitFor(
+      (screen) =>
+        percentLines(screen).length === 2 && percentLines(screen).every((line) => line.endsWith("…")),
+      "redraw at 50 columns",
+    );
+    for (const line of narrow.split("\n")) expect([...line].length).toBeLessThanOrEqual(49);
+    tmux("send-keys", "-t", SESSION, "C-c");
+    await waitFor((screen) => screen.includes("DONE-MARK"), "end of the run");
+    // All of it, scrolled off or not, wrapped lines joined.
+    const end = tmux("capture-pane", "-p", "-J", "-S", "-", "-t", SESSION);
+    expect(end).toMatch(/DONE-MARK 130/);
+    expect(cursorShown(), "the cursor is shown again").toBe(true);
+    // From the interruption on, plain lines only: no live line or overall line left behind.
+    const after = end.slice(end.indexOf("rlvm-fleet: interrupted"));
+    expect(end).toContain("rlvm-fleet: interrupted");
+    expect(after).not.toMatch(/running · |\d+\.\d%/);
+    expect(end.split("\n").filter((line) => / running · /.test(line))).toEqual([]);
   }, 180_000);
 
   it("keeps the timestamped lines when stderr is not a terminal, with a percent line per running host", () => {
@@ -130,7 +177,7 @@ describeIntegration("the live view in a real terminal", () => {
       expect(stderr.some((line) => line.includes(`[${host}] connecting`))).toBe(true);
       // The first at once, then one every 30 s: this backup is shorter, so exactly one.
       expect(
-        stderr.filter((line) => new RegExp(`\\[${host}\\] backup data → .*\\d+\\.\\d%`).test(line)),
+        stderr.filter((line) => new RegExp(`\\[${host}\\] backup \\d+\\.\\d%  data → `).test(line)),
       ).toHaveLength(1);
       expect(stderr.some((line) => line.includes(`[${host}] ok`))).toBe(true);
     }

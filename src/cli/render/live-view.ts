@@ -176,10 +176,14 @@ function overallLine(state: LiveState, width: number, nowMs: number, style: Styl
   return style.dim(fit(parts.join(" · "), width));
 }
 
-/** `job → repo  42.0%  1.2 GiB/3.0 GiB  120/400 files  ETA 1m05s`: what restic knows so far. */
+/**
+ * `42.0%  data → /srv/repo  1.2 GiB/3.0 GiB  120/400 files  ETA 1m05s`: what restic knows so far,
+ * the percent first, so that a narrow terminal still shows it.
+ */
 export function describeResticProgress(progress: ResticProgress): string {
-  const parts = [`${progress.job} → ${progress.repo}`];
+  const parts: string[] = [];
   if (progress.fraction !== null) parts.push(`${(Math.min(progress.fraction, 1) * 100).toFixed(1)}%`);
+  parts.push(`${progress.job} → ${progress.repo}`);
   if (progress.bytesDone !== null || progress.bytesTotal !== null)
     parts.push(
       `${bytes(progress.bytesDone ?? 0)}/${progress.bytesTotal === null ? "?" : bytes(progress.bytesTotal)}`,

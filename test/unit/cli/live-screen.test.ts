@@ -30,6 +30,11 @@ function screen(size = { columns: 80, rows: 24 }) {
   };
 }
 
+/** Up `rows`, each cleared on the way down, and up again. */
+const erased = (rows: number) => `\r\u001b[${rows}A${"\u001b[2K\u001b[1B".repeat(rows)}\u001b[${rows}A`;
+const UP1 = erased(1);
+const UP2 = erased(2);
+
 afterEach(() => {
   vi.useRealTimers();
 });
@@ -43,13 +48,13 @@ describe("LiveScreen", () => {
     s.at(1000);
     s.live.onEvent({ host: "web1", step: "connecting" }, false);
     expect(s.writes[2]).toBe(
-      "\r\u001b[1A\u001b[0Jweb1  0s  connecting\n0/2 done · 1 running · 0 failed · 0 unreachable · elapsed 1s\n",
+      UP1 + "web1  0s  connecting\n0/2 done · 1 running · 0 failed · 0 unreachable · elapsed 1s\n",
     );
     s.at(3000);
     s.live.onEvent({ host: "web1", step: "done", status: "ok" }, false);
     // The finished host printed once, above the live lines, which are drawn again below it.
     expect(s.writes[3]).toBe(
-      "\r\u001b[2A\u001b[0Jweb1  ok  2s\n1/2 done · 0 running · 0 failed · 0 unreachable · elapsed 3s\n",
+      UP2 + "web1  ok  2s\n1/2 done · 0 running · 0 failed · 0 unreachable · elapsed 3s\n",
     );
   });
 
@@ -67,8 +72,8 @@ describe("LiveScreen", () => {
     s.size.columns = 40;
     s.resize();
     // web1's line took 98 columns: 3 rows at 40; the overall line (58 columns) 2.
-    expect(s.writes.at(-1)?.startsWith("\r\u001b[5A\u001b[0J")).toBe(true);
-    for (const line of (s.writes.at(-1) ?? "").slice("\r\u001b[5A\u001b[0J".length).split("\n"))
+    expect(s.writes.at(-1)?.startsWith(erased(5))).toBe(true);
+    for (const line of (s.writes.at(-1) ?? "").slice(erased(5).length).split("\n"))
       expect(line.length).toBeLessThan(40);
   });
 
@@ -81,7 +86,7 @@ describe("LiveScreen", () => {
     expect(s.writes.length).toBe(before + 1);
     expect(s.writes.at(-1)).toContain("elapsed 1s");
     s.live.stop();
-    expect(s.writes.at(-1)).toBe("\r\u001b[1A\u001b[0J\u001b[?25h");
+    expect(s.writes.at(-1)).toBe(UP1 + "\u001b[?25h");
     expect(s.removed()).toBe(true);
     expect(s.live.running).toBe(false);
     const after = s.writes.length;

@@ -51,7 +51,7 @@ describe("live view state", () => {
       [2500, { host: "web1", step: "progress", restic: restic() }],
     ]);
     expect(liveLines(state, { width: 120, height: 30 }, 4000, plain)).toEqual([
-      "web1  4s  backup data → /srv/repo  42.1%  1.0 MiB/3.0 MiB  12/40 files  ETA 1m05s",
+      "web1  4s  backup 42.1%  data → /srv/repo  1.0 MiB/3.0 MiB  12/40 files  ETA 1m05s",
       "db1  3s  connecting",
       "0/3 done · 2 running · 0 failed · 0 unreachable · elapsed 4s",
     ]);
@@ -159,7 +159,7 @@ describe("restic progress text", () => {
       ),
     ).toBe("data → /srv/repo");
     expect(describeResticProgress(restic({ fraction: 1.02, etaS: 7300 }))).toBe(
-      "data → /srv/repo  100.0%  1.0 MiB/3.0 MiB  12/40 files  ETA 2h01m",
+      "100.0%  data → /srv/repo  1.0 MiB/3.0 MiB  12/40 files  ETA 2h01m",
     );
   });
 });
