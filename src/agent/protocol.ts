@@ -44,7 +44,8 @@
 // Agent → controller (stdout): JSON lines, each with "v" (protocol version) and "event". Anything
 // else on stdout is noise and is ignored; human text goes to stderr. The agent reports what happened
 // (restic's exit codes and summaries, snapshot facts, its own failures); src/run/host-outcome.ts
-// decides every job's and host's status from that.
+// decides every job's and host's status from that. While restic backup runs, the agent also sends
+// `progress` (restic's latest --json status, at most every 2 s): for the live view only.
 import { z } from "zod";
 import { HOST_ERROR_CODES, type HostErrorCode } from "../errors.js";
 

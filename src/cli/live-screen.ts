@@ -63,6 +63,9 @@ export class LiveScreen {
     const width = this.io.size().columns;
     const next = applyLiveEvent(this.state, event, this.io.now());
     this.state = next.state;
+    // restic's status is drawn by the next second's redraw: an agent sending more than it should
+    // cannot make the terminal redraw faster than that.
+    if (event.step === "progress") return;
     let above = "";
     if (next.finished !== null) above = `${finishedLine(next.finished, width, this.style)}\n`;
     else if (next.note !== null) above = `${this.style.dim(fit(terminalText(next.note), width))}\n`;

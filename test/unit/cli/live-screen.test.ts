@@ -58,6 +58,36 @@ describe("LiveScreen", () => {
     );
   });
 
+  it("draws restic's progress with the next second's redraw, however often it comes", () => {
+    vi.useFakeTimers();
+    const s = screen();
+    s.live.onEvent({ host: "web1", step: "connecting" }, false);
+    const before = s.writes.length;
+    for (let n = 0; n < 100; n++)
+      s.live.onEvent(
+        {
+          host: "web1",
+          step: "progress",
+          restic: {
+            job: "data",
+            repo: "/srv/repo",
+            fraction: n / 100,
+            bytesDone: n,
+            bytesTotal: 100,
+            filesDone: null,
+            filesTotal: null,
+            etaS: null,
+          },
+        },
+        false,
+      );
+    expect(s.writes.length).toBe(before);
+    vi.advanceTimersByTime(1000);
+    expect(s.writes.length).toBe(before + 1);
+    expect(s.writes.at(-1)).toContain("backup 99.0%  data → /srv/repo  99 B/100 B");
+    s.live.stop();
+  });
+
   it("prints log lines above only with --verbose", () => {
     const s = screen();
     s.live.onEvent({ host: "web1", step: "log", detail: "restic: hello\u001b[2J" }, false);
