@@ -2367,7 +2367,9 @@ backup_repo() {
   out="$RUN_DIR/restic.${REPO_ID[r]}.out" err="$RUN_DIR/restic.${REPO_ID[r]}.err"
   now_ms
   start=$REPLY
-  run_restic_bg "$out" "$err" restic_exec view "$r" 0 "${args[@]}"
+  # restic writes --json status lines up to 60 times a second when not told otherwise: one every
+  # 2 s is what the progress events need, and keeps the file small. A restic_env_file value wins.
+  RESTIC_PROGRESS_FPS=0.5 run_restic_progress "$out" "$err" "$i" "$r" restic_exec view "$r" 0 "${args[@]}"
   local rc=$REPLY
   # Still valid once restic has exited: everything it read came from the intact snapshot.
   if [[ -n ${SNAP_NAME[i]-} ]]; then
@@ -2390,6 +2392,58 @@ backup_repo() {
   emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code "n:$rc" \
     duration_ms "n:$((end - start))" message "s:restic backup failed (exit $rc): ${REPLY:-no output}"
   return 1
+}
+
+# run_restic_progress OUT ERR JOB REPO_INDEX FUNC ARG...: run_restic_bg for `restic backup --json`,
+# forwarding its latest status line as a progress event at most every 2 s while it runs. OUT is read
+# from where the last look stopped (an open descriptor keeps the offset) and only the newest status
+# line is kept, so memory stays bounded however long the backup runs. REPLY = the exit status.
+run_restic_progress() {
+  local out=$1 err=$2 i=$3 r=$4 rc=0 fd="" line partial="" latest="" ticks=0
+  shift 4
+  CHILD_CMD=("$@")
+  "$@" </dev/null >"$out" 2>"$err" 3>&- &
+  CHILD_PID=$!
+  while kill -0 "$CHILD_PID" 2>/dev/null; do
+    # In the foreground like reap's: a signal's trap runs within 0.25 s, restic's end is seen as soon.
+    "${TOOL[sleep]}" 0.25 </dev/null || true
+    ticks=$((ticks + 1))
+    if ((ticks < 8)); then continue; fi
+    ticks=0
+    if [[ -z $fd ]]; then exec {fd}<"$out" || break; fi
+    # Complete lines only: a line cut at the end of what restic wrote so far waits for its rest.
+    while IFS= read -r -u "$fd" line; do
+      line=$partial$line partial=""
+      if [[ $line == '{"message_type":"status"'*'}' ]]; then latest=$line; fi
+    done
+    partial+=$line
+    if ((${#partial} > 65536)); then partial=""; fi # a line this long is no status line
+    if [[ -n $latest ]]; then emit_progress "$i" "$r" "$latest"; fi
+    latest=""
+  done
+  if [[ -n $fd ]]; then exec {fd}<&-; fi
+  wait "$CHILD_PID" || rc=$?
+  CHILD_PID=""
+  if ((rc > 128)); then unlock_after_child "$@"; fi
+  REPLY=$rc
+}
+
+# emit_progress JOB REPO_INDEX STATUS_LINE: one progress event from a restic status line. Each value is
+# passed on only in the plain form restic writes it (digits, a decimal fraction), else as null.
+emit_progress() {
+  local line=$3 key value
+  local -a fields=()
+  for key in percent_done:fraction total_bytes:bytes_total bytes_done:bytes_done \
+    total_files:files_total files_done:files_done seconds_remaining:eta_s; do
+    value=z:
+    if [[ ${key%%:*} == percent_done ]]; then
+      if [[ $line =~ \"percent_done\":([0-9](\.[0-9]{1,20})?)[,}] ]]; then value=j:${BASH_REMATCH[1]}; fi
+    elif [[ $line =~ \"${key%%:*}\":([0-9]{1,15})[,}] ]]; then
+      value=n:${BASH_REMATCH[1]}
+    fi
+    fields+=("${key#*:}" "$value")
+  done
+  emit progress job "s:${JOB_NAME[$1]}" repo "s:${REPO_ID[$2]}" "${fields[@]}"
 }
 
 # discard_job_backups JOB: the job's LVM snapshot overflowed. A backup whose restic exited while the

@@ -44,7 +44,8 @@
 // Agent → controller (stdout): JSON lines, each with "v" (protocol version) and "event". Anything
 // else on stdout is noise and is ignored; human text goes to stderr. The agent reports what happened
 // (restic's exit codes and summaries, snapshot facts, its own failures); src/run/host-outcome.ts
-// decides every job's and host's status from that.
+// decides every job's and host's status from that. While restic backup runs, the agent also sends
+// `progress` (restic's latest --json status, at most every 2 s): for the live view only.
 import { z } from "zod";
 import { HOST_ERROR_CODES, type HostErrorCode } from "../errors.js";
 
@@ -211,6 +212,28 @@ export const repoDoneEvent = z.object({
   summary: resticSummary,
 });
 
+/** A count restic reports while it runs: null until restic knows it. */
+const runningCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable();
+
+/**
+ * restic backup's latest `--json` status while it runs, at most one every 2 s per host (the agent
+ * reads restic's output as it grows and keeps only its newest status line). `fraction` is restic's
+ * percent_done (0 to 1; restic may pass 1 briefly when files grow as it reads them), `eta_s` its
+ * seconds_remaining. Shown by the live view; the report does not keep it.
+ */
+export const progressEvent = z.strictObject({
+  ...base,
+  event: z.literal("progress"),
+  ...jobRef,
+  repo: z.string(),
+  fraction: z.number().min(0).max(10).nullable(),
+  bytes_done: runningCount,
+  bytes_total: runningCount,
+  files_done: runningCount,
+  files_total: runningCount,
+  eta_s: runningCount,
+});
+
 export const repoFailedEvent = z.object({
   ...base,
   event: z.literal("repo_failed"),
@@ -340,6 +363,7 @@ export const agentEvent = z.discriminatedUnion("event", [
   snapshotCreatedEvent,
   repoDoneEvent,
   repoFailedEvent,
+  progressEvent,
   snapshotRemovedEvent,
   copyDoneEvent,
   copyFailedEvent,
@@ -351,3 +375,4 @@ export const agentEvent = z.discriminatedUnion("event", [
 export type AgentEvent = z.infer<typeof agentEvent>;
 export type CheckEvent = z.infer<typeof checkEvent>;
 export type ResultEvent = z.infer<typeof resultEvent>;
+export type ProgressAgentEvent = z.infer<typeof progressEvent>;

@@ -7,6 +7,10 @@ export interface CliIo {
   stdoutIsTty: boolean;
   stderrIsTty: boolean;
   cwd: string;
+  /** stderr's terminal size, when it is a terminal (the live view fits it). */
+  stderrSize?: () => { columns: number; rows: number };
+  /** Call `handler` when stderr's terminal is resized (SIGWINCH), until the returned function removes it. */
+  onStderrResize?: (handler: () => void) => () => void;
   /** Call `handler` on SIGINT/SIGTERM until the returned function removes it. */
   onInterrupt: (handler: () => void) => () => void;
 }
@@ -34,6 +38,11 @@ export function processIo(): CliIo {
     stdoutIsTty: process.stdout.isTTY === true,
     stderrIsTty: process.stderr.isTTY === true,
     cwd: process.cwd(),
+    stderrSize: () => ({ columns: process.stderr.columns || 80, rows: process.stderr.rows || 24 }),
+    onStderrResize: (handler) => {
+      process.stderr.on("resize", handler);
+      return () => process.stderr.off("resize", handler);
+    },
     onInterrupt: (handler) => {
       process.on("SIGINT", handler);
       process.on("SIGTERM", handler);

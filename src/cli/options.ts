@@ -96,7 +96,7 @@ export function withFleetOptions(command: Command): Command {
       "start no more hosts once more than P% have failed or were unreachable (per batch with --serial, else of those finished); the rest are skipped (max_fail), exit 5",
     )
     .option("--splay <duration>", "delay each host's start by a random time up to DURATION (30s, 5m)")
-    .option("-q, --quiet", "no progress lines on stderr")
+    .option("-q, --quiet", "no progress on stderr (neither the live view on a terminal nor progress lines)")
     .addOption(
       new Option("-v, --verbose", "also every line the agent logs on the host (its stderr)").conflicts(
         "quiet",

@@ -20,11 +20,13 @@ import type { ReportOptions } from "../report/report-options.js";
 import type { Report } from "../report/report-schema.js";
 import { runFleet, type FleetRunRequest } from "../run/run-fleet.js";
 import type { CliIo } from "./io.js";
+import { LiveScreen } from "./live-screen.js";
 import type { FleetOptions } from "./options.js";
 import { renderReportJunit } from "./render/junit.js";
 import { renderReportMarkdown } from "./render/markdown.js";
 import { renderReportMetrics } from "./render/metrics.js";
 import { renderProblems } from "./render/problems.js";
+import { plainProgressDue } from "./render/live-view.js";
 import { renderProgress } from "./render/progress.js";
 import { renderReportTable } from "./render/report-table.js";
 import { makeStyle, type Style } from "./render/style.js";
@@ -109,11 +111,15 @@ async function runAndRender(
   for (const warning of plan.warnings ?? []) io.stderr(`rlvm-fleet: warning: ${warning.message}\n`);
   // A run of hours must not end in an output that cannot be written: its directory is checked first.
   checkOutputDirectories(output, io);
+  const live = startLiveScreen(plan.hosts.length, output, io, style);
   const controller = new AbortController();
   const onSignal = () => {
+    // A clean screen first; the hosts' ends that follow print as plain lines.
+    live?.stop();
     io.stderr("\nrlvm-fleet: interrupted; stopping every host's agent (they clean up) ...\n");
     controller.abort();
   };
+  const lastPlainProgress = new Map<string, number>();
   const removeSignalHandlers = io.onInterrupt(onSignal);
   try {
     const report = await runFleet({
@@ -132,15 +138,45 @@ async function runAndRender(
       agentSocket: io.env["SSH_AUTH_SOCK"] ?? null,
       signal: controller.signal,
       onProgress: (event) => {
-        if (output.quiet === true || (event.step === "log" && output.verbose !== true)) return;
-        io.stderr(renderProgress(event, { tty: io.stderrIsTty, now: new Date(), style: style.err }));
+        if (output.quiet === true) return;
+        if (live?.running === true) return live.onEvent(event, output.verbose === true);
+        if (event.step === "log" && output.verbose !== true) return;
+        const now = new Date();
+        if (event.step === "progress") {
+          if (!plainProgressDue(lastPlainProgress.get(event.host), now.getTime(), PLAIN_PROGRESS_INTERVAL_MS))
+            return;
+          lastPlainProgress.set(event.host, now.getTime());
+        }
+        io.stderr(renderProgress(event, { tty: io.stderrIsTty, now, style: style.err }));
       },
     });
+    live?.stop();
     writeReportOutputs(report, output, io, style);
     return report;
   } finally {
+    live?.stop();
     removeSignalHandlers();
   }
+}
+
+/** Plain progress (stderr not a terminal): restic's percent per running host at most this often. */
+const PLAIN_PROGRESS_INTERVAL_MS = 30_000;
+
+/**
+ * The live view, when stderr is a terminal that can draw it (not TERM=dumb) and progress is wanted
+ * (not --quiet); null otherwise, and the run prints plain lines.
+ */
+function startLiveScreen(
+  total: number,
+  output: FleetOutput,
+  io: CliIo,
+  style: FleetStyles,
+): LiveScreen | null {
+  if (output.quiet === true || !io.stderrIsTty || io.env["TERM"] === "dumb") return null;
+  const size = io.stderrSize;
+  const onResize = io.onStderrResize;
+  if (size === undefined || onResize === undefined) return null;
+  return new LiveScreen(total, { write: io.stderr, size, onResize, now: () => Date.now() }, style.err);
 }
 
 /** The hosts to run again, as `--limit @FILE` reads them: those that did not end ok or partial. */

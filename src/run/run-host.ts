@@ -525,6 +525,23 @@ class AgentRun {
       case "warning":
         this.result.warnings.push({ code: event.code, message: event.message });
         return;
+      case "progress":
+        // Only for the live view: the report keeps restic's summary, not its way there.
+        this.ctx.onProgress({
+          host: this.hostPlan.host.name,
+          step: "progress",
+          restic: {
+            job: event.job,
+            repo: this.plan.repos.get(event.repo)?.label ?? event.repo,
+            fraction: event.fraction,
+            bytesDone: event.bytes_done,
+            bytesTotal: event.bytes_total,
+            filesDone: event.files_done,
+            filesTotal: event.files_total,
+            etaS: event.eta_s,
+          },
+        });
+        return;
       case "repo_identity":
         // The report's repositories[]; nothing to show while the run goes on.
         this.repositoryIds.apply(event);

@@ -1,5 +1,6 @@
 // Live progress on stderr: one line per host and step; timestamped when stderr is not a terminal.
 import type { ProgressEvent } from "../../report/progress-event.js";
+import { describeResticProgress } from "./live-view.js";
 import type { Style } from "./style.js";
 import { terminalSafe } from "./terminal-text.js";
 
@@ -18,6 +19,9 @@ export function renderProgress(
       break;
     case "running":
       text = event.detail ?? "running";
+      break;
+    case "progress":
+      text = event.restic === undefined ? "backup" : `backup ${describeResticProgress(event.restic)}`;
       break;
     case "log":
       text = style.dim(event.detail ?? "");
