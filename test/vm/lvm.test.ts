@@ -14,13 +14,14 @@ import { faultCases } from "./cases/faults.js";
 import { installedCases } from "./cases/installed.js";
 import { demoCases } from "./cases/demo.js";
 import { bootGuest, type Guest } from "./harness/guest.js";
-import type { Suite } from "./harness/image.js";
+import { prebuildImage, type Suite } from "./harness/image.js";
 import { recordedTimings, recordTiming, vmLog } from "./harness/log.js";
 import { describeVm } from "./harness/prerequisites.js";
 import type { CaseScope } from "./helpers/case-scope.js";
 import { expectGuestClean, resetGuest, setGuest } from "./helpers/vm-fleet.js";
 
-function guestTier(suite: Suite, title: string, scope: CaseScope): void {
+/** `next`: the suite of the guest booted after this one, whose image builds while this one boots. */
+function guestTier(suite: Suite, title: string, scope: CaseScope, next?: Suite): void {
   describeVm(`VM tier, ${title}: rlvm-fleet on real LVM`, [suite], () => {
     let booted: Guest | undefined;
     let testStarted = 0;
@@ -28,6 +29,7 @@ function guestTier(suite: Suite, title: string, scope: CaseScope): void {
 
     beforeAll(async () => {
       timingsFrom = recordedTimings().length;
+      if (next !== undefined) prebuildImage(next);
       booted = await bootGuest(suite);
       setGuest(booted);
     }, 40 * 60_000);
@@ -63,5 +65,5 @@ function guestTier(suite: Suite, title: string, scope: CaseScope): void {
   });
 }
 
-guestTier("bookworm", "Debian 12 bookworm guest (restic 0.14), every case", "full");
+guestTier("bookworm", "Debian 12 bookworm guest (restic 0.14), every case", "full", "trixie");
 guestTier("trixie", "Debian 13 trixie guest (restic 0.18), core cases", "core");

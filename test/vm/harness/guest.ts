@@ -218,6 +218,13 @@ export async function bootGuest(suite: Suite): Promise<Guest> {
       if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(probe.stderr)) {
         throw new Error(`the guest's host key is not the one the image was built with:\n${probe.stderr}`);
       }
+      // The ControlPath lives in the run directory: a long RLVM_VM_CACHE makes it exceed a socket's
+      // 108 bytes, and every probe would fail the same way until the boot timeout.
+      if (/too long for Unix domain socket/.test(probe.stderr)) {
+        throw new Error(
+          `ssh cannot create its control socket (use a shorter RLVM_VM_CACHE): ${probe.stderr.trim()}`,
+        );
+      }
       if (Date.now() > deadline) {
         throw new Error(
           `the guest's sshd did not answer within ${BOOT_TIMEOUT_MS / 60_000} min; last ssh error: ${probe.stderr.trim()}\n${running.consoleTail(60)}`,

@@ -129,11 +129,33 @@ export function cachedImageReady(suites: readonly Suite[] = SUITES): boolean {
   });
 }
 
+/** Image builds under way in this process, so that a prebuild and the boot that needs it share one. */
+const building = new Map<Suite, Promise<void>>();
+
+function buildOnce(suite: Suite): Promise<void> {
+  let build = building.get(suite);
+  if (build === undefined) {
+    build = buildImage(suite).finally(() => building.delete(suite));
+    building.set(suite, build);
+  }
+  return build;
+}
+
+/**
+ * Starts building a suite's image (stage 1 only: mmdebstrap, no qemu) in the background when it is
+ * not cached, so that it overlaps another guest's boot instead of adding to the tier's time. The
+ * prepare boot stays in ensureImage: two TCG guests at once would share 2 cores. A failure here
+ * surfaces in the ensureImage that needs the image.
+ */
+export function prebuildImage(suite: Suite): void {
+  if (!existsSync(paths(suite).imageDone)) buildOnce(suite).catch(() => undefined);
+}
+
 /** The cached image of a suite, built first if needed. */
 export async function ensureImage(suite: Suite): Promise<GuestImage> {
   const dir = imageDir(suite);
   const p = paths(suite);
-  if (!existsSync(p.imageDone)) await buildImage(suite);
+  if (!existsSync(p.imageDone)) await buildOnce(suite);
   else vmLog(`${suite} image cached: ${dir}`);
   if (!existsSync(p.diskDone)) await prepareDisk(suite);
   else vmLog(`${suite} prepared LVM disk cached`);
