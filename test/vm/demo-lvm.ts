@@ -117,7 +117,7 @@ done
 }
 
 async function main(): Promise<number> {
-  const missing = missingVmPrerequisites();
+  const missing = missingVmPrerequisites(["bookworm"]);
   if (missing !== undefined) {
     process.stderr.write(`npm run demo -- --lvm: ${missing}\n`);
     return 2;
@@ -126,7 +126,7 @@ async function main(): Promise<number> {
   say(
     "Booting the VM tier's Debian guest under qemu (TCG). The first run builds its image with mmdebstrap (a few minutes, cached in ~/.cache/rlvm-fleet/vm) ...\n",
   );
-  const guest = await bootGuest();
+  const guest = await bootGuest("bookworm");
   const stop = () => void guest.stop().finally(() => process.exit(130));
   process.once("SIGINT", stop);
   try {

@@ -1,5 +1,6 @@
 // The faults that LVM adds, each ending (afterEach, lvm.test.ts) with nothing of the run left on the guest.
 import { describe, expect, it } from "vitest";
+import { type CaseScope, fullOnly } from "../helpers/case-scope.js";
 import {
   caseDir,
   cli,
@@ -48,7 +49,8 @@ async function waitForLog(name: string, pattern: RegExp, timeoutMs = 120_000): P
 /** Text of the whole report: where a message shows up (an error, a warning, a repository) is secondary. */
 const reportText = (report: unknown) => JSON.stringify(report);
 
-export function faultCases(): void {
+export function faultCases(scope: CaseScope = "full"): void {
+  const full = fullOnly(scope);
   describe("faults on real LVM", () => {
     it("a snapshot too small for the writes during the backup overflows: the job fails and says to raise snapshot_size", async () => {
       const inventory = await slowDataInventory("overflow", { mib: 64, snapshotSize: "8M" });
@@ -83,46 +85,49 @@ lvs --noheadings -o lv_name,lv_attr,snap_percent @rlvm_fleet || true`,
       expect(await resticSnapshots("data")).toEqual([]);
     });
 
-    it("an overflow after one repository's backup keeps that complete backup and stores nothing suspect", async () => {
-      await writeRandom("/data/bulk/blob.bin", 64);
-      const inventory = vm1Inventory("overflow-second", [
-        dataJob({ snapshotSize: "8M", repos: ["data", "copy"] }),
-      ]);
-      // Only once the second repository's restic runs (the first one has exited) overflow the snapshot.
-      await guest().spawn(
-        "filler",
-        `${WAIT_FOR_RESTIC}
+    full(
+      "an overflow after one repository's backup keeps that complete backup and stores nothing suspect",
+      async () => {
+        await writeRandom("/data/bulk/blob.bin", 64);
+        const inventory = vm1Inventory("overflow-second", [
+          dataJob({ snapshotSize: "8M", repos: ["data", "copy"] }),
+        ]);
+        // Only once the second repository's restic runs (the first one has exited) overflow the snapshot.
+        await guest().spawn(
+          "filler",
+          `${WAIT_FOR_RESTIC}
 FIRST=$RESTIC_PID
 while kill -0 "$FIRST" 2>/dev/null; do sleep 0.2; done
 ${WAIT_FOR_RESTIC}
 dd if=/dev/urandom of=/data/filler.bin bs=1M count=48 conv=fsync 2>&1
 lvs --noheadings -o lv_name,lv_attr @rlvm_fleet || true`,
-      );
-      const run = await cli("backup", inventory);
-      expect(await spawnedLog("filler")).toMatch(/lv_data_rlvm_\S+\s+s.{3}I/);
-      expect(run.code, run.stdout + run.stderr).toBe(1);
-      expect(run.host("vm1")).toMatchObject({ status: "failed", error: { code: "backup_failed" } });
-      const job = run.job("data");
-      expect(job.status).toBe("failed");
-      expect(job.snapshot?.cow_peak_percent).toBe(100);
-      // restic had exited before the overflow, with the snapshot still valid: that backup is whole.
-      const [kept, suspect] = job.repos;
-      expect(kept).toMatchObject({ repo: "/srv/backup/data", status: "ok", error: null });
-      const stored = await resticSnapshots("data");
-      // (restic 0.14's summary carries the short id.)
-      expect(stored.map((snap) => snap.id.slice(0, 8))).toEqual([kept?.snapshot_id?.slice(0, 8)]);
-      expect(await resticPaths("data", stored[0]?.id ?? "latest")).toContain("/data/bulk/blob.bin");
-      // The second read met the invalidated snapshot: nothing of it is stored.
-      vmLog(`overflow during the second backup: ${suspect?.error ?? ""}`);
-      expect(suspect).toMatchObject({ repo: "/srv/backup/copy", status: "failed", snapshot_id: null });
-      expect(suspect?.error).toMatch(
-        /overflowed.*restic snapshot [0-9a-f]{8} was forgotten|restic backup failed \(exit 1\)/,
-      );
-      expect(await resticSnapshots("copy")).toEqual([]);
-      expect(run.stdout).toMatch(/raise snapshot_size/);
-    });
+        );
+        const run = await cli("backup", inventory);
+        expect(await spawnedLog("filler")).toMatch(/lv_data_rlvm_\S+\s+s.{3}I/);
+        expect(run.code, run.stdout + run.stderr).toBe(1);
+        expect(run.host("vm1")).toMatchObject({ status: "failed", error: { code: "backup_failed" } });
+        const job = run.job("data");
+        expect(job.status).toBe("failed");
+        expect(job.snapshot?.cow_peak_percent).toBe(100);
+        // restic had exited before the overflow, with the snapshot still valid: that backup is whole.
+        const [kept, suspect] = job.repos;
+        expect(kept).toMatchObject({ repo: "/srv/backup/data", status: "ok", error: null });
+        const stored = await resticSnapshots("data");
+        // (restic 0.14's summary carries the short id.)
+        expect(stored.map((snap) => snap.id.slice(0, 8))).toEqual([kept?.snapshot_id?.slice(0, 8)]);
+        expect(await resticPaths("data", stored[0]?.id ?? "latest")).toContain("/data/bulk/blob.bin");
+        // The second read met the invalidated snapshot: nothing of it is stored.
+        vmLog(`overflow during the second backup: ${suspect?.error ?? ""}`);
+        expect(suspect).toMatchObject({ repo: "/srv/backup/copy", status: "failed", snapshot_id: null });
+        expect(suspect?.error).toMatch(
+          /overflowed.*restic snapshot [0-9a-f]{8} was forgotten|restic backup failed \(exit 1\)/,
+        );
+        expect(await resticSnapshots("copy")).toEqual([]);
+        expect(run.stdout).toMatch(/raise snapshot_size/);
+      },
+    );
 
-    it("a VG without room for the snapshots: refused before any snapshot is created", async () => {
+    full("a VG without room for the snapshots: refused before any snapshot is created", async () => {
       const inventory = await slowDataInventory("vg-full", { mib: 1, snapshotSize: "2G" });
       const seqno = await vgSeqno();
       const run = await cli("backup", inventory);
@@ -140,7 +145,7 @@ lvs --noheadings -o lv_name,lv_attr @rlvm_fleet || true`,
       expect(await resticSnapshots("data")).toEqual([]);
     });
 
-    it("one failing repository does not stop the others, and its copy_to is not run", async () => {
+    full("one failing repository does not stop the others, and its copy_to is not run", async () => {
       // /srv/backup/missing was never initialised: restic cannot open it.
       const inventory = vm1Inventory("repo-fails", [
         dataJob({ snapshotSize: "64M", repos: ["missing", "data"], copyTo: ["copy"] }),
@@ -163,7 +168,7 @@ lvs --noheadings -o lv_name,lv_attr @rlvm_fleet || true`,
       expect(await resticSnapshots("copy")).toEqual([]);
     });
 
-    it("restic killed mid-backup on the guest: the job fails and the snapshot goes", async () => {
+    full("restic killed mid-backup on the guest: the job fails and the snapshot goes", async () => {
       const inventory = await slowDataInventory("restic-killed", { mib: 32 });
       await guest().spawn(
         "killer",
@@ -204,12 +209,14 @@ echo "killed $RESTIC_PID"`,
       expect(again.host("vm1").warnings.filter((w) => w.code === "orphan_removed")).toEqual([]);
     });
 
-    it("the SSH connection cut mid-backup: the host fails with connection_lost and the guest is clean", async () => {
-      const inventory = await slowDataInventory("ssh-cut", { mib: 64 });
-      // Kill the sshd session process that serves the agent (walking up from the agent to its sshd).
-      await guest().spawn(
-        "cutter",
-        `${WAIT_FOR_RESTIC}
+    full(
+      "the SSH connection cut mid-backup: the host fails with connection_lost and the guest is clean",
+      async () => {
+        const inventory = await slowDataInventory("ssh-cut", { mib: 64 });
+        // Kill the sshd session process that serves the agent (walking up from the agent to its sshd).
+        await guest().spawn(
+          "cutter",
+          `${WAIT_FOR_RESTIC}
 pid=$(pgrep -f 'rlvm-agent[.]sh' | head -n1)
 while [ -n "$pid" ] && [ "$pid" -gt 1 ]; do
   case $(tr '\\0' ' ' </proc/$pid/cmdline) in
@@ -218,14 +225,15 @@ while [ -n "$pid" ] && [ "$pid" -gt 1 ]; do
   pid=$(awk '{print $4}' /proc/$pid/stat)
 done
 echo "no sshd above the agent"`,
-      );
-      const run = await cli("backup", inventory);
-      expect(await spawnedLog("cutter")).toMatch(/^cut \d+: sshd: rlvmvm/m);
-      expect(run.code, run.stdout + run.stderr).toBe(1);
-      expect(run.host("vm1")).toMatchObject({ status: "failed", error: { code: "connection_lost" } });
-      await expectGuestClean(60_000);
-      expect(await resticSnapshots("data")).toEqual([]);
-    });
+        );
+        const run = await cli("backup", inventory);
+        expect(await spawnedLog("cutter")).toMatch(/^cut \d+: sshd: rlvmvm/m);
+        expect(run.code, run.stdout + run.stderr).toBe(1);
+        expect(run.host("vm1")).toMatchObject({ status: "failed", error: { code: "connection_lost" } });
+        await expectGuestClean(60_000);
+        expect(await resticSnapshots("data")).toEqual([]);
+      },
+    );
 
     it("a leftover tagged snapshot of this host is removed (orphan_removed); another inventory host's is left alone", async () => {
       await guest().run(String.raw`
@@ -268,7 +276,7 @@ echo vm1 >/run/rlvm-fleet/20200101T000000Z-dead01.vm1/host
       }
     });
 
-    it("two controllers against the same host: the second reports locked and changes nothing", async () => {
+    full("two controllers against the same host: the second reports locked and changes nothing", async () => {
       const inventory = await slowDataInventory("locked", { mib: 8 });
       // The first run's restic is frozen (SIGSTOP) until the second run is over.
       await guest().spawn(
@@ -302,22 +310,28 @@ echo vm1 >/run/rlvm-fleet/20200101T000000Z-dead01.vm1/host
       expect(await resticSnapshots("data")).toHaveLength(1);
     });
 
-    it("run_timeout expiring mid-backup: the host fails with code timeout and nothing is left", async () => {
-      const inventory = await slowDataInventory("run-timeout", { mib: 8, defaults: { run_timeout: "30s" } });
-      // restic hangs (SIGSTOP: a backend that never answers): only run_timeout ends this run.
-      await guest().spawn(
-        "freezer",
-        `${WAIT_FOR_RESTIC}\nkill -STOP "$RESTIC_PID"\necho "stopped $RESTIC_PID"`,
-      );
-      const run = await cli("backup", inventory);
-      expect(await spawnedLog("freezer")).toMatch(/^stopped \d+/m);
-      expect(run.stderr).toMatch(/snapshot \S+ created/);
-      expect(run.code, run.stdout + run.stderr).toBe(1);
-      expect(run.host("vm1")).toMatchObject({ status: "failed", error: { code: "timeout" } });
-      // The agent stops the hung restic (SIGINT and SIGCONT, so it runs its own cleanup) and cleans up.
-      await expectGuestClean(90_000);
-      expect(await resticSnapshots("data")).toEqual([]);
-      expect(await resticLocks("data")).toEqual([]);
-    });
+    full(
+      "run_timeout expiring mid-backup: the host fails with code timeout and nothing is left",
+      async () => {
+        const inventory = await slowDataInventory("run-timeout", {
+          mib: 8,
+          defaults: { run_timeout: "30s" },
+        });
+        // restic hangs (SIGSTOP: a backend that never answers): only run_timeout ends this run.
+        await guest().spawn(
+          "freezer",
+          `${WAIT_FOR_RESTIC}\nkill -STOP "$RESTIC_PID"\necho "stopped $RESTIC_PID"`,
+        );
+        const run = await cli("backup", inventory);
+        expect(await spawnedLog("freezer")).toMatch(/^stopped \d+/m);
+        expect(run.stderr).toMatch(/snapshot \S+ created/);
+        expect(run.code, run.stdout + run.stderr).toBe(1);
+        expect(run.host("vm1")).toMatchObject({ status: "failed", error: { code: "timeout" } });
+        // The agent stops the hung restic (SIGINT and SIGCONT, so it runs its own cleanup) and cleans up.
+        await expectGuestClean(90_000);
+        expect(await resticSnapshots("data")).toEqual([]);
+        expect(await resticLocks("data")).toEqual([]);
+      },
+    );
   });
 }

@@ -1,6 +1,7 @@
 // lv_nonroot on real LVM: ext4 (/data) and XFS (/srv/xfs), original paths, incremental runs, a
 // read-only snapshot, and a consistent view of a file changed while the backup runs.
 import { describe, expect, it } from "vitest";
+import { type CaseScope, fullOnly } from "../helpers/case-scope.js";
 import {
   cli,
   type CliRun,
@@ -52,7 +53,8 @@ echo "never saw the snapshot over ${mountpoint}"
 `;
 }
 
-export function nonrootCases(): void {
+export function nonrootCases(scope: CaseScope = "full"): void {
+  const full = fullOnly(scope);
   describe("lv_nonroot on real LVM", () => {
     it("backs up /data from a snapshot under its original path; the second run is incremental", async () => {
       const inventory = vm1Inventory("nonroot", [dataJob({ excludes: ["/data/cache"] })]);
@@ -92,55 +94,61 @@ export function nonrootCases(): void {
       expect(second.stdout).toMatch(/COW/i);
     });
 
-    it("mounts the snapshot read-only, and stores a file changed mid-run as it was at the snapshot", async () => {
-      await writeRandom("/data/bulk/blob.bin", 48);
-      await guest().run("echo BEFORE >/data/docs/consistency.txt; sync");
-      const inventory = vm1Inventory("nonroot-consistency", [dataJob()]);
-      await guest().spawn("probe", probeSnapshotMount("/data"));
-      // While the snapshot exists: change the file on the live /data, and say whether the snapshot
-      // still existed after the change was on disk.
-      await guest().spawn(
-        "change",
-        `${WAIT_FOR_SNAPSHOT}
+    full(
+      "mounts the snapshot read-only, and stores a file changed mid-run as it was at the snapshot",
+      async () => {
+        await writeRandom("/data/bulk/blob.bin", 48);
+        await guest().run("echo BEFORE >/data/docs/consistency.txt; sync");
+        const inventory = vm1Inventory("nonroot-consistency", [dataJob()]);
+        await guest().spawn("probe", probeSnapshotMount("/data"));
+        // While the snapshot exists: change the file on the live /data, and say whether the snapshot
+        // still existed after the change was on disk.
+        await guest().spawn(
+          "change",
+          `${WAIT_FOR_SNAPSHOT}
 echo AFTER >/data/docs/consistency.txt
 sync
 lvs --noheadings -o lv_name @rlvm_fleet | grep -q . && echo "changed-while-snapshot"`,
-      );
-      const run = await cli("backup", inventory);
-      expect(run.code, run.stdout + run.stderr).toBe(0);
-      expectSnapshotReported(run, "data", "lv_data");
+        );
+        const run = await cli("backup", inventory);
+        expect(run.code, run.stdout + run.stderr).toBe(0);
+        expectSnapshotReported(run, "data", "lv_data");
 
-      const probe = await spawnedLog("probe");
-      expect(probe).toMatch(/^mount=\/data \/dev\/mapper\/vg0-lv_data_rlvm_\S+ ext4 ro[,\s]/m);
-      expect(probe).toContain("write=refused");
-      // The host's own view of /data never changed: the bind lives in the agent's namespace only.
-      expect(probe).toContain("host-view=/dev/mapper/vg0-lv_data");
+        const probe = await spawnedLog("probe");
+        expect(probe).toMatch(/^mount=\/data \/dev\/mapper\/vg0-lv_data_rlvm_\S+ ext4 ro[,\s]/m);
+        expect(probe).toContain("write=refused");
+        // The host's own view of /data never changed: the bind lives in the agent's namespace only.
+        expect(probe).toContain("host-view=/dev/mapper/vg0-lv_data");
 
-      expect(await spawnedLog("change")).toContain("changed-while-snapshot");
-      expect((await guest().run("cat /data/docs/consistency.txt")).trim()).toBe("AFTER");
-      expect(await resticDump("data", "latest", "/data/docs/consistency.txt")).toBe("BEFORE\n");
-      expect(await guest().run("test ! -e /data/rlvm-write-probe && echo absent")).toContain("absent");
-    });
+        expect(await spawnedLog("change")).toContain("changed-while-snapshot");
+        expect((await guest().run("cat /data/docs/consistency.txt")).trim()).toBe("AFTER");
+        expect(await resticDump("data", "latest", "/data/docs/consistency.txt")).toBe("BEFORE\n");
+        expect(await guest().run("test ! -e /data/rlvm-write-probe && echo absent")).toContain("absent");
+      },
+    );
 
-    it("backs up an XFS LV: the snapshot mounts with nouuid, read-only, and restic stores /srv/xfs", async () => {
-      await writeRandom("/srv/xfs/bulk/blob.bin", 24);
-      const inventory = vm1Inventory("nonroot-xfs", [
-        dataJob({ name: "xfs", source: "/srv/xfs", lv: "lv_xfs", repos: ["xfs"] }),
-      ]);
-      await guest().spawn("probe", probeSnapshotMount("/srv/xfs"));
-      const run = await cli("backup", inventory);
-      expect(run.code, run.stdout + run.stderr).toBe(0);
-      expect(run.job("xfs")).toMatchObject({ status: "ok" });
-      expectSnapshotReported(run, "xfs", "lv_xfs");
-      const probe = await spawnedLog("probe");
-      expect(probe).toMatch(/^mount=\/srv\/xfs \/dev\/mapper\/vg0-lv_xfs_rlvm_\S+ xfs ro,\S*nouuid/m);
-      expect(probe).toContain("write=refused");
-      const snapshots = await resticSnapshots("xfs");
-      expect(snapshots).toHaveLength(1);
-      expect(snapshots[0]?.paths).toEqual(["/srv/xfs"]);
-      const paths = await resticPaths("xfs", "latest");
-      expect(paths).toEqual(expect.arrayContaining(["/srv/xfs/docs/x.txt", "/srv/xfs/bulk/blob.bin"]));
-      expect(await resticDump("xfs", "latest", "/srv/xfs/docs/x.txt")).toBe("hello from lv_xfs\n");
-    });
+    full(
+      "backs up an XFS LV: the snapshot mounts with nouuid, read-only, and restic stores /srv/xfs",
+      async () => {
+        await writeRandom("/srv/xfs/bulk/blob.bin", 24);
+        const inventory = vm1Inventory("nonroot-xfs", [
+          dataJob({ name: "xfs", source: "/srv/xfs", lv: "lv_xfs", repos: ["xfs"] }),
+        ]);
+        await guest().spawn("probe", probeSnapshotMount("/srv/xfs"));
+        const run = await cli("backup", inventory);
+        expect(run.code, run.stdout + run.stderr).toBe(0);
+        expect(run.job("xfs")).toMatchObject({ status: "ok" });
+        expectSnapshotReported(run, "xfs", "lv_xfs");
+        const probe = await spawnedLog("probe");
+        expect(probe).toMatch(/^mount=\/srv\/xfs \/dev\/mapper\/vg0-lv_xfs_rlvm_\S+ xfs ro,\S*nouuid/m);
+        expect(probe).toContain("write=refused");
+        const snapshots = await resticSnapshots("xfs");
+        expect(snapshots).toHaveLength(1);
+        expect(snapshots[0]?.paths).toEqual(["/srv/xfs"]);
+        const paths = await resticPaths("xfs", "latest");
+        expect(paths).toEqual(expect.arrayContaining(["/srv/xfs/docs/x.txt", "/srv/xfs/bulk/blob.bin"]));
+        expect(await resticDump("xfs", "latest", "/srv/xfs/docs/x.txt")).toBe("hello from lv_xfs\n");
+      },
+    );
   });
 }

@@ -1,5 +1,6 @@
 // lv_root on real LVM: restic chrooted into a snapshot of the running root, with --one-file-system.
 import { describe, expect, it } from "vitest";
+import { type CaseScope, fullOnly } from "../helpers/case-scope.js";
 import {
   cli,
   guest,
@@ -32,7 +33,8 @@ async function cacheDirs(): Promise<string[]> {
   return out.split("\n").filter((l) => l !== "" && l !== "CACHEDIR.TAG");
 }
 
-export function rootCases(): void {
+export function rootCases(scope: CaseScope = "full"): void {
+  const full = fullOnly(scope);
   describe("lv_root on real LVM", () => {
     it("backs up / from a snapshot of the running root: excludes honoured, no pseudo-filesystems, the cache persists", async () => {
       // A second repository on the root LV itself, as a one-disk server would have it.
@@ -117,37 +119,43 @@ export function rootCases(): void {
         expect(cachedAfter).toContain(file);
     }
 
-    it("is not disturbed by processes coming and going while restic scans / (the bound /proc)", async () => {
-      // A busy server: short-lived processes all the time, so /proc's entries change during the scan.
-      await guest().spawn(
-        "churn",
-        "for k in 1 2 3 4 5 6; do (end=$((SECONDS + 300)); while [ $SECONDS -lt $end ]; do sleep 0.03; done) & done; wait",
-      );
-      const inventory = vm1Inventory("root-churn", [rootJob()]);
-      try {
-        // Before the fix (restic lstat()ing the bound /proc's entries) this failed on every try here.
+    full(
+      "is not disturbed by processes coming and going while restic scans / (the bound /proc)",
+      async () => {
+        // A busy server: short-lived processes all the time, so /proc's entries change during the scan.
+        await guest().spawn(
+          "churn",
+          "for k in 1 2 3 4 5 6; do (end=$((SECONDS + 300)); while [ $SECONDS -lt $end ]; do sleep 0.03; done) & done; wait",
+        );
+        const inventory = vm1Inventory("root-churn", [rootJob()]);
+        try {
+          // Before the fix (restic lstat()ing the bound /proc's entries) this failed on every try here.
+          const run = await cli("backup", inventory);
+          expect(run.code, run.stdout + run.stderr).toBe(0);
+          expect(run.job("root").repos[0]).toMatchObject({ status: "ok", error: null });
+        } finally {
+          await guest().run("pkill -f '/run/rlvm-test/churn[.]sh' || true; sleep 0.5");
+        }
+      },
+    );
+
+    full(
+      "with an empty exclude_paths, nothing from /proc, /sys, /dev, the bound repositories or restic's cache is in the backup",
+      async () => {
+        // restic's cache has content before the snapshot is taken.
+        await guest().run(
+          `restic --repo ${repo("root")} --password-file ${PASSWORD_FILE} snapshots >/dev/null`,
+        );
+        const inventory = vm1Inventory("root-no-excludes", [rootJob({ snapshotSize: "512M", excludes: [] })]);
         const run = await cli("backup", inventory);
         expect(run.code, run.stdout + run.stderr).toBe(0);
-        expect(run.job("root").repos[0]).toMatchObject({ status: "ok", error: null });
-      } finally {
-        await guest().run("pkill -f '/run/rlvm-test/churn[.]sh' || true; sleep 0.5");
-      }
-    });
-
-    it("with an empty exclude_paths, nothing from /proc, /sys, /dev, the bound repositories or restic's cache is in the backup", async () => {
-      // restic's cache has content before the snapshot is taken.
-      await guest().run(
-        `restic --repo ${repo("root")} --password-file ${PASSWORD_FILE} snapshots >/dev/null`,
-      );
-      const inventory = vm1Inventory("root-no-excludes", [rootJob({ snapshotSize: "512M", excludes: [] })]);
-      const run = await cli("backup", inventory);
-      expect(run.code, run.stdout + run.stderr).toBe(0);
-      expectSnapshotReported(run, "root", "lv_root");
-      const paths = await resticPaths("root", "latest");
-      expect(paths).toEqual(
-        expect.arrayContaining(["/usr/bin/bash", "/etc/hostname", "/proc", "/dev", "/sys"]),
-      );
-      expect(forbidden(paths)).toEqual([]);
-    });
+        expectSnapshotReported(run, "root", "lv_root");
+        const paths = await resticPaths("root", "latest");
+        expect(paths).toEqual(
+          expect.arrayContaining(["/usr/bin/bash", "/etc/hostname", "/proc", "/dev", "/sys"]),
+        );
+        expect(forbidden(paths)).toEqual([]);
+      },
+    );
   });
 }

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { isProcessAlive } from "../../integration/harness/process-tree.js";
 import { requireExecutable } from "../../integration/harness/prerequisites.js";
 import { runCommand, runCommandOrThrow, type CommandResult } from "../../integration/harness/run-command.js";
-import { cacheRoot, ensureImage, GUEST_LOGIN, type GuestImage } from "./image.js";
+import { cacheRoot, ensureImage, GUEST_LOGIN, type GuestImage, type Suite } from "./image.js";
 import { recordTiming, vmLog } from "./log.js";
 import { freePort } from "../../../src/demo/free-port.js";
 import { startQemu, type Qemu } from "./qemu.js";
@@ -88,9 +88,9 @@ function sweepStaleRuns(runs: string): void {
   }
 }
 
-/** Builds (or finds) the image, boots it and waits for its sshd. */
-export async function bootGuest(): Promise<Guest> {
-  const image = await ensureImage();
+/** Builds (or finds) the suite's image, boots it and waits for its sshd. */
+export async function bootGuest(suite: Suite): Promise<Guest> {
+  const image = await ensureImage(suite);
   const runs = join(cacheRoot(), "runs");
   sweepStaleRuns(runs);
   mkdirSync(runs, { recursive: true });
@@ -139,7 +139,7 @@ export async function bootGuest(): Promise<Guest> {
   }
   if (qemu === undefined) throw new Error("qemu did not start (see the messages above)");
   writeFileSync(knownHostsFile, `[127.0.0.1]:${port} ${image.hostKeyPub}\n`);
-  vmLog(`guest booting (qemu pid ${qemu.pid}, ssh on 127.0.0.1:${port}, console ${consoleLog})`);
+  vmLog(`${suite} guest booting (qemu pid ${qemu.pid}, ssh on 127.0.0.1:${port}, console ${consoleLog})`);
 
   const sshArgs = (extra: string[] = []) => [
     "-F",
@@ -198,7 +198,7 @@ export async function bootGuest(): Promise<Guest> {
       if (!off) vmLog("the guest did not power off within 90 s; killing qemu");
       running.kill();
       await running.exited;
-      recordTiming("poweroff", Date.now() - stopping);
+      recordTiming(`${suite} poweroff`, Date.now() - stopping);
     }
     await runCommand(ssh, [...sshArgs(), "-O", "exit"], { timeoutMs: 10_000 }).catch(() => undefined);
     if (process.env["RLVM_VM_KEEP"] === "1") vmLog(`kept ${dir} (RLVM_VM_KEEP=1)`);
@@ -218,6 +218,13 @@ export async function bootGuest(): Promise<Guest> {
       if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(probe.stderr)) {
         throw new Error(`the guest's host key is not the one the image was built with:\n${probe.stderr}`);
       }
+      // The ControlPath lives in the run directory: a long RLVM_VM_CACHE makes it exceed a socket's
+      // 108 bytes, and every probe would fail the same way until the boot timeout.
+      if (/too long for Unix domain socket/.test(probe.stderr)) {
+        throw new Error(
+          `ssh cannot create its control socket (use a shorter RLVM_VM_CACHE): ${probe.stderr.trim()}`,
+        );
+      }
       if (Date.now() > deadline) {
         throw new Error(
           `the guest's sshd did not answer within ${BOOT_TIMEOUT_MS / 60_000} min; last ssh error: ${probe.stderr.trim()}\n${running.consoleTail(60)}`,
@@ -225,7 +232,7 @@ export async function bootGuest(): Promise<Guest> {
       }
       await new Promise((r) => setTimeout(r, 2000));
     }
-    recordTiming("boot: qemu start to sshd answering", Date.now() - started);
+    recordTiming(`${suite} boot: qemu start to sshd answering`, Date.now() - started);
     const root = (await run("findmnt -n -o SOURCE /")).trim();
     if (root !== "/dev/mapper/vg0-lv_root") throw new Error(`the guest's root is ${root}, not vg0/lv_root`);
   } catch (error) {

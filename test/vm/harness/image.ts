@@ -1,7 +1,7 @@
 // The guest image and its prepared LVM disk, built once and cached under
 // ~/.cache/rlvm-fleet/vm/<hash of the recipe>/ (RLVM_VM_CACHE overrides the parent directory).
 //
-//   1. image:   mmdebstrap a bookworm tree, customise it (guest/customize.sh), `mkfs.ext4 -d` it into
+//   1. image:   mmdebstrap a Debian tree (bookworm or trixie: SUITES), customise it (guest/customize.sh), `mkfs.ext4 -d` it into
 //               root.img; keep its kernel and initrd, the test's client key and the guest's host key.
 //   2. prepare: boot root.img once with a blank disk (guest/prepare.sh): vg0 with lv_root (a copy of the
 //               root), lv_data, lv_xfs and lv_backup; the result is disk.img, the only disk later boots
@@ -23,7 +23,9 @@ import { vmLog, recordTiming } from "./log.js";
 
 /** Bump to rebuild every cached image (anything the recipe's text does not already cover). */
 export const RECIPE_VERSION = 1;
-export const SUITE = "bookworm";
+/** The guests' Debian releases: 12 and 13, each with its own restic (0.14 and 0.18). */
+export const SUITES = ["bookworm", "trixie"] as const;
+export type Suite = (typeof SUITES)[number];
 export const MIRROR = process.env["RLVM_VM_MIRROR"] ?? "http://deb.debian.org/debian";
 export const PACKAGES = [
   "linux-image-amd64",
@@ -55,6 +57,7 @@ export const GUEST_LOGIN = "rlvmvm";
 export const GUEST_HOSTNAME = "rlvm-vm";
 
 export interface GuestImage {
+  readonly suite: Suite;
   readonly dir: string;
   readonly kernel: string;
   readonly initrd: string;
@@ -71,11 +74,11 @@ export function cacheRoot(): string {
 }
 
 /** The image's recipe: everything that decides its content. Its hash names the cache entry. */
-export function imageRecipe(): string {
+export function imageRecipe(suite: Suite): string {
   return JSON.stringify(
     {
       version: RECIPE_VERSION,
-      suite: SUITE,
+      suite,
       mirror: MIRROR,
       variant: "apt",
       packages: PACKAGES,
@@ -88,9 +91,9 @@ export function imageRecipe(): string {
 }
 
 /** The prepared disk's recipe: the image's, plus the script of the first boot and the disk's size. */
-export function diskRecipe(): string {
+export function diskRecipe(suite: Suite): string {
   return JSON.stringify({
-    image: hash(imageRecipe()),
+    image: hash(imageRecipe(suite)),
     diskSize: DISK_SIZE_BYTES,
     prepare: readFileSync(PREPARE, "utf8"),
   });
@@ -98,12 +101,13 @@ export function diskRecipe(): string {
 
 const hash = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 16);
 
-export function imageDir(): string {
-  return join(cacheRoot(), hash(imageRecipe()));
+export function imageDir(suite: Suite): string {
+  return join(cacheRoot(), hash(imageRecipe(suite)));
 }
 
-function paths(dir: string) {
-  const disk = `disk-${hash(diskRecipe())}`;
+function paths(suite: Suite) {
+  const dir = imageDir(suite);
+  const disk = `disk-${hash(diskRecipe(suite))}`;
   return {
     kernel: join(dir, "vmlinuz"),
     initrd: join(dir, "initrd.img"),
@@ -117,21 +121,46 @@ function paths(dir: string) {
   };
 }
 
-/** True when both stages are cached: a run then needs only qemu. */
-export function cachedImageReady(): boolean {
-  const p = paths(imageDir());
-  return existsSync(p.imageDone) && existsSync(p.diskDone);
+/** True when both stages are cached for every suite named: a run then needs only qemu. */
+export function cachedImageReady(suites: readonly Suite[] = SUITES): boolean {
+  return suites.every((suite) => {
+    const p = paths(suite);
+    return existsSync(p.imageDone) && existsSync(p.diskDone);
+  });
 }
 
-/** The cached image, built first if needed. */
-export async function ensureImage(): Promise<GuestImage> {
-  const dir = imageDir();
-  const p = paths(dir);
-  if (!existsSync(p.imageDone)) await buildImage(dir);
-  else vmLog(`image cached: ${dir}`);
-  if (!existsSync(p.diskDone)) await prepareDisk(dir);
-  else vmLog("prepared LVM disk cached");
+/** Image builds under way in this process, so that a prebuild and the boot that needs it share one. */
+const building = new Map<Suite, Promise<void>>();
+
+function buildOnce(suite: Suite): Promise<void> {
+  let build = building.get(suite);
+  if (build === undefined) {
+    build = buildImage(suite).finally(() => building.delete(suite));
+    building.set(suite, build);
+  }
+  return build;
+}
+
+/**
+ * Starts building a suite's image (stage 1 only: mmdebstrap, no qemu) in the background when it is
+ * not cached, so that it overlaps another guest's boot instead of adding to the tier's time. The
+ * prepare boot stays in ensureImage: two TCG guests at once would share 2 cores. A failure here
+ * surfaces in the ensureImage that needs the image.
+ */
+export function prebuildImage(suite: Suite): void {
+  if (!existsSync(paths(suite).imageDone)) buildOnce(suite).catch(() => undefined);
+}
+
+/** The cached image of a suite, built first if needed. */
+export async function ensureImage(suite: Suite): Promise<GuestImage> {
+  const dir = imageDir(suite);
+  const p = paths(suite);
+  if (!existsSync(p.imageDone)) await buildOnce(suite);
+  else vmLog(`${suite} image cached: ${dir}`);
+  if (!existsSync(p.diskDone)) await prepareDisk(suite);
+  else vmLog(`${suite} prepared LVM disk cached`);
   return {
+    suite,
     dir,
     kernel: p.kernel,
     initrd: p.initrd,
@@ -141,7 +170,8 @@ export async function ensureImage(): Promise<GuestImage> {
   };
 }
 
-async function buildImage(dir: string): Promise<void> {
+async function buildImage(suite: Suite): Promise<void> {
+  const dir = imageDir(suite);
   const started = Date.now();
   await mkdir(cacheRoot(), { recursive: true });
   const work = `${dir}.build-${process.pid}`;
@@ -149,10 +179,10 @@ async function buildImage(dir: string): Promise<void> {
   await mkdir(work, { recursive: true });
   try {
     const rootfs = join(work, "rootfs");
-    vmLog(`building the guest image in ${work} (mmdebstrap ${SUITE}, about 2 minutes)`);
+    vmLog(`building the guest image in ${work} (mmdebstrap ${suite}, about 2 minutes)`);
     const debootstrap = await runCommand(
       requireExecutable("mmdebstrap"),
-      ["--variant=apt", `--include=${PACKAGES.join(",")}`, SUITE, rootfs, MIRROR],
+      ["--variant=apt", `--include=${PACKAGES.join(",")}`, suite, rootfs, MIRROR],
       { timeoutMs: 20 * 60_000 },
     );
     if (debootstrap.code !== 0) {
@@ -160,7 +190,7 @@ async function buildImage(dir: string): Promise<void> {
         `mmdebstrap failed (${debootstrap.code ?? debootstrap.signal}):\n${debootstrap.stderr.slice(-4000)}`,
       );
     }
-    recordTiming("image: mmdebstrap", Date.now() - started);
+    recordTiming(`${suite} image: mmdebstrap`, Date.now() - started);
     const key = await generateEd25519Key(join(work, "id_ed25519"), { comment: "rlvm-fleet-vm-tier" });
     await runCommandOrThrow("bash", [CUSTOMIZE, rootfs, key.publicKeyPath, work], { timeoutMs: 10 * 60_000 });
     const boot = join(rootfs, "boot");
@@ -178,9 +208,9 @@ async function buildImage(dir: string): Promise<void> {
       ["-q", "-F", "-L", "root", "-d", rootfs, join(work, "root.img"), ROOT_IMAGE_SIZE],
       { timeoutMs: 10 * 60_000 },
     );
-    recordTiming("image: mkfs.ext4 -d", Date.now() - mkfsStarted);
+    recordTiming(`${suite} image: mkfs.ext4 -d`, Date.now() - mkfsStarted);
     await rm(rootfs, { recursive: true, force: true });
-    await writeFile(join(work, "recipe.json"), imageRecipe());
+    await writeFile(join(work, "recipe.json"), imageRecipe(suite));
     await writeFile(join(work, "image.done"), `${new Date().toISOString()}\n`);
     await rm(dir, { recursive: true, force: true });
     await rename(work, dir);
@@ -188,13 +218,13 @@ async function buildImage(dir: string): Promise<void> {
     await rm(work, { recursive: true, force: true });
     throw error;
   }
-  recordTiming("image: build total", Date.now() - started);
-  vmLog(`image built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  recordTiming(`${suite} image: build total`, Date.now() - started);
+  vmLog(`${suite} image built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
-async function prepareDisk(dir: string): Promise<void> {
+async function prepareDisk(suite: Suite): Promise<void> {
   const started = Date.now();
-  const p = paths(dir);
+  const p = paths(suite);
   const tmp = `${p.disk}.tmp-${process.pid}`;
   const consoleLog = `${p.disk}.console.log`;
   // The script travels on a third disk, NUL-padded to whole sectors (the image's rlvm-prepare runs it).
@@ -210,7 +240,7 @@ async function prepareDisk(dir: string): Promise<void> {
     tmp,
     String(DISK_SIZE_BYTES),
   ]);
-  vmLog("preparing the LVM disk: first boot of the image (about 3 minutes under TCG)");
+  vmLog(`preparing the ${suite} LVM disk: first boot of the image (about 3 minutes under TCG)`);
   const qemu = startQemu({
     kernel: p.kernel,
     initrd: p.initrd,
@@ -240,8 +270,8 @@ async function prepareDisk(dir: string): Promise<void> {
     );
   }
   await rename(tmp, p.disk);
-  await writeFile(p.diskRecipe, diskRecipe());
+  await writeFile(p.diskRecipe, diskRecipe(suite));
   await writeFile(p.diskDone, `${new Date().toISOString()}\n`);
-  recordTiming("prepare: first boot, root onto LVM", Date.now() - started);
-  vmLog(`LVM disk prepared in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  recordTiming(`${suite} prepare: first boot, root onto LVM`, Date.now() - started);
+  vmLog(`${suite} LVM disk prepared in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }

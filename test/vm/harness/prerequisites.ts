@@ -1,7 +1,7 @@
 // What the VM tier needs on this machine, and the skip-or-fail rule of DESIGN §9.
 import { describeOrSkip } from "../../helpers/skip-or-fail.js";
 import { findExecutable, isRoot } from "../../integration/harness/prerequisites.js";
-import { cachedImageReady } from "./image.js";
+import { cachedImageReady, SUITES, type Suite } from "./image.js";
 
 interface Tool {
   readonly tool: string;
@@ -21,10 +21,10 @@ const TOOLS: readonly Tool[] = [
   { tool: "chroot", debianPackage: "coreutils", buildOnly: true },
 ];
 
-/** Why the VM tier cannot run here, or undefined when it can. */
-export function missingVmPrerequisites(): string | undefined {
+/** Why the VM tier cannot run the guests of these suites here, or undefined when it can. */
+export function missingVmPrerequisites(suites: readonly Suite[] = SUITES): string | undefined {
   if (process.platform !== "linux") return `the VM tier needs Linux (this is ${process.platform})`;
-  const cached = cachedImageReady();
+  const cached = cachedImageReady(suites);
   const missing = TOOLS.filter((t) => !(cached && t.buildOnly) && findExecutable(t.tool) === undefined);
   const problems: string[] = [];
   if (missing.length > 0) {
@@ -41,6 +41,6 @@ export function missingVmPrerequisites(): string | undefined {
  * `describe` for the VM tier: skipped with a printed reason when the machine cannot run it, a failure
  * instead where RLVM_REQUIRE_VM=1 (CI).
  */
-export function describeVm(name: string, body: () => void): void {
-  describeOrSkip("vm", name, missingVmPrerequisites(), body);
+export function describeVm(name: string, suites: readonly Suite[], body: () => void): void {
+  describeOrSkip("vm", name, missingVmPrerequisites(suites), body);
 }

@@ -1,9 +1,12 @@
 // Not a test: builds the guest image if needed, boots it, shows its LVM layout and powers it off.
-//     npx tsx test/vm/harness/smoke.ts        (RLVM_VM_KEEP=1 keeps the run directory and console log)
+//     npx tsx test/vm/harness/smoke.ts [bookworm|trixie]   (RLVM_VM_KEEP=1 keeps the run directory and console log)
 import { bootGuest } from "./guest.js";
+import { SUITES, type Suite } from "./image.js";
 import { recordedTimings } from "./log.js";
 
-const guest = await bootGuest();
+const suite = (process.argv[2] ?? "bookworm") as Suite;
+if (!SUITES.includes(suite)) throw new Error(`unknown suite ${suite} (one of ${SUITES.join(", ")})`);
+const guest = await bootGuest(suite);
 try {
   console.log(
     await guest.run(
