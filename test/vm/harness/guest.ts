@@ -158,11 +158,12 @@ export async function bootGuest(suite: Suite): Promise<Guest> {
     "BatchMode=yes",
     "-o",
     "ServerAliveInterval=15",
-    // One connection for every guest command: a handshake costs a second under TCG.
+    // One connection for every guest command: a handshake costs a second under TCG. A short fixed name
+    // (one guest per run directory; %C would add 40 characters toward a socket path's 108-byte limit).
     "-o",
     "ControlMaster=auto",
     "-o",
-    `ControlPath=${join(dir, "ssh-%C")}`,
+    `ControlPath=${join(dir, "ssh")}`,
     "-o",
     "ControlPersist=60",
     ...extra,
