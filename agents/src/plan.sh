@@ -24,6 +24,7 @@ declare -a COPY_ID=() COPY_JOB=() COPY_FROM=() COPY_URL=() COPY_PWFILE=() COPY_L
 declare -A ID_SEEN=()           # repo and copy IDs share one namespace
 declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
 declare -A PRUNE_REPO_ID=()     # maintain: repo or copy id -> the restic repository id it must have
+declare -A READ_JOBS=()         # status: repo or copy id -> the jobs (space-separated) whose snapshots it reads
 declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
 declare -a TARGET_REPO_ID=()    # restic's repository id per target, as emit_repo_identities read it
 declare -a FIELDS=() VALS=()
@@ -100,6 +101,25 @@ want_nonempty() {
 
 want_job() {
   if [[ -z ${JOB_INDEX[$1]+set} ]]; then plan_error "names a job that was not declared before"; fi
+}
+
+# want_read_jobs JOBS: JOBS is a comma-separated list of distinct job names (of any host: the
+# repository's other hosts' jobs too); REPLY = the names, space-separated.
+want_read_jobs() {
+  local rest=$1 name
+  local -A seen=()
+  local -a jobs=()
+  if [[ -z $rest || $rest == ,* || $rest == *, || $rest == *,,* ]]; then plan_error "expected job names separated by commas"; fi
+  while :; do
+    name=${rest%%,*}
+    want_name "a job name" "$name"
+    if [[ -n ${seen[$name]-} ]]; then plan_error "a job named twice"; fi
+    seen[$name]=1
+    jobs+=("$name")
+    if [[ $rest != *,* ]]; then break; fi
+    rest=${rest#*,}
+  done
+  REPLY="${jobs[*]}"
 }
 
 want_new_id() {
@@ -188,6 +208,13 @@ read_plan() {
         if [[ -n ${PRUNE_REPO_ID[${VALS[0]}]+set} ]]; then plan_error "prune given twice"; fi
         if [[ ! ${VALS[1]} =~ $SHA256_RE ]]; then plan_error "expected a restic repository id"; fi
         PRUNE_REPO_ID[${VALS[0]}]=${VALS[1]}
+        ;;
+      read)
+        want_values 2
+        if [[ -z ${ID_SEEN[${VALS[0]}]+set} ]]; then plan_error "names an id that was not declared before"; fi
+        if [[ -n ${READ_JOBS[${VALS[0]}]+set} ]]; then plan_error "read given twice"; fi
+        want_read_jobs "${VALS[1]}"
+        READ_JOBS[${VALS[0]}]=$REPLY
         ;;
       retention)
         want_values 6
@@ -328,6 +355,10 @@ read_plan() {
   if [[ $PLAN_MAINTAIN == true || ${#PRUNE_REPO_ID[@]} -gt 0 ]] &&
     [[ $PLAN_COMMAND != prune || $PLAN_MAINTAIN != true || ${#PRUNE_REPO_ID[@]} -eq 0 || $PLAN_DRY_RUN == true ]]; then
     fail agent_protocol "maintain and prune records go together, in a prune plan without dry_run"
+  fi
+  # The read records say which repositories a status run reads whole (for every host that uses them).
+  if ((${#READ_JOBS[@]} > 0)) && [[ $PLAN_COMMAND != status ]]; then
+    fail agent_protocol "read records in a plan for $PLAN_COMMAND"
   fi
   for i in "${!JOB_NAME[@]}"; do
     if is_lv_job "$i" && [[ -z ${VG_SNAPSHOTS[${JOB_VG[i]}]+set} ]]; then

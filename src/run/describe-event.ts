@@ -30,10 +30,10 @@ export function describeEvent(event: AgentEvent, plan: AgentPlan): string {
       return `${event.job} → ${label(plan, event.repo)}: FAILED ${event.message}`;
     case "repo_pruned":
       return `${label(plan, event.repo)}: ${event.ok ? "pruned" : `prune FAILED ${event.message}`}`;
-    case "latest":
-      return `${event.job} → ${label(plan, event.repo)}: ${event.snapshots.length} snapshot(s)`;
-    case "latest_failed":
-      return `${event.job} → ${label(plan, event.repo)}: FAILED ${event.message}`;
+    case "repo_snapshots":
+      return `${label(plan, event.repo)}: ${event.snapshots.length} snapshot(s) read`;
+    case "repo_snapshots_failed":
+      return `${label(plan, event.repo)}: read FAILED ${event.message}`;
     case "job_end":
       return `job ${event.job} done`;
     default:

@@ -24,6 +24,7 @@ const use = (
   retention: true,
   forget,
   prune: null,
+  read: null,
 });
 
 describe("assignPrunes", () => {

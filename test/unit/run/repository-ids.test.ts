@@ -22,6 +22,7 @@ describe("trackRepositoryIds", () => {
     copies: new Map([
       ["c1", { job: "web", from: "/srv/repo", to: "/mnt/copy", url: "/mnt/copy", retention: false }],
     ]),
+    reads: new Map(),
   };
 
   it("gives every plan entry its id, or null when the agent read none, never a raw URL", () => {
