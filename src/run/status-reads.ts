@@ -120,12 +120,18 @@ export function withPhase2Reads(
     const read = phase2.uses.find((u) => u.host === use.host && u.entry === use.entry)?.read ?? null;
     if (read !== null) return { ...use, read };
     const result = phase2.results.get(use.host);
+    // A finished agent that sent no read: its line was dropped (too long, or not valid; see its warnings).
+    const why =
+      result?.error?.message ??
+      (finished(result)
+        ? "the agent reported no read of it"
+        : `the host ended ${result?.status ?? "stopped"}`);
     return {
       ...use,
       read: {
         ok: false,
         duration_ms: null,
-        error: `the read did not run on ${use.host}: ${result?.error?.message ?? result?.status ?? "the run was stopped"}`,
+        error: `the read did not run on ${use.host}: ${why}`,
         snapshots: [],
         whole: true,
       },
