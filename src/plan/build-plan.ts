@@ -8,6 +8,7 @@ import {
   type Category,
   type Job,
   type ResticConfig,
+  type Retention,
 } from "../config/model.js";
 import { loadResticConfig } from "../config/load-config.js";
 import type { InventoryFormat } from "../inventory/inventory-source.js";
@@ -61,7 +62,7 @@ export interface FleetPlan {
 export interface MaintainedRepository {
   declaration: RepositoryDeclaration;
   maintainer: HostSpec;
-  uses: { host: string; job: string; copy: boolean }[];
+  uses: { host: string; job: string; copy: boolean; keep: Retention | null }[];
 }
 
 export interface PlanWarning {
@@ -155,11 +156,11 @@ function hasConfig(host: HostSpec): host is BackupHost {
   return host.config !== null;
 }
 
-/** The repositories of a job's plan entries, copy destinations marked. */
-function jobRepositories(job: Job): { repo: string; copy: boolean }[] {
+/** The repositories of a job's plan entries, copy destinations marked, with their keep values. */
+function jobRepositories(job: Job): { repo: string; copy: boolean; keep: Retention | null }[] {
   return job.repositories.flatMap((r) => [
-    { repo: r.repo, copy: false },
-    ...r.copy_to.map((c) => ({ repo: c.repo, copy: true })),
+    { repo: r.repo, copy: false, keep: r.retention },
+    ...r.copy_to.map((c) => ({ repo: c.repo, copy: true, keep: c.retention })),
   ]);
 }
 
@@ -194,6 +195,19 @@ function checkDeclarations(
         hint: "write url exactly as the configs name the repository",
       };
     });
+  // One maintenance run per host: its restic sees one environment.
+  const envOf = new Map<string, RepositoryDeclaration>();
+  for (const declaration of inventory.repositories) {
+    const first = envOf.get(declaration.maintenance_host);
+    if (first === undefined) envOf.set(declaration.maintenance_host, declaration);
+    else if (first.env_file !== declaration.env_file)
+      problems.push({
+        file: inventory.file,
+        path: `${declaration.path}.env_file`,
+        message: `[${first.path}] and [${declaration.path}] are both maintained on ${declaration.maintenance_host} with different env_file settings`,
+        hint: "give the repositories one maintenance host the same env_file (one file can hold every repository's variables)",
+      });
+  }
   if (problems.length > 0) throw new UsageError("the inventory is not valid", { problems });
 }
 
@@ -206,7 +220,7 @@ function withRepositories(plan: FleetPlan): FleetPlan {
       jobs.flatMap((job) =>
         jobRepositories(job)
           .filter(({ repo }) => repositoryIdentity(repo) === identity)
-          .map(({ copy }) => ({ host: host.name, job: job.name, copy })),
+          .map(({ copy, keep }) => ({ host: host.name, job: job.name, copy, keep })),
       ),
     );
     const maintainer = plan.inventory.hosts.find((h) => h.name === declaration.maintenance_host);

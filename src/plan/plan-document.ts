@@ -63,7 +63,7 @@ export function planDocument(plan: FleetPlan): PlanDocument {
       url: maskRepository(declaration.url),
       maintenance_host: declaration.maintenance_host,
       maintenance_url: maskRepository(declaration.maintenance_url),
-      uses,
+      uses: uses.map(({ host, job, copy }) => ({ host, job, copy })),
     })),
   };
 }

@@ -66,13 +66,15 @@ env_file = "/etc/rlvm-fleet/offsite.env"
       env_file: "/etc/rlvm-fleet/offsite.env",
     });
     // The trailing slash differs from the config's spelling: one repository all the same.
+    // Each use with the keep values of that entry: the forget its maintenance host runs.
+    const keep = { last: 0, daily: 7, weekly: 0, monthly: 0, yearly: 0 };
     expect(offsite?.uses).toEqual([
-      { host: "web1", job: "data", copy: true },
-      { host: "web2", job: "data", copy: true },
+      { host: "web1", job: "data", copy: true, keep },
+      { host: "web2", job: "data", copy: true, keep },
     ]);
     // --limit narrows the uses, not the declaration's validity.
     expect(buildPlan(file, { limit: "web2" }).repositories?.[0]?.uses).toEqual([
-      { host: "web2", job: "data", copy: true },
+      { host: "web2", job: "data", copy: true, keep },
     ]);
     // Without maintenance_url the maintenance host uses url.
     const plain = inventoryWith(
@@ -191,5 +193,35 @@ password_file = "/etc/pw"
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain("repositories.offsite.url");
     expect(wrong.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("refuses two repositories of one maintenance host with different env_file settings", () => {
+    const config = CONFIG.replace("prune_keep_last = 3", "prune_keep_last = 3\n").replace(
+      "[[standard_path.data.repositories.copy_to]]",
+      `[[standard_path.data.repositories.copy_to]]
+repo = "sftp:vault:/srv/other"
+password_file = "/etc/restic/pw"
+
+[[standard_path.data.repositories.copy_to]]`,
+    );
+    const written = writeTree({
+      "inventory.toml": `${HOSTS}
+[repositories.offsite]
+url = "${OFFSITE}"
+maintenance_host = "vault"
+password_file = "/etc/pw"
+env_file = "/etc/a.env"
+
+[repositories.other]
+url = "sftp:vault:/srv/other"
+maintenance_host = "vault"
+password_file = "/etc/pw"
+`,
+      "host.toml": config,
+    });
+    cleanup = written.cleanup;
+    expect(problemsOf(() => buildPlan(`${written.dir}/inventory.toml`))).toEqual([
+      "repositories.other.env_file: [repositories.offsite] and [repositories.other] are both maintained on vault with different env_file settings",
+    ]);
   });
 });
