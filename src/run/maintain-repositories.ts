@@ -132,15 +132,29 @@ export function applyMaintenance(
       setForget(resultOf(forHost), use.label, { ...apply, job });
     }
   };
+  // Not maintained because the hosts could not show which repository it is: their access to it is
+  // what is broken, so the reachable ones fail (never a silent skip).
   for (const { repository, reason } of schedule.refused)
-    for (const use of repository.uses)
+    for (const use of repository.uses) {
       mark(repository, use.host, use.job, {
         ok: false,
-        ran: false,
+        ran: true,
         error: reason,
         duration_ms: null,
         job: use.job,
       });
+      const result = resultOf(use.host);
+      if (result !== undefined && (result.status === "ok" || result.status === "partial")) {
+        result.status = "failed";
+        result.error = {
+          code: "prune_failed",
+          message: reason,
+          hint: `check that ${use.host} can open the repository (rlvm-fleet check)`,
+        };
+        const job = result.jobs.find((j) => j.name === use.job);
+        if (job !== undefined) job.status = "failed";
+      }
+    }
   for (const run of schedule.runs) {
     const name = run.hostPlan.host.name;
     const result = outcome.results.get(name);
