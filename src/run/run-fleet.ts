@@ -9,6 +9,12 @@ import { loadLocalFiles } from "./local-files.js";
 import type { ProgressEvent } from "../report/progress-event.js";
 import type { RepositoryPrune, RepositoryUse } from "../report/repositories.js";
 import { assignPrunes, maintenancePlans, mergePhases, pruneOutcomes } from "./prune-repositories.js";
+import {
+  applyMaintenance,
+  maintainedIdentities,
+  scheduleMaintenance,
+  type MaintenanceEvents,
+} from "./maintain-repositories.js";
 import { runHost, type HostRunContext } from "./run-host.js";
 import {
   assignMissingReads,
@@ -108,7 +114,10 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
   const startedAt = new Date();
   const runId = newRunId(startedAt);
   const files = loadLocalFiles(
-    request.plan.hosts.map((h) => h.host),
+    [
+      ...request.plan.hosts.map((h) => h.host),
+      ...(request.command === "prune" ? (request.plan.repositories ?? []).map((r) => r.maintainer) : []),
+    ],
     request.plan.inventory.file,
   );
   const repositories: RepositoryUse[] = [];
@@ -182,12 +191,53 @@ async function runPhases(
         warnings: request.plan.warnings ?? [],
       }),
     );
-  let results = await runHosts(request.plan.hosts, context);
+  const maintained = request.command === "prune" ? maintainedIdentities(request.plan) : new Set<string>();
+  let results = await runHosts(
+    request.plan.hosts,
+    maintained.size === 0 ? context : { ...context, maintainedElsewhere: maintained },
+  );
   let prunes: RepositoryPrune[] = [];
   if (request.command === "prune") {
+    // [repositories]: forgets and prune on each maintenance host, once the hosts have read the ids.
+    const schedule = scheduleMaintenance(request.plan, repositories);
+    if (schedule.runs.length > 0 || schedule.refused.length > 0) {
+      const events = new Map<string, MaintenanceEvents>();
+      const ran = await runHosts(
+        schedule.runs.map((run) => run.hostPlan),
+        {
+          ...context,
+          recordRepositories: () => {},
+          maintained: (host) => {
+            const run = schedule.runs.find((r) => r.hostPlan.host.name === host.name);
+            return run === undefined ? undefined : { envFile: run.envFile, entries: run.entries };
+          },
+          onMaintenanceEvent: (host, event) => {
+            const found = events.get(host) ?? { forgets: [], prunes: [] };
+            events.set(host, found);
+            if (event.event === "forget_for_done") found.forgets.push(event);
+            else found.prunes.push(event);
+          },
+          onProgress: (event) =>
+            request.onProgress(
+              event.step === "done"
+                ? { host: event.host, step: "running", detail: `maintenance ${event.status ?? "done"}` }
+                : event,
+            ),
+        },
+        "maintenance",
+      );
+      const applied = applyMaintenance(
+        schedule,
+        { results: new Map(ran.map((r) => [r.name, r])), events },
+        { results, uses: repositories, dryRun: request.dryRun === true },
+      );
+      results = applied.results;
+      prunes = applied.prunes;
+    }
+    const maintainedIds = new Set(schedule.runs.flatMap((run) => run.entries.map((e) => e.repositoryId)));
     // Phase 2, after every host's forgets: each repository pruned once (a dry run says where).
-    const assignments = assignPrunes(repositories);
-    if (request.dryRun === true) prunes = pruneOutcomes(assignments, "planned");
+    const assignments = assignPrunes(repositories).filter((a) => !maintainedIds.has(a.repositoryId));
+    if (request.dryRun === true) prunes = [...prunes, ...pruneOutcomes(assignments, "planned")];
     else if (assignments.length > 0) {
       const phase2 = maintenancePlans(request.plan.hosts, assignments);
       const uses: RepositoryUse[] = [];
@@ -210,7 +260,7 @@ async function runPhases(
         "maintenance",
       );
       const byHost = new Map(pruned.map((result) => [result.name, result]));
-      prunes = pruneOutcomes(assignments, { uses, results: byHost });
+      prunes = [...prunes, ...pruneOutcomes(assignments, { uses, results: byHost })];
       results = results.map((result) => mergePhases(result, byHost.get(result.name)));
     }
   }
