@@ -2632,6 +2632,8 @@ cmd_backup() {
 
 # --- prune ----------------------------------------------------------------------------------------
 
+FORGET_RC=0 FORGET_MS=0 # timed_forget's exit status and duration
+
 # cmd_prune: phase 1 of the fleet-wide prune: per repository and copy destination, `restic forget`
 # with that entry's keep values and --keep-tag protected, scoped to this host and job (with dry_run,
 # `forget --dry-run` only: nothing is deleted). The controller then runs phase 2 (maintain) on one host
@@ -2665,8 +2667,7 @@ cmd_prune() {
 # with its keep values, in the maintained repository, and only where the repository here has the id
 # the backed-up hosts read: maintenance_url may be a typo that opens another repository.
 forget_for_hosts() {
-  local f r t rc out err started ms json
-  local -a args=()
+  local f r t rc out err ms json
   for f in "${!FORGET_FOR_HOST[@]}"; do
     r=${FORGET_FOR_REPO[f]}
     for t in "${!TARGET_ID[@]}"; do
@@ -2679,16 +2680,9 @@ forget_for_hosts() {
       continue
     fi
     forget_args "${FORGET_FOR_HOST[f]}" "${FORGET_FOR_JOB[f]}" "${FORGET_FOR_KEEP[f]}"
-    args=("${REPLY_ARGS[@]}")
     out="$RUN_DIR/forget.${MAINT_ID[r]}.$f.out" err="$RUN_DIR/forget.${MAINT_ID[r]}.$f.err"
-    now_ms
-    started=$REPLY
-    restic_locked_retry "$out" "$err" restic_exec maintained "$r" 0 "${args[@]}"
-    rc=$REPLY
-    now_ms
-    ms=$((REPLY - started))
-    forget_json "$rc" "$out"
-    json=$REPLY
+    timed_forget "$out" "$err" maintained "$r"
+    json=$REPLY rc=$FORGET_RC ms=$FORGET_MS
     if [[ -n $json ]]; then
       emit forget_for_done repo "s:${MAINT_ID[r]}" for_host "s:${FORGET_FOR_HOST[f]}" \
         job "s:${FORGET_FOR_JOB[f]}" ok b:true dry_run "b:$PLAN_DRY_RUN" forget "j:$json" duration_ms "n:$ms" message s:
@@ -2715,6 +2709,20 @@ forget_args() {
   if [[ $PLAN_DRY_RUN == true ]]; then REPLY_ARGS+=(--dry-run --no-lock); fi
 }
 
+# timed_forget OUT ERR KIND INDEX: `restic forget REPLY_ARGS...` in that target, again while another
+# restic holds its lock; FORGET_RC = its exit status, FORGET_MS = how long it took, REPLY = its JSON
+# (forget_json).
+timed_forget() {
+  local started
+  now_ms
+  started=$REPLY
+  restic_locked_retry "$1" "$2" restic_exec "$3" "$4" 0 "${REPLY_ARGS[@]}"
+  FORGET_RC=$REPLY
+  now_ms
+  FORGET_MS=$((REPLY - started))
+  forget_json "$FORGET_RC" "$1"
+}
+
 # forget_json RC OUT: REPLY = restic forget's JSON (a list) when it succeeded, else "". restic prints
 # nothing at all when no snapshot of this host and job is there (a new host, a new copy destination):
 # nothing to forget is success.
@@ -2727,7 +2735,7 @@ forget_json() {
 
 # forget_snapshots: phase 1, every target's scoped forget.
 forget_snapshots() {
-  local t id job out err failed=0 skipped=0 rc started ms json
+  local t id job out err failed=0 skipped=0 rc ms json
   for t in "${!TARGET_ID[@]}"; do
     id=${TARGET_ID[t]}
     job=${JOB_NAME[${TARGET_JOB[t]}]}
@@ -2738,14 +2746,8 @@ forget_snapshots() {
     fi
     forget_args "$PLAN_HOST" "$job" "${RETENTION[$id]}"
     out="$RUN_DIR/forget.$id.out" err="$RUN_DIR/forget.$id.err"
-    now_ms
-    started=$REPLY
-    restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 "${REPLY_ARGS[@]}"
-    rc=$REPLY
-    now_ms
-    ms=$((REPLY - started))
-    forget_json "$rc" "$out"
-    json=$REPLY
+    timed_forget "$out" "$err" "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}"
+    json=$REPLY rc=$FORGET_RC ms=$FORGET_MS
     if [[ -n $json ]]; then
       emit prune_done job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" skipped b:false forget "j:$json" \
         duration_ms "n:$ms"

@@ -142,11 +142,7 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
   const waiting = (request.schedule?.splayMs ?? 0) > 0 ? request.plan.hosts.length : 0;
   setMaxListeners(Math.max(10, forks + waiting + 10), request.signal);
   const serial = request.schedule?.serial ?? null;
-  const runHosts = (
-    hosts: FleetPlan["hosts"],
-    ctx: HostRunContext,
-    phase: "first" | "maintenance" = "first",
-  ): Promise<HostResult[]> =>
+  const runHosts: RunHosts = (hosts, ctx, phase = "first") =>
     scheduleHosts(
       hosts,
       {
@@ -165,14 +161,17 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
   }
 }
 
+/** Hosts through the run's queue: the first phase, or a later one (no --max-fail-percent, no splay). */
+type RunHosts = (
+  hosts: FleetPlan["hosts"],
+  ctx: HostRunContext,
+  phase?: "first" | "maintenance",
+) => Promise<HostResult[]>;
+
 async function runPhases(
   request: FleetRunRequest,
   context: HostRunContext,
-  runHosts: (
-    hosts: FleetPlan["hosts"],
-    ctx: HostRunContext,
-    phase?: "first" | "maintenance",
-  ) => Promise<HostResult[]>,
+  runHosts: RunHosts,
   repositories: RepositoryUse[],
   runId: string,
   startedAt: Date,
@@ -285,11 +284,7 @@ async function runPhases(
 async function runStatus(
   request: FleetRunRequest,
   context: HostRunContext,
-  runHosts: (
-    hosts: FleetPlan["hosts"],
-    ctx: HostRunContext,
-    phase?: "first" | "maintenance",
-  ) => Promise<HostResult[]>,
+  runHosts: RunHosts,
   repositories: RepositoryUse[],
   report: (results: HostResult[], uses: RepositoryUse[]) => Report,
 ): Promise<Report> {

@@ -4,7 +4,7 @@
 // endpoint and runs every forget and the one prune there. restic's calls are counted by a wrapper,
 // not taken from the report.
 import { execFile, execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
@@ -18,7 +18,13 @@ import {
   type ResticRecorder,
   type RestServer,
 } from "./harness/remote-backends.js";
-import { leftoverRunDirs, resticInit, writeInventory, writePasswordFile } from "./helpers/test-fleet.js";
+import {
+  leftoverRunDirs,
+  resticInit,
+  writeInventory,
+  writePasswordFile,
+  writeSharingHost,
+} from "./helpers/test-fleet.js";
 
 const HOSTS = ["mh1", "mh2", "mh3"];
 const KEEPER = "keeper";
@@ -74,18 +80,11 @@ password_file = ${JSON.stringify(password)}
     fleet = await startFleet({ hosts: [...HOSTS, KEEPER], binds: [recorder.bind] });
     for (const host of HOSTS) {
       local[host] = resticInit(join(dir, `local-${host}`), password);
-      const source = join(dir, "src", host);
-      mkdirSync(source, { recursive: true });
-      writeFileSync(join(source, "file.txt"), `${host}\n`);
-      const repository = (url: string) => `[[standard_path.data.repositories]]
-repo_path = ${JSON.stringify(url)}
-password_file = ${JSON.stringify(password)}
-prune_keep_last = ${keepOf(host)}
-`;
-      writeFileSync(
-        join(dir, `${host}.toml`),
-        `[standard_path.data]\nbackup_source_path = ${JSON.stringify(source)}\n\n${[local[host], hostsUrl].map(repository).join("\n")}`,
-      );
+      writeSharingHost(dir, host, {
+        repos: [local[host], hostsUrl],
+        passwordFile: password,
+        keepLast: keepOf(host),
+      });
     }
     inventoryFile = inventory("inventory.toml", keeperUrl);
     for (let i = 0; i < 3; i++) {
@@ -186,6 +185,24 @@ prune_keep_last = ${keepOf(host)}
     restic(keeperUrl, "check", "--no-lock");
   });
 
+  it("status works with the hosts on append-only access: one read of the shared repository", async () => {
+    const before = recorder.calls().length;
+    const status = await runJson("status", inventoryFile, "--max-age", "1h");
+    expect(status.code, status.stdout + status.stderr).toBe(0);
+    const reads = recorder
+      .calls()
+      .slice(before)
+      .filter((c) => c.command === "snapshots");
+    expect(reads.filter((c) => c.repository === hostsUrl)).toHaveLength(1);
+    for (const host of HOSTS) {
+      const latest = status.host(host)?.jobs[0]?.latest.find((l) => l.repo === hostsUrl);
+      expect(latest, host).toMatchObject({ stale: false, error: null });
+      expect(latest?.snapshot_id).toMatch(/^[0-9a-f]{8}$/);
+    }
+    // The maintenance host backs up nothing, so status has nothing to read there.
+    expect(status.host(KEEPER)).toBeUndefined();
+  });
+
   it("a maintenance_url that opens another repository is never maintained", async () => {
     const otherUrl = resticInit(full.url("other"), password);
     const wrong = inventory("wrong.toml", otherUrl);
@@ -217,5 +234,5 @@ prune_keep_last = ${keepOf(host)}
     const entry = prune.report.repositories.find((r) => r.url === hostsUrl);
     expect(entry?.missing_forgets).toEqual(HOSTS);
     expect(HOSTS.map((h) => snapshotsOf(h).length)).toEqual(counts);
-  });
+  }, 180_000);
 });

@@ -3,7 +3,7 @@
 // REST repository (`rclone serve restic`) and each its own local one. `restic prune` and `restic
 // snapshots` are counted by a wrapper bound over the hosts' /usr/bin/restic, not taken from the report.
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { runJson } from "../helpers/run-cli.js";
@@ -17,7 +17,13 @@ import {
   type ResticRecorder,
   type RestServer,
 } from "./harness/remote-backends.js";
-import { leftoverRunDirs, resticInit, writeInventory, writePasswordFile } from "./helpers/test-fleet.js";
+import {
+  leftoverRunDirs,
+  resticInit,
+  writeInventory,
+  writePasswordFile,
+  writeSharingHost,
+} from "./helpers/test-fleet.js";
 
 const HOSTS = ["sr1", "sr2", "sr3", "sr4"];
 /** sr2 keeps one snapshot per repository, the others two. */
@@ -71,21 +77,11 @@ describeIntegration("repositories shared over SFTP and REST: one prune and one r
     fleet = await startFleet({ hosts: HOSTS, binds: [recorder.bind, sftp.bind] });
     for (const host of HOSTS) {
       repos.local[host] = resticInit(join(dir, `local-${host}`), password);
-      const source = join(dir, "src", host);
-      mkdirSync(source, { recursive: true });
-      writeFileSync(join(source, "file.txt"), `${host}\n`);
-      const repository = (url: string) => `[[standard_path.data.repositories]]
-repo_path = ${JSON.stringify(url)}
-password_file = ${JSON.stringify(password)}
-prune_keep_last = ${keepOf(host)}
-`;
-      writeFileSync(
-        join(dir, `${host}.toml`),
-        `[standard_path.data]
-backup_source_path = ${JSON.stringify(source)}
-
-${[repos.local[host], repos.sftp, repos.rest].map(repository).join("\n")}`,
-      );
+      writeSharingHost(dir, host, {
+        repos: [repos.local[host], repos.sftp, repos.rest],
+        passwordFile: password,
+        keepLast: keepOf(host),
+      });
     }
     inventoryFile = writeInventory(fleet, join(dir, "inventory.toml"), {
       defaults: { config: join(dir, "{host}.toml") },
@@ -243,7 +239,7 @@ ${[repos.local[host], repos.sftp, repos.rest].map(repository).join("\n")}`,
       expect(snapshotsOf(repo, "sr3")).toHaveLength(2);
     }
     expect(snapshotsOf(repos.local["sr4"] as string, "sr4")).toHaveLength(3);
-  });
+  }, 180_000);
 
   it("every host reachable: each distinct repository pruned exactly once; each host keeps its own retention", async () => {
     const before = recorder.calls().length;
@@ -275,7 +271,7 @@ ${[repos.local[host], repos.sftp, repos.rest].map(repository).join("\n")}`,
       }
       restic(repo, "check", "--no-lock");
     }
-  });
+  }, 180_000);
 
   it("status --max-age: within one read of each shared repository, only the hosts with no recent snapshot are stale", async () => {
     // sr3 backs up again now; the others' latest snapshots are from before the tests above.

@@ -59,6 +59,29 @@ password_file = ${JSON.stringify(options.passwordFile)}
 ${keepLast === null ? "" : `prune_keep_last = ${keepLast}\n`}`;
 }
 
+/**
+ * A host of a fleet that shares repositories: its source `DIR/src/HOST` (one file) and its config
+ * `DIR/HOST.toml`, one standard_path job `data` backed up into each of `repos` with keep_last.
+ */
+export function writeSharingHost(
+  dir: string,
+  host: string,
+  options: { repos: string[]; passwordFile: string; keepLast: number },
+): void {
+  const source = join(dir, "src", host);
+  mkdirSync(source, { recursive: true });
+  writeFileSync(join(source, "file.txt"), `${host}\n`);
+  const repository = (url: string) => `[[standard_path.data.repositories]]
+repo_path = ${JSON.stringify(url)}
+password_file = ${JSON.stringify(options.passwordFile)}
+prune_keep_last = ${options.keepLast}
+`;
+  writeFileSync(
+    join(dir, `${host}.toml`),
+    `[standard_path.data]\nbackup_source_path = ${JSON.stringify(source)}\n\n${options.repos.map(repository).join("\n")}`,
+  );
+}
+
 /** A password file the agent accepts: owned by whoever the agent runs as, mode 0600. */
 export function writePasswordFile(path: string, password: string): string {
   writeFileSync(path, `${password}\n`, { mode: 0o600 });
