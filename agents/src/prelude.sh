@@ -80,5 +80,7 @@ readonly MAX_BYTES=9223372036854775807
 # restic's --keep-* values (PLAN_LIMITS.maxKeep) and a VG margin in 1/100 % (PLAN_LIMITS.maxBasisPoints).
 readonly MAX_KEEP=2147483647
 readonly MAX_BASIS_POINTS=9999
+# verify --restore-sample: files per job (PLAN_LIMITS.maxRestoreSample).
+readonly MAX_RESTORE_SAMPLE=1000
 # findmnt -r output: bytes as they are, or \xHH.
 readonly FINDMNT_ESCAPED_RE='^([^\\]|\\x[0-9a-fA-F]{2})*$'

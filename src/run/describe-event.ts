@@ -30,6 +30,10 @@ export function describeEvent(event: AgentEvent, plan: AgentPlan): string {
       return `${event.job} → ${label(plan, event.repo)}: FAILED ${event.message}`;
     case "repo_pruned":
       return `${label(plan, event.repo)}: ${event.ok ? "pruned" : `prune FAILED ${event.message}`}`;
+    case "repo_checked":
+      return `${label(plan, event.repo)}: ${event.ok ? `checked (${event.subset})` : `check FAILED ${event.message}`}`;
+    case "restore_sample":
+      return `${event.job} → ${label(plan, event.repo)}: restore drill ${event.message !== "" ? `FAILED ${event.message}` : `${event.matched} matched, ${event.changed} changed, ${event.mismatched} mismatched`}`;
     case "latest":
       return `${event.job} → ${label(plan, event.repo)}: ${event.snapshots.length} snapshot(s)`;
     case "latest_failed":

@@ -8,6 +8,7 @@ import type {
   LatestResult,
   PruneResult,
   RepoResult,
+  RestoreResult,
   RunStatus,
 } from "../report/report-schema.js";
 import type { StepOutcome } from "../report/repositories.js";
@@ -15,14 +16,19 @@ import type { StepOutcome } from "../report/repositories.js";
 /** How far in the future a snapshot's time may be (the host's clock ahead of ours) and still count. */
 export const CLOCK_SKEW_S = 300;
 
-export type TrackedCommand = "backup" | "prune" | "status";
+export type TrackedCommand = "backup" | "prune" | "status" | "verify";
 
 export interface JobTracker {
   jobs: JobResult[];
   /** Apply one event; returns a warning for the host when the event is one. */
   apply(event: AgentEvent): { code: string; message: string } | null;
-  /** prune: what a plan entry's forget (phase 1) and its repository's prune (phase 2) came to, if they ran. */
-  outcome(id: string): { forget: StepOutcome | null; prune: StepOutcome | null };
+  /**
+   * prune: what a plan entry's forget (phase 1) and its repository's prune (phase 2) came to, if they
+   * ran; verify: its repository's check (phase 2).
+   */
+  outcome(id: string): { forget: StepOutcome | null; prune: StepOutcome | null; check: StepOutcome | null };
+  /** verify: restic's reasons of the checks that failed on this host. */
+  failedChecks(): string[];
   /** After the run (status): each latest snapshot's age, and whether it is older than maxAgeS. */
   finish(now: Date, maxAgeS: number | null): void;
 }
@@ -32,6 +38,8 @@ export function trackJobs(
   plan: AgentPlan,
   command: TrackedCommand,
   initial: RunStatus,
+  /** verify: the restore drill's files per job (0: no drill). */
+  restoreSample = 0,
 ): JobTracker {
   const repoById = new Map<string, RepoResult>();
   const copyById = new Map<string, CopyResult>();
@@ -40,6 +48,7 @@ export function trackJobs(
   const idsByRepo = new Map<string, string[]>();
   const forgets = new Map<string, StepOutcome>();
   const prunes = new Map<string, StepOutcome>();
+  const checks = new Map<string, StepOutcome>();
   const jobs: JobResult[] = hostPlan.jobs.map((job) => ({
     name: job.name,
     category: job.category,
@@ -51,6 +60,13 @@ export function trackJobs(
     latest: [],
   }));
   const jobByName = new Map(jobs.map((job) => [job.name, job]));
+  if (command === "verify" && restoreSample > 0) {
+    // The drill reads the job's first repository.
+    for (const repo of [...plan.repos.values()].reverse()) {
+      const job = jobByName.get(repo.job);
+      if (job !== undefined) job.restore = emptyRestore(repo.label, initial, restoreSample);
+    }
+  }
   // Targets in plan order: each repository, then its copy destinations.
   const targets = [
     ...[...plan.repos].map(([id, r]) => ({ id, job: r.job, label: r.label })),
@@ -221,6 +237,45 @@ export function trackJobs(
           }
           return null;
         }
+        case "repo_checked":
+          checks.set(event.repo, {
+            ok: event.ok,
+            duration_ms: event.duration_ms,
+            error: event.ok ? null : event.message,
+          });
+          return null;
+        case "restore_sample": {
+          const job = jobByName.get(event.job);
+          if (job?.restore === undefined) return null;
+          const failed = event.message !== "" || event.mismatched > 0 || event.missing > 0;
+          const problems = [
+            event.message,
+            event.mismatched > 0
+              ? `${event.mismatched} file(s) differ from the snapshot with the same size and mtime: ${event.mismatch_paths.join(", ")}`
+              : "",
+            event.missing > 0
+              ? `${event.missing} sampled file(s) were not restored: ${event.missing_paths.join(", ")}`
+              : "",
+          ].filter((text) => text !== "");
+          Object.assign(job.restore, {
+            repo: labelOf(event.repo),
+            status: failed ? "failed" : "ok",
+            snapshot_id: event.snapshot === "" ? null : event.snapshot,
+            candidates: event.candidates,
+            sampled: event.sampled,
+            matched: event.matched,
+            changed_since_backup: event.changed,
+            mismatched: event.mismatched,
+            missing: event.missing,
+            mismatch_paths: event.mismatch_paths,
+            changed_paths: event.changed_paths,
+            missing_paths: event.missing_paths,
+            sampled_paths: event.sampled_paths,
+            duration_ms: event.duration_ms,
+            error: problems.length === 0 ? null : problems.join("; "),
+          } satisfies Partial<RestoreResult>);
+          return null;
+        }
         case "latest": {
           const entry = latestById.get(event.repo);
           if (entry === undefined) return null;
@@ -248,7 +303,13 @@ export function trackJobs(
           return null;
       }
     },
-    outcome: (id) => ({ forget: forgets.get(id) ?? null, prune: prunes.get(id) ?? null }),
+    outcome: (id) => ({
+      forget: forgets.get(id) ?? null,
+      prune: prunes.get(id) ?? null,
+      check: checks.get(id) ?? null,
+    }),
+    failedChecks: () =>
+      [...checks].filter(([, c]) => !c.ok).map(([id, c]) => `${labelOf(id)}: ${c.error ?? "failed"}`),
     finish(now, maxAgeS) {
       for (const entry of jobs.flatMap((job) => job.latest)) {
         // A time that does not parse, or lies in the future (another host writing to the same
@@ -259,5 +320,27 @@ export function trackJobs(
           maxAgeS !== null && entry.error === null && (entry.age_s === null || entry.age_s > maxAgeS);
       }
     },
+  };
+}
+
+/** A job's restore drill before the agent reports it (planned in a dry run). */
+function emptyRestore(repo: string, status: RunStatus, requested: number): RestoreResult {
+  return {
+    repo,
+    status,
+    requested,
+    snapshot_id: null,
+    candidates: null,
+    sampled: null,
+    matched: null,
+    changed_since_backup: null,
+    mismatched: null,
+    missing: null,
+    mismatch_paths: [],
+    changed_paths: [],
+    missing_paths: [],
+    sampled_paths: [],
+    duration_ms: null,
+    error: null,
   };
 }

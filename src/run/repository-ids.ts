@@ -9,7 +9,11 @@ export interface RepositoryIds {
   apply(event: AgentEvent): boolean;
   /** Every repository and copy destination of the plan, with its id when the agent read one. */
   uses(
-    outcomeOf?: (entry: string) => { forget: StepOutcome | null; prune: StepOutcome | null },
+    outcomeOf?: (entry: string) => {
+      forget: StepOutcome | null;
+      prune: StepOutcome | null;
+      check?: StepOutcome | null;
+    },
   ): RepositoryUse[];
 }
 

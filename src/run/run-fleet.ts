@@ -8,13 +8,21 @@ import type { HostResult, Report } from "../report/report-schema.js";
 import { loadLocalFiles } from "./local-files.js";
 import type { ProgressEvent } from "../report/progress-event.js";
 import type { RepositoryPrune, RepositoryUse } from "../report/repositories.js";
-import { assignPrunes, maintenancePlans, mergePhases, pruneOutcomes } from "./prune-repositories.js";
+import {
+  assignRepositories,
+  maintenancePlans,
+  mergePhases,
+  pruneOutcomes,
+  type PruneAssignment,
+} from "./prune-repositories.js";
 import { runHost, type HostRunContext } from "./run-host.js";
 import { batchSize, scheduleHosts } from "./schedule-hosts.js";
 import { createJumpPool } from "../transport/jump-pool.js";
 
 export interface FleetRunRequest {
-  command: "ping" | "check" | "backup" | "prune" | "status" | "install-agent";
+  command: "ping" | "check" | "backup" | "prune" | "status" | "verify" | "install-agent";
+  /** verify: restic check's --read-data-subset (validated) and the restore drill's files per job. */
+  verify?: { subset: string; restoreSample: number };
   /** install-agent: log in as root for this one command, and whether the host keeps an allow-list. */
   install?: { rootLogin: boolean; anyRepository: boolean };
   /** status: a job whose latest snapshot is older than this many seconds is stale. */
@@ -36,7 +44,7 @@ export interface FleetRunRequest {
 
 function agentCommand(
   request: FleetRunRequest,
-): Pick<HostRunContext, "command" | "jobs" | "dryRun" | "maxAgeS" | "install"> {
+): Pick<HostRunContext, "command" | "jobs" | "dryRun" | "maxAgeS" | "install" | "verify"> {
   const dryRun = request.dryRun === true;
   const common = { dryRun, maxAgeS: request.maxAgeS ?? null };
   switch (request.command) {
@@ -52,6 +60,15 @@ function agentCommand(
       return { ...common, command: "prune", jobs: { command: "prune", initial: "skipped" } };
     case "status":
       return { ...common, command: "status", jobs: { command: "status", initial: "skipped" } };
+    case "verify": {
+      if (request.verify === undefined) throw new Error("verify needs its subset and sample");
+      return {
+        ...common,
+        command: "verify",
+        jobs: { command: "verify", initial: dryRun ? "planned" : "skipped" },
+        verify: request.verify,
+      };
+    }
     case "install-agent": {
       const anyRepository = request.install?.anyRepository === true;
       // The rule names the inventory's login user, also when this one run logs in as root.
@@ -160,34 +177,22 @@ async function runPhases(
 ): Promise<Report> {
   let results = await runHosts(request.plan.hosts, context);
   let prunes: RepositoryPrune[] = [];
-  if (request.command === "prune") {
-    // Phase 2, after every host's forgets: each repository pruned once (a dry run says where).
-    const assignments = assignPrunes(repositories);
-    if (request.dryRun === true) prunes = pruneOutcomes(assignments, "planned");
+  if (request.command === "prune" || request.command === "verify") {
+    // Phase 2, after every host's phase 1: each repository pruned or checked once (a dry run says where).
+    const action = request.command === "prune" ? "prune" : "check";
+    const subset = request.command === "verify" ? request.verify?.subset : undefined;
+    const assignments = assignRepositories(repositories, action);
+    if (request.dryRun === true) prunes = pruneOutcomes(assignments, "planned", subset);
     else if (assignments.length > 0) {
-      const phase2 = maintenancePlans(request.plan.hosts, assignments);
-      const uses: RepositoryUse[] = [];
-      const pruned = await runHosts(
-        phase2.hosts,
-        {
-          ...context,
-          maintain: phase2.maintain,
-          recordRepositories: (found) => uses.push(...found),
-          // The host was reported done after its forgets: its prunes are more of its steps.
-          onProgress: (event) =>
-            request.onProgress(
-              event.step === "done"
-                ? { host: event.host, step: "running", detail: `prune ${event.status ?? "done"}` }
-                : event.step === "connecting"
-                  ? { host: event.host, step: "running", detail: "connecting to prune" }
-                  : event,
-            ),
-        },
-        "maintenance",
+      const phase2 = await runMaintenance(request, context, runHosts, assignments, action);
+      prunes = pruneOutcomes(assignments, phase2, subset);
+      results = results.map((result) =>
+        mergePhases(
+          result,
+          phase2.results.get(result.name),
+          action === "prune" ? "pruning a repository" : "checking a repository",
+        ),
       );
-      const byHost = new Map(pruned.map((result) => [result.name, result]));
-      prunes = pruneOutcomes(assignments, { uses, results: byHost });
-      results = results.map((result) => mergePhases(result, byHost.get(result.name)));
     }
   }
   return buildReport({
@@ -202,4 +207,39 @@ async function runPhases(
     interrupted: request.signal.aborted,
     warnings: request.plan.warnings ?? [],
   });
+}
+
+/** Phase 2: the assigned hosts' second agent run, each with its maintain records (prune or check). */
+async function runMaintenance(
+  request: FleetRunRequest,
+  context: HostRunContext,
+  runHosts: (
+    hosts: FleetPlan["hosts"],
+    ctx: HostRunContext,
+    phase?: "first" | "maintenance",
+  ) => Promise<HostResult[]>,
+  assignments: readonly PruneAssignment[],
+  action: PruneAssignment["action"],
+): Promise<{ uses: RepositoryUse[]; results: Map<string, HostResult> }> {
+  const phase2 = maintenancePlans(request.plan.hosts, assignments);
+  const uses: RepositoryUse[] = [];
+  const done = await runHosts(
+    phase2.hosts,
+    {
+      ...context,
+      maintain: phase2.maintain,
+      recordRepositories: (found) => uses.push(...found),
+      // The host was reported done after phase 1: its prunes or checks are more of its steps.
+      onProgress: (event) =>
+        request.onProgress(
+          event.step === "done"
+            ? { host: event.host, step: "running", detail: `${action} ${event.status ?? "done"}` }
+            : event.step === "connecting"
+              ? { host: event.host, step: "running", detail: `connecting to ${action}` }
+              : event,
+        ),
+    },
+    "maintenance",
+  );
+  return { uses, results: new Map(done.map((result) => [result.name, result])) };
 }

@@ -36,8 +36,8 @@ describe("assignPrunes", () => {
       use("h3", ID_B, failed),
     ]);
     expect(assignments).toEqual([
-      { repositoryId: ID_A, host: "h1", entry: "r1" },
-      { repositoryId: ID_B, host: "h2", entry: "c1" },
+      { action: "prune", repositoryId: ID_A, host: "h1", entry: "r1" },
+      { action: "prune", repositoryId: ID_B, host: "h2", entry: "c1" },
     ]);
   });
 
@@ -47,11 +47,11 @@ describe("assignPrunes", () => {
 });
 
 describe("pruneOutcomes", () => {
-  const assignments = [{ repositoryId: ID_A, host: "h1", entry: "r1" }];
+  const assignments = [{ action: "prune" as const, repositoryId: ID_A, host: "h1", entry: "r1" }];
 
   it("a dry run plans the prune", () => {
     expect(pruneOutcomes(assignments, "planned")).toEqual([
-      { repositoryId: ID_A, host: "h1", status: "planned", duration_ms: null, error: null },
+      { action: "prune", repositoryId: ID_A, host: "h1", status: "planned", duration_ms: null, error: null },
     ]);
   });
 
