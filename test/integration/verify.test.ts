@@ -206,6 +206,32 @@ password_file = ${JSON.stringify(password)}
     expect(run.host("vf2")?.jobs[0]?.restore).toBeUndefined();
   });
 
+  it("one host unreachable: it stays unreachable (exit 4), the shared repositories are still checked once, its own one not", async () => {
+    const before = recorder.calls().length;
+    await fleet.stopHost("vf3");
+    let run;
+    try {
+      run = await runJson("verify", inventoryFile, "--restore-sample", "0");
+    } finally {
+      await fleet.startHost("vf3");
+    }
+    expect(run.code, run.stdout + run.stderr).toBe(4);
+    expect(run.host("vf3")?.status).toBe("unreachable");
+    expect(run.host("vf1")?.status).toBe("ok");
+    expect(
+      checksSince(before)
+        .map((c) => c.repository)
+        .sort(),
+    ).toEqual([repos.sftp, repos.rest, repos.local["vf1"], repos.local["vf2"]].sort());
+    const own = run.report.repositories.find((r) => r.url === repos.local["vf3"]);
+    expect(own?.actions).toEqual([]);
+    for (const url of [repos.sftp, repos.rest]) {
+      const check = run.report.repositories.find((r) => r.url === url)?.actions[0];
+      expect(check, url).toMatchObject({ action: "check", status: "ok" });
+      expect(["vf1", "vf2"]).toContain(check?.host);
+    }
+  });
+
   it("a file changed since the backup is reported as changed, not compared; same size and mtime with other bytes is a mismatch", async () => {
     const a = join(source("vf1"), "a.txt");
     writeFileSync(a, "vf1 a.txt, grown since the backup\n");

@@ -4,13 +4,24 @@
 // backup, mismatch) and phase 2's one `restic check`. The agent runs with its stdin open, as the
 // controller runs it.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentEvent, PLAN_FORMAT, planLine, type AgentEvent } from "../../../src/agent/protocol.js";
 import { skipOrFail } from "../../helpers/skip-or-fail.js";
+import { waitFor } from "../../helpers/wait-for.js";
 
 const AGENT = fileURLToPath(new URL("../../../agents/rlvm-agent.sh", import.meta.url));
 const HAS_RESTIC = spawnSync("restic", ["version"]).status === 0;
@@ -33,7 +44,13 @@ const restic = (...args: string[]) =>
   });
 
 /** A run of the agent with `records` between the header and `end`: its events, once its result came. */
-async function runVerify(records: (string | number)[][]): Promise<{ events: AgentEvent[]; runDir: string }> {
+async function runVerify(
+  records: (string | number)[][],
+  options: {
+    env?: Record<string, string>;
+    whileRunning?: (runDir: string, pid: number) => Promise<void>;
+  } = {},
+): Promise<{ events: AgentEvent[]; runDir: string }> {
   counter += 1;
   const host = `verify-${process.pid}-${counter}`;
   const runDir = join(mkdtempSync(join(base, "runs-")), "self");
@@ -49,22 +66,24 @@ async function runVerify(records: (string | number)[][]): Promise<{ events: Agen
     ["end"],
   ].map(([key, ...values]) => planLine(String(key), ...(values as (string | number)[])));
   const child = spawn("bash", [AGENT, runDir], {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, LC_ALL: "C" },
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, LC_ALL: "C", ...options.env },
     stdio: ["pipe", "pipe", "pipe"],
   });
   child.stdin.write(`${lines.join("\n")}\n`);
   let stdout = "";
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  if (options.whileRunning !== undefined) await options.whileRunning(runDir, child.pid as number);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no result in 60 s:\n${stdout}\n${stderr}`)), 60_000);
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-      if (stdout.includes('"event":"result"')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
+    const done = () => {
+      if (!stdout.includes('"event":"result"')) return false;
+      clearTimeout(timer);
+      resolve();
+      return true;
+    };
+    if (!done()) child.stdout.on("data", done);
   });
   child.stdin.end();
   await new Promise((resolve) => child.once("exit", resolve));
@@ -188,6 +207,55 @@ describe("verify in the agent", { timeout: 120_000 }, () => {
         mismatch_paths: [swapped],
         missing: 0,
       });
+    });
+
+    it("removes the restored files when the run is stopped in the middle of the drill", async () => {
+      // restic as the agent finds it, through RLVM_AGENT_TOOL_PATH: the real one, except that restore
+      // then waits, so the agent is stopped while the restored files are there.
+      const tools = mkdtempSync(join(base, "tools-"));
+      const names =
+        readFileSync(AGENT, "utf8")
+          .match(/^readonly TOOLS="([^"]*)"/m)?.[1]
+          ?.split(" ") ?? [];
+      for (const name of names) {
+        const found = spawnSync("bash", ["-c", 'command -v "$1"', "which", name], { encoding: "utf8" });
+        if (name !== "restic" && found.status === 0)
+          symlinkSync(realpathSync(found.stdout.trim()), join(tools, name));
+      }
+      const real = realpathSync(
+        execFileSync("bash", ["-c", "command -v restic"], { encoding: "utf8" }).trim(),
+      );
+      writeFileSync(
+        join(tools, "restic"),
+        `#!/bin/bash\n"${real}" "$@" || exit\nif [[ $1 == restore ]]; then exec sleep 60; fi\n`,
+        { mode: 0o755 },
+      );
+      const host = `verify-${process.pid}-${counter + 1}`;
+      restic("backup", "--host", host, "--tag", "job:web", source);
+      let restoreDir = "";
+      const { events } = await runVerify(
+        [
+          ["read_data_subset", "1/7"],
+          ["restore_sample", 5],
+        ],
+        {
+          env: { RLVM_AGENT_TOOL_PATH: tools },
+          whileRunning: async (runDir, pid) => {
+            restoreDir = join(runDir, "restore.0");
+            await waitFor(
+              "the restored files",
+              () => existsSync(restoreDir) && readdirSync(restoreDir).length > 0,
+              {
+                timeoutMs: 30_000,
+              },
+            );
+            process.kill(pid, "SIGTERM");
+          },
+        },
+      );
+      expect(resultOf(events)).toMatchObject({ code: "agent_interrupted" });
+      expect(drillOf(events)).toBeUndefined();
+      expect(existsSync(restoreDir)).toBe(false);
     });
 
     it("says why there is no drill when the host has no snapshot of the job", async () => {
