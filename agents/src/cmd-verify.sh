@@ -1,7 +1,7 @@
 # --- verify ---------------------------------------------------------------------------------------
 
 RESTORE_DIR=""                  # the restore drill's temporary directory while it exists (cleanup_all removes it)
-declare -a SAMPLE_PATHS=()      # pick_sample: the sampled paths
+declare -a SAMPLE_PATHS=()      # the sampler: the paths it holds, then (sample_finish) the sample
 
 # cmd_verify: phase 1 of verify: read each repository's id (the controller picks one host per
 # repository for `restic check`), then the restore drill of every job (restore_drill). In phase 2
@@ -96,20 +96,45 @@ sample_candidate() {
   REPLY=$path
 }
 
-# pick_sample N DAY PATH...: SAMPLE_PATHS = N of the paths, deterministically: evenly spaced through
-# the list, the start moved by DAY (the UTC day number), so successive days sample other files.
-pick_sample() {
-  local n=$1 day=$2 count step k
-  shift 2
-  count=$#
-  SAMPLE_PATHS=()
-  if ((count <= n)); then
-    SAMPLE_PATHS=("$@")
-    return 0
+# The restore drill's sampler: it sees the snapshot's candidates one by one (sample_offer) and holds at
+# most 2N of them, so a listing of millions of files costs no more memory than one of ten.
+SAMPLE_N=0 SAMPLE_DAY=0 SAMPLE_STEP=1 SAMPLE_SEEN=0
+declare -a SAMPLE_INDEX=()      # the position of each held path in the listing
+
+# sample_reset N DAY: a new sample of N paths, its start moved by DAY (the UTC day number).
+sample_reset() {
+  SAMPLE_N=$1 SAMPLE_DAY=$2 SAMPLE_STEP=1 SAMPLE_SEEN=0
+  SAMPLE_PATHS=() SAMPLE_INDEX=()
+}
+
+# sample_offer PATH: the next candidate. Held when its position plus the day is a multiple of
+# SAMPLE_STEP; at 2N held, the step doubles and every other one is let go, so the held paths stay
+# evenly spaced through everything seen so far, deterministically. SAMPLE_SEEN counts the candidates.
+sample_offer() {
+  local k
+  local -a paths=() index=()
+  if (((SAMPLE_SEEN + SAMPLE_DAY) % SAMPLE_STEP == 0)); then
+    SAMPLE_PATHS+=("$1") SAMPLE_INDEX+=("$SAMPLE_SEEN")
+    if ((${#SAMPLE_PATHS[@]} >= 2 * SAMPLE_N)); then
+      SAMPLE_STEP=$((SAMPLE_STEP * 2))
+      for k in "${!SAMPLE_PATHS[@]}"; do
+        if (((SAMPLE_INDEX[k] + SAMPLE_DAY) % SAMPLE_STEP == 0)); then
+          paths+=("${SAMPLE_PATHS[k]}") index+=("${SAMPLE_INDEX[k]}")
+        fi
+      done
+      SAMPLE_PATHS=("${paths[@]}") SAMPLE_INDEX=("${index[@]}")
+    fi
   fi
-  local -a all=("$@")
-  step=$((count / n))
-  for ((k = 0; k < n; k++)); do SAMPLE_PATHS+=("${all[day % step + k * step]}"); done
+  SAMPLE_SEEN=$((SAMPLE_SEEN + 1))
+}
+
+# sample_finish: SAMPLE_PATHS = N of the held paths, evenly spaced among them (all when N or fewer).
+sample_finish() {
+  local count=${#SAMPLE_PATHS[@]} k
+  local -a held=("${SAMPLE_PATHS[@]}")
+  if ((count <= SAMPLE_N)); then return 0; fi
+  SAMPLE_PATHS=()
+  for ((k = 0; k < SAMPLE_N; k++)); do SAMPLE_PATHS+=("${held[k * count / SAMPLE_N]}"); done
 }
 
 # file_state PATH: REPLY = "SIZE MTIME" (mtime to the nanosecond), or "" when PATH is not a regular file.
@@ -133,9 +158,9 @@ file_digest() {
 # backed up at its origin's mount point, or chrooted into for /). Only a file whose size and mtime are
 # those of the snapshot is compared byte for byte: the others changed since the backup (information).
 restore_drill() {
-  local i=$1 r="" rr out err rc line snapshot="" started ms day p live restored state
+  local i=$1 r="" rr fifo err rc line snapshot="" started ms day p live restored state
   local matched=0 changed=0 mismatched=0 unrestored=0 re='"short_id":"([0-9a-f]+)"'
-  local -a candidates=() args=() mismatch_list=() changed_list=() missing_list=()
+  local -a args=() mismatch_list=() changed_list=() missing_list=()
   local job=${JOB_NAME[i]}
   for rr in "${!REPO_ID[@]}"; do
     if ((REPO_JOB[rr] == i)); then
@@ -146,29 +171,41 @@ restore_drill() {
   if [[ -z $r ]]; then return 0; fi
   now_ms
   started=$REPLY
-  out="$RUN_DIR/ls.${REPO_ID[r]}.out" err="$RUN_DIR/ls.${REPO_ID[r]}.err"
-  run_restic_bg "$out" "$err" restic_exec repo "$r" 0 ls --json --no-lock --host "$PLAN_HOST" --tag "job:$job" latest
-  rc=$REPLY
-  if ((rc != 0)); then
-    error_line "$err" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
-    restore_failed "$i" "$r" "$started" "" "cannot list the latest snapshot (exit $rc): ${REPLY:-no output}"
+  capture "${TOOL[date]}" -u +%s
+  day=$((10#${CAP_OUT:-0} / 86400))
+  sample_reset "$PLAN_RESTORE_SAMPLE" "$day"
+  # restic's listing is read as it comes, through a FIFO in the run directory: a snapshot of millions
+  # of files never lands in a file (the run directory is often on a tmpfs).
+  fifo="$RUN_DIR/ls.${REPO_ID[r]}.fifo" err="$RUN_DIR/ls.${REPO_ID[r]}.err"
+  run "${TOOL[mkfifo]}" -m 0600 -- "$fifo" || {
+    restore_failed "$i" "$r" "$started" "" "cannot create a FIFO in the run directory: $CAP_ERR"
     return 0
-  fi
+  }
+  CHILD_CMD=(restic_exec repo "$r" 0 ls --json --no-lock --host "$PLAN_HOST" --tag "job:$job" latest)
+  "${CHILD_CMD[@]}" </dev/null >"$fifo" 2>"$err" 3>&- &
+  CHILD_PID=$!
   while IFS= read -r line; do
     if [[ -z $snapshot && $line == *'"struct_type":"snapshot"'* && $line =~ $re ]]; then
       snapshot=${BASH_REMATCH[1]}
       continue
     fi
     sample_candidate "$line" "${JOB_SOURCE[i]}"
-    if [[ -n $REPLY ]]; then candidates+=("$REPLY"); fi
-  done <"$out"
+    if [[ -n $REPLY ]]; then sample_offer "$REPLY"; fi
+  done <"$fifo"
+  rc=0
+  wait "$CHILD_PID" || rc=$?
+  CHILD_PID=""
+  "${TOOL[rm]}" -f -- "$fifo" </dev/null 2>/dev/null || true
+  if ((rc != 0)); then
+    error_line "$err" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
+    restore_failed "$i" "$r" "$started" "" "cannot list the latest snapshot (exit $rc): ${REPLY:-no output}"
+    return 0
+  fi
   if [[ -z $snapshot ]]; then
     restore_failed "$i" "$r" "$started" "" "no snapshot of job $job on this host in ${REPO_LABEL[r]}"
     return 0
   fi
-  capture "${TOOL[date]}" -u +%s
-  day=$((10#${CAP_OUT:-0} / 86400))
-  pick_sample "$PLAN_RESTORE_SAMPLE" "$day" "${candidates[@]}"
+  sample_finish
   if ((${#SAMPLE_PATHS[@]} > 0)); then
     RESTORE_DIR="$RUN_DIR/restore.$i"
     run "${TOOL[mkdir]}" -m 0700 -- "$RESTORE_DIR" || {
@@ -221,7 +258,7 @@ restore_drill() {
   local missing_json=$REPLY
   json_array "${SAMPLE_PATHS[@]}"
   emit restore_sample job "s:$job" repo "s:${REPO_ID[r]}" snapshot "s:$snapshot" sampled "n:${#SAMPLE_PATHS[@]}" \
-    candidates "n:${#candidates[@]}" matched "n:$matched" changed "n:$changed" mismatched "n:$mismatched" \
+    candidates "n:$SAMPLE_SEEN" matched "n:$matched" changed "n:$changed" mismatched "n:$mismatched" \
     missing "n:$unrestored" mismatch_paths "j:$mismatches" changed_paths "j:$changes" missing_paths "j:$missing_json" \
     sampled_paths "j:$REPLY" duration_ms "n:$ms" message s:
 }

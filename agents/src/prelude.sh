@@ -53,7 +53,7 @@ readonly FALLBACK_TOOL_DIRS="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 readonly TRUSTED_TOOL_DIRS="/usr/bin:/bin"
 # restic's PATH, for the programs it starts itself (ssh for sftp repositories, rclone).
 readonly RESTIC_PATH="/usr/sbin:/usr/bin:/sbin:/bin"
-readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove unshare mount umount chroot date sleep mkdir rm touch cp readlink sha256sum chmod mv mktemp"
+readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove unshare mount umount chroot date sleep mkdir rm touch cp readlink sha256sum chmod mv mktemp mkfifo"
 # The least-privilege mode (rlvm-fleet install-agent, inventory agent = "installed"): where the agent is
 # installed, root-owned, with its version in its name (src/agent/installed-agent.ts names the same
 # paths); the sudoers drop-in directory; and where the hosts' allow-lists of repositories are kept
