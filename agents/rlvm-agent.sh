@@ -730,6 +730,7 @@ declare -A PRUNE_REPO_ID=()     # maintain: repo or copy id -> the restic reposi
 declare -A CHECK_REPO_ID=()     # verify, maintain: repo or copy id -> the restic repository id it must have
 PLAN_SUBSET=""                  # verify: restic check --read-data-subset (read_data_subset record)
 PLAN_RESTORE_SAMPLE=0           # verify: files per job the restore drill restores (restore_sample record)
+declare -A READ_JOBS=()         # status: repo or copy id -> the jobs (space-separated) whose snapshots it reads
 declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
 declare -a TARGET_REPO_ID=()    # restic's repository id per target, as emit_repo_identities read it
 declare -a FIELDS=() VALS=()
@@ -806,6 +807,25 @@ want_nonempty() {
 
 want_job() {
   if [[ -z ${JOB_INDEX[$1]+set} ]]; then plan_error "names a job that was not declared before"; fi
+}
+
+# want_read_jobs JOBS: JOBS is a comma-separated list of distinct job names (of any host: the
+# repository's other hosts' jobs too); REPLY = the names, space-separated.
+want_read_jobs() {
+  local rest=$1 name
+  local -A seen=()
+  local -a jobs=()
+  if [[ -z $rest || $rest == ,* || $rest == *, || $rest == *,,* ]]; then plan_error "expected job names separated by commas"; fi
+  while :; do
+    name=${rest%%,*}
+    want_name "a job name" "$name"
+    if [[ -n ${seen[$name]-} ]]; then plan_error "a job named twice"; fi
+    seen[$name]=1
+    jobs+=("$name")
+    if [[ $rest != *,* ]]; then break; fi
+    rest=${rest#*,}
+  done
+  REPLY="${jobs[*]}"
 }
 
 want_new_id() {
@@ -915,6 +935,13 @@ read_plan() {
         once restore_sample
         want_number "the restore sample" "${VALS[0]}" "$MAX_RESTORE_SAMPLE"
         PLAN_RESTORE_SAMPLE=$REPLY
+        ;;
+      read)
+        want_values 2
+        if [[ -z ${ID_SEEN[${VALS[0]}]+set} ]]; then plan_error "names an id that was not declared before"; fi
+        if [[ -n ${READ_JOBS[${VALS[0]}]+set} ]]; then plan_error "read given twice"; fi
+        want_read_jobs "${VALS[1]}"
+        READ_JOBS[${VALS[0]}]=$REPLY
         ;;
       retention)
         want_values 6
@@ -1065,6 +1092,10 @@ read_plan() {
   if [[ $PLAN_COMMAND == verify && -z $PLAN_SUBSET ]]; then fail agent_protocol "the plan has no read_data_subset record"; fi
   if [[ $PLAN_COMMAND != verify ]] && [[ -n $PLAN_SUBSET || -n ${PLAN_SEEN[restore_sample]-} ]]; then
     fail agent_protocol "verify records in a plan for $PLAN_COMMAND"
+  fi
+  # The read records say which repositories a status run reads whole (for every host that uses them).
+  if ((${#READ_JOBS[@]} > 0)) && [[ $PLAN_COMMAND != status ]]; then
+    fail agent_protocol "read records in a plan for $PLAN_COMMAND"
   fi
   for i in "${!JOB_NAME[@]}"; do
     if is_lv_job "$i" && [[ -z ${VG_SNAPSHOTS[${JOB_VG[i]}]+set} ]]; then
@@ -2706,10 +2737,16 @@ prune_repositories() {
 
 # --- status ---------------------------------------------------------------------------------------
 
-# cmd_status: the latest snapshot of this host and job in every repository and copy destination,
-# read-only (--no-lock). restic's JSON goes to the controller as is; it computes ages.
+# cmd_status: read-only (--no-lock) snapshot lists, one `restic snapshots` per repository of the fleet.
+# The controller assigns each shared repository to one host (read records): that host reads it whole,
+# every host's snapshots of the jobs that use it, and the controller splits the list per host and job.
+# The other hosts only report each repository's identity. A repository this host could not identify
+# is read here for this host and job alone, as before: restic's error then says why. restic's JSON goes
+# to the controller as is; it computes ages.
 cmd_status() {
-  local t id job out err rc json failed=0
+  local t id out err rc json failed=0 count=0 started ms name
+  local -a args=()
+  local -A read_url=()
   gather_facts
   emit_agent_start
   if ! restic_usable; then
@@ -2725,22 +2762,38 @@ cmd_status() {
   emit_repo_identities
   for t in "${!TARGET_ID[@]}"; do
     id=${TARGET_ID[t]}
-    job=${JOB_NAME[${TARGET_JOB[t]}]}
+    if [[ -n ${READ_JOBS[$id]-} ]]; then
+      # Once per URL, whatever entries name it here.
+      if [[ -n ${read_url[${TARGET_URL[t]}]-} ]]; then continue; fi
+      read_url[${TARGET_URL[t]}]=1
+      args=(snapshots --json --no-lock)
+      split_words "${READ_JOBS[$id]}"
+      for name in "${WORDS[@]}"; do args+=(--tag "job:$name"); done
+    elif [[ -z ${TARGET_REPO_ID[t]-} ]]; then
+      args=(snapshots --json --no-lock --host "$PLAN_HOST" --tag "job:${JOB_NAME[${TARGET_JOB[t]}]}")
+    else
+      continue
+    fi
+    count=$((count + 1))
     out="$RUN_DIR/status.$id.out" err="$RUN_DIR/status.$id.err"
-    run_restic_bg "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 \
-      snapshots --json --no-lock --host "$PLAN_HOST" --tag "job:$job"
+    now_ms
+    started=$REPLY
+    run_restic_bg "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 "${args[@]}"
     rc=$REPLY
+    now_ms
+    ms=$((REPLY - started))
     json=""
     if [[ -f $out ]]; then IFS= read -r json <"$out" || true; fi
     if ((rc == 0)) && [[ $json == '['*']' ]]; then
-      emit latest job "s:$job" repo "s:$id" snapshots "j:$json"
+      emit repo_snapshots repo "s:$id" snapshots "j:$json" duration_ms "n:$ms"
     else
       restic_error_text "$err" "$t"
-      emit latest_failed job "s:$job" repo "s:$id" message "s:cannot read the repository (exit $rc): ${REPLY:-no output}"
+      emit repo_snapshots_failed repo "s:$id" duration_ms "n:$ms" \
+        message "s:cannot read the repository (exit $rc): ${REPLY:-no output}"
       failed=$((failed + 1))
     fi
   done
-  finish "${#TARGET_ID[@]} repositories read ($failed could not be read)"
+  finish "$count repositories read ($failed could not be read)"
 }
 
 # --- verify ---------------------------------------------------------------------------------------

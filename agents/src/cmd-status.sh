@@ -1,9 +1,15 @@
 # --- status ---------------------------------------------------------------------------------------
 
-# cmd_status: the latest snapshot of this host and job in every repository and copy destination,
-# read-only (--no-lock). restic's JSON goes to the controller as is; it computes ages.
+# cmd_status: read-only (--no-lock) snapshot lists, one `restic snapshots` per repository of the fleet.
+# The controller assigns each shared repository to one host (read records): that host reads it whole,
+# every host's snapshots of the jobs that use it, and the controller splits the list per host and job.
+# The other hosts only report each repository's identity. A repository this host could not identify
+# is read here for this host and job alone, as before: restic's error then says why. restic's JSON goes
+# to the controller as is; it computes ages.
 cmd_status() {
-  local t id job out err rc json failed=0
+  local t id out err rc json failed=0 count=0 started ms name
+  local -a args=()
+  local -A read_url=()
   gather_facts
   emit_agent_start
   if ! restic_usable; then
@@ -19,20 +25,36 @@ cmd_status() {
   emit_repo_identities
   for t in "${!TARGET_ID[@]}"; do
     id=${TARGET_ID[t]}
-    job=${JOB_NAME[${TARGET_JOB[t]}]}
+    if [[ -n ${READ_JOBS[$id]-} ]]; then
+      # Once per URL, whatever entries name it here.
+      if [[ -n ${read_url[${TARGET_URL[t]}]-} ]]; then continue; fi
+      read_url[${TARGET_URL[t]}]=1
+      args=(snapshots --json --no-lock)
+      split_words "${READ_JOBS[$id]}"
+      for name in "${WORDS[@]}"; do args+=(--tag "job:$name"); done
+    elif [[ -z ${TARGET_REPO_ID[t]-} ]]; then
+      args=(snapshots --json --no-lock --host "$PLAN_HOST" --tag "job:${JOB_NAME[${TARGET_JOB[t]}]}")
+    else
+      continue
+    fi
+    count=$((count + 1))
     out="$RUN_DIR/status.$id.out" err="$RUN_DIR/status.$id.err"
-    run_restic_bg "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 \
-      snapshots --json --no-lock --host "$PLAN_HOST" --tag "job:$job"
+    now_ms
+    started=$REPLY
+    run_restic_bg "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 "${args[@]}"
     rc=$REPLY
+    now_ms
+    ms=$((REPLY - started))
     json=""
     if [[ -f $out ]]; then IFS= read -r json <"$out" || true; fi
     if ((rc == 0)) && [[ $json == '['*']' ]]; then
-      emit latest job "s:$job" repo "s:$id" snapshots "j:$json"
+      emit repo_snapshots repo "s:$id" snapshots "j:$json" duration_ms "n:$ms"
     else
       restic_error_text "$err" "$t"
-      emit latest_failed job "s:$job" repo "s:$id" message "s:cannot read the repository (exit $rc): ${REPLY:-no output}"
+      emit repo_snapshots_failed repo "s:$id" duration_ms "n:$ms" \
+        message "s:cannot read the repository (exit $rc): ${REPLY:-no output}"
       failed=$((failed + 1))
     fi
   done
-  finish "${#TARGET_ID[@]} repositories read ($failed could not be read)"
+  finish "$count repositories read ($failed could not be read)"
 }

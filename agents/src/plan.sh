@@ -27,6 +27,7 @@ declare -A PRUNE_REPO_ID=()     # maintain: repo or copy id -> the restic reposi
 declare -A CHECK_REPO_ID=()     # verify, maintain: repo or copy id -> the restic repository id it must have
 PLAN_SUBSET=""                  # verify: restic check --read-data-subset (read_data_subset record)
 PLAN_RESTORE_SAMPLE=0           # verify: files per job the restore drill restores (restore_sample record)
+declare -A READ_JOBS=()         # status: repo or copy id -> the jobs (space-separated) whose snapshots it reads
 declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
 declare -a TARGET_REPO_ID=()    # restic's repository id per target, as emit_repo_identities read it
 declare -a FIELDS=() VALS=()
@@ -103,6 +104,25 @@ want_nonempty() {
 
 want_job() {
   if [[ -z ${JOB_INDEX[$1]+set} ]]; then plan_error "names a job that was not declared before"; fi
+}
+
+# want_read_jobs JOBS: JOBS is a comma-separated list of distinct job names (of any host: the
+# repository's other hosts' jobs too); REPLY = the names, space-separated.
+want_read_jobs() {
+  local rest=$1 name
+  local -A seen=()
+  local -a jobs=()
+  if [[ -z $rest || $rest == ,* || $rest == *, || $rest == *,,* ]]; then plan_error "expected job names separated by commas"; fi
+  while :; do
+    name=${rest%%,*}
+    want_name "a job name" "$name"
+    if [[ -n ${seen[$name]-} ]]; then plan_error "a job named twice"; fi
+    seen[$name]=1
+    jobs+=("$name")
+    if [[ $rest != *,* ]]; then break; fi
+    rest=${rest#*,}
+  done
+  REPLY="${jobs[*]}"
 }
 
 want_new_id() {
@@ -212,6 +232,13 @@ read_plan() {
         once restore_sample
         want_number "the restore sample" "${VALS[0]}" "$MAX_RESTORE_SAMPLE"
         PLAN_RESTORE_SAMPLE=$REPLY
+        ;;
+      read)
+        want_values 2
+        if [[ -z ${ID_SEEN[${VALS[0]}]+set} ]]; then plan_error "names an id that was not declared before"; fi
+        if [[ -n ${READ_JOBS[${VALS[0]}]+set} ]]; then plan_error "read given twice"; fi
+        want_read_jobs "${VALS[1]}"
+        READ_JOBS[${VALS[0]}]=$REPLY
         ;;
       retention)
         want_values 6
@@ -362,6 +389,10 @@ read_plan() {
   if [[ $PLAN_COMMAND == verify && -z $PLAN_SUBSET ]]; then fail agent_protocol "the plan has no read_data_subset record"; fi
   if [[ $PLAN_COMMAND != verify ]] && [[ -n $PLAN_SUBSET || -n ${PLAN_SEEN[restore_sample]-} ]]; then
     fail agent_protocol "verify records in a plan for $PLAN_COMMAND"
+  fi
+  # The read records say which repositories a status run reads whole (for every host that uses them).
+  if ((${#READ_JOBS[@]} > 0)) && [[ $PLAN_COMMAND != status ]]; then
+    fail agent_protocol "read records in a plan for $PLAN_COMMAND"
   fi
   for i in "${!JOB_NAME[@]}"; do
     if is_lv_job "$i" && [[ -z ${VG_SNAPSHOTS[${JOB_VG[i]}]+set} ]]; then

@@ -24,6 +24,8 @@ export interface AgentPlan {
   repos: Map<string, { job: string; label: string; url: string; retention: boolean }>;
   /** Copy id → job, masked source and destination, the destination as the config names it, retention. */
   copies: Map<string, { job: string; from: string; to: string; url: string; retention: boolean }>;
+  /** status: the entries whose repositories this host reads whole (plan id → the jobs read). */
+  reads: ReadonlyMap<string, readonly string[]>;
 }
 
 export function agentPlan(
@@ -40,6 +42,8 @@ export function agentPlan(
     maintain?: ReadonlyMap<string, string>;
     /** verify: restic check's --read-data-subset, and the restore drill's files per job (0: none). */
     verify?: { subset: string; restoreSample: number };
+    /** status: read these entries' repositories whole, for these jobs (plan id → job names). */
+    reads?: ReadonlyMap<string, readonly string[]>;
   } = {},
 ): AgentPlan {
   const { host, config, jobs } = hostPlan;
@@ -55,6 +59,7 @@ export function agentPlan(
   if ((command === "prune" || command === "verify" || command === "install") && options.dryRun === true)
     lines.push("dry_run");
   const maintain = command === "prune" || command === "verify" ? options.maintain : undefined;
+  const reads: AgentPlan["reads"] = command === "status" ? (options.reads ?? new Map()) : new Map();
   if (maintain !== undefined) lines.push("maintain");
   if (command === "verify") {
     if (options.verify === undefined) throw new Error("a verify plan needs its subset and sample");
@@ -71,9 +76,14 @@ export function agentPlan(
       lines.push(planLine("retention", id, keep.last, keep.daily, keep.weekly, keep.monthly, keep.yearly));
     }
   };
-  if (command === "ping") return { lines: [...lines, "end"], repos, copies };
+  // status's read record of a repo or copy, when this host reads its repository for the fleet.
+  const readRecord = (id: string) => {
+    const jobs = reads.get(id);
+    if (jobs !== undefined) lines.push(planLine("read", id, jobs.join(",")));
+  };
+  if (command === "ping") return { lines: [...lines, "end"], repos, copies, reads };
   if (command === "install")
-    return { lines: [...lines, ...installLines(hostPlan, options.install), "end"], repos, copies };
+    return { lines: [...lines, ...installLines(hostPlan, options.install), "end"], repos, copies, reads };
   const margin = config.snapshot_settings.min_vg_free_after_snapshots;
   for (const [vg, snapshotBytes] of snapshotBytesPerVg(jobs)) {
     const percent = margin?.endsWith("%") === true;
@@ -108,6 +118,7 @@ export function agentPlan(
       repos.set(id, { job: job.name, label, url: repo.repo, retention: repo.retention !== null });
       lines.push(planLine("repo", job.name, id, repo.repo, repo.password_file, label));
       pruneRecords(id, repo.retention);
+      readRecord(id);
       for (const copy of repo.copy_to) {
         const copyId = `c${copies.size + 1}`;
         const to = maskRepository(copy.repo);
@@ -120,10 +131,11 @@ export function agentPlan(
         });
         lines.push(planLine("copy", job.name, copyId, id, copy.repo, copy.password_file, to));
         pruneRecords(copyId, copy.retention);
+        readRecord(copyId);
       }
     }
   }
-  return { lines: [...lines, "end"], repos, copies };
+  return { lines: [...lines, "end"], repos, copies, reads };
 }
 
 /** The install records: the sudo rule's user, and the allow-list of every repository the config names. */

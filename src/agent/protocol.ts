@@ -26,6 +26,12 @@
 //   maintain                                 prune, phase 2: no forgets; prune what the prune records name
 //   prune ID REPO_ID                         maintain: `restic prune` the repository of this repo or copy,
 //                                            if restic's repository id there is REPO_ID
+//   read ID JOB[,JOB...]                     status: read the repository of this repo or copy whole here
+//                                            (`restic snapshots --json --no-lock --tag job:JOB ...`, every
+//                                            host's snapshots of these jobs), once per URL; the controller
+//                                            splits it per host and job. An entry without a read record is
+//                                            only identified, unless its identity cannot be read: then the
+//                                            agent reads this host's own snapshots of it (restic says why)
 //   read_data_subset SUBSET                  verify: restic check --read-data-subset (n/t, P%, or a size
 //                                            such as 100M)
 //   restore_sample N                         verify: files per job the restore drill restores (0: none)
@@ -43,7 +49,7 @@
 //
 // The agent refuses (result code agent_protocol) a plan that breaks PLAN_LIMITS or these rules:
 // exclude/repo/copy follow their job, a copy's FROM_ID is a repo of the same job, ids are unique,
-// single-value records appear once. Whatever the config rules accept stays within PLAN_LIMITS, so a
+// single-value records appear once, read records are status's and name distinct job names. Whatever the config rules accept stays within PLAN_LIMITS, so a
 // plan the controller sends is never refused (test/unit/agent/plan-limits.test.ts walks the limits
 // through the real agent).
 //
@@ -376,12 +382,44 @@ export const restoreSampleEvent = z.strictObject({
   message: z.string(),
 });
 
+/** A snapshot as `restic snapshots --json` lists it: what the controller splits a repository's read by. */
+const resticSnapshot = z
+  .object({
+    time: z.string(),
+    short_id: z.string().optional(),
+    id: z.string(),
+    hostname: z.string(),
+    tags: z.array(z.string()).nullable().optional(),
+  })
+  .loose();
+
+/** status: one read of a plan entry's repository (whole, or this host's job alone), passed through. */
+export const repoSnapshotsEvent = z.strictObject({
+  ...base,
+  event: z.literal("repo_snapshots"),
+  repo: z.string(),
+  snapshots: z.array(resticSnapshot),
+  duration_ms: z.number().int(),
+});
+
+export const repoSnapshotsFailedEvent = z.strictObject({
+  ...base,
+  event: z.literal("repo_snapshots_failed"),
+  repo: z.string(),
+  duration_ms: z.number().int(),
+  message: z.string(),
+});
+
+/**
+ * status, controller side: one host's and job's part of a repository's read (the controller's split
+ * of repo_snapshots, or why there is none). The agent never sends these; the job tracker reads them.
+ */
 export const latestEvent = z.object({
   ...base,
   event: z.literal("latest"),
   ...jobRef,
   repo: z.string(),
-  /** restic snapshots --json for this host and job, passed through. */
+  /** The snapshots of this host and job, from restic snapshots --json. */
   snapshots: z.array(z.object({ time: z.string(), short_id: z.string().optional(), id: z.string() }).loose()),
 });
 
@@ -411,8 +449,8 @@ export const agentEvent = z.discriminatedUnion("event", [
   repoPrunedEvent,
   repoCheckedEvent,
   restoreSampleEvent,
-  latestEvent,
-  latestFailedEvent,
+  repoSnapshotsEvent,
+  repoSnapshotsFailedEvent,
   agentStartEvent,
   checkEvent,
   warningEvent,
@@ -430,6 +468,14 @@ export const agentEvent = z.discriminatedUnion("event", [
 ]);
 
 export type AgentEvent = z.infer<typeof agentEvent>;
+/** What the job tracker reads: the agent's events, and the controller's split of status reads. */
+export const trackedEvent = z.discriminatedUnion("event", [
+  ...agentEvent.options,
+  latestEvent,
+  latestFailedEvent,
+]);
+export type TrackedEvent = z.infer<typeof trackedEvent>;
+export type ResticSnapshot = z.infer<typeof resticSnapshot>;
 export type CheckEvent = z.infer<typeof checkEvent>;
 export type ResultEvent = z.infer<typeof resultEvent>;
 export type ProgressAgentEvent = z.infer<typeof progressEvent>;

@@ -1,4 +1,5 @@
 // The report's repositories[]: every repository the run's hosts use, one entry per repository.
+import type { ResticSnapshot } from "../agent/protocol.js";
 import type { Repository, RepositoryAction, RepositoryHost, RunStatus } from "./report-schema.js";
 
 /** One restic step on a repository, as the agent reported it. */
@@ -6,6 +7,17 @@ export interface StepOutcome {
   ok: boolean;
   duration_ms: number;
   error: string | null;
+}
+
+/** status: one `restic snapshots` of a repository by one host, with restic's list when it worked. */
+export interface SnapshotRead {
+  ok: boolean;
+  /** null: the read never ran (its host failed before it); error says why. */
+  duration_ms: number | null;
+  error: string | null;
+  snapshots: ResticSnapshot[];
+  /** The whole repository (every host's snapshots of its jobs), or only this host's job (false). */
+  whole: boolean;
 }
 
 /**
@@ -43,16 +55,35 @@ export interface RepositoryUse {
   forget: StepOutcome | null;
   /** prune: its repository's prune (phase 2) on this host, when the agent reported one. */
   prune: StepOutcome | null;
+  /** status: this host's read of the repository through this entry, when it read it. */
+  read: SnapshotRead | null;
   /** verify: its repository's check (phase 2) on this host, when the agent reported one. */
   check?: StepOutcome | null;
 }
 
 /**
- * Uses with the same restic id are one repository, whatever their URLs. A use without an id joins the
- * repository whose id was learned at the same place (the same remote URL; the same path on the same
- * host), if exactly one was; otherwise a local path is one entry per host and path, a remote URL one
- * entry per URL.
+ * Which repository each use is, as a key (one per use, in order): uses with the same restic id are one
+ * repository, whatever their URLs. A use without an id joins the repository whose id was learned at the
+ * same place (the same remote URL; the same path on the same host), if exactly one was; otherwise a
+ * local path is one repository per host and path, a remote URL one per URL.
  */
+export function repositoryKeys(uses: readonly RepositoryUse[]): { key: string; id: string | null }[] {
+  const place = (use: RepositoryUse) =>
+    use.local ? `local\n${use.host}\n${use.location}` : `remote\n${use.location}`;
+  const idsAt = new Map<string, Set<string>>();
+  for (const use of uses) {
+    if (use.id === null) continue;
+    const ids = idsAt.get(place(use)) ?? new Set<string>();
+    idsAt.set(place(use), ids.add(use.id));
+  }
+  return uses.map((use) => {
+    const known = idsAt.get(place(use));
+    const id = use.id ?? (known?.size === 1 ? [...known][0]! : null);
+    return { key: id === null ? `place\n${place(use)}` : `id\n${id}`, id };
+  });
+}
+
+/** One entry per repository (repositoryKeys), with what the run did to it. */
 export function groupRepositories(
   uses: RepositoryUse[],
   /**
@@ -63,22 +94,13 @@ export function groupRepositories(
 ): Repository[] {
   const prunes = prune?.prunes ?? [];
   const forgets = prune !== null && prune.forgets !== false;
-  const place = (use: RepositoryUse) =>
-    use.local ? `local\n${use.host}\n${use.location}` : `remote\n${use.location}`;
-  const idsAt = new Map<string, Set<string>>();
-  for (const use of uses) {
-    if (use.id === null) continue;
-    const ids = idsAt.get(place(use)) ?? new Set<string>();
-    idsAt.set(place(use), ids.add(use.id));
-  }
+  const keys = repositoryKeys(uses);
   const groups = new Map<
     string,
     { id: string | null; labels: string[]; hosts: Map<string, string[]>; uses: RepositoryUse[] }
   >();
-  for (const use of uses) {
-    const known = idsAt.get(place(use));
-    const id = use.id ?? (known?.size === 1 ? [...known][0]! : null);
-    const key = id === null ? `place\n${place(use)}` : `id\n${id}`;
+  uses.forEach((use, i) => {
+    const { key, id } = keys[i]!;
     const group = groups.get(key) ?? { id, labels: [], hosts: new Map<string, string[]>(), uses: [] };
     groups.set(key, group);
     group.uses.push(use);
@@ -86,7 +108,7 @@ export function groupRepositories(
     const jobs = group.hosts.get(use.host) ?? [];
     group.hosts.set(use.host, jobs);
     if (!jobs.includes(use.job)) jobs.push(use.job);
-  }
+  });
   const entries = [...groups.values()].map((group): Repository => ({
     id: group.id,
     // One label, whichever spellings the hosts use: the first in sort order, so runs agree.
@@ -107,6 +129,7 @@ export function groupRepositories(
           error: prune.error,
           ...(prune.subset === undefined ? {} : { subset: prune.subset }),
         })),
+      ...group.uses.flatMap((use) => (use.read === null ? [] : [snapshotsAction(use, use.read)])),
     ],
     missing_forgets: !forgets
       ? []
@@ -138,6 +161,18 @@ function forgetAction(use: RepositoryUse): RepositoryAction {
     status: forget === null ? "skipped" : forget.ok ? "ok" : "failed",
     duration_ms: forget?.duration_ms ?? null,
     error: forget === null ? `the forget of job ${use.job} did not run` : forget.error,
+  };
+}
+
+/** status: a host's `restic snapshots` of the repository (for_host: that host's own snapshots only). */
+function snapshotsAction(use: RepositoryUse, read: SnapshotRead): RepositoryAction {
+  return {
+    action: "snapshots",
+    host: use.host,
+    for_host: read.whole ? null : use.host,
+    status: read.ok ? "ok" : "failed",
+    duration_ms: read.duration_ms,
+    error: read.error,
   };
 }
 

@@ -34,10 +34,10 @@ export function describeEvent(event: AgentEvent, plan: AgentPlan): string {
       return `${label(plan, event.repo)}: ${event.ok ? `checked (${event.subset})` : `check FAILED ${event.message}`}`;
     case "restore_sample":
       return `${event.job} → ${label(plan, event.repo)}: restore drill ${event.message !== "" ? `FAILED ${event.message}` : `${event.matched} matched, ${event.changed} changed, ${event.mismatched} mismatched`}`;
-    case "latest":
-      return `${event.job} → ${label(plan, event.repo)}: ${event.snapshots.length} snapshot(s)`;
-    case "latest_failed":
-      return `${event.job} → ${label(plan, event.repo)}: FAILED ${event.message}`;
+    case "repo_snapshots":
+      return `${label(plan, event.repo)}: ${event.snapshots.length} snapshot(s) read`;
+    case "repo_snapshots_failed":
+      return `${label(plan, event.repo)}: read FAILED ${event.message}`;
     case "job_end":
       return `job ${event.job} done`;
     default:

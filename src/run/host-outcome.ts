@@ -11,6 +11,16 @@ import { hintForAgentFailure } from "./hints.js";
 
 export type Warning = HostResult["warnings"][number];
 
+/** Warnings that are advice, not a problem of the run: they do not make a host partial. */
+export const ADVISORY_WARNINGS = new Set([
+  "host_key_added",
+  "known_hosts_line_ignored",
+  "agent_noise",
+  "connection_destroyed",
+  "restic_untested",
+  "sudo_broad",
+]);
+
 export interface JobsInput {
   command: AgentCommand;
   /** The jobs as the events filled them in; their own status is still the initial one. */

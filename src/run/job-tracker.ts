@@ -1,5 +1,5 @@
 // A host's jobs in the report, filled in from the agent's events as they arrive.
-import type { AgentEvent } from "../agent/protocol.js";
+import type { ResticSnapshot, TrackedEvent } from "../agent/protocol.js";
 import type { AgentPlan } from "../agent/plan-lines.js";
 import type { HostPlan } from "../plan/build-plan.js";
 import type {
@@ -11,7 +11,7 @@ import type {
   RestoreResult,
   RunStatus,
 } from "../report/report-schema.js";
-import type { StepOutcome } from "../report/repositories.js";
+import type { SnapshotRead, StepOutcome } from "../report/repositories.js";
 
 /** How far in the future a snapshot's time may be (the host's clock ahead of ours) and still count. */
 export const CLOCK_SKEW_S = 300;
@@ -21,12 +21,18 @@ export type TrackedCommand = "backup" | "prune" | "status" | "verify";
 export interface JobTracker {
   jobs: JobResult[];
   /** Apply one event; returns a warning for the host when the event is one. */
-  apply(event: AgentEvent): { code: string; message: string } | null;
+  apply(event: TrackedEvent): { code: string; message: string } | null;
   /**
    * prune: what a plan entry's forget (phase 1) and its repository's prune (phase 2) came to, if they
-   * ran; verify: its repository's check (phase 2).
+   * ran; status: the agent's read of the entry's repository, if it read it; verify: its repository's
+   * check (phase 2).
    */
-  outcome(id: string): { forget: StepOutcome | null; prune: StepOutcome | null; check: StepOutcome | null };
+  outcome(id: string): {
+    forget: StepOutcome | null;
+    prune: StepOutcome | null;
+    read: Omit<SnapshotRead, "whole"> | null;
+    check: StepOutcome | null;
+  };
   /** verify: restic's reasons of the checks that failed on this host. */
   failedChecks(): string[];
   /** After the run (status): each latest snapshot's age, and whether it is older than maxAgeS. */
@@ -49,6 +55,7 @@ export function trackJobs(
   const forgets = new Map<string, StepOutcome>();
   const prunes = new Map<string, StepOutcome>();
   const checks = new Map<string, StepOutcome>();
+  const reads = new Map<string, Omit<SnapshotRead, "whole">>();
   const jobs: JobResult[] = hostPlan.jobs.map((job) => ({
     name: job.name,
     category: job.category,
@@ -276,15 +283,22 @@ export function trackJobs(
           } satisfies Partial<RestoreResult>);
           return null;
         }
+        case "repo_snapshots":
+        case "repo_snapshots_failed": {
+          // The fleet splits it per host and job once every host is done (src/run/status-reads.ts).
+          if (!plan.repos.has(event.repo) && !plan.copies.has(event.repo)) return null;
+          reads.set(
+            event.repo,
+            event.event === "repo_snapshots"
+              ? { ok: true, duration_ms: event.duration_ms, error: null, snapshots: event.snapshots }
+              : { ok: false, duration_ms: event.duration_ms, error: event.message, snapshots: [] },
+          );
+          return null;
+        }
         case "latest": {
           const entry = latestById.get(event.repo);
           if (entry === undefined) return null;
-          // A time that does not parse counts as the newest: it is then reported, and stale (finish).
-          const timeOf = (time: string) => {
-            const ms = Date.parse(time);
-            return Number.isNaN(ms) ? Infinity : ms;
-          };
-          const newest = [...event.snapshots].sort((a, b) => timeOf(b.time) - timeOf(a.time))[0];
+          const newest = newestSnapshot(event.snapshots);
           entry.snapshot_id = newest === undefined ? null : (newest.short_id ?? newest.id.slice(0, 8));
           entry.time = newest?.time ?? null;
           return null;
@@ -306,6 +320,7 @@ export function trackJobs(
     outcome: (id) => ({
       forget: forgets.get(id) ?? null,
       prune: prunes.get(id) ?? null,
+      read: reads.get(id) ?? null,
       check: checks.get(id) ?? null,
     }),
     failedChecks: () =>
@@ -343,4 +358,15 @@ function emptyRestore(repo: string, status: RunStatus, requested: number): Resto
     duration_ms: null,
     error: null,
   };
+}
+
+/** The newest snapshot; a time that does not parse counts as the newest: it is then reported, and stale. */
+export function newestSnapshot<S extends Pick<ResticSnapshot, "time">>(
+  snapshots: readonly S[],
+): S | undefined {
+  const timeOf = (time: string) => {
+    const ms = Date.parse(time);
+    return Number.isNaN(ms) ? Infinity : ms;
+  };
+  return [...snapshots].sort((a, b) => timeOf(b.time) - timeOf(a.time))[0];
 }

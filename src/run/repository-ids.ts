@@ -2,19 +2,22 @@
 import type { AgentPlan } from "../agent/plan-lines.js";
 import type { AgentEvent } from "../agent/protocol.js";
 import { repositoryIdentity } from "../config/rules.js";
-import type { RepositoryUse, StepOutcome } from "../report/repositories.js";
+import type { RepositoryUse, SnapshotRead, StepOutcome } from "../report/repositories.js";
+
+/** What the job tracker learned of one plan entry (job-tracker.ts `outcome`). */
+export interface EntryOutcome {
+  forget: StepOutcome | null;
+  prune: StepOutcome | null;
+  read: Omit<SnapshotRead, "whole"> | null;
+  /** verify: the entry's repository's check (phase 2), when this host ran it. */
+  check?: StepOutcome | null;
+}
 
 export interface RepositoryIds {
   /** Record a repo_identity event; true when the event was one. */
   apply(event: AgentEvent): boolean;
   /** Every repository and copy destination of the plan, with its id when the agent read one. */
-  uses(
-    outcomeOf?: (entry: string) => {
-      forget: StepOutcome | null;
-      prune: StepOutcome | null;
-      check?: StepOutcome | null;
-    },
-  ): RepositoryUse[];
+  uses(outcomeOf?: (entry: string) => EntryOutcome): RepositoryUse[];
 }
 
 export function trackRepositoryIds(host: string, plan: AgentPlan): RepositoryIds {
@@ -42,9 +45,10 @@ export function trackRepositoryIds(host: string, plan: AgentPlan): RepositoryIds
       if (plan.repos.has(event.repo) || plan.copies.has(event.repo)) ids.set(event.repo, event.repo_id);
       return true;
     },
-    uses: (outcomeOf = () => ({ forget: null, prune: null })) =>
+    uses: (outcomeOf = () => ({ forget: null, prune: null, read: null })) =>
       entries.map((entry) => {
         const location = repositoryIdentity(entry.url);
+        const { forget, prune, read, check = null } = outcomeOf(entry.id);
         return {
           host,
           job: entry.job,
@@ -54,7 +58,10 @@ export function trackRepositoryIds(host: string, plan: AgentPlan): RepositoryIds
           id: ids.get(entry.id) ?? null,
           entry: entry.id,
           retention: entry.retention,
-          ...outcomeOf(entry.id),
+          forget,
+          prune,
+          read: read === null ? null : { ...read, whole: plan.reads.has(entry.id) },
+          check,
         };
       }),
   };

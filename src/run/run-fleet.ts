@@ -16,6 +16,15 @@ import {
   type PruneAssignment,
 } from "./prune-repositories.js";
 import { runHost, type HostRunContext } from "./run-host.js";
+import {
+  assignMissingReads,
+  assignReads,
+  finished,
+  settleStatusHost,
+  splitReads,
+  withPhase2Reads,
+  type ReadAssignment,
+} from "./status-reads.js";
 import { batchSize, scheduleHosts } from "./schedule-hosts.js";
 import { createJumpPool } from "../transport/jump-pool.js";
 
@@ -59,7 +68,8 @@ function agentCommand(
     case "prune":
       return { ...common, command: "prune", jobs: { command: "prune", initial: "skipped" } };
     case "status":
-      return { ...common, command: "status", jobs: { command: "status", initial: "skipped" } };
+      // Ages and staleness come after every host, once the shared reads are split (status-reads.ts).
+      return { ...common, maxAgeS: null, command: "status", jobs: { command: "status", initial: "skipped" } };
     case "verify": {
       if (request.verify === undefined) throw new Error("verify needs its subset and sample");
       return {
@@ -175,6 +185,20 @@ async function runPhases(
   runId: string,
   startedAt: Date,
 ): Promise<Report> {
+  if (request.command === "status")
+    return runStatus(request, context, runHosts, repositories, (results, uses) =>
+      buildReport({
+        runId,
+        command: request.command,
+        options: request.options,
+        startedAt,
+        finishedAt: new Date(),
+        hosts: results,
+        repositories: uses,
+        interrupted: request.signal.aborted,
+        warnings: request.plan.warnings ?? [],
+      }),
+    );
   let results = await runHosts(request.plan.hosts, context);
   let prunes: RepositoryPrune[] = [];
   if (request.command === "prune" || request.command === "verify") {
@@ -207,6 +231,84 @@ async function runPhases(
     interrupted: request.signal.aborted,
     warnings: request.plan.warnings ?? [],
   });
+}
+
+/**
+ * status: phase 1 reads each repository on the host assigned to it, phase 2 what nobody read, then each
+ * read is split to every host and job that uses the repository (status-reads.ts).
+ */
+async function runStatus(
+  request: FleetRunRequest,
+  context: HostRunContext,
+  runHosts: (
+    hosts: FleetPlan["hosts"],
+    ctx: HostRunContext,
+    phase?: "first" | "maintenance",
+  ) => Promise<HostResult[]>,
+  repositories: RepositoryUse[],
+  report: (results: HostResult[], uses: RepositoryUse[]) => Report,
+): Promise<Report> {
+  const readsOf = (assignment: ReadAssignment) => (host: { name: string }) => assignment.get(host.name);
+  // A host that finished phase 1 is done only once the reads are split: its status may change then.
+  const provisional = (event: ProgressEvent): ProgressEvent =>
+    event.step === "done" && (event.status === "ok" || event.status === "partial")
+      ? { host: event.host, step: "running", detail: "read; waiting for the fleet's shared reads" }
+      : event;
+  let results = await runHosts(request.plan.hosts, {
+    ...context,
+    reads: readsOf(assignReads(request.plan.hosts)),
+    onProgress: (event) => request.onProgress(provisional(event)),
+  });
+  let uses = repositories;
+  const byHost = new Map(results.map((result) => [result.name, result]));
+  const missing = assignMissingReads(uses, byHost);
+  if (missing.size > 0 && !request.signal.aborted) {
+    const phase2Uses: RepositoryUse[] = [];
+    const read = await runHosts(
+      request.plan.hosts.filter((plan) => missing.has(plan.host.name)),
+      {
+        ...context,
+        reads: readsOf(missing),
+        recordRepositories: (found) => phase2Uses.push(...found),
+        onProgress: (event) =>
+          request.onProgress(
+            event.step === "done"
+              ? { host: event.host, step: "running", detail: `shared read ${event.status ?? "done"}` }
+              : event.step === "connecting"
+                ? { host: event.host, step: "running", detail: "connecting to read a shared repository" }
+                : event,
+          ),
+      },
+      "maintenance",
+    );
+    const phase2Results = new Map(read.map((result) => [result.name, result]));
+    uses = withPhase2Reads(uses, { assignment: missing, uses: phase2Uses, results: phase2Results });
+    results = results.map((result) => {
+      const second = phase2Results.get(result.name);
+      return second === undefined
+        ? result
+        : { ...result, duration_ms: result.duration_ms + second.duration_ms };
+    });
+  }
+  const fills = splitReads(uses);
+  const plans = new Map(request.plan.hosts.map((plan) => [plan.host.name, plan]));
+  const now = new Date();
+  results = results.map((result) => {
+    const plan = plans.get(result.name);
+    if (plan === undefined || !finished(result)) return result;
+    const settled = settleStatusHost(plan, result, fills.get(result.name), {
+      now,
+      maxAgeS: request.maxAgeS ?? null,
+    });
+    request.onProgress({
+      host: settled.name,
+      step: "done",
+      status: settled.status,
+      ...(settled.error === null ? {} : { detail: settled.error.message }),
+    });
+    return settled;
+  });
+  return report(results, uses);
 }
 
 /** Phase 2: the assigned hosts' second agent run, each with its maintain records (prune or check). */

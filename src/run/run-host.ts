@@ -30,7 +30,7 @@ import {
 } from "../transport/ssh-connection.js";
 import type { LocalFiles } from "./local-files.js";
 import { connectTargetOf, type JumpPool } from "../transport/jump-pool.js";
-import { decideCutShort, decideHostOutcome } from "./host-outcome.js";
+import { ADVISORY_WARNINGS, decideCutShort, decideHostOutcome } from "./host-outcome.js";
 import { hintForCheck } from "./hints.js";
 import { describeEvent } from "./describe-event.js";
 import { untestedResticWarning } from "./restic-compatibility.js";
@@ -47,6 +47,8 @@ export interface HostRunContext {
   maintain?: (host: HostPlan["host"]) => ReadonlyMap<string, string> | undefined;
   /** verify: restic check's --read-data-subset and the restore drill's files per job. */
   verify?: { subset: string; restoreSample: number };
+  /** status: the entries whose repositories this host reads whole for the fleet (plan id → jobs). */
+  reads?: (host: HostPlan["host"]) => ReadonlyMap<string, readonly string[]> | undefined;
   /** install: the sudo rule and allow-list to install, per host. */
   install?: (host: HostPlan["host"]) => InstallRequest;
   /** status: a job whose latest snapshot is older than this (or missing) is stale. */
@@ -71,15 +73,6 @@ const STDERR_TAIL = 4096;
  * of it, up to the next newline, is dropped, so a host that never sends a newline costs bounded memory.
  */
 export const STDERR_LINE_MAX = 4096;
-/** Warnings that are advice, not a problem of the run: they do not make a host partial. */
-const ADVISORY_WARNINGS = new Set([
-  "host_key_added",
-  "known_hosts_line_ignored",
-  "agent_noise",
-  "connection_destroyed",
-  "restic_untested",
-  "sudo_broad",
-]);
 /** How long a stopped agent gets to clean up and report before its channel is closed. */
 const STOP_GRACE_MS = 60_000;
 /**
@@ -109,11 +102,13 @@ export async function runHost(
   };
   // Built before connecting: a host that is never reached still uses its repositories.
   const maintain = ctx.maintain?.(host);
+  const reads = ctx.reads?.(host);
   const plan = agentPlan(hostPlan, ctx.command, ctx.runId, {
     dryRun: ctx.dryRun,
     ...(ctx.install === undefined ? {} : { install: ctx.install(host) }),
     ...(maintain === undefined ? {} : { maintain }),
     ...(ctx.verify === undefined ? {} : { verify: ctx.verify }),
+    ...(reads === undefined ? {} : { reads }),
   });
   const repositoryIds = trackRepositoryIds(host.name, plan);
   let tracker: JobTracker | null = null;

@@ -1,7 +1,7 @@
 // Repositories shared by a fleet over real remote backends (issue 14): four hosts back up into one
 // SFTP repository (a second fleet's sshd, reached by root's restic through a test ssh_config), one
-// REST repository (`rclone serve restic`) and each its own local one. `restic prune` is counted by a
-// wrapper bound over the hosts' /usr/bin/restic, not taken from the report.
+// REST repository (`rclone serve restic`) and each its own local one. `restic prune` and `restic
+// snapshots` are counted by a wrapper bound over the hosts' /usr/bin/restic, not taken from the report.
 import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -30,7 +30,7 @@ interface Snapshot {
   time: string;
 }
 
-describeIntegration("repositories shared over SFTP and REST: one prune per repository", () => {
+describeIntegration("repositories shared over SFTP and REST: one prune and one read per repository", () => {
   let server: Fleet;
   let fleet: Fleet;
   let rest: RestServer;
@@ -123,6 +123,96 @@ ${[repos.local[host], repos.sftp, repos.rest].map(repository).join("\n")}`,
     expect(backedUp).toContain(repos.rest);
   });
 
+  /** The repositories a host's config names, in its order (the order of its job's latest[]). */
+  const reposOf = (host: string) => [repos.local[host] as string, repos.sftp, repos.rest];
+  /** Where the test reads a repository a host's config names. */
+  const readableOf = (url: string) => (url === repos.sftp ? sftpPath : url);
+  /** The `restic snapshots` calls since `before`, by repository. */
+  const snapshotReads = (before: number) =>
+    recorder
+      .calls()
+      .slice(before)
+      .filter((c) => c.command === "snapshots")
+      .map((c) => c.repository)
+      .sort();
+
+  /** Every host's latest[] is each repository's newest snapshot of that host, read here, with its age. */
+  const expectLatest = (run: Awaited<ReturnType<typeof runJson>>, hosts: readonly string[]) => {
+    const finished = Date.parse(run.report.finished_at);
+    for (const host of hosts) {
+      const job = run.host(host)?.jobs[0];
+      expect(job?.status, host).toBe("ok");
+      const newest = reposOf(host).map(
+        (url) => snapshotsOf(readableOf(url), host).sort((a, b) => b.time.localeCompare(a.time))[0],
+      );
+      expect(
+        job?.latest.map((l) => [l.repo, l.snapshot_id, l.time, l.error]),
+        host,
+      ).toEqual(reposOf(host).map((url, i) => [url, newest[i]?.short_id, newest[i]?.time, null]));
+      for (const [i, latest] of (job?.latest ?? []).entries()) {
+        const expected = Math.floor((finished - Date.parse(newest[i]?.time ?? "")) / 1000);
+        expect(latest.age_s, `${host} ${latest.repo}`).toBeGreaterThanOrEqual(expected - 5);
+        expect(latest.age_s, `${host} ${latest.repo}`).toBeLessThanOrEqual(expected + 1);
+      }
+    }
+  };
+
+  it("status reads each shared repository once and each local one on its host; every host and job gets its own latest snapshot and age", async () => {
+    const before = recorder.calls().length;
+    const status = await runJson("status", inventoryFile);
+    expect(status.code, status.stdout + status.stderr).toBe(0);
+    // Counted where restic ran: one read per distinct repository, not one per host.
+    expect(snapshotReads(before)).toEqual(
+      [repos.sftp, repos.rest, ...HOSTS.map((h) => repos.local[h])].sort(),
+    );
+    expectLatest(status, HOSTS);
+    // Every host's latest in a shared repository is its own: three hosts' snapshots are not one host's.
+    const sftpLatest = HOSTS.map((h) => status.host(h)?.jobs[0]?.latest[1]?.snapshot_id);
+    expect(new Set(sftpLatest).size).toBe(HOSTS.length);
+    // The report says who read which repository, once for every host (for_host null).
+    for (const url of [repos.sftp, repos.rest]) {
+      const entry = status.report.repositories.find((r) => r.url === url);
+      expect(entry?.hosts.map((h) => h.host)).toEqual(HOSTS);
+      expect(entry?.actions).toHaveLength(1);
+      expect(entry?.actions[0]).toMatchObject({
+        action: "snapshots",
+        for_host: null,
+        status: "ok",
+        error: null,
+      });
+      expect(HOSTS).toContain(entry?.actions[0]?.host);
+    }
+    // Different shared repositories are read by different hosts, side by side.
+    const readers = [repos.sftp, repos.rest].map(
+      (url) => status.report.repositories.find((r) => r.url === url)?.actions[0]?.host,
+    );
+    expect(new Set(readers).size).toBe(2);
+  });
+
+  it("status with the reader of a shared repository unreachable: it stays unreachable, another host reads it, once, and every other host gets its status", async () => {
+    const first = await runJson("status", inventoryFile);
+    const reader = first.report.repositories.find((r) => r.url === repos.sftp)?.actions[0]?.host ?? "?";
+    expect(HOSTS).toContain(reader);
+    const before = recorder.calls().length;
+    await fleet.stopHost(reader);
+    let status;
+    try {
+      status = await runJson("status", inventoryFile);
+    } finally {
+      await fleet.startHost(reader);
+    }
+    expect(status.code, status.stdout + status.stderr).toBe(4);
+    expect(status.host(reader)).toMatchObject({ status: "unreachable" });
+    const others = HOSTS.filter((h) => h !== reader);
+    expect(snapshotReads(before)).toEqual(
+      [repos.sftp, repos.rest, ...others.map((h) => repos.local[h])].sort(),
+    );
+    expectLatest(status, others);
+    const sftp = status.report.repositories.find((r) => r.url === repos.sftp);
+    expect(sftp?.actions).toHaveLength(1);
+    expect(others).toContain(sftp?.actions[0]?.host);
+  });
+
   it("one host unreachable: its snapshots stay, each repository is pruned once, exit 4 and missing_forgets names it", async () => {
     const before = recorder.calls().length;
     await fleet.stopHost("sr4");
@@ -185,5 +275,33 @@ ${[repos.local[host], repos.sftp, repos.rest].map(repository).join("\n")}`,
       }
       restic(repo, "check", "--no-lock");
     }
+  });
+
+  it("status --max-age: within one read of each shared repository, only the hosts with no recent snapshot are stale", async () => {
+    // sr3 backs up again now; the others' latest snapshots are from before the tests above.
+    writeFileSync(join(dir, "src", "sr3", "late.txt"), "late\n");
+    const backup = await runJson("backup", inventoryFile, "--limit", "sr3");
+    expect(backup.code, backup.stdout + backup.stderr).toBe(0);
+    const newestIn = (host: string) =>
+      Math.max(...snapshotsOf(sftpPath, host).map((snapshot) => Date.parse(snapshot.time)));
+    const gapS = (newestIn("sr3") - Math.max(...["sr1", "sr2", "sr4"].map(newestIn))) / 1000;
+    expect(gapS).toBeGreaterThan(60);
+    // Halfway between sr3's age and the others' (they grow alike while the run lasts).
+    const maxAgeS = Math.ceil((Date.now() - newestIn("sr3")) / 1000 + gapS / 2);
+    const before = recorder.calls().length;
+    const status = await runJson("status", inventoryFile, "--max-age", `${maxAgeS}s`);
+    expect(status.code, status.stdout + status.stderr).toBe(1);
+    expect(snapshotReads(before)).toEqual(
+      [repos.sftp, repos.rest, ...HOSTS.map((h) => repos.local[h])].sort(),
+    );
+    expect(status.host("sr3")).toMatchObject({ status: "ok", error: null });
+    expect(status.host("sr3")?.jobs[0]?.latest.map((l) => l.stale)).toEqual([false, false, false]);
+    for (const host of ["sr1", "sr2", "sr4"]) {
+      expect(status.host(host)).toMatchObject({ status: "failed", error: { code: "stale" } });
+      expect(status.host(host)?.jobs[0]?.latest.map((l) => l.stale)).toEqual([true, true, true]);
+    }
+    const fresh = await runJson("status", inventoryFile, "--max-age", "1h");
+    expect(fresh.code, fresh.stdout + fresh.stderr).toBe(0);
+    expectLatest(fresh, HOSTS);
   });
 });

@@ -456,6 +456,38 @@ describe("plan protocol", () => {
     ],
     ["retention for an unknown id", planText([...good(), ["retention", "zz", 1, 0, 0, 0, 0], ["end"]])],
     ["remount_readonly of an unknown job", planText([...good(), ["remount_readonly", "nojob"], ["end"]])],
+    // status's read records: for a declared entry, once, with distinct job names, in a status plan only.
+    ...((): [string, string][] => {
+      const statusPlan = (...records: PlanRecord[]) =>
+        planText([
+          ...header("status", "p"),
+          ["job", "web", "standard_path", "/srv", "", "", ""],
+          ["repo", "web", "a", "/r", "/pw", "L"],
+          ...records,
+          ["end"],
+        ]);
+      return [
+        ["a read record for an unknown id", statusPlan(["read", "zz", "web"])],
+        ["a read record given twice", statusPlan(["read", "a", "web"], ["read", "a", "db"])],
+        ["a read record without jobs", statusPlan(["read", "a", ""])],
+        ["a read record with an empty job name", statusPlan(["read", "a", "web,,db"])],
+        ["a read record ending in a comma", statusPlan(["read", "a", "web,"])],
+        ["a read record naming a job twice", statusPlan(["read", "a", "web,db,web"])],
+        ["a read record with a job that is no name", statusPlan(["read", "a", "web,d b"])],
+        ["a read record with a job named ..", statusPlan(["read", "a", ".."])],
+        ["a read record with three values", statusPlan(["read", "a", "web", "db"])],
+        [
+          "a read record in a prune plan",
+          planText([
+            ...header("prune", "p"),
+            ["job", "web", "standard_path", "/srv", "", "", ""],
+            ["repo", "web", "a", "/r", "/pw", "L"],
+            ["read", "a", "web"],
+            ["end"],
+          ]),
+        ],
+      ];
+    })(),
     // Phase 2 of prune: maintain and its prune records go together, in a prune plan, never a dry run.
     ...((): [string, string][] => {
       const id = "f".repeat(64);
@@ -873,6 +905,98 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
     expect(existsSync(LOCK_DIR) ? snapshotTree(LOCK_DIR, false) : []).toEqual(runLock);
     expect(existsSync(`${LOCK_DIR}/rlvm-fleet.${host}.lock`)).toBe(false);
     expect(readdirSync(home)).toEqual([]);
+  });
+});
+
+// Issue 14, point 4: a status run reads a shared repository whole, once, only where the plan says.
+describe("status with real restic repositories", { timeout: 150_000 }, () => {
+  it("reads whole only what a read record names, once per URL, for its jobs; an unidentified repository for this host and job", async (ctx) => {
+    skipOrFail(ctx, "unit", RESTIC === undefined ? "restic is not installed" : undefined);
+    const real = RESTIC as string;
+    const shared = join(base, unique("shared"));
+    resticInit(shared, pwGood);
+    const data = join(base, unique("data"));
+    mkdirSync(data);
+    writeFileSync(join(data, "f"), "x\n");
+    const backup = (host: string, tag: string) => {
+      const r = spawnSync(real, ["backup", "--host", host, "--tag", tag, data], {
+        env: { PATH: process.env.PATH, HOME: home, RESTIC_REPOSITORY: shared, RESTIC_PASSWORD_FILE: pwGood },
+        encoding: "utf8",
+      });
+      expect(r.status, r.stderr).toBe(0);
+    };
+    backup("h1", "job:web");
+    backup("h2", "job:web");
+    backup("h2", "job:db");
+    backup("h3", "job:other");
+    // The real restic behind a wrapper that logs each call's arguments.
+    const log = join(base, unique("restic-calls"));
+    const tools = makeToolDir({
+      restic: { script: `#!/bin/bash\nprintf '%s\\n' "$*" >>${log}\nexec ${real} "$@"\n` },
+    });
+    const host = unique("status");
+    // status runs only while the controller keeps its stdin open: the plan, then no EOF until the result.
+    const child = spawn(BASH, [AGENT, newRunDir(host)], {
+      env: baseEnv({ RLVM_AGENT_TOOL_PATH: tools }),
+      cwd: canary,
+      stdio: "pipe",
+    });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.resume();
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.stdin.write(
+      planText([
+        ...header("status", host),
+        ["job", "web", "standard_path", data, "", "", ""],
+        ["job", "db", "standard_path", data, "", "", ""],
+        ["repo", "web", "a", shared, pwGood, "shared"],
+        ["read", "a", "db,web"],
+        // The same URL again: identified, not read again.
+        ["repo", "db", "b", shared, pwGood, "shared"],
+        ["read", "b", "db,web"],
+        // Identified and read elsewhere (no read record): only its identity.
+        ["repo", "web", "c", repoA, pwGood, "repo-a"],
+        // Cannot be identified here: read for this host and job, so restic says why.
+        ["repo", "db", "d", join(base, "no-such-repo"), pwGood, "none"],
+        ["end"],
+      ]),
+    );
+    try {
+      await waitFor("the agent's result", () => stdout.includes('"event":"result"'), {
+        timeoutMs: 120_000,
+        intervalMs: 50,
+      });
+    } finally {
+      child.stdin.end();
+      await exited;
+    }
+    const events = stdout
+      .trim()
+      .split("\n")
+      .map((line) => agentEvent.parse(JSON.parse(line)));
+    const run = { events, result: events.at(-1) };
+    expect(run.result).toMatchObject({ code: null, message: "2 repositories read (1 could not be read)" });
+    expect(run.events.filter((e) => e.event === "repo_identity").map((e) => e.repo)).toEqual(["a", "b", "c"]);
+    const reads = run.events.filter((e) => e.event === "repo_snapshots");
+    expect(reads.map((e) => e.repo)).toEqual(["a"]);
+    const listed = reads[0]?.event === "repo_snapshots" ? reads[0].snapshots : [];
+    expect(listed.map((s) => `${s.hostname} ${(s.tags ?? []).join(",")}`).sort()).toEqual([
+      "h1 job:web",
+      "h2 job:db",
+      "h2 job:web",
+    ]);
+    const failed = run.events.filter((e) => e.event === "repo_snapshots_failed");
+    expect(failed).toMatchObject([
+      { repo: "d", message: expect.stringMatching(/^cannot read the repository \(exit \d+\)/) },
+    ]);
+    const snapshotCalls = readFileSync(log, "utf8")
+      .split("\n")
+      .filter((line) => line.split(" ").includes("snapshots"));
+    expect(snapshotCalls).toEqual([
+      "snapshots --json --no-lock --tag job:db --tag job:web",
+      `snapshots --json --no-lock --host ${host} --tag job:db`,
+    ]);
   });
 });
 

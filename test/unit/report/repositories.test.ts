@@ -18,6 +18,7 @@ const local = (host: string, path: string, id: string | null, job = "web"): Repo
   retention: true,
   forget: null,
   prune: null,
+  read: null,
 });
 const remote = (host: string, url: string, id: string | null, job = "web"): RepositoryUse => ({
   host,
@@ -30,6 +31,7 @@ const remote = (host: string, url: string, id: string | null, job = "web"): Repo
   retention: true,
   forget: null,
   prune: null,
+  read: null,
 });
 
 describe("repositories[]", () => {

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { agentPlan, type AgentCommand } from "../../../src/agent/plan-lines.js";
-import { resultEvent, type AgentEvent, type ResultEvent } from "../../../src/agent/protocol.js";
+import { resultEvent, type ResultEvent } from "../../../src/agent/protocol.js";
 import { buildPlan } from "../../../src/plan/build-plan.js";
 import type { Check, RunStatus } from "../../../src/report/report-schema.js";
 import { HostError } from "../../../src/errors.js";
@@ -487,7 +487,7 @@ describe("verify: the restore drill per job, the checks this host ran", () => {
       message: "",
       ...extra,
     });
-  const run = (events: AgentEvent[], failedChecks: string[] = []) => {
+  const run = (events: ReturnType<typeof agentEventOf>[], failedChecks: string[] = []) => {
     const tracker = trackJobs(hostPlan, plan, "verify", "skipped", 5);
     for (const event of events) tracker.apply(event);
     for (const [id, ok] of [

@@ -29,6 +29,7 @@ const use = (
   retention: true,
   forget,
   prune: null,
+  read: null,
 });
 
 describe("assignPrunes", () => {
