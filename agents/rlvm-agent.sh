@@ -181,7 +181,7 @@ emit_result() {
 
 # --- small helpers --------------------------------------------------------------------------------
 
-declare -a WORDS=() LINES=()
+declare -a WORDS=() LINES=() REPLY_ARGS=()
 
 # split_words STRING: WORDS = STRING split on blanks and newlines, without globbing.
 split_words() {
@@ -486,6 +486,7 @@ restic_exec() {
       if ((${#RESTIC_PREFIX[@]} > 0)); then restic=("${RESTIC_PREFIX[@]}"); fi
       ;;
     copy) export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}" ;;
+    maintained) export RESTIC_REPOSITORY="${MAINT_URL[t]}" RESTIC_PASSWORD_FILE="${MAINT_PWFILE[t]}" ;;
     copy_from)
       from=${COPY_FROM[t]}
       export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}"
@@ -613,11 +614,8 @@ emit_repo_identities() {
   local -A opened=()
   TARGET_REPO_ID=()
   for t in "${!TARGET_ID[@]}"; do
-    if [[ ${TARGET_KIND[t]} == repo ]]; then
-      key=${TARGET_URL[t]}$'\n'${REPO_PWFILE[${TARGET_INDEX[t]}]}
-    else
-      key=${TARGET_URL[t]}$'\n'${COPY_PWFILE[${TARGET_INDEX[t]}]}
-    fi
+    target_password_file "$t"
+    key=${TARGET_URL[t]}$'\n'$REPLY
     if [[ -z ${opened[$key]+set} ]]; then
       out="$RUN_DIR/config.${TARGET_ID[t]}.out" err="$RUN_DIR/config.${TARGET_ID[t]}.err"
       run_restic_bg "$out" "$err" restic_read_config "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}"
@@ -689,7 +687,7 @@ unlock_after_child() {
   if [[ ${1-} != restic_exec ]]; then return 0; fi
   case $kind in
     repo | view) unlock_target repo "$t" ;;
-    copy) unlock_target copy "$t" ;;
+    copy | maintained) unlock_target "$kind" "$t" ;;
     copy_from) unlock_target repo "${COPY_FROM[t]}" && unlock_target copy "$t" ;;
     *) ;;
   esac
@@ -731,6 +729,12 @@ declare -A CHECK_REPO_ID=()     # verify, maintain: repo or copy id -> the resti
 PLAN_SUBSET=""                  # verify: restic check --read-data-subset (read_data_subset record)
 PLAN_RESTORE_SAMPLE=0           # verify: files per job the restore drill restores (restore_sample record)
 declare -A READ_JOBS=()         # status: repo or copy id -> the jobs (space-separated) whose snapshots it reads
+# A maintenance host's prune plan: repositories the inventory declares, outside any job of this host,
+# with the restic id the backed-up hosts read there, and one scoped forget per host and job using it.
+declare -a MAINT_ID=() MAINT_URL=() MAINT_PWFILE=() MAINT_LABEL=() MAINT_REPO_ID=()
+declare -A MAINT_INDEX=()       # maintained ID -> index
+declare -a FORGET_FOR_REPO=() FORGET_FOR_HOST=() FORGET_FOR_JOB=() FORGET_FOR_KEEP=()
+declare -A FORGET_FOR_SEEN=()
 declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
 declare -a TARGET_REPO_ID=()    # restic's repository id per target, as emit_repo_identities read it
 declare -a FIELDS=() VALS=()
@@ -943,6 +947,33 @@ read_plan() {
         want_read_jobs "${VALS[1]}"
         READ_JOBS[${VALS[0]}]=$REPLY
         ;;
+      maintained)
+        want_values 5
+        want_new_id "${VALS[0]}"
+        want_nonempty "the repository" "${VALS[1]}"
+        want_absolute "the password file" "${VALS[2]}"
+        want_nonempty "the label" "${VALS[3]}"
+        if [[ ! ${VALS[4]} =~ $SHA256_RE ]]; then plan_error "expected a restic repository id"; fi
+        i=${#MAINT_ID[@]}
+        MAINT_INDEX[${VALS[0]}]=$i
+        MAINT_ID[i]=${VALS[0]} MAINT_URL[i]=${VALS[1]} MAINT_PWFILE[i]=${VALS[2]}
+        MAINT_LABEL[i]=${VALS[3]} MAINT_REPO_ID[i]=${VALS[4]}
+        ;;
+      forget_for)
+        want_values 8
+        if [[ -z ${MAINT_INDEX[${VALS[0]}]+set} ]]; then plan_error "names an id that is not a maintained repository"; fi
+        want_name "the host" "${VALS[1]}"
+        want_name "the job" "${VALS[2]}"
+        if [[ -n ${FORGET_FOR_SEEN[${VALS[0]}/${VALS[1]}/${VALS[2]}]+set} ]]; then plan_error "forget_for given twice"; fi
+        FORGET_FOR_SEEN[${VALS[0]}/${VALS[1]}/${VALS[2]}]=1
+        for k in 3 4 5 6 7; do
+          want_number "a keep value" "${VALS[k]}" "$MAX_KEEP"
+          VALS[k]=$REPLY
+        done
+        if [[ "${VALS[*]:3}" == "0 0 0 0 0" ]]; then plan_error "an all-zero retention would delete everything"; fi
+        FORGET_FOR_REPO+=("${MAINT_INDEX[${VALS[0]}]}") FORGET_FOR_HOST+=("${VALS[1]}")
+        FORGET_FOR_JOB+=("${VALS[2]}") FORGET_FOR_KEEP+=("${VALS[*]:3}")
+        ;;
       retention)
         want_values 6
         if [[ -z ${ID_SEEN[${VALS[0]}]+set} ]]; then plan_error "names an id that was not declared before"; fi
@@ -1078,9 +1109,23 @@ read_plan() {
   if [[ $PLAN_COMMAND != install ]] && [[ -n $INSTALL_USER || ${#ALLOW_HASH[@]} -gt 0 || $INSTALL_ANY_REPOSITORY == 1 ]]; then
     fail agent_protocol "install records in a plan for $PLAN_COMMAND"
   fi
+  # Maintained repositories are a maintenance host's own prune plan: no job, no phase-2 `maintain`;
+  # its prune records name only them.
+  if ((${#MAINT_ID[@]} > 0)); then
+    if [[ $PLAN_COMMAND != prune || $PLAN_MAINTAIN == true || ${#JOB_NAME[@]} -gt 0 ]]; then
+      fail agent_protocol "maintained records go in a prune plan of their own, without jobs or maintain"
+    fi
+    for key in "${!PRUNE_REPO_ID[@]}"; do
+      if [[ -z ${MAINT_INDEX[$key]+set} ]]; then fail agent_protocol "a prune record names an id that is not maintained"; fi
+    done
+    if [[ $PLAN_DRY_RUN == true && ${#PRUNE_REPO_ID[@]} -gt 0 ]]; then
+      fail agent_protocol "prune records in a dry run"
+    fi
+  elif ((${#FORGET_FOR_HOST[@]} > 0)); then
+    fail agent_protocol "forget_for records without a maintained repository"
   # The prune records are phase 2 of a prune (maintain), and it prunes only what they name; the check
-  # records are phase 2 of a verify, the same way.
-  if [[ $PLAN_MAINTAIN == true || ${#PRUNE_REPO_ID[@]} -gt 0 ]] && [[ $PLAN_COMMAND != verify ]] &&
+  # records are phase 2 of a verify, the same way (below).
+  elif [[ $PLAN_MAINTAIN == true || ${#PRUNE_REPO_ID[@]} -gt 0 ]] && [[ $PLAN_COMMAND != verify ]] &&
     [[ $PLAN_COMMAND != prune || $PLAN_MAINTAIN != true || ${#PRUNE_REPO_ID[@]} -eq 0 || $PLAN_DRY_RUN == true ]]; then
     fail agent_protocol "maintain and prune records go together, in a prune plan without dry_run"
   fi
@@ -1151,6 +1196,19 @@ list_targets() {
       TARGET_URL+=("${COPY_URL[c]}") TARGET_LABEL+=("${COPY_LABEL[c]}")
     done
   done
+  for r in "${!MAINT_ID[@]}"; do
+    TARGET_KIND+=(maintained) TARGET_INDEX+=("$r") TARGET_ID+=("${MAINT_ID[r]}") TARGET_JOB+=("")
+    TARGET_URL+=("${MAINT_URL[r]}") TARGET_LABEL+=("${MAINT_LABEL[r]}")
+  done
+}
+
+# target_password_file T: REPLY = the password file of target T.
+target_password_file() {
+  case ${TARGET_KIND[$1]} in
+    repo) REPLY=${REPO_PWFILE[${TARGET_INDEX[$1]}]} ;;
+    copy) REPLY=${COPY_PWFILE[${TARGET_INDEX[$1]}]} ;;
+    *) REPLY=${MAINT_PWFILE[${TARGET_INDEX[$1]}]} ;;
+  esac
 }
 
 # --- facts ----------------------------------------------------------------------------------------
@@ -1817,15 +1875,10 @@ check_source_exists() {
 }
 
 check_password_files() {
-  local i path
+  local path
   local -a paths=()
   local -A seen=()
-  for i in "${!REPO_PWFILE[@]}"; do
-    path=${REPO_PWFILE[i]}
-    if [[ -z ${seen[$path]-} ]]; then seen[$path]=1 paths+=("$path"); fi
-  done
-  for i in "${!COPY_PWFILE[@]}"; do
-    path=${COPY_PWFILE[i]}
+  for path in "${REPO_PWFILE[@]}" "${COPY_PWFILE[@]}" "${MAINT_PWFILE[@]}"; do
     if [[ -z ${seen[$path]-} ]]; then seen[$path]=1 paths+=("$path"); fi
   done
   for path in "${paths[@]}"; do
@@ -2652,13 +2705,83 @@ cmd_prune() {
   watch_controller
   list_targets
   emit_repo_identities
-  if [[ $PLAN_MAINTAIN == true ]]; then prune_repositories; else forget_snapshots; fi
+  if ((${#MAINT_ID[@]} > 0)); then
+    forget_for_hosts
+    prune_repositories
+  elif [[ $PLAN_MAINTAIN == true ]]; then
+    prune_repositories
+  else
+    forget_snapshots
+  fi
+}
+
+# forget_for_hosts: on a maintenance host, each forget_for record's forget, scoped to that host and job
+# with its keep values, in the maintained repository, and only where the repository here has the id
+# the backed-up hosts read: maintenance_url may be a typo that opens another repository.
+forget_for_hosts() {
+  local f r t rc out err started ms json
+  local -a args=()
+  for f in "${!FORGET_FOR_HOST[@]}"; do
+    r=${FORGET_FOR_REPO[f]}
+    for t in "${!TARGET_ID[@]}"; do
+      if [[ ${TARGET_KIND[t]} == maintained && ${TARGET_INDEX[t]} == "$r" ]]; then break; fi
+    done
+    if [[ ${TARGET_REPO_ID[t]-} != "${MAINT_REPO_ID[r]}" ]]; then
+      emit forget_for_done repo "s:${MAINT_ID[r]}" for_host "s:${FORGET_FOR_HOST[f]}" \
+        job "s:${FORGET_FOR_JOB[f]}" ok b:false dry_run "b:$PLAN_DRY_RUN" forget "j:[]" duration_ms n:0 \
+        message "s:not forgotten: the repository here is not the one the hosts back up into (its id is ${TARGET_REPO_ID[t]:-unreadable})"
+      continue
+    fi
+    forget_args "${FORGET_FOR_HOST[f]}" "${FORGET_FOR_JOB[f]}" "${FORGET_FOR_KEEP[f]}"
+    args=("${REPLY_ARGS[@]}")
+    out="$RUN_DIR/forget.${MAINT_ID[r]}.$f.out" err="$RUN_DIR/forget.${MAINT_ID[r]}.$f.err"
+    now_ms
+    started=$REPLY
+    restic_locked_retry "$out" "$err" restic_exec maintained "$r" 0 "${args[@]}"
+    rc=$REPLY
+    now_ms
+    ms=$((REPLY - started))
+    forget_json "$rc" "$out"
+    json=$REPLY
+    if [[ -n $json ]]; then
+      emit forget_for_done repo "s:${MAINT_ID[r]}" for_host "s:${FORGET_FOR_HOST[f]}" \
+        job "s:${FORGET_FOR_JOB[f]}" ok b:true dry_run "b:$PLAN_DRY_RUN" forget "j:$json" duration_ms "n:$ms" message s:
+    else
+      restic_error_text "$err" "$t"
+      emit forget_for_done repo "s:${MAINT_ID[r]}" for_host "s:${FORGET_FOR_HOST[f]}" \
+        job "s:${FORGET_FOR_JOB[f]}" ok b:false dry_run "b:$PLAN_DRY_RUN" forget "j:[]" duration_ms "n:$ms" \
+        message "s:restic forget failed (exit $rc): ${REPLY:-no output}"
+    fi
+  done
+}
+
+# forget_args HOST JOB KEEP: REPLY_ARGS = restic forget's arguments for that host and job with the keep
+# values "last daily weekly monthly yearly" (0: not used); protected snapshots are always kept.
+forget_args() {
+  local k
+  local -a keep_names=(last daily weekly monthly yearly)
+  REPLY_ARGS=(forget --json --host "$1" --tag "job:$2" --group-by "host,paths" --keep-tag protected)
+  split_words "$3"
+  for k in 0 1 2 3 4; do
+    if ((10#${WORDS[k]} > 0)); then REPLY_ARGS+=("--keep-${keep_names[k]}" "$((10#${WORDS[k]}))"); fi
+  done
+  # A dry run only reads: no lock, so it never waits for (or blocks) another host's prune.
+  if [[ $PLAN_DRY_RUN == true ]]; then REPLY_ARGS+=(--dry-run --no-lock); fi
+}
+
+# forget_json RC OUT: REPLY = restic forget's JSON (a list) when it succeeded, else "". restic prints
+# nothing at all when no snapshot of this host and job is there (a new host, a new copy destination):
+# nothing to forget is success.
+forget_json() {
+  REPLY=""
+  if [[ -f $2 ]]; then IFS= read -r REPLY <"$2" || true; fi
+  if (($1 == 0)) && [[ -z $REPLY || $REPLY == null ]]; then REPLY="[]"; fi
+  if (($1 != 0)) || [[ $REPLY != '['*']' ]]; then REPLY=""; fi
 }
 
 # forget_snapshots: phase 1, every target's scoped forget.
 forget_snapshots() {
-  local t id job out err failed=0 skipped=0 rc k started ms
-  local -a args=() keep_names=(last daily weekly monthly yearly)
+  local t id job out err failed=0 skipped=0 rc started ms json
   for t in "${!TARGET_ID[@]}"; do
     id=${TARGET_ID[t]}
     job=${JOB_NAME[${TARGET_JOB[t]}]}
@@ -2667,28 +2790,17 @@ forget_snapshots() {
       skipped=$((skipped + 1))
       continue
     fi
-    args=(forget --json --host "$PLAN_HOST" --tag "job:$job" --group-by "host,paths" --keep-tag protected)
-    split_words "${RETENTION[$id]}"
-    for k in 0 1 2 3 4; do
-      if ((10#${WORDS[k]} > 0)); then
-        args+=("--keep-${keep_names[k]}" "$((10#${WORDS[k]}))")
-      fi
-    done
-    # A dry run only reads: no lock, so it never waits for (or blocks) another host's prune.
-    if [[ $PLAN_DRY_RUN == true ]]; then args+=(--dry-run --no-lock); fi
+    forget_args "$PLAN_HOST" "$job" "${RETENTION[$id]}"
     out="$RUN_DIR/forget.$id.out" err="$RUN_DIR/forget.$id.err"
     now_ms
     started=$REPLY
-    restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 "${args[@]}"
+    restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 "${REPLY_ARGS[@]}"
     rc=$REPLY
     now_ms
     ms=$((REPLY - started))
-    local json=""
-    if [[ -f $out ]]; then IFS= read -r json <"$out" || true; fi
-    # restic prints nothing at all when no snapshot of this host and job is there (a new host, a new
-    # copy destination): nothing to forget is success.
-    if ((rc == 0)) && [[ -z $json || $json == null ]]; then json="[]"; fi
-    if ((rc == 0)) && [[ $json == '['*']' ]]; then
+    forget_json "$rc" "$out"
+    json=$REPLY
+    if [[ -n $json ]]; then
       emit prune_done job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" skipped b:false forget "j:$json" \
         duration_ms "n:$ms"
     else
@@ -3197,7 +3309,8 @@ check_allow_list() {
   for i in "${!TARGET_URL[@]}"; do
     repository_hash "${TARGET_URL[i]}"
     if [[ -z ${allowed[$REPLY]-} ]]; then
-      fail repository_not_allowed "the repository ${TARGET_LABEL[i]} (job ${JOB_NAME[TARGET_JOB[i]]}) is not in this host's allow-list $list"
+      if [[ ${TARGET_KIND[i]} == maintained ]]; then REPLY="maintained here"; else REPLY="job ${JOB_NAME[TARGET_JOB[i]]}"; fi
+      fail repository_not_allowed "the repository ${TARGET_LABEL[i]} ($REPLY) is not in this host's allow-list $list"
     fi
   done
 }

@@ -364,15 +364,10 @@ check_source_exists() {
 }
 
 check_password_files() {
-  local i path
+  local path
   local -a paths=()
   local -A seen=()
-  for i in "${!REPO_PWFILE[@]}"; do
-    path=${REPO_PWFILE[i]}
-    if [[ -z ${seen[$path]-} ]]; then seen[$path]=1 paths+=("$path"); fi
-  done
-  for i in "${!COPY_PWFILE[@]}"; do
-    path=${COPY_PWFILE[i]}
+  for path in "${REPO_PWFILE[@]}" "${COPY_PWFILE[@]}" "${MAINT_PWFILE[@]}"; do
     if [[ -z ${seen[$path]-} ]]; then seen[$path]=1 paths+=("$path"); fi
   done
   for path in "${paths[@]}"; do

@@ -19,13 +19,83 @@ cmd_prune() {
   watch_controller
   list_targets
   emit_repo_identities
-  if [[ $PLAN_MAINTAIN == true ]]; then prune_repositories; else forget_snapshots; fi
+  if ((${#MAINT_ID[@]} > 0)); then
+    forget_for_hosts
+    prune_repositories
+  elif [[ $PLAN_MAINTAIN == true ]]; then
+    prune_repositories
+  else
+    forget_snapshots
+  fi
+}
+
+# forget_for_hosts: on a maintenance host, each forget_for record's forget, scoped to that host and job
+# with its keep values, in the maintained repository, and only where the repository here has the id
+# the backed-up hosts read: maintenance_url may be a typo that opens another repository.
+forget_for_hosts() {
+  local f r t rc out err started ms json
+  local -a args=()
+  for f in "${!FORGET_FOR_HOST[@]}"; do
+    r=${FORGET_FOR_REPO[f]}
+    for t in "${!TARGET_ID[@]}"; do
+      if [[ ${TARGET_KIND[t]} == maintained && ${TARGET_INDEX[t]} == "$r" ]]; then break; fi
+    done
+    if [[ ${TARGET_REPO_ID[t]-} != "${MAINT_REPO_ID[r]}" ]]; then
+      emit forget_for_done repo "s:${MAINT_ID[r]}" for_host "s:${FORGET_FOR_HOST[f]}" \
+        job "s:${FORGET_FOR_JOB[f]}" ok b:false dry_run "b:$PLAN_DRY_RUN" forget "j:[]" duration_ms n:0 \
+        message "s:not forgotten: the repository here is not the one the hosts back up into (its id is ${TARGET_REPO_ID[t]:-unreadable})"
+      continue
+    fi
+    forget_args "${FORGET_FOR_HOST[f]}" "${FORGET_FOR_JOB[f]}" "${FORGET_FOR_KEEP[f]}"
+    args=("${REPLY_ARGS[@]}")
+    out="$RUN_DIR/forget.${MAINT_ID[r]}.$f.out" err="$RUN_DIR/forget.${MAINT_ID[r]}.$f.err"
+    now_ms
+    started=$REPLY
+    restic_locked_retry "$out" "$err" restic_exec maintained "$r" 0 "${args[@]}"
+    rc=$REPLY
+    now_ms
+    ms=$((REPLY - started))
+    forget_json "$rc" "$out"
+    json=$REPLY
+    if [[ -n $json ]]; then
+      emit forget_for_done repo "s:${MAINT_ID[r]}" for_host "s:${FORGET_FOR_HOST[f]}" \
+        job "s:${FORGET_FOR_JOB[f]}" ok b:true dry_run "b:$PLAN_DRY_RUN" forget "j:$json" duration_ms "n:$ms" message s:
+    else
+      restic_error_text "$err" "$t"
+      emit forget_for_done repo "s:${MAINT_ID[r]}" for_host "s:${FORGET_FOR_HOST[f]}" \
+        job "s:${FORGET_FOR_JOB[f]}" ok b:false dry_run "b:$PLAN_DRY_RUN" forget "j:[]" duration_ms "n:$ms" \
+        message "s:restic forget failed (exit $rc): ${REPLY:-no output}"
+    fi
+  done
+}
+
+# forget_args HOST JOB KEEP: REPLY_ARGS = restic forget's arguments for that host and job with the keep
+# values "last daily weekly monthly yearly" (0: not used); protected snapshots are always kept.
+forget_args() {
+  local k
+  local -a keep_names=(last daily weekly monthly yearly)
+  REPLY_ARGS=(forget --json --host "$1" --tag "job:$2" --group-by "host,paths" --keep-tag protected)
+  split_words "$3"
+  for k in 0 1 2 3 4; do
+    if ((10#${WORDS[k]} > 0)); then REPLY_ARGS+=("--keep-${keep_names[k]}" "$((10#${WORDS[k]}))"); fi
+  done
+  # A dry run only reads: no lock, so it never waits for (or blocks) another host's prune.
+  if [[ $PLAN_DRY_RUN == true ]]; then REPLY_ARGS+=(--dry-run --no-lock); fi
+}
+
+# forget_json RC OUT: REPLY = restic forget's JSON (a list) when it succeeded, else "". restic prints
+# nothing at all when no snapshot of this host and job is there (a new host, a new copy destination):
+# nothing to forget is success.
+forget_json() {
+  REPLY=""
+  if [[ -f $2 ]]; then IFS= read -r REPLY <"$2" || true; fi
+  if (($1 == 0)) && [[ -z $REPLY || $REPLY == null ]]; then REPLY="[]"; fi
+  if (($1 != 0)) || [[ $REPLY != '['*']' ]]; then REPLY=""; fi
 }
 
 # forget_snapshots: phase 1, every target's scoped forget.
 forget_snapshots() {
-  local t id job out err failed=0 skipped=0 rc k started ms
-  local -a args=() keep_names=(last daily weekly monthly yearly)
+  local t id job out err failed=0 skipped=0 rc started ms json
   for t in "${!TARGET_ID[@]}"; do
     id=${TARGET_ID[t]}
     job=${JOB_NAME[${TARGET_JOB[t]}]}
@@ -34,28 +104,17 @@ forget_snapshots() {
       skipped=$((skipped + 1))
       continue
     fi
-    args=(forget --json --host "$PLAN_HOST" --tag "job:$job" --group-by "host,paths" --keep-tag protected)
-    split_words "${RETENTION[$id]}"
-    for k in 0 1 2 3 4; do
-      if ((10#${WORDS[k]} > 0)); then
-        args+=("--keep-${keep_names[k]}" "$((10#${WORDS[k]}))")
-      fi
-    done
-    # A dry run only reads: no lock, so it never waits for (or blocks) another host's prune.
-    if [[ $PLAN_DRY_RUN == true ]]; then args+=(--dry-run --no-lock); fi
+    forget_args "$PLAN_HOST" "$job" "${RETENTION[$id]}"
     out="$RUN_DIR/forget.$id.out" err="$RUN_DIR/forget.$id.err"
     now_ms
     started=$REPLY
-    restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 "${args[@]}"
+    restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 "${REPLY_ARGS[@]}"
     rc=$REPLY
     now_ms
     ms=$((REPLY - started))
-    local json=""
-    if [[ -f $out ]]; then IFS= read -r json <"$out" || true; fi
-    # restic prints nothing at all when no snapshot of this host and job is there (a new host, a new
-    # copy destination): nothing to forget is success.
-    if ((rc == 0)) && [[ -z $json || $json == null ]]; then json="[]"; fi
-    if ((rc == 0)) && [[ $json == '['*']' ]]; then
+    forget_json "$rc" "$out"
+    json=$REPLY
+    if [[ -n $json ]]; then
       emit prune_done job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" skipped b:false forget "j:$json" \
         duration_ms "n:$ms"
     else

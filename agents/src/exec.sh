@@ -196,6 +196,7 @@ restic_exec() {
       if ((${#RESTIC_PREFIX[@]} > 0)); then restic=("${RESTIC_PREFIX[@]}"); fi
       ;;
     copy) export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}" ;;
+    maintained) export RESTIC_REPOSITORY="${MAINT_URL[t]}" RESTIC_PASSWORD_FILE="${MAINT_PWFILE[t]}" ;;
     copy_from)
       from=${COPY_FROM[t]}
       export RESTIC_REPOSITORY="${COPY_URL[t]}" RESTIC_PASSWORD_FILE="${COPY_PWFILE[t]}"
@@ -323,11 +324,8 @@ emit_repo_identities() {
   local -A opened=()
   TARGET_REPO_ID=()
   for t in "${!TARGET_ID[@]}"; do
-    if [[ ${TARGET_KIND[t]} == repo ]]; then
-      key=${TARGET_URL[t]}$'\n'${REPO_PWFILE[${TARGET_INDEX[t]}]}
-    else
-      key=${TARGET_URL[t]}$'\n'${COPY_PWFILE[${TARGET_INDEX[t]}]}
-    fi
+    target_password_file "$t"
+    key=${TARGET_URL[t]}$'\n'$REPLY
     if [[ -z ${opened[$key]+set} ]]; then
       out="$RUN_DIR/config.${TARGET_ID[t]}.out" err="$RUN_DIR/config.${TARGET_ID[t]}.err"
       run_restic_bg "$out" "$err" restic_read_config "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}"
@@ -399,7 +397,7 @@ unlock_after_child() {
   if [[ ${1-} != restic_exec ]]; then return 0; fi
   case $kind in
     repo | view) unlock_target repo "$t" ;;
-    copy) unlock_target copy "$t" ;;
+    copy | maintained) unlock_target "$kind" "$t" ;;
     copy_from) unlock_target repo "${COPY_FROM[t]}" && unlock_target copy "$t" ;;
     *) ;;
   esac

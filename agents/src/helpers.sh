@@ -1,6 +1,6 @@
 # --- small helpers --------------------------------------------------------------------------------
 
-declare -a WORDS=() LINES=()
+declare -a WORDS=() LINES=() REPLY_ARGS=()
 
 # split_words STRING: WORDS = STRING split on blanks and newlines, without globbing.
 split_words() {

@@ -105,7 +105,8 @@ check_allow_list() {
   for i in "${!TARGET_URL[@]}"; do
     repository_hash "${TARGET_URL[i]}"
     if [[ -z ${allowed[$REPLY]-} ]]; then
-      fail repository_not_allowed "the repository ${TARGET_LABEL[i]} (job ${JOB_NAME[TARGET_JOB[i]]}) is not in this host's allow-list $list"
+      if [[ ${TARGET_KIND[i]} == maintained ]]; then REPLY="maintained here"; else REPLY="job ${JOB_NAME[TARGET_JOB[i]]}"; fi
+      fail repository_not_allowed "the repository ${TARGET_LABEL[i]} ($REPLY) is not in this host's allow-list $list"
     fi
   done
 }

@@ -28,6 +28,12 @@ declare -A CHECK_REPO_ID=()     # verify, maintain: repo or copy id -> the resti
 PLAN_SUBSET=""                  # verify: restic check --read-data-subset (read_data_subset record)
 PLAN_RESTORE_SAMPLE=0           # verify: files per job the restore drill restores (restore_sample record)
 declare -A READ_JOBS=()         # status: repo or copy id -> the jobs (space-separated) whose snapshots it reads
+# A maintenance host's prune plan: repositories the inventory declares, outside any job of this host,
+# with the restic id the backed-up hosts read there, and one scoped forget per host and job using it.
+declare -a MAINT_ID=() MAINT_URL=() MAINT_PWFILE=() MAINT_LABEL=() MAINT_REPO_ID=()
+declare -A MAINT_INDEX=()       # maintained ID -> index
+declare -a FORGET_FOR_REPO=() FORGET_FOR_HOST=() FORGET_FOR_JOB=() FORGET_FOR_KEEP=()
+declare -A FORGET_FOR_SEEN=()
 declare -a TARGET_KIND=() TARGET_INDEX=() TARGET_ID=() TARGET_JOB=() TARGET_URL=() TARGET_LABEL=()
 declare -a TARGET_REPO_ID=()    # restic's repository id per target, as emit_repo_identities read it
 declare -a FIELDS=() VALS=()
@@ -240,6 +246,33 @@ read_plan() {
         want_read_jobs "${VALS[1]}"
         READ_JOBS[${VALS[0]}]=$REPLY
         ;;
+      maintained)
+        want_values 5
+        want_new_id "${VALS[0]}"
+        want_nonempty "the repository" "${VALS[1]}"
+        want_absolute "the password file" "${VALS[2]}"
+        want_nonempty "the label" "${VALS[3]}"
+        if [[ ! ${VALS[4]} =~ $SHA256_RE ]]; then plan_error "expected a restic repository id"; fi
+        i=${#MAINT_ID[@]}
+        MAINT_INDEX[${VALS[0]}]=$i
+        MAINT_ID[i]=${VALS[0]} MAINT_URL[i]=${VALS[1]} MAINT_PWFILE[i]=${VALS[2]}
+        MAINT_LABEL[i]=${VALS[3]} MAINT_REPO_ID[i]=${VALS[4]}
+        ;;
+      forget_for)
+        want_values 8
+        if [[ -z ${MAINT_INDEX[${VALS[0]}]+set} ]]; then plan_error "names an id that is not a maintained repository"; fi
+        want_name "the host" "${VALS[1]}"
+        want_name "the job" "${VALS[2]}"
+        if [[ -n ${FORGET_FOR_SEEN[${VALS[0]}/${VALS[1]}/${VALS[2]}]+set} ]]; then plan_error "forget_for given twice"; fi
+        FORGET_FOR_SEEN[${VALS[0]}/${VALS[1]}/${VALS[2]}]=1
+        for k in 3 4 5 6 7; do
+          want_number "a keep value" "${VALS[k]}" "$MAX_KEEP"
+          VALS[k]=$REPLY
+        done
+        if [[ "${VALS[*]:3}" == "0 0 0 0 0" ]]; then plan_error "an all-zero retention would delete everything"; fi
+        FORGET_FOR_REPO+=("${MAINT_INDEX[${VALS[0]}]}") FORGET_FOR_HOST+=("${VALS[1]}")
+        FORGET_FOR_JOB+=("${VALS[2]}") FORGET_FOR_KEEP+=("${VALS[*]:3}")
+        ;;
       retention)
         want_values 6
         if [[ -z ${ID_SEEN[${VALS[0]}]+set} ]]; then plan_error "names an id that was not declared before"; fi
@@ -375,9 +408,23 @@ read_plan() {
   if [[ $PLAN_COMMAND != install ]] && [[ -n $INSTALL_USER || ${#ALLOW_HASH[@]} -gt 0 || $INSTALL_ANY_REPOSITORY == 1 ]]; then
     fail agent_protocol "install records in a plan for $PLAN_COMMAND"
   fi
+  # Maintained repositories are a maintenance host's own prune plan: no job, no phase-2 `maintain`;
+  # its prune records name only them.
+  if ((${#MAINT_ID[@]} > 0)); then
+    if [[ $PLAN_COMMAND != prune || $PLAN_MAINTAIN == true || ${#JOB_NAME[@]} -gt 0 ]]; then
+      fail agent_protocol "maintained records go in a prune plan of their own, without jobs or maintain"
+    fi
+    for key in "${!PRUNE_REPO_ID[@]}"; do
+      if [[ -z ${MAINT_INDEX[$key]+set} ]]; then fail agent_protocol "a prune record names an id that is not maintained"; fi
+    done
+    if [[ $PLAN_DRY_RUN == true && ${#PRUNE_REPO_ID[@]} -gt 0 ]]; then
+      fail agent_protocol "prune records in a dry run"
+    fi
+  elif ((${#FORGET_FOR_HOST[@]} > 0)); then
+    fail agent_protocol "forget_for records without a maintained repository"
   # The prune records are phase 2 of a prune (maintain), and it prunes only what they name; the check
-  # records are phase 2 of a verify, the same way.
-  if [[ $PLAN_MAINTAIN == true || ${#PRUNE_REPO_ID[@]} -gt 0 ]] && [[ $PLAN_COMMAND != verify ]] &&
+  # records are phase 2 of a verify, the same way (below).
+  elif [[ $PLAN_MAINTAIN == true || ${#PRUNE_REPO_ID[@]} -gt 0 ]] && [[ $PLAN_COMMAND != verify ]] &&
     [[ $PLAN_COMMAND != prune || $PLAN_MAINTAIN != true || ${#PRUNE_REPO_ID[@]} -eq 0 || $PLAN_DRY_RUN == true ]]; then
     fail agent_protocol "maintain and prune records go together, in a prune plan without dry_run"
   fi
@@ -448,4 +495,17 @@ list_targets() {
       TARGET_URL+=("${COPY_URL[c]}") TARGET_LABEL+=("${COPY_LABEL[c]}")
     done
   done
+  for r in "${!MAINT_ID[@]}"; do
+    TARGET_KIND+=(maintained) TARGET_INDEX+=("$r") TARGET_ID+=("${MAINT_ID[r]}") TARGET_JOB+=("")
+    TARGET_URL+=("${MAINT_URL[r]}") TARGET_LABEL+=("${MAINT_LABEL[r]}")
+  done
+}
+
+# target_password_file T: REPLY = the password file of target T.
+target_password_file() {
+  case ${TARGET_KIND[$1]} in
+    repo) REPLY=${REPO_PWFILE[${TARGET_INDEX[$1]}]} ;;
+    copy) REPLY=${COPY_PWFILE[${TARGET_INDEX[$1]}]} ;;
+    *) REPLY=${MAINT_PWFILE[${TARGET_INDEX[$1]}]} ;;
+  esac
 }

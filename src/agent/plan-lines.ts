@@ -1,7 +1,7 @@
 // A host's plan as the agent reads it (the format is described in protocol.ts), and the ids that
 // the agent's events use for its repositories and copies.
 import { createHash } from "node:crypto";
-import { lvmSizeBytes, marginBasisPoints, maskRepository } from "../config/rules.js";
+import { lvmSizeBytes, marginBasisPoints, maskRepository, repositoryIdentity } from "../config/rules.js";
 import { repositoriesOf, type Job, type Retention } from "../config/model.js";
 import type { HostPlan } from "../plan/build-plan.js";
 import { PLAN_FORMAT, planLine } from "./protocol.js";
@@ -44,6 +44,8 @@ export function agentPlan(
     verify?: { subset: string; restoreSample: number };
     /** status: read these entries' repositories whole, for these jobs (plan id → job names). */
     reads?: ReadonlyMap<string, readonly string[]>;
+    /** prune: repositories (repositoryIdentity) whose forgets run on their maintenance host, not here. */
+    maintainedElsewhere?: ReadonlySet<string>;
   } = {},
 ): AgentPlan {
   const { host, config, jobs } = hostPlan;
@@ -68,11 +70,12 @@ export function agentPlan(
   }
   // prune's records of a repo or copy: its keep values (phase 1), or that it is pruned here (phase 2);
   // verify's: that it is checked here (phase 2).
-  const pruneRecords = (id: string, keep: Retention | null) => {
+  const pruneRecords = (id: string, url: string, keep: Retention | null) => {
     const repositoryId = maintain?.get(id);
     if (repositoryId !== undefined)
       lines.push(planLine(command === "verify" ? "check" : "prune", id, repositoryId));
-    if (command === "prune" && maintain === undefined && keep !== null) {
+    const elsewhere = options.maintainedElsewhere?.has(repositoryIdentity(url)) === true;
+    if (command === "prune" && maintain === undefined && keep !== null && !elsewhere) {
       lines.push(planLine("retention", id, keep.last, keep.daily, keep.weekly, keep.monthly, keep.yearly));
     }
   };
@@ -117,7 +120,7 @@ export function agentPlan(
       const label = maskRepository(repo.repo);
       repos.set(id, { job: job.name, label, url: repo.repo, retention: repo.retention !== null });
       lines.push(planLine("repo", job.name, id, repo.repo, repo.password_file, label));
-      pruneRecords(id, repo.retention);
+      pruneRecords(id, repo.repo, repo.retention);
       readRecord(id);
       for (const copy of repo.copy_to) {
         const copyId = `c${copies.size + 1}`;
@@ -130,12 +133,63 @@ export function agentPlan(
           retention: copy.retention !== null,
         });
         lines.push(planLine("copy", job.name, copyId, id, copy.repo, copy.password_file, to));
-        pruneRecords(copyId, copy.retention);
+        pruneRecords(copyId, copy.repo, copy.retention);
         readRecord(copyId);
       }
     }
   }
   return { lines: [...lines, "end"], repos, copies, reads };
+}
+
+/** A repository a maintenance host maintains: where it reaches it, and whose forgets it runs there. */
+export interface MaintainedPlanEntry {
+  /** The plan id (m1, m2, …). */
+  id: string;
+  url: string;
+  password_file: string;
+  /** restic's repository id, as the backed-up hosts read it: the agent touches nothing elsewhere. */
+  repositoryId: string;
+  forgets: { host: string; job: string; keep: Retention }[];
+}
+
+/**
+ * A maintenance host's prune plan: no job of its own, the maintained repositories and their forgets,
+ * then (unless a dry run) one prune of each.
+ */
+export function maintenancePlan(
+  host: HostPlan["host"],
+  runId: string,
+  options: { dryRun: boolean; envFile: string | null; repositories: readonly MaintainedPlanEntry[] },
+): AgentPlan {
+  const lines = [
+    `plan ${PLAN_FORMAT}`,
+    planLine("run_id", runId),
+    planLine("host", host.name),
+    planLine("command", "prune"),
+  ];
+  if (options.envFile !== null) lines.push(planLine("restic_env_file", options.envFile));
+  if (options.dryRun) lines.push("dry_run");
+  for (const repository of options.repositories) {
+    const { id, url, password_file, repositoryId } = repository;
+    lines.push(planLine("maintained", id, url, password_file, maskRepository(url), repositoryId));
+    for (const { host: forHost, job, keep } of repository.forgets)
+      lines.push(
+        planLine(
+          "forget_for",
+          id,
+          forHost,
+          job,
+          keep.last,
+          keep.daily,
+          keep.weekly,
+          keep.monthly,
+          keep.yearly,
+        ),
+      );
+  }
+  if (!options.dryRun)
+    for (const { id, repositoryId } of options.repositories) lines.push(planLine("prune", id, repositoryId));
+  return { lines: [...lines, "end"], repos: new Map(), copies: new Map(), reads: new Map() };
 }
 
 /** The install records: the sudo rule's user, and the allow-list of every repository the config names. */

@@ -32,6 +32,14 @@
 //                                            splits it per host and job. An entry without a read record is
 //                                            only identified, unless its identity cannot be read: then the
 //                                            agent reads this host's own snapshots of it (restic says why)
+//   maintained ID REPO PASSWORD_FILE LABEL REPO_ID
+//                                            prune on a maintenance host, in a plan of its own (no job,
+//                                            no maintain): a repository the inventory declares, which
+//                                            must have restic's repository id REPO_ID there
+//   forget_for ID HOST JOB LAST DAILY WEEKLY MONTHLY YEARLY
+//                                            a forget in maintained ID scoped to HOST's JOB, with that
+//                                            job's keep values; then the prune records (none in a dry
+//                                            run) name maintained ids only
 //   read_data_subset SUBSET                  verify: restic check --read-data-subset (n/t, P%, or a size
 //                                            such as 100M)
 //   restore_sample N                         verify: files per job the restore drill restores (0: none)
@@ -328,6 +336,21 @@ export const pruneFailedEvent = z.object({
   duration_ms: z.number().int(),
 });
 
+/** A maintenance host's forget of another host's job (forget_for) in a maintained repository. */
+export const forgetForDoneEvent = z.object({
+  ...base,
+  event: z.literal("forget_for_done"),
+  repo: z.string(),
+  for_host: z.string(),
+  ...jobRef,
+  ok: z.boolean(),
+  dry_run: z.boolean(),
+  /** restic forget --json, passed through ([] when it failed). */
+  forget: z.array(forgetGroup),
+  duration_ms: z.number().int(),
+  message: z.string(),
+});
+
 export const repoPrunedEvent = z.object({
   ...base,
   event: z.literal("repo_pruned"),
@@ -446,6 +469,7 @@ export const agentEvent = z.discriminatedUnion("event", [
   repoIdentityEvent,
   pruneDoneEvent,
   pruneFailedEvent,
+  forgetForDoneEvent,
   repoPrunedEvent,
   repoCheckedEvent,
   restoreSampleEvent,

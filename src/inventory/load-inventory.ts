@@ -5,7 +5,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { formatTomlPath, type Problem } from "../errors.js";
 import { parseDuration } from "../duration.js";
 import { findControlCharacters, suggestion, zodProblems } from "../validation.js";
-import { isName, NAME_RULE } from "../config/rules.js";
+import { isName, maskRepository, NAME_RULE, repositoryIdentity } from "../config/rules.js";
 import { readInventorySource, type SourceOptions } from "./inventory-source.js";
 import { applySshConfig } from "./ssh-config.js";
 import {
@@ -31,8 +31,8 @@ export interface HostSpec extends JumpHop {
   agent: "upload" | "installed";
   run_timeout_s: number;
   restic_env_file: string | null;
-  /** The ResticLVM config, resolved to a local absolute path. */
-  config: string;
+  /** The ResticLVM config, resolved to a local absolute path; null for a host that only maintains repositories. */
+  config: string | null;
   /** Every group the host belongs to, ancestors included (not `all`). */
   groups: string[];
   /** Where each connection setting came from: "inventory", "ssh_config FILE" or "default". */
@@ -54,6 +54,22 @@ export interface Inventory {
   /** In file order. */
   hosts: HostSpec[];
   groups: Map<string, Group>;
+  /** [repositories.NAME], in file order. */
+  repositories: RepositoryDeclaration[];
+}
+
+/** A shared repository the inventory declares, with the host that maintains it. */
+export interface RepositoryDeclaration {
+  name: string;
+  /** Where it is declared, for messages: `repositories.NAME`. */
+  path: string;
+  url: string;
+  maintenance_host: string;
+  /** How the maintenance host reaches the repository: maintenance_url, else url. */
+  maintenance_url: string;
+  /** On the maintenance host. */
+  password_file: string;
+  env_file: string | null;
 }
 
 export type InventoryResult = { ok: true; inventory: Inventory } | { ok: false; problems: Problem[] };
@@ -110,6 +126,7 @@ function resolveInventory(file: string, raw: Record<string, unknown>, baseDir: s
   const at = (...path: PropertyKey[]) => formatTomlPath(path);
   const hosts: HostSpec[] = [];
   const settingsOf = new Map<string, HostSettingsInput>();
+  const maintainers = new Set(Object.values(data.repositories ?? {}).map((r) => r.maintenance_host));
   for (const name of hostNames) {
     const host = data.hosts[name] ?? {};
     const memberOf = groupsOf(name, groups);
@@ -128,12 +145,12 @@ function resolveInventory(file: string, raw: Record<string, unknown>, baseDir: s
       } else if (fromGroups.value !== undefined) settings[key] = fromGroups.value as never;
     }
     settingsOf.set(name, settings);
-    if (settings.config === undefined) {
+    if (settings.config === undefined && !maintainers.has(name)) {
       problems.push({
         file,
         path: at("hosts", name),
         message: `host "${name}" has no ResticLVM config`,
-        hint: 'set config in [defaults] (e.g. config = "configs/{host}.toml"), a group\'s vars or the host',
+        hint: 'set config in [defaults] (e.g. config = "configs/{host}.toml"), a group\'s vars or the host; only a maintenance_host of [repositories] may have none',
       });
       continue;
     }
@@ -145,7 +162,7 @@ function resolveInventory(file: string, raw: Record<string, unknown>, baseDir: s
       agent: settings.agent ?? BUILTIN_DEFAULTS.agent,
       run_timeout_s: parseDuration(settings.run_timeout ?? BUILTIN_DEFAULTS.run_timeout) ?? 0,
       restic_env_file: settings.restic_env_file ?? null,
-      config: local("config") ?? "",
+      config: local("config"),
       groups: memberOf,
       jump: [],
     };
@@ -163,7 +180,52 @@ function resolveInventory(file: string, raw: Record<string, unknown>, baseDir: s
   if (problems.length > 0) return { ok: false, problems };
   const jumps = resolveJumps(file, data, hosts, settingsOf, [...groups.keys()], baseDir);
   if (jumps.length > 0) return { ok: false, problems: jumps };
-  return { ok: true, inventory: { file, hosts, groups } };
+  const repositories = repositoryDeclarations(file, data, hostNames);
+  if (!repositories.ok) return repositories;
+  return { ok: true, inventory: { file, hosts, groups, repositories: repositories.declarations } };
+}
+
+/** [repositories.NAME]: each names a known maintenance host, and no repository is declared twice. */
+function repositoryDeclarations(
+  file: string,
+  data: InventoryInput,
+  hostNames: string[],
+): { ok: true; declarations: RepositoryDeclaration[] } | { ok: false; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const declarations: RepositoryDeclaration[] = [];
+  const declaredAt = new Map<string, string>();
+  for (const [name, raw] of Object.entries(data.repositories ?? {})) {
+    const path = formatTomlPath(["repositories", name]);
+    if (!isName(name)) problems.push({ file, path, message: `repository name "${name}" ${NAME_RULE}` });
+    if (!hostNames.includes(raw.maintenance_host)) {
+      problems.push({
+        file,
+        path: `${path}.maintenance_host`,
+        message: `maintenance_host "${raw.maintenance_host}" is not a host of the inventory${suggestion(raw.maintenance_host, hostNames)}`,
+        hint: "add it under [hosts] (a maintenance host needs no config)",
+      });
+    }
+    const identity = repositoryIdentity(raw.url);
+    const first = declaredAt.get(identity);
+    if (first !== undefined) {
+      problems.push({
+        file,
+        path: `${path}.url`,
+        message: `repository "${maskRepository(raw.url)}" is already declared in [${first}]`,
+        hint: "declare each repository once",
+      });
+    } else declaredAt.set(identity, path);
+    declarations.push({
+      name,
+      path,
+      url: raw.url,
+      maintenance_host: raw.maintenance_host,
+      maintenance_url: raw.maintenance_url ?? raw.url,
+      password_file: raw.password_file,
+      env_file: raw.env_file ?? null,
+    });
+  }
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, declarations };
 }
 
 /** A path setting on the controller: `{host}` filled in, relative to the inventory (known_hosts defaulted). */

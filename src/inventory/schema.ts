@@ -1,6 +1,6 @@
 // The inventory file, strictly: every key of DESIGN §3 and nothing else.
 import { z } from "zod";
-import { absolutePath, isName, NAME_RULE } from "../config/rules.js";
+import { absolutePath, isName, NAME_RULE, repository } from "../config/rules.js";
 import { parseDuration } from "../duration.js";
 
 const localPath = z.string().min(1, "expected a path");
@@ -96,11 +96,27 @@ export const jumpHostSchema = z.strictObject({
   ...Object.fromEntries(JUMP_HOST_KEYS.map((key) => [key, hostSettings[key]])),
 } as { address: z.ZodOptional<z.ZodString> } & Pick<typeof hostSettings, (typeof JUMP_HOST_KEYS)[number]>);
 
+/**
+ * A repository the fleet shares, maintained on one host: its forgets and its prune run there, so the
+ * hosts that back up into it need only append-only credentials. The files are on the maintenance host.
+ */
+export const repositoryDeclarationSchema = z.strictObject({
+  // As the hosts' configs name it: matched against their repositories and copy destinations.
+  url: repository,
+  maintenance_host: name("host"),
+  // How the maintenance host reaches it (another endpoint or user with delete rights); the same
+  // repository, which the controller checks by restic's id before it maintains anything.
+  maintenance_url: repository.optional(),
+  password_file: absolutePath,
+  env_file: absolutePath.optional(),
+});
+
 export const inventorySchema = z.strictObject({
   defaults: z.strictObject(hostSettings).optional(),
   groups: z.record(z.string(), groupSchema).optional(),
   hosts: z.record(z.string(), hostSchema),
   jump_hosts: z.record(z.string(), jumpHostSchema).optional(),
+  repositories: z.record(z.string(), repositoryDeclarationSchema).optional(),
 });
 
 export type InventoryInput = z.infer<typeof inventorySchema>;

@@ -8,10 +8,17 @@ import {
   type Category,
   type Job,
   type ResticConfig,
+  type Retention,
 } from "../config/model.js";
 import { loadResticConfig } from "../config/load-config.js";
 import type { InventoryFormat } from "../inventory/inventory-source.js";
-import { loadInventory, type HostSpec, type Inventory } from "../inventory/load-inventory.js";
+import {
+  loadInventory,
+  type HostSpec,
+  type Inventory,
+  type RepositoryDeclaration,
+} from "../inventory/load-inventory.js";
+import { maskRepository, repositoryIdentity } from "../config/rules.js";
 import { selectHosts } from "../inventory/select-hosts.js";
 import { formatShard, selectShard, type Shard } from "./shard.js";
 import { didYouMean } from "../validation.js";
@@ -32,8 +39,11 @@ export interface PlanOptions {
   shard?: Shard | null | undefined;
 }
 
+/** A host that backs up: it has a config. */
+export type BackupHost = HostSpec & { config: string };
+
 export interface HostPlan {
-  host: HostSpec;
+  host: BackupHost;
   config: ResticConfig;
   /** The jobs selected by --category/--name, in config order. */
   jobs: Job[];
@@ -42,8 +52,17 @@ export interface HostPlan {
 export interface FleetPlan {
   inventory: Inventory;
   hosts: HostPlan[];
+  /** The inventory's [repositories] that the planned hosts use, with who maintains them. */
+  repositories?: MaintainedRepository[];
   /** Why the plan runs fewer hosts than it might (an empty shard); the report carries them. */
   warnings?: PlanWarning[];
+}
+
+/** A declared repository and the planned hosts' jobs that write to it. */
+export interface MaintainedRepository {
+  declaration: RepositoryDeclaration;
+  maintainer: HostSpec;
+  uses: { host: string; job: string; copy: boolean; keep: Retention | null }[];
 }
 
 export interface PlanWarning {
@@ -65,14 +84,24 @@ export function buildPlan(inventoryFile: string, options: PlanOptions = {}): Fle
   const configs = new Map<string, ReturnType<typeof loadResticConfig>>();
   const problems: Problem[] = [];
   const hosts: HostPlan[] = [];
-  for (const host of selected) {
-    let result = configs.get(host.config);
+  const configOf = (file: string) => {
+    let result = configs.get(file);
     if (result === undefined) {
-      result = loadResticConfig(host.config);
-      configs.set(host.config, result);
-      if (!result.ok) problems.push(...result.problems);
+      result = loadResticConfig(file);
+      configs.set(file, result);
     }
-    if (!result.ok) continue;
+    return result;
+  };
+  const reported = new Set<string>();
+  for (const host of selected) {
+    // A host without a config only maintains repositories: it never backs up.
+    if (!hasConfig(host)) continue;
+    const result = configOf(host.config);
+    if (!result.ok) {
+      if (!reported.has(host.config)) problems.push(...result.problems);
+      reported.add(host.config);
+      continue;
+    }
     const jobs = result.config.jobs.filter(
       (job) =>
         (categories.length === 0 || categories.includes(job.category)) &&
@@ -105,9 +134,10 @@ export function buildPlan(inventoryFile: string, options: PlanOptions = {}): Fle
       hint: "see the jobs of each host with `rlvm-fleet plan`",
     });
   }
+  checkDeclarations(inventory, configOf);
   // The shard is taken last: every machine checks the whole selection (its configs, --name) the same
   // way, so a mistake fails every shard alike rather than only the machines whose hosts it touches.
-  if (options.shard === undefined || options.shard === null) return { inventory, hosts };
+  if (options.shard === undefined || options.shard === null) return withRepositories({ inventory, hosts });
   const shard = options.shard;
   const inShard = selectShard(hosts, shard, (h) => h.host.name);
   const warnings: PlanWarning[] =
@@ -119,7 +149,84 @@ export function buildPlan(inventoryFile: string, options: PlanOptions = {}): Fle
             message: `shard ${formatShard(shard)} holds none of the ${hosts.length} selected host${hosts.length === 1 ? "" : "s"}: nothing to run here`,
           },
         ];
-  return { inventory, hosts: inShard, warnings };
+  return withRepositories({ inventory, hosts: inShard, warnings });
+}
+
+function hasConfig(host: HostSpec): host is BackupHost {
+  return host.config !== null;
+}
+
+/** The repositories of a job's plan entries, copy destinations marked, with their keep values. */
+function jobRepositories(job: Job): { repo: string; copy: boolean; keep: Retention | null }[] {
+  return job.repositories.flatMap((r) => [
+    { repo: r.repo, copy: false, keep: r.retention },
+    ...r.copy_to.map((c) => ({ repo: c.repo, copy: true, keep: c.retention })),
+  ]);
+}
+
+/**
+ * Every declaration names a repository that some host of the inventory (selected or not) writes to,
+ * compared as repositoryIdentity spells them; otherwise it is a typo that would maintain nothing.
+ */
+function checkDeclarations(
+  inventory: Inventory,
+  configOf: (file: string) => ReturnType<typeof loadResticConfig>,
+): void {
+  if (inventory.repositories.length === 0) return;
+  const known = new Map<string, string>();
+  for (const host of inventory.hosts) {
+    if (!hasConfig(host)) continue;
+    const result = configOf(host.config);
+    if (!result.ok) continue; // an unselected host's broken config is its own run's error
+    for (const job of result.config.jobs)
+      for (const { repo } of jobRepositories(job)) known.set(repositoryIdentity(repo), repo);
+  }
+  const problems: Problem[] = inventory.repositories
+    .filter((declaration) => !known.has(repositoryIdentity(declaration.url)))
+    .map((declaration) => {
+      const close = didYouMean(
+        maskRepository(declaration.url),
+        [...known.values()].map((repo) => maskRepository(repo)),
+      );
+      return {
+        file: inventory.file,
+        path: `${declaration.path}.url`,
+        message: `repository "${maskRepository(declaration.url)}" is not a repository or copy_to destination of any host's config${close === undefined ? "" : ` (did you mean "${close}"?)`}`,
+        hint: "write url exactly as the configs name the repository",
+      };
+    });
+  // One maintenance run per host: its restic sees one environment.
+  const envOf = new Map<string, RepositoryDeclaration>();
+  for (const declaration of inventory.repositories) {
+    const first = envOf.get(declaration.maintenance_host);
+    if (first === undefined) envOf.set(declaration.maintenance_host, declaration);
+    else if (first.env_file !== declaration.env_file)
+      problems.push({
+        file: inventory.file,
+        path: `${declaration.path}.env_file`,
+        message: `[${first.path}] and [${declaration.path}] are both maintained on ${declaration.maintenance_host} with different env_file settings`,
+        hint: "give the repositories one maintenance host the same env_file (one file can hold every repository's variables)",
+      });
+  }
+  if (problems.length > 0) throw new UsageError("the inventory is not valid", { problems });
+}
+
+/** The declared repositories the planned hosts write to, with their uses. */
+function withRepositories(plan: FleetPlan): FleetPlan {
+  const repositories: MaintainedRepository[] = [];
+  for (const declaration of plan.inventory.repositories) {
+    const identity = repositoryIdentity(declaration.url);
+    const uses = plan.hosts.flatMap(({ host, jobs }) =>
+      jobs.flatMap((job) =>
+        jobRepositories(job)
+          .filter(({ repo }) => repositoryIdentity(repo) === identity)
+          .map(({ copy, keep }) => ({ host: host.name, job: job.name, copy, keep })),
+      ),
+    );
+    const maintainer = plan.inventory.hosts.find((h) => h.name === declaration.maintenance_host);
+    if (uses.length > 0 && maintainer !== undefined) repositories.push({ declaration, maintainer, uses });
+  }
+  return repositories.length > 0 ? { ...plan, repositories } : plan;
 }
 
 function resolveCategories(inventoryFile: string, names: string[]): Category[] {

@@ -35,14 +35,37 @@ export interface PlannedHost {
   steps: PlannedStep[];
 }
 
+/** A repository the inventory declares ([repositories.NAME]) that planned jobs write to. */
+export interface PlannedRepository {
+  name: string;
+  /** Masked, as every repository in the plan. */
+  url: string;
+  maintenance_host: string;
+  maintenance_url: string;
+  /** The planned jobs that write to it (copy: as a copy_to destination). */
+  uses: { host: string; job: string; copy: boolean }[];
+}
+
 export interface PlanDocument {
   schema: typeof PLAN_SCHEMA;
   inventory: string;
   hosts: PlannedHost[];
+  repositories: PlannedRepository[];
 }
 
 export function planDocument(plan: FleetPlan): PlanDocument {
-  return { schema: PLAN_SCHEMA, inventory: plan.inventory.file, hosts: plan.hosts.map(plannedHost) };
+  return {
+    schema: PLAN_SCHEMA,
+    inventory: plan.inventory.file,
+    hosts: plan.hosts.map(plannedHost),
+    repositories: (plan.repositories ?? []).map(({ declaration, uses }) => ({
+      name: declaration.name,
+      url: maskRepository(declaration.url),
+      maintenance_host: declaration.maintenance_host,
+      maintenance_url: maskRepository(declaration.maintenance_url),
+      uses: uses.map(({ host, job, copy }) => ({ host, job, copy })),
+    })),
+  };
 }
 
 function plannedHost(hostPlan: HostPlan): PlannedHost {

@@ -53,6 +53,8 @@ export interface RepositoryUse {
   retention: boolean;
   /** prune: its forget (phase 1), when the agent reported one. */
   forget: StepOutcome | null;
+  /** prune: the maintenance host that ran the forget on this host's behalf ([repositories]). */
+  forgetHost?: string;
   /** prune: its repository's prune (phase 2) on this host, when the agent reported one. */
   prune: StepOutcome | null;
   /** status: this host's read of the repository through this entry, when it read it. */
@@ -156,8 +158,8 @@ function forgetAction(use: RepositoryUse): RepositoryAction {
   const forget = use.forget;
   return {
     action: "forget",
-    host: use.host,
-    for_host: null,
+    host: use.forgetHost ?? use.host,
+    for_host: use.forgetHost === undefined ? null : use.host,
     status: forget === null ? "skipped" : forget.ok ? "ok" : "failed",
     duration_ms: forget?.duration_ms ?? null,
     error: forget === null ? `the forget of job ${use.job} did not run` : forget.error,

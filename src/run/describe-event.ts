@@ -28,6 +28,8 @@ export function describeEvent(event: AgentEvent, plan: AgentPlan): string {
       return `${event.job} → ${label(plan, event.repo)}: ${event.skipped ? "no retention, skipped" : `forget${event.dry_run ? " --dry-run" : ""} done`}`;
     case "prune_failed":
       return `${event.job} → ${label(plan, event.repo)}: FAILED ${event.message}`;
+    case "forget_for_done":
+      return `forget ${event.for_host}'s job ${event.job}${event.dry_run ? " --dry-run" : ""}: ${event.ok ? "done" : `FAILED ${event.message}`}`;
     case "repo_pruned":
       return `${label(plan, event.repo)}: ${event.ok ? "pruned" : `prune FAILED ${event.message}`}`;
     case "repo_checked":

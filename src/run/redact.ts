@@ -4,8 +4,13 @@ import { repositoriesOf } from "../config/model.js";
 import { repositorySecrets } from "../config/rules.js";
 import type { HostPlan } from "../plan/build-plan.js";
 
-export function secretsOf(hostPlan: HostPlan, becomePassword: string | null): string[] {
-  const secrets = repositoriesOf(hostPlan.config).flatMap(repositorySecrets);
+export function secretsOf(
+  hostPlan: HostPlan,
+  becomePassword: string | null,
+  /** Repositories the host uses outside its config (those it maintains). */
+  also: readonly string[] = [],
+): string[] {
+  const secrets = [...repositoriesOf(hostPlan.config), ...also].flatMap(repositorySecrets);
   if (becomePassword !== null && becomePassword !== "") secrets.push(becomePassword);
   // Longest first, so a secret containing another is masked whole.
   return [...new Set(secrets)].filter((s) => s.length >= 3).sort((a, b) => b.length - a.length);

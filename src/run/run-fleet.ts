@@ -15,6 +15,12 @@ import {
   pruneOutcomes,
   type PruneAssignment,
 } from "./prune-repositories.js";
+import {
+  applyMaintenance,
+  maintainedIdentities,
+  scheduleMaintenance,
+  type MaintenanceEvents,
+} from "./maintain-repositories.js";
 import { runHost, type HostRunContext } from "./run-host.js";
 import {
   assignMissingReads,
@@ -125,7 +131,10 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
   const startedAt = new Date();
   const runId = newRunId(startedAt);
   const files = loadLocalFiles(
-    request.plan.hosts.map((h) => h.host),
+    [
+      ...request.plan.hosts.map((h) => h.host),
+      ...(request.command === "prune" ? (request.plan.repositories ?? []).map((r) => r.maintainer) : []),
+    ],
     request.plan.inventory.file,
   );
   const repositories: RepositoryUse[] = [];
@@ -199,23 +208,70 @@ async function runPhases(
         warnings: request.plan.warnings ?? [],
       }),
     );
-  let results = await runHosts(request.plan.hosts, context);
+  const maintained = request.command === "prune" ? maintainedIdentities(request.plan) : new Set<string>();
+  let results = await runHosts(
+    request.plan.hosts,
+    maintained.size === 0 ? context : { ...context, maintainedElsewhere: maintained },
+  );
   let prunes: RepositoryPrune[] = [];
-  if (request.command === "prune" || request.command === "verify") {
-    // Phase 2, after every host's phase 1: each repository pruned or checked once (a dry run says where).
-    const action = request.command === "prune" ? "prune" : "check";
-    const subset = request.command === "verify" ? request.verify?.subset : undefined;
-    const assignments = assignRepositories(repositories, action);
+  if (request.command === "prune") {
+    // [repositories]: forgets and prune on each maintenance host, once the hosts have read the ids.
+    const schedule = scheduleMaintenance(request.plan, repositories);
+    if (schedule.runs.length > 0 || schedule.refused.length > 0) {
+      const events = new Map<string, MaintenanceEvents>();
+      const ran = await runHosts(
+        schedule.runs.map((run) => run.hostPlan),
+        {
+          ...context,
+          recordRepositories: () => {},
+          maintained: (host) => {
+            const run = schedule.runs.find((r) => r.hostPlan.host.name === host.name);
+            return run === undefined ? undefined : { envFile: run.envFile, entries: run.entries };
+          },
+          onMaintenanceEvent: (host, event) => {
+            const found = events.get(host) ?? { forgets: [], prunes: [] };
+            events.set(host, found);
+            if (event.event === "forget_for_done") found.forgets.push(event);
+            else found.prunes.push(event);
+          },
+          onProgress: (event) =>
+            request.onProgress(
+              event.step === "done"
+                ? { host: event.host, step: "running", detail: `maintenance ${event.status ?? "done"}` }
+                : event,
+            ),
+        },
+        "maintenance",
+      );
+      const applied = applyMaintenance(
+        schedule,
+        { results: new Map(ran.map((r) => [r.name, r])), events },
+        { results, uses: repositories, dryRun: request.dryRun === true },
+      );
+      results = applied.results;
+      prunes = applied.prunes;
+    }
+    const maintainedIds = new Set(schedule.runs.flatMap((run) => run.entries.map((e) => e.repositoryId)));
+    // Phase 2, after every host's forgets: each repository pruned once (a dry run says where).
+    const assignments = assignRepositories(repositories, "prune").filter(
+      (a) => !maintainedIds.has(a.repositoryId),
+    );
+    if (request.dryRun === true) prunes = [...prunes, ...pruneOutcomes(assignments, "planned")];
+    else if (assignments.length > 0) {
+      const phase2 = await runMaintenance(request, context, runHosts, assignments, "prune");
+      prunes = [...prunes, ...pruneOutcomes(assignments, phase2)];
+      results = results.map((result) => mergePhases(result, phase2.results.get(result.name)));
+    }
+  } else if (request.command === "verify") {
+    // Phase 2, after every host read the ids: each repository checked once (a dry run says where).
+    const subset = request.verify?.subset;
+    const assignments = assignRepositories(repositories, "check");
     if (request.dryRun === true) prunes = pruneOutcomes(assignments, "planned", subset);
     else if (assignments.length > 0) {
-      const phase2 = await runMaintenance(request, context, runHosts, assignments, action);
+      const phase2 = await runMaintenance(request, context, runHosts, assignments, "check");
       prunes = pruneOutcomes(assignments, phase2, subset);
       results = results.map((result) =>
-        mergePhases(
-          result,
-          phase2.results.get(result.name),
-          action === "prune" ? "pruning a repository" : "checking a repository",
-        ),
+        mergePhases(result, phase2.results.get(result.name), "checking a repository"),
       );
     }
   }

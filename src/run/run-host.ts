@@ -10,7 +10,14 @@ import {
 } from "../agent/deliver.js";
 import { installedAgentArgv, installedAgentProblem, installedCheckArgv } from "../agent/installed-agent.js";
 import { parseEvents, type EventParser } from "../agent/parse-events.js";
-import { agentPlan, type AgentCommand, type AgentPlan, type InstallRequest } from "../agent/plan-lines.js";
+import {
+  agentPlan,
+  maintenancePlan,
+  type AgentCommand,
+  type AgentPlan,
+  type InstallRequest,
+  type MaintainedPlanEntry,
+} from "../agent/plan-lines.js";
 import type { AgentEvent, ResultEvent } from "../agent/protocol.js";
 import type { HostPlan } from "../plan/build-plan.js";
 import { trackJobs, type JobTracker, type TrackedCommand } from "./job-tracker.js";
@@ -49,6 +56,17 @@ export interface HostRunContext {
   verify?: { subset: string; restoreSample: number };
   /** status: the entries whose repositories this host reads whole for the fleet (plan id → jobs). */
   reads?: (host: HostPlan["host"]) => ReadonlyMap<string, readonly string[]> | undefined;
+  /** prune: repositories (repositoryIdentity) forgotten and pruned on their maintenance host, not here. */
+  maintainedElsewhere?: ReadonlySet<string>;
+  /** prune on a maintenance host: its maintained repositories instead of its own jobs. */
+  maintained?: (
+    host: HostPlan["host"],
+  ) => { envFile: string | null; entries: readonly MaintainedPlanEntry[] } | undefined;
+  /** A maintenance host's forget_for_done and repo_pruned events, as they arrive. */
+  onMaintenanceEvent?: (
+    host: string,
+    event: Extract<AgentEvent, { event: "forget_for_done" | "repo_pruned" }>,
+  ) => void;
   /** install: the sudo rule and allow-list to install, per host. */
   install?: (host: HostPlan["host"]) => InstallRequest;
   /** status: a job whose latest snapshot is older than this (or missing) is stale. */
@@ -103,13 +121,22 @@ export async function runHost(
   // Built before connecting: a host that is never reached still uses its repositories.
   const maintain = ctx.maintain?.(host);
   const reads = ctx.reads?.(host);
-  const plan = agentPlan(hostPlan, ctx.command, ctx.runId, {
-    dryRun: ctx.dryRun,
-    ...(ctx.install === undefined ? {} : { install: ctx.install(host) }),
-    ...(maintain === undefined ? {} : { maintain }),
-    ...(ctx.verify === undefined ? {} : { verify: ctx.verify }),
-    ...(reads === undefined ? {} : { reads }),
-  });
+  const maintained = ctx.maintained?.(host);
+  const plan =
+    maintained !== undefined
+      ? maintenancePlan(host, ctx.runId, {
+          dryRun: ctx.dryRun,
+          envFile: maintained.envFile,
+          repositories: maintained.entries,
+        })
+      : agentPlan(hostPlan, ctx.command, ctx.runId, {
+          dryRun: ctx.dryRun,
+          ...(ctx.install === undefined ? {} : { install: ctx.install(host) }),
+          ...(maintain === undefined ? {} : { maintain }),
+          ...(ctx.verify === undefined ? {} : { verify: ctx.verify }),
+          ...(reads === undefined ? {} : { reads }),
+          ...(ctx.maintainedElsewhere === undefined ? {} : { maintainedElsewhere: ctx.maintainedElsewhere }),
+        });
   const repositoryIds = trackRepositoryIds(host.name, plan);
   let tracker: JobTracker | null = null;
   const finish = (error: HostError | null, status?: HostResult["status"]): HostResult => {
@@ -285,7 +312,11 @@ class AgentRun {
         ? { method: "none" }
         : { method: "sudo", password, ...(refusedHint === undefined ? {} : { refusedHint }) },
     );
-    this.secrets = secretsOf(hostPlan, password);
+    this.secrets = secretsOf(
+      hostPlan,
+      password,
+      (ctx.maintained?.(host)?.entries ?? []).map((entry) => entry.url),
+    );
     this.secretMargin = longestSecret(this.secrets);
     this.parser = parseEvents(
       (event) => this.onEvent(redactDeep(event, this.secrets)),
@@ -550,6 +581,9 @@ class AgentRun {
           },
         });
         return;
+      case "forget_for_done":
+        this.ctx.onMaintenanceEvent?.(this.hostPlan.host.name, event);
+        break;
       case "repo_identity":
         // The report's repositories[]; nothing to show while the run goes on.
         this.repositoryIds.apply(event);
@@ -571,6 +605,7 @@ class AgentRun {
         this.process?.end();
         return;
       default: {
+        if (event.event === "repo_pruned") this.ctx.onMaintenanceEvent?.(this.hostPlan.host.name, event);
         const warning = this.tracker?.apply(event) ?? null;
         if (warning !== null) this.result.warnings.push(warning);
       }

@@ -10,6 +10,7 @@ import { describe, expect, it, vi } from "vitest";
 import { loadResticConfig } from "../../src/config/load-config.js";
 import { EXIT_CODES } from "../../src/errors.js";
 import { loadInventory } from "../../src/inventory/load-inventory.js";
+import { buildPlan } from "../../src/plan/build-plan.js";
 import { renderReportMetrics } from "../../src/cli/render/metrics.js";
 import { commandLineProblems, rlvmFleetArgv } from "../helpers/command-lines.js";
 import type { Report } from "../../src/report/report-schema.js";
@@ -254,6 +255,34 @@ describe("README", () => {
       }
     },
   );
+
+  it("plans the maintenance host example as its text says", () => {
+    const block = blocks.find((b) => b.lang === "toml" && /^\[repositories\.offsite\]/m.test(b.body));
+    if (block === undefined) throw new Error("no [repositories] example in the README");
+    const url = /^url = "([^"]+)"/m.exec(block.body)?.[1] ?? "";
+    const tree = writeTree({
+      "inventory.toml": block.body,
+      "configs/web.toml": `[standard_path.www]
+backup_source_path = "/srv/www"
+
+[[standard_path.www.repositories]]
+repo_path = ${JSON.stringify(url)}
+password_file = "/etc/restic/pw"
+prune_keep_daily = 14
+`,
+    });
+    try {
+      const plan = buildPlan(join(tree.dir, "inventory.toml"));
+      // vault backs up nothing; it maintains the repository both web hosts write to.
+      expect(plan.hosts.map((h) => h.host.name)).toEqual(["web1", "web2"]);
+      expect(plan.repositories?.map((r) => [r.declaration.name, r.maintainer.name, r.uses.length])).toEqual([
+        ["offsite", "vault", 2],
+      ]);
+      expect(plan.repositories?.[0]?.declaration.maintenance_url).toBe("rest:http://127.0.0.1:8001/fleet/");
+    } finally {
+      tree.cleanup();
+    }
+  });
 
   it("resolves the ssh_config example as its text says", () => {
     const block = blocks.find((b) => b.lang === "toml" && /^ssh_config = "ssh_config"/m.test(b.body));

@@ -2,14 +2,15 @@
 import Table from "cli-table3";
 import { formatRetention, type PlanDocument, type PlannedHost } from "../../plan/plan-document.js";
 import type { Style } from "./style.js";
-import { hopText } from "./validate-summary.js";
+import { hopText, maintenanceLines } from "./validate-summary.js";
 
 export function renderPlanTable(plan: PlanDocument, style: Style): string {
   if (plan.hosts.length === 0) return "no host selected\n";
   const blocks = plan.hosts.map((host) => renderHost(host, style));
   const jobs = plan.hosts.reduce((n, h) => n + h.jobs.length, 0);
   const footer = `${plan.hosts.length} host${plan.hosts.length === 1 ? "" : "s"}, ${jobs} job${jobs === 1 ? "" : "s"}; nothing was run (plan makes no connection)`;
-  return `${blocks.join("\n")}\n${footer}\n`;
+  const maintained = maintenanceLines(plan);
+  return `${blocks.join("\n")}\n${maintained.length > 0 ? `${maintained.join("\n")}\n\n` : ""}${footer}\n`;
 }
 
 function renderHost(host: PlannedHost, style: Style): string {

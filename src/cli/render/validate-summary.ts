@@ -39,10 +39,20 @@ export function renderValidateSummary(
   });
   const jobCount = plan.hosts.reduce((n, h) => n + h.jobs.length, 0);
   const repoCount = plan.hosts.reduce((n, h) => n + h.jobs.reduce((m, j) => m + j.repos.length, 0), 0);
+  lines.push(...maintenanceLines(plan));
   lines.push(
     `${displayPath(plan.inventory, cwd)}: ${plural(plan.hosts.length, "host", "hosts")}, ${plural(jobCount, "job", "jobs")}, ${plural(repoCount, "repository", "repositories")}: valid`,
   );
   return `${lines.join("\n")}\n`;
+}
+
+/** One line per declared repository the plan uses: where it is maintained, and for how many jobs. */
+export function maintenanceLines(plan: PlanDocument): string[] {
+  return plan.repositories.map((repository) => {
+    const hosts = new Set(repository.uses.map((u) => u.host)).size;
+    const via = repository.maintenance_url === repository.url ? "" : ` via ${repository.maintenance_url}`;
+    return `repository ${repository.name} (${repository.url}): maintained on ${repository.maintenance_host}${via}, for ${plural(repository.uses.length, "job", "jobs")} of ${plural(hosts, "host", "hosts")}`;
+  });
 }
 
 function plural(n: number, one: string, many: string): string {

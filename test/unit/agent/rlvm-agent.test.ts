@@ -93,6 +93,15 @@ function resticInit(repo: string, passwordFile: string): void {
   if (r.status !== 0) throw new Error(`restic init ${repo} failed: ${r.stderr}`);
 }
 
+/** restic's repository id of REPO (`restic cat config`), opened with the good password. */
+function configId(repo: string): string {
+  const out = spawnSync(RESTIC!, ["cat", "config", "--json", "--no-lock", "--no-cache"], {
+    env: { PATH: process.env.PATH, HOME: home, RESTIC_REPOSITORY: repo, RESTIC_PASSWORD_FILE: pwGood },
+    encoding: "utf8",
+  }).stdout;
+  return (JSON.parse(out) as { id: string }).id;
+}
+
 /** A fresh run directory inside a fresh parent (its siblings are what `leftovers` looks at). */
 function newRunDir(host?: string): string {
   const parent = mkdtempSync(join(base, "runs-"));
@@ -573,6 +582,57 @@ describe("plan protocol", () => {
             ["read_data_subset in a prune plan", prunePlan(["read_data_subset", "1/7"])],
           ];
         })(),
+        ["maintained with a job", prunePlan(["maintained", "m", "/r", "/pw", "L", id])],
+        [
+          "maintained with maintain",
+          planText([
+            ...header("prune", "p"),
+            ["maintained", "m", "/r", "/pw", "L", id],
+            ["maintain"],
+            ["end"],
+          ]),
+        ],
+        [
+          "maintained in a backup plan",
+          planText([...header("backup", "p"), ["maintained", "m", "/r", "/pw", "L", id], ["end"]]),
+        ],
+        [
+          "a maintained repository without its restic id",
+          planText([...header("prune", "p"), ["maintained", "m", "/r", "/pw", "L", "abc"], ["end"]]),
+        ],
+        [
+          "forget_for without a maintained repository",
+          planText([...header("prune", "p"), ["forget_for", "m", "h1", "web", 1, 0, 0, 0, 0], ["end"]]),
+        ],
+        [
+          "forget_for with an all-zero retention",
+          planText([
+            ...header("prune", "p"),
+            ["maintained", "m", "/r", "/pw", "L", id],
+            ["forget_for", "m", "h1", "web", 0, 0, 0, 0, 0],
+            ["end"],
+          ]),
+        ],
+        [
+          "forget_for given twice",
+          planText([
+            ...header("prune", "p"),
+            ["maintained", "m", "/r", "/pw", "L", id],
+            ["forget_for", "m", "h1", "web", 1, 0, 0, 0, 0],
+            ["forget_for", "m", "h1", "web", 2, 0, 0, 0, 0],
+            ["end"],
+          ]),
+        ],
+        [
+          "a maintained prune record in a dry run",
+          planText([
+            ...header("prune", "p"),
+            ["dry_run"],
+            ["maintained", "m", "/r", "/pw", "L", id],
+            ["prune", "m", id],
+            ["end"],
+          ]),
+        ],
         [
           "maintain in a backup plan",
           planText([
@@ -675,20 +735,6 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
   });
 
   it("reports every plan entry's repository id, as restic cat config gives it, once opened", () => {
-    const configId = (repo: string) =>
-      (
-        JSON.parse(
-          spawnSync(RESTIC!, ["cat", "config", "--json", "--no-lock", "--no-cache"], {
-            env: {
-              PATH: process.env.PATH,
-              HOME: home,
-              RESTIC_REPOSITORY: repo,
-              RESTIC_PASSWORD_FILE: pwGood,
-            },
-            encoding: "utf8",
-          }).stdout,
-        ) as { id: string }
-      ).id;
     const run = runAgent(
       planText([
         ...standardPlan(unique("identity"), [
@@ -1570,6 +1616,14 @@ describe("leftovers and lock", { timeout: 60_000 }, () => {
 // Finding 3 of issue 13: the lock lives where only root can create files, and is opened only there.
 /** Run the agent with its stdin kept open until its result event, as the controller runs it. */
 async function agentWithOpenStdin(input: string, runDir: string): Promise<ResultEvent> {
+  return (await agentEventsWithOpenStdin(input, runDir)).result;
+}
+
+/** agentWithOpenStdin, with every event the agent sent, each checked against the protocol. */
+async function agentEventsWithOpenStdin(
+  input: string,
+  runDir: string,
+): Promise<{ events: AgentEvent[]; result: ResultEvent }> {
   const child = spawn(BASH, [AGENT, runDir], {
     env: baseEnv(),
     cwd: canary,
@@ -1577,20 +1631,21 @@ async function agentWithOpenStdin(input: string, runDir: string): Promise<Result
   });
   child.stdin.write(input);
   let stdout = "";
-  const result = await new Promise<ResultEvent>((resolve, reject) => {
+  const events = await new Promise<AgentEvent[]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no result within 60 s: ${stdout}`)), 60_000);
     child.stdout.on("data", (chunk: Buffer) => {
       stdout += chunk.toString();
-      const line = stdout.split("\n").find((l) => l.includes('"event":"result"'));
-      if (line === undefined) return;
+      if (!stdout.split("\n").some((l) => l.includes('"event":"result"'))) return;
       clearTimeout(timer);
-      const event = agentEvent.parse(JSON.parse(line));
-      if (event.event === "result") resolve(event);
+      const lines = stdout.split("\n").filter((l) => l.startsWith("{"));
+      resolve(lines.map((line) => agentEvent.parse(JSON.parse(line))));
     });
   });
   child.stdin.end();
   await new Promise((resolve) => child.once("exit", resolve));
-  return result;
+  const result = events.find((e): e is ResultEvent => e.event === "result");
+  if (result === undefined) throw new Error("no result event");
+  return { events, result };
 }
 
 describe.skipIf(!IS_ROOT)("the host's lock, against a local user", () => {
@@ -1683,4 +1738,94 @@ it("has what every case above needs: restic, shellcheck, findmnt, root", (ctx) =
   const missing = Object.entries(found).flatMap(([need, ok]) => (ok ? [] : [need]));
   skipOrFail(ctx, "unit", missing.length > 0 ? `missing here: ${missing.join(", ")}` : undefined);
   expect(missing).toEqual([]);
+});
+
+describe("prune on a maintenance host", { timeout: 120_000 }, () => {
+  const hostOf = (json: string) =>
+    (JSON.parse(json) as { hostname: string; tags?: string[] }[]).map(
+      (snap) => `${snap.hostname}${snap.tags?.includes("protected") ? "+protected" : ""}`,
+    );
+  function restic(repo: string, ...args: string[]): string {
+    if (!RESTIC) throw new Error("restic is not installed");
+    const r = spawnSync(RESTIC, ["--repo", repo, ...args], {
+      env: { PATH: process.env.PATH, HOME: home, RESTIC_PASSWORD_FILE: pwGood },
+      encoding: "utf8",
+    });
+    if (r.status !== 0) throw new Error(`restic ${args.join(" ")} failed: ${r.stderr}`);
+    return r.stdout;
+  }
+  /** A repository with snapshots of job web from h1 (a protected one, then 3), h2 (3) and h3 (2). */
+  function sharedRepository(): { repo: string; id: string } {
+    const repo = join(base, unique("shared"));
+    resticInit(repo, pwGood);
+    const source = mkdtempSync(join(base, "src-"));
+    writeFileSync(join(source, "f"), "data");
+    const backup = (host: string, ...tags: string[]) =>
+      restic(repo, "backup", "--host", host, "--tag", ["job:web", ...tags].join(","), source);
+    backup("h1", "protected");
+    for (let i = 0; i < 3; i++) backup("h1");
+    for (let i = 0; i < 3; i++) backup("h2");
+    for (let i = 0; i < 2; i++) backup("h3");
+    return { repo, id: configId(repo) };
+  }
+  const maintenancePlan = (repo: string, id: string, ...records: PlanRecord[]) =>
+    planText([
+      ...header("prune", unique("vault")),
+      ["maintained", "m", repo, pwGood, "local:shared", id],
+      ["forget_for", "m", "h1", "web", 1, 0, 0, 0, 0],
+      ["forget_for", "m", "h2", "web", 2, 0, 0, 0, 0],
+      ...records,
+      ["end"],
+    ]);
+
+  const runMaintenance = (plan: string) => agentEventsWithOpenStdin(plan, newRunDir());
+
+  it("forgets each named host's job with its own keep values, then prunes once", async () => {
+    const { repo, id } = sharedRepository();
+    const run = await runMaintenance(maintenancePlan(repo, id, ["prune", "m", id]));
+    expect(run.result.code).toBeNull();
+    const forgets = run.events.flatMap((e) => (e.event === "forget_for_done" ? [e] : []));
+    expect(forgets.map((e) => [e.for_host, e.job, e.ok, e.dry_run])).toEqual([
+      ["h1", "web", true, false],
+      ["h2", "web", true, false],
+    ]);
+    const removed = (e: (typeof forgets)[number]) => e.forget.flatMap((g) => g.remove ?? []).length;
+    expect(forgets.map(removed)).toEqual([2, 1]);
+    expect(run.events.filter((e) => e.event === "repo_pruned")).toMatchObject([{ repo: "m", ok: true }]);
+    // h3 is nobody's forget here: all of its snapshots stay; h1 keeps its latest and the protected one.
+    expect(hostOf(restic(repo, "snapshots", "--json")).sort()).toEqual(
+      ["h1", "h1+protected", "h2", "h2", "h3", "h3"].sort(),
+    );
+  });
+
+  it("in a dry run forgets nothing and prunes nothing", async () => {
+    const { repo, id } = sharedRepository();
+    const before = restic(repo, "snapshots", "--json");
+    const run = await runMaintenance(maintenancePlan(repo, id, ["dry_run"]));
+    expect(run.result.code).toBeNull();
+    const forgets = run.events.flatMap((e) => (e.event === "forget_for_done" ? [e] : []));
+    expect(forgets.map((e) => [e.ok, e.dry_run])).toEqual([
+      [true, true],
+      [true, true],
+    ]);
+    expect(run.events.some((e) => e.event === "repo_pruned")).toBe(false);
+    expect(restic(repo, "snapshots", "--json")).toBe(before);
+  });
+
+  it("touches nothing where the repository is not the one the hosts back up into", async () => {
+    const { repo } = sharedRepository();
+    const before = restic(repo, "snapshots", "--json");
+    const other = "e".repeat(64);
+    const run = await runMaintenance(maintenancePlan(repo, other, ["prune", "m", other]));
+    const forgets = run.events.flatMap((e) => (e.event === "forget_for_done" ? [e] : []));
+    expect(forgets).toHaveLength(2);
+    for (const forget of forgets) {
+      expect(forget.ok).toBe(false);
+      expect(forget.message).toMatch(
+        /^not forgotten: the repository here is not the one the hosts back up into/,
+      );
+    }
+    expect(run.events.filter((e) => e.event === "repo_pruned")).toMatchObject([{ ok: false }]);
+    expect(restic(repo, "snapshots", "--json")).toBe(before);
+  });
 });

@@ -1,0 +1,275 @@
+// prune with [repositories.NAME]: a declared repository's forgets and its prune run on its maintenance
+// host, one scoped forget per host and job using it, so the hosts that back up into it need only
+// append-only credentials. The backed-up hosts' own run (phase 1) only reads the repository's id.
+import type { MaintainedPlanEntry } from "../agent/plan-lines.js";
+import type { AgentEvent } from "../agent/protocol.js";
+import { DEFAULT_COW_WARN_PERCENT } from "../config/model.js";
+import { repositoryIdentity } from "../config/rules.js";
+import type { FleetPlan, HostPlan, MaintainedRepository } from "../plan/build-plan.js";
+import type { RepositoryPrune, RepositoryUse } from "../report/repositories.js";
+import type { HostResult } from "../report/report-schema.js";
+
+/** The identities (repositoryIdentity) of the repositories the plan's maintenance hosts maintain. */
+export function maintainedIdentities(plan: FleetPlan): Set<string> {
+  return new Set((plan.repositories ?? []).map((r) => repositoryIdentity(r.declaration.url)));
+}
+
+/** One maintenance host's run: its maintained repositories, or why one cannot be maintained. */
+export interface MaintenanceRun {
+  hostPlan: HostPlan;
+  envFile: string | null;
+  entries: MaintainedPlanEntry[];
+  /** The declaration of each entry id. */
+  declarations: Map<string, MaintainedRepository>;
+}
+
+export interface MaintenanceSchedule {
+  runs: MaintenanceRun[];
+  /** Repositories not maintained at all: no selected host read an id through url, or they disagree. */
+  refused: { repository: MaintainedRepository; reason: string }[];
+}
+
+/**
+ * Each maintenance host's run, after phase 1: the id its repositories must have is the one the
+ * backed-up hosts read through url (they must agree), so a maintenance_url that opens another
+ * repository is never maintained.
+ */
+export function scheduleMaintenance(plan: FleetPlan, uses: readonly RepositoryUse[]): MaintenanceSchedule {
+  const runs = new Map<string, MaintenanceRun>();
+  const refused: MaintenanceSchedule["refused"] = [];
+  for (const repository of plan.repositories ?? []) {
+    const { declaration, maintainer } = repository;
+    const identity = repositoryIdentity(declaration.url);
+    const ids = new Set(
+      uses.filter((u) => u.location === identity && u.id !== null).map((u) => u.id as string),
+    );
+    if (ids.size !== 1) {
+      refused.push({
+        repository,
+        reason:
+          ids.size === 0
+            ? `no selected host opened ${declaration.path}'s url, so nothing shows that maintenance_url on ${maintainer.name} is the same repository: not maintained`
+            : `the hosts' url of ${declaration.path} opens ${ids.size} different repositories (host-local paths?): not maintained`,
+      });
+      continue;
+    }
+    const forgets = new Map<string, MaintainedPlanEntry["forgets"][number]>();
+    for (const use of repository.uses)
+      if (use.keep !== null && !forgets.has(`${use.host}\n${use.job}`))
+        forgets.set(`${use.host}\n${use.job}`, { host: use.host, job: use.job, keep: use.keep });
+    let run = runs.get(maintainer.name);
+    if (run === undefined) {
+      run = {
+        // The maintenance run does none of the host's own jobs; the report merges it with them.
+        hostPlan: {
+          host: { ...maintainer, config: maintainer.config ?? "" },
+          config: {
+            file: maintainer.config ?? "",
+            format: "category",
+            jobs: [],
+            snapshot_settings: {
+              min_vg_free_after_snapshots: null,
+              snapshot_cow_warn_percent: DEFAULT_COW_WARN_PERCENT,
+            },
+          },
+          jobs: [],
+        },
+        envFile: declaration.env_file ?? maintainer.restic_env_file,
+        entries: [],
+        declarations: new Map(),
+      };
+      runs.set(maintainer.name, run);
+    }
+    const id = `m${run.entries.length + 1}`;
+    run.entries.push({
+      id,
+      url: declaration.maintenance_url,
+      password_file: declaration.password_file,
+      repositoryId: [...ids][0] as string,
+      forgets: [...forgets.values()],
+    });
+    run.declarations.set(id, repository);
+  }
+  return { runs: [...runs.values()], refused };
+}
+
+/** What a maintenance host reported: each forget it ran for another host's job, and each prune. */
+export interface MaintenanceEvents {
+  forgets: Extract<AgentEvent, { event: "forget_for_done" }>[];
+  prunes: Extract<AgentEvent, { event: "repo_pruned" }>[];
+}
+
+/**
+ * The maintenance runs' outcome in the report:
+ * - each backed-up host's prune entry of a maintained repository takes the forget run for it (kept,
+ *   removed, or why not), and its use records that forget, as run by the maintenance host;
+ * - each maintained repository gets its prune, by the maintenance host;
+ * - the maintenance host fails when a forget or prune it ran failed (the host that ran it fails, as
+ *   with phase 2); the backed-up hosts keep their own status.
+ * A maintenance host without a config of its own appears in the report as a host without jobs.
+ */
+export function applyMaintenance(
+  schedule: MaintenanceSchedule,
+  outcome: { results: ReadonlyMap<string, HostResult>; events: ReadonlyMap<string, MaintenanceEvents> },
+  report: { results: HostResult[]; uses: RepositoryUse[]; dryRun: boolean },
+): { results: HostResult[]; prunes: RepositoryPrune[] } {
+  const prunes: RepositoryPrune[] = [];
+  const results = [...report.results];
+  const resultOf = (name: string) => results.find((r) => r.name === name);
+  const mark = (
+    repository: MaintainedRepository,
+    forHost: string,
+    job: string,
+    apply: Parameters<typeof setForget>[2],
+  ) => {
+    const identity = repositoryIdentity(repository.declaration.url);
+    const uses = report.uses.filter((u) => u.host === forHost && u.job === job && u.location === identity);
+    for (const use of uses) {
+      use.forget = apply.ran
+        ? { ok: apply.ok, duration_ms: apply.duration_ms ?? 0, error: apply.error }
+        : null;
+      use.forgetHost = repository.maintainer.name;
+      setForget(resultOf(forHost), use.label, { ...apply, job });
+    }
+  };
+  // Not maintained because the hosts could not show which repository it is: their access to it is
+  // what is broken, so the reachable ones fail (never a silent skip).
+  for (const { repository, reason } of schedule.refused)
+    for (const use of repository.uses) {
+      mark(repository, use.host, use.job, {
+        ok: false,
+        ran: true,
+        error: reason,
+        duration_ms: null,
+        job: use.job,
+      });
+      const result = resultOf(use.host);
+      if (result !== undefined && (result.status === "ok" || result.status === "partial")) {
+        result.status = "failed";
+        result.error = {
+          code: "prune_failed",
+          message: reason,
+          hint: `check that ${use.host} can open the repository (rlvm-fleet check)`,
+        };
+        const job = result.jobs.find((j) => j.name === use.job);
+        if (job !== undefined) job.status = "failed";
+      }
+    }
+  for (const run of schedule.runs) {
+    const name = run.hostPlan.host.name;
+    const result = outcome.results.get(name);
+    const events = outcome.events.get(name) ?? { forgets: [], prunes: [] };
+    const failures: string[] = [];
+    for (const entry of run.entries) {
+      const repository = run.declarations.get(entry.id) as MaintainedRepository;
+      for (const forget of entry.forgets) {
+        const event = events.forgets.find(
+          (e) => e.repo === entry.id && e.for_host === forget.host && e.job === forget.job,
+        );
+        if (event === undefined) {
+          const why = `the forget of ${forget.host}'s job ${forget.job} was to run on ${name}, which ${result?.status === "unreachable" ? "was not reached" : "did not run it"}${result?.error ? `: ${result.error.message}` : ""}`;
+          mark(repository, forget.host, forget.job, {
+            ok: false,
+            ran: false,
+            error: why,
+            duration_ms: null,
+            job: forget.job,
+          });
+          continue;
+        }
+        const removed = event.forget.flatMap((g) => g.remove ?? []);
+        mark(repository, forget.host, forget.job, {
+          ok: event.ok,
+          ran: true,
+          error: event.ok ? null : `on ${name}: ${event.message}`,
+          duration_ms: event.duration_ms,
+          job: forget.job,
+          kept: event.forget.flatMap((g) => g.keep ?? []).length,
+          removed: removed.map((s) => s.short_id),
+          dryRun: event.dry_run,
+        });
+        if (!event.ok) failures.push(`${forget.host}/${forget.job}: ${event.message}`);
+      }
+      const pruned = events.prunes.find((e) => e.repo === entry.id);
+      const base = { action: "prune" as const, repositoryId: entry.repositoryId, host: name };
+      if (report.dryRun) prunes.push({ ...base, status: "planned", duration_ms: null, error: null });
+      else if (pruned !== undefined) {
+        prunes.push({
+          ...base,
+          status: pruned.ok ? "ok" : "failed",
+          duration_ms: pruned.duration_ms,
+          error: pruned.ok ? null : pruned.message,
+        });
+        if (!pruned.ok) failures.push(`${repository.declaration.path}: ${pruned.message}`);
+      } else
+        prunes.push({
+          ...base,
+          status: result?.status === "skipped" ? "skipped" : "failed",
+          duration_ms: null,
+          error: `the prune did not run on ${name}: ${result?.error?.message ?? "the run was stopped"}`,
+        });
+    }
+    if (result === undefined) continue;
+    const maintenance: HostResult =
+      failures.length > 0 && result.status === "ok"
+        ? {
+            ...result,
+            status: "failed",
+            error: {
+              code: "prune_failed",
+              message: `maintaining a repository failed: ${failures.join("; ")}`,
+              hint: "read restic's error above; the snapshots it did not forget are kept",
+            },
+          }
+        : result;
+    const own = resultOf(name);
+    if (own === undefined) results.push(maintenance);
+    else results[results.indexOf(own)] = mergeMaintenance(own, maintenance);
+  }
+  return { results, prunes };
+}
+
+/** A backed-up host's prune entries of one maintained repository and job: the forget its maintainer ran. */
+function setForget(
+  result: HostResult | undefined,
+  label: string,
+  forget: {
+    ok: boolean;
+    ran: boolean;
+    error: string | null;
+    duration_ms: number | null;
+    job: string;
+    kept?: number;
+    removed?: string[];
+    dryRun?: boolean;
+  },
+): void {
+  const job = result?.jobs.find((j) => j.name === forget.job);
+  for (const entry of job?.prunes.filter((p) => p.repo === label) ?? []) {
+    Object.assign(entry, {
+      status: forget.ok ? "ok" : forget.ran ? "failed" : "skipped",
+      kept: forget.ok ? (forget.kept ?? null) : null,
+      removed: forget.ok ? (forget.removed?.length ?? null) : null,
+      removed_ids: forget.ok ? (forget.removed ?? []) : [],
+      dry_run: forget.dryRun ?? entry.dry_run,
+      error: forget.error,
+    });
+  }
+}
+
+/** A host that backs up and maintains: its own result, made worse by a failed maintenance run. */
+function mergeMaintenance(own: HostResult, maintenance: HostResult): HostResult {
+  const worse = maintenance.status === "failed" || maintenance.status === "unreachable";
+  if (!worse || own.status === "failed" || own.status === "unreachable") {
+    return { ...own, duration_ms: own.duration_ms + maintenance.duration_ms };
+  }
+  return {
+    ...own,
+    status: "failed",
+    error:
+      maintenance.error === null
+        ? own.error
+        : { ...maintenance.error, message: `maintaining repositories: ${maintenance.error.message}` },
+    duration_ms: own.duration_ms + maintenance.duration_ms,
+  };
+}

@@ -1,0 +1,221 @@
+// A repository declared in the inventory with a maintenance host (issue 14, point 3): three hosts back
+// up into a REST repository through an append-only endpoint (`rclone serve restic --append-only`);
+// the maintenance host, which backs up nothing, reaches the same directory through a second, full
+// endpoint and runs every forget and the one prune there. restic's calls are counted by a wrapper,
+// not taken from the report.
+import { execFile, execFileSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { runCli, runJson } from "../helpers/run-cli.js";
+import { describeIntegration } from "./harness/describe-integration.js";
+import { startFleet, type Fleet } from "./harness/fleet.js";
+import { requireExecutable } from "./harness/prerequisites.js";
+import {
+  createResticRecorder,
+  startRestServer,
+  type ResticRecorder,
+  type RestServer,
+} from "./harness/remote-backends.js";
+import { leftoverRunDirs, resticInit, writeInventory, writePasswordFile } from "./helpers/test-fleet.js";
+
+const HOSTS = ["mh1", "mh2", "mh3"];
+const KEEPER = "keeper";
+/** mh2 keeps one snapshot, the others two. */
+const keepOf = (host: string) => (host === "mh2" ? 1 : 2);
+
+interface Snapshot {
+  short_id: string;
+  hostname: string;
+}
+
+describeIntegration("a shared repository maintained on its maintenance host, the hosts append-only", () => {
+  let fleet: Fleet;
+  let appendOnly: RestServer;
+  let full: RestServer;
+  let recorder: ResticRecorder;
+  let dir: string;
+  let password: string;
+  let inventoryFile: string;
+  /** The hosts' URL (append-only) and the maintenance host's (full access) of one repository. */
+  let hostsUrl: string;
+  let keeperUrl: string;
+  const local: Record<string, string> = {};
+
+  const restic = (repo: string, ...args: string[]) =>
+    execFileSync("restic", ["-r", repo, "--password-file", password, ...args], { encoding: "utf8" });
+  const snapshotsOf = (host: string): Snapshot[] =>
+    (JSON.parse(restic(keeperUrl, "snapshots", "--json", "--no-lock")) as Snapshot[]).filter(
+      (s) => s.hostname === host,
+    );
+  const inventory = (file: string, maintenanceUrl: string) =>
+    writeInventory(fleet, join(dir, file), {
+      host: Object.fromEntries(HOSTS.map((h) => [h, { config: join(dir, `${h}.toml`) }])),
+      extra: `
+[repositories.fleet]
+url = ${JSON.stringify(hostsUrl)}
+maintenance_host = "${KEEPER}"
+maintenance_url = ${JSON.stringify(maintenanceUrl)}
+password_file = ${JSON.stringify(password)}
+`,
+    });
+
+  beforeAll(async () => {
+    requireExecutable("rclone");
+    dir = mkdtempSync("/tmp/rlvm-maintenance-");
+    chmodSync(dir, 0o755);
+    password = writePasswordFile(join(dir, "restic-password"), "maintenance host test password");
+    recorder = createResticRecorder(dir);
+    full = await startRestServer(join(dir, "rest"));
+    keeperUrl = resticInit(full.url("fleet"), password);
+    appendOnly = await startRestServer(join(dir, "rest"), { appendOnly: true });
+    hostsUrl = appendOnly.url("fleet");
+    fleet = await startFleet({ hosts: [...HOSTS, KEEPER], binds: [recorder.bind] });
+    for (const host of HOSTS) {
+      local[host] = resticInit(join(dir, `local-${host}`), password);
+      const source = join(dir, "src", host);
+      mkdirSync(source, { recursive: true });
+      writeFileSync(join(source, "file.txt"), `${host}\n`);
+      const repository = (url: string) => `[[standard_path.data.repositories]]
+repo_path = ${JSON.stringify(url)}
+password_file = ${JSON.stringify(password)}
+prune_keep_last = ${keepOf(host)}
+`;
+      writeFileSync(
+        join(dir, `${host}.toml`),
+        `[standard_path.data]\nbackup_source_path = ${JSON.stringify(source)}\n\n${[local[host], hostsUrl].map(repository).join("\n")}`,
+      );
+    }
+    inventoryFile = inventory("inventory.toml", keeperUrl);
+    for (let i = 0; i < 3; i++) {
+      const backup = await runJson("backup", inventoryFile);
+      expect(backup.code, backup.stdout + backup.stderr).toBe(0);
+      // The maintenance host backs up nothing.
+      expect(backup.host(KEEPER)).toBeUndefined();
+    }
+  }, 300_000);
+
+  afterAll(async () => {
+    await fleet?.stop();
+    await appendOnly?.stop();
+    await full?.stop();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  afterEach(() => {
+    expect(leftoverRunDirs(fleet)).toEqual([]);
+  });
+
+  it("plan names the maintenance host and its endpoint", async () => {
+    const plan = await runCli(["plan", "--inventory", inventoryFile]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain(
+      `repository fleet (${hostsUrl}): maintained on ${KEEPER} via ${keeperUrl}, for 3 jobs of 3 hosts`,
+    );
+  });
+
+  it("a host's own forget on the append-only endpoint fails", async () => {
+    // What a compromised host could try: restic refuses to finish (0.14 retries the refused delete
+    // for about 43 s first), and nothing is gone.
+    const [snapshot] = snapshotsOf("mh1");
+    const attempt = await promisify(execFile)(
+      "restic",
+      ["-r", hostsUrl, "--password-file", password, "forget", snapshot?.short_id ?? "none"],
+      { encoding: "utf8" },
+    ).then(
+      () => "succeeded",
+      (error: { stderr?: string }) => error.stderr ?? "failed",
+    );
+    expect(attempt).not.toBe("succeeded");
+    expect(snapshotsOf("mh1")).toHaveLength(3);
+  }, 120_000);
+
+  it("prune --dry-run says the maintenance host would forget and prune, and removes nothing", async () => {
+    const before = recorder.calls().length;
+    const dry = await runJson("prune", inventoryFile, "--dry-run");
+    expect(dry.code, dry.stdout + dry.stderr).toBe(0);
+    const entry = dry.report.repositories.find((r) => r.url === hostsUrl);
+    expect(entry?.actions.filter((a) => a.action === "prune")).toEqual([
+      { action: "prune", host: KEEPER, for_host: null, status: "planned", duration_ms: null, error: null },
+    ]);
+    const calls = recorder.calls().slice(before);
+    expect(calls.filter((c) => c.command === "prune")).toEqual([]);
+    for (const c of calls.filter((c) => c.command === "forget")) expect(c.args).toContain("--dry-run");
+    for (const host of HOSTS) expect(snapshotsOf(host)).toHaveLength(3);
+  });
+
+  it("prune: every forget and the one prune on the maintenance host, through its endpoint", async () => {
+    const before = recorder.calls().length;
+    const prune = await runJson("prune", inventoryFile);
+    expect(prune.code, prune.stdout + prune.stderr).toBe(0);
+    const calls = recorder.calls().slice(before);
+    // Nothing but reads and new files through the hosts' append-only URL.
+    expect(calls.filter((c) => c.repository === hostsUrl && /^(forget|prune)$/.test(c.command))).toEqual([]);
+    const forgets = calls.filter((c) => c.command === "forget" && c.repository === keeperUrl);
+    const hostOf = (args: string) => /--host (\S+) /.exec(args)?.[1] ?? "?";
+    expect(new Set(forgets.map((c) => hostOf(c.args)))).toEqual(new Set(HOSTS));
+    for (const c of forgets) expect(c.args).toContain(`--keep-last ${keepOf(hostOf(c.args))}`);
+    expect(
+      calls
+        .filter((c) => c.command === "prune")
+        .map((c) => c.repository)
+        .sort(),
+    ).toEqual([keeperUrl, ...HOSTS.map((h) => local[h])].sort());
+    for (const host of HOSTS) {
+      expect(snapshotsOf(host), host).toHaveLength(keepOf(host));
+      const job = prune.host(host)?.jobs[0];
+      expect(job?.prunes.find((p) => p.repo === hostsUrl)).toMatchObject({
+        status: "ok",
+        removed: 3 - keepOf(host),
+        error: null,
+      });
+    }
+    expect(prune.host(KEEPER)).toMatchObject({ status: "ok", jobs: [] });
+    const entry = prune.report.repositories.find((r) => r.url === hostsUrl);
+    expect(entry?.missing_forgets).toEqual([]);
+    expect(
+      entry?.actions
+        .filter((a) => a.action === "forget")
+        .map((a) => [a.host, a.for_host, a.status])
+        .sort(),
+    ).toEqual(HOSTS.map((h) => [KEEPER, h, "ok"]));
+    expect(entry?.actions.filter((a) => a.action === "prune").map((a) => [a.host, a.status])).toEqual([
+      [KEEPER, "ok"],
+    ]);
+    restic(keeperUrl, "check", "--no-lock");
+  });
+
+  it("a maintenance_url that opens another repository is never maintained", async () => {
+    const otherUrl = resticInit(full.url("other"), password);
+    const wrong = inventory("wrong.toml", otherUrl);
+    const counts = HOSTS.map((h) => snapshotsOf(h).length);
+    const before = recorder.calls().length;
+    const prune = await runJson("prune", wrong);
+    expect(prune.code, prune.stdout + prune.stderr).toBe(1);
+    expect(prune.host(KEEPER)?.status).toBe("failed");
+    expect(prune.host(KEEPER)?.error?.message).toContain("is not the one the hosts back up into");
+    const calls = recorder.calls().slice(before);
+    expect(calls.filter((c) => c.repository === otherUrl && /^(forget|prune)$/.test(c.command))).toEqual([]);
+    expect(HOSTS.map((h) => snapshotsOf(h).length)).toEqual(counts);
+  });
+
+  it("the maintenance host unreachable: nothing forgotten, exit 4, missing_forgets names every host", async () => {
+    const backup = await runJson("backup", inventoryFile);
+    expect(backup.code, backup.stdout + backup.stderr).toBe(0);
+    const counts = HOSTS.map((h) => snapshotsOf(h).length);
+    await fleet.stopHost(KEEPER);
+    let prune;
+    try {
+      prune = await runJson("prune", inventoryFile);
+    } finally {
+      await fleet.startHost(KEEPER);
+    }
+    expect(prune.code, prune.stdout + prune.stderr).toBe(4);
+    expect(prune.host(KEEPER)?.status).toBe("unreachable");
+    for (const host of HOSTS) expect(prune.host(host)?.status).toBe("ok");
+    const entry = prune.report.repositories.find((r) => r.url === hostsUrl);
+    expect(entry?.missing_forgets).toEqual(HOSTS);
+    expect(HOSTS.map((h) => snapshotsOf(h).length)).toEqual(counts);
+  });
+});
