@@ -23,6 +23,7 @@ export const MODULES = [
   "cmd-backup.sh",
   "cmd-prune.sh",
   "cmd-status.sh",
+  "cmd-verify.sh",
   "installed.sh",
   "cmd-install.sh",
   "main.sh",

@@ -109,6 +109,7 @@ export const HOST_ERROR_CODES = {
   backup_failed: "failed",
   snapshot_failed: "failed",
   prune_failed: "failed",
+  verify_failed: "failed",
   repo_unreadable: "failed",
   stale: "failed",
   interrupted: "failed",

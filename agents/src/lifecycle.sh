@@ -211,6 +211,7 @@ cleanup_all() {
   if [[ -n $SAMPLER_PID ]]; then kill -KILL "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; fi
   if [[ -n $WATCHER_PID ]]; then kill -KILL "$WATCHER_PID" 2>/dev/null || true; fi
   for ((i = ${#JOB_NAME[@]} - 1; i >= 0; i--)); do release_job "$i"; done
+  remove_restore_dir
   for i in "${INSTALL_TEMPS[@]}"; do "${TOOL[rm]:-rm}" -f -- "$i" </dev/null 2>/dev/null || true; done
 }
 

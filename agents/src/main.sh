@@ -40,6 +40,7 @@ main() {
     backup) cmd_backup ;;
     prune) cmd_prune ;;
     status) cmd_status ;;
+    verify) cmd_verify ;;
     install) cmd_install ;;
     *) fail agent_unsupported "agent $AGENT_VERSION does not implement '$PLAN_COMMAND' yet" ;;
   esac

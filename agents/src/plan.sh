@@ -24,6 +24,9 @@ declare -a COPY_ID=() COPY_JOB=() COPY_FROM=() COPY_URL=() COPY_PWFILE=() COPY_L
 declare -A ID_SEEN=()           # repo and copy IDs share one namespace
 declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
 declare -A PRUNE_REPO_ID=()     # maintain: repo or copy id -> the restic repository id it must have
+declare -A CHECK_REPO_ID=()     # verify, maintain: repo or copy id -> the restic repository id it must have
+PLAN_SUBSET=""                  # verify: restic check --read-data-subset (read_data_subset record)
+PLAN_RESTORE_SAMPLE=0           # verify: files per job the restore drill restores (restore_sample record)
 declare -A READ_JOBS=()         # status: repo or copy id -> the jobs (space-separated) whose snapshots it reads
 # A maintenance host's prune plan: repositories the inventory declares, outside any job of this host,
 # with the restic id the backed-up hosts read there, and one scoped forget per host and job using it.
@@ -188,7 +191,7 @@ read_plan() {
         want_values 1
         once command
         case ${VALS[0]} in
-          ping | preflight | backup | prune | status | install) PLAN_COMMAND=${VALS[0]} ;;
+          ping | preflight | backup | prune | status | verify | install) PLAN_COMMAND=${VALS[0]} ;;
           *) plan_error "unknown command" ;;
         esac
         ;;
@@ -214,6 +217,27 @@ read_plan() {
         if [[ -n ${PRUNE_REPO_ID[${VALS[0]}]+set} ]]; then plan_error "prune given twice"; fi
         if [[ ! ${VALS[1]} =~ $SHA256_RE ]]; then plan_error "expected a restic repository id"; fi
         PRUNE_REPO_ID[${VALS[0]}]=${VALS[1]}
+        ;;
+      check)
+        want_values 2
+        if [[ -z ${ID_SEEN[${VALS[0]}]+set} ]]; then plan_error "names an id that was not declared before"; fi
+        if [[ -n ${CHECK_REPO_ID[${VALS[0]}]+set} ]]; then plan_error "check given twice"; fi
+        if [[ ! ${VALS[1]} =~ $SHA256_RE ]]; then plan_error "expected a restic repository id"; fi
+        CHECK_REPO_ID[${VALS[0]}]=${VALS[1]}
+        ;;
+      read_data_subset)
+        want_values 1
+        once read_data_subset
+        if ! read_data_subset_valid "${VALS[0]}"; then
+          plan_error "expected n/t, a percentage (P%) or a size (100M) for restic check --read-data-subset"
+        fi
+        PLAN_SUBSET=${VALS[0]}
+        ;;
+      restore_sample)
+        want_values 1
+        once restore_sample
+        want_number "the restore sample" "${VALS[0]}" "$MAX_RESTORE_SAMPLE"
+        PLAN_RESTORE_SAMPLE=$REPLY
         ;;
       read)
         want_values 2
@@ -398,10 +422,20 @@ read_plan() {
     fi
   elif ((${#FORGET_FOR_HOST[@]} > 0)); then
     fail agent_protocol "forget_for records without a maintained repository"
-  # The prune records are phase 2 of a prune (maintain), and it prunes only what they name.
-  elif [[ $PLAN_MAINTAIN == true || ${#PRUNE_REPO_ID[@]} -gt 0 ]] &&
+  # The prune records are phase 2 of a prune (maintain), and it prunes only what they name; the check
+  # records are phase 2 of a verify, the same way (below).
+  elif [[ $PLAN_MAINTAIN == true || ${#PRUNE_REPO_ID[@]} -gt 0 ]] && [[ $PLAN_COMMAND != verify ]] &&
     [[ $PLAN_COMMAND != prune || $PLAN_MAINTAIN != true || ${#PRUNE_REPO_ID[@]} -eq 0 || $PLAN_DRY_RUN == true ]]; then
     fail agent_protocol "maintain and prune records go together, in a prune plan without dry_run"
+  fi
+  if [[ ${#CHECK_REPO_ID[@]} -gt 0 || ($PLAN_COMMAND == verify && $PLAN_MAINTAIN == true) ]] &&
+    [[ $PLAN_COMMAND != verify || $PLAN_MAINTAIN != true || ${#CHECK_REPO_ID[@]} -eq 0 ||
+      ${#PRUNE_REPO_ID[@]} -gt 0 || $PLAN_DRY_RUN == true ]]; then
+    fail agent_protocol "maintain and check records go together, in a verify plan without dry_run"
+  fi
+  if [[ $PLAN_COMMAND == verify && -z $PLAN_SUBSET ]]; then fail agent_protocol "the plan has no read_data_subset record"; fi
+  if [[ $PLAN_COMMAND != verify ]] && [[ -n $PLAN_SUBSET || -n ${PLAN_SEEN[restore_sample]-} ]]; then
+    fail agent_protocol "verify records in a plan for $PLAN_COMMAND"
   fi
   # The read records say which repositories a status run reads whole (for every host that uses them).
   if ((${#READ_JOBS[@]} > 0)) && [[ $PLAN_COMMAND != status ]]; then
@@ -417,6 +451,23 @@ read_plan() {
       fail agent_protocol "the plan has no $key record"
     fi
   done
+}
+
+# read_data_subset_valid VALUE: VALUE is what restic check --read-data-subset takes: n/t (1 <= n <= t),
+# a percentage above 0 and at most 100 (P% or P.D%), or a size with a k/m/g/t suffix (src/cli/commands/verify.ts
+# validates the same forms).
+read_data_subset_valid() {
+  local v=$1
+  if [[ $v =~ ^([1-9][0-9]{0,5})/([1-9][0-9]{0,5})$ ]]; then
+    ((10#${BASH_REMATCH[1]} <= 10#${BASH_REMATCH[2]}))
+    return
+  fi
+  if [[ $v =~ ^([0-9]{1,3})(\.[0-9]{1,3})?%$ ]]; then
+    ((10#${BASH_REMATCH[1]} < 100)) || [[ $v == 100% || $v =~ ^100\.0+%$ ]] || return 1
+    [[ $v =~ [1-9] ]]
+    return
+  fi
+  [[ $v =~ ^[1-9][0-9]{0,12}[kKmMgGtT]$ ]]
 }
 
 is_lv_job() {

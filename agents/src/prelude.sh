@@ -53,7 +53,7 @@ readonly FALLBACK_TOOL_DIRS="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 readonly TRUSTED_TOOL_DIRS="/usr/bin:/bin"
 # restic's PATH, for the programs it starts itself (ssh for sftp repositories, rclone).
 readonly RESTIC_PATH="/usr/sbin:/usr/bin:/sbin:/bin"
-readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove unshare mount umount chroot date sleep mkdir rm touch cp readlink sha256sum chmod mv mktemp"
+readonly TOOLS="uname id stat findmnt flock timeout restic lvm lvs vgs lvcreate lvremove unshare mount umount chroot date sleep mkdir rm touch cp readlink sha256sum chmod mv mktemp mkfifo"
 # The least-privilege mode (rlvm-fleet install-agent, inventory agent = "installed"): where the agent is
 # installed, root-owned, with its version in its name (src/agent/installed-agent.ts names the same
 # paths); the sudoers drop-in directory; and where the hosts' allow-lists of repositories are kept
@@ -80,5 +80,7 @@ readonly MAX_BYTES=9223372036854775807
 # restic's --keep-* values (PLAN_LIMITS.maxKeep) and a VG margin in 1/100 % (PLAN_LIMITS.maxBasisPoints).
 readonly MAX_KEEP=2147483647
 readonly MAX_BASIS_POINTS=9999
+# verify --restore-sample: files per job (PLAN_LIMITS.maxRestoreSample).
+readonly MAX_RESTORE_SAMPLE=1000
 # findmnt -r output: bytes as they are, or \xHH.
 readonly FINDMNT_ESCAPED_RE='^([^\\]|\\x[0-9a-fA-F]{2})*$'

@@ -6,7 +6,7 @@ import { repositoriesOf, type Job, type Retention } from "../config/model.js";
 import type { HostPlan } from "../plan/build-plan.js";
 import { PLAN_FORMAT, planLine } from "./protocol.js";
 
-export type AgentCommand = "ping" | "preflight" | "backup" | "prune" | "status" | "install";
+export type AgentCommand = "ping" | "preflight" | "backup" | "prune" | "status" | "verify" | "install";
 
 /** install: whom the sudoers rule names, and the repositories the host's allow-list holds (null: none). */
 export interface InstallRequest {
@@ -35,8 +35,13 @@ export function agentPlan(
   options: {
     dryRun?: boolean;
     install?: InstallRequest;
-    /** prune, phase 2: no forgets; `restic prune` of these entries (plan id → restic repository id). */
+    /**
+     * Phase 2 (plan id → restic repository id): prune: no forgets, `restic prune` of these entries;
+     * verify: no restore drill, `restic check` of these entries.
+     */
     maintain?: ReadonlyMap<string, string>;
+    /** verify: restic check's --read-data-subset, and the restore drill's files per job (0: none). */
+    verify?: { subset: string; restoreSample: number };
     /** status: read these entries' repositories whole, for these jobs (plan id → job names). */
     reads?: ReadonlyMap<string, readonly string[]>;
     /** prune: repositories (repositoryIdentity) whose forgets run on their maintenance host, not here. */
@@ -53,14 +58,22 @@ export function agentPlan(
     planLine("command", command),
   ];
   if (host.restic_env_file !== null) lines.push(planLine("restic_env_file", host.restic_env_file));
-  if ((command === "prune" || command === "install") && options.dryRun === true) lines.push("dry_run");
-  const maintain = command === "prune" ? options.maintain : undefined;
+  if ((command === "prune" || command === "verify" || command === "install") && options.dryRun === true)
+    lines.push("dry_run");
+  const maintain = command === "prune" || command === "verify" ? options.maintain : undefined;
   const reads: AgentPlan["reads"] = command === "status" ? (options.reads ?? new Map()) : new Map();
   if (maintain !== undefined) lines.push("maintain");
-  // prune's records of a repo or copy: its keep values (phase 1), or that it is pruned here (phase 2).
+  if (command === "verify") {
+    if (options.verify === undefined) throw new Error("a verify plan needs its subset and sample");
+    lines.push(planLine("read_data_subset", options.verify.subset));
+    lines.push(planLine("restore_sample", maintain === undefined ? options.verify.restoreSample : 0));
+  }
+  // prune's records of a repo or copy: its keep values (phase 1), or that it is pruned here (phase 2);
+  // verify's: that it is checked here (phase 2).
   const pruneRecords = (id: string, url: string, keep: Retention | null) => {
     const repositoryId = maintain?.get(id);
-    if (repositoryId !== undefined) lines.push(planLine("prune", id, repositoryId));
+    if (repositoryId !== undefined)
+      lines.push(planLine(command === "verify" ? "check" : "prune", id, repositoryId));
     const elsewhere = options.maintainedElsewhere?.has(repositoryIdentity(url)) === true;
     if (command === "prune" && maintain === undefined && keep !== null && !elsewhere) {
       lines.push(planLine("retention", id, keep.last, keep.daily, keep.weekly, keep.monthly, keep.yearly));

@@ -10,7 +10,7 @@
 //   plan 2                                   first line: format version
 //   run_id RUNID
 //   host NAME                                the inventory name
-//   command ping|preflight|backup|prune|status|install
+//   command ping|preflight|backup|prune|status|verify|install
 //   restic_env_file PATH                     optional
 //   vg VG SNAPSHOT_BYTES MARGIN_BYTES MARGIN_BASIS_POINTS
 //                                            per VG with snapshots: the sum of the run's snapshot sizes
@@ -40,6 +40,14 @@
 //                                            a forget in maintained ID scoped to HOST's JOB, with that
 //                                            job's keep values; then the prune records (none in a dry
 //                                            run) name maintained ids only
+//   read_data_subset SUBSET                  verify: restic check --read-data-subset (n/t, P%, or a size
+//                                            such as 100M)
+//   restore_sample N                         verify: files per job the restore drill restores (0: none)
+//   maintain                                 verify, phase 2: no restore drill; check what the check
+//                                            records name
+//   check ID REPO_ID                         maintain: `restic check` the repository of this repo or copy,
+//                                            if restic's repository id there is REPO_ID
+//   dry_run                                  verify: read the repositories' ids only
 //   install USER nopasswd|passwd             install: the login user the sudoers rule names, and
 //                                            whether sudo asks for its password
 //   allow_repository SHA256 LABEL            install: one repository of the host's allow-list
@@ -82,6 +90,8 @@ export const PLAN_LIMITS = {
   maxBasisPoints: 9999,
   /** restic's --keep-* values (an int on every platform restic runs on). */
   maxKeep: 2 ** 31 - 1,
+  /** verify --restore-sample: files per job. */
+  maxRestoreSample: 1000,
 } as const;
 
 /** A name as the plan carries it: PLAN_LIMITS.name, and not "." or "..". */
@@ -350,6 +360,51 @@ export const repoPrunedEvent = z.object({
   message: z.string(),
 });
 
+/** verify, phase 2: the one `restic check --read-data-subset SUBSET` of a repository. */
+export const repoCheckedEvent = z.strictObject({
+  ...base,
+  event: z.literal("repo_checked"),
+  repo: z.string(),
+  ok: z.boolean(),
+  duration_ms: z.number().int(),
+  subset: z.string(),
+  /** restic's reason (the tail of its stderr, masked) when not ok. */
+  message: z.string(),
+});
+
+/** A path of a sampled file, as the snapshot has it (the live file has the same path). */
+const samplePaths = z.array(z.string()).max(PLAN_LIMITS.maxRestoreSample);
+
+/**
+ * verify: the restore drill of a job: sampled files of its latest snapshot in its first repository
+ * (`repo`), restored and compared with the live files. `message` says why the drill could not run.
+ */
+export const restoreSampleEvent = z.strictObject({
+  ...base,
+  event: z.literal("restore_sample"),
+  ...jobRef,
+  repo: z.string(),
+  /** restic's short id of the snapshot sampled; "" when there was none. */
+  snapshot: z.string(),
+  /** Regular files of the snapshot the sample was taken from. */
+  candidates: z.number().int().min(0),
+  sampled: z.number().int().min(0),
+  matched: z.number().int().min(0),
+  /** Size or mtime differ from the snapshot's: changed since the backup, not compared. */
+  changed: z.number().int().min(0),
+  /** Same size and mtime, different bytes. */
+  mismatched: z.number().int().min(0),
+  /** Sampled, but restic restore did not produce the file. */
+  missing: z.number().int().min(0),
+  mismatch_paths: samplePaths,
+  changed_paths: samplePaths,
+  missing_paths: samplePaths,
+  /** Every file sampled, in the snapshot's order. */
+  sampled_paths: samplePaths,
+  duration_ms: z.number().int(),
+  message: z.string(),
+});
+
 /** A snapshot as `restic snapshots --json` lists it: what the controller splits a repository's read by. */
 const resticSnapshot = z
   .object({
@@ -416,6 +471,8 @@ export const agentEvent = z.discriminatedUnion("event", [
   pruneFailedEvent,
   forgetForDoneEvent,
   repoPrunedEvent,
+  repoCheckedEvent,
+  restoreSampleEvent,
   repoSnapshotsEvent,
   repoSnapshotsFailedEvent,
   agentStartEvent,

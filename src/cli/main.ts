@@ -8,6 +8,7 @@ import type { InstallAgentOptions } from "./commands/install-agent.js";
 import type { PingOptions } from "./commands/ping.js";
 import type { PlanOptions } from "./commands/plan.js";
 import type { PruneOptions } from "./commands/prune.js";
+import type { VerifyOptions } from "./commands/verify.js";
 import type { ReportMergeOptions } from "./commands/report-merge.js";
 import type { StatusOptions } from "./commands/status.js";
 import type { ValidateOptions } from "./commands/validate.js";
@@ -145,6 +146,37 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .action(async (options: StatusOptions) => {
       const { statusCommand } = await import("./commands/status.js");
       exitCode = await statusCommand(options, io, fleetStyles(options));
+    });
+
+  withJobFilterOptions(
+    fleetCommand(
+      "verify",
+      "prove the backups intact and restorable: one restic check --read-data-subset per repository for the whole fleet, and per host and job a restore drill of sampled files compared with the live ones",
+    ),
+    jobFilter,
+  )
+    .option(
+      "--read-data-subset <subset>",
+      "what restic check reads of each repository's data: n/t (3/7), P% (10%) or a size (500M); default n/7 by the UTC day (day number mod 7, +1), so a week reads everything",
+    )
+    .option(
+      "--restore-sample <n>",
+      "files per host and job restored from the job's latest snapshot (in its first repository) and compared with the live files; 0: no restore drill",
+      "5",
+    )
+    .option(
+      "--dry-run",
+      "read each repository's id only, and say which host would check which repository and what each job would sample; nothing is read from the data",
+    )
+    .addHelpText(
+      "after",
+      "\nThe sample is deterministic: evenly spaced through the snapshot's regular files, the start moved by\n" +
+        "the UTC day. A file whose size or mtime changed since the snapshot is reported as\n" +
+        "changed_since_backup (the job stays ok); same size and mtime with other bytes is a mismatch (failed).\n",
+    )
+    .action(async (options: VerifyOptions) => {
+      const { verifyCommand } = await import("./commands/verify.js");
+      exitCode = await verifyCommand(options, io, fleetStyles(options));
     });
 
   fleetCommand(

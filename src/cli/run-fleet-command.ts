@@ -54,6 +54,7 @@ type FleetOutput = Pick<
 >;
 interface FleetExtra {
   install?: FleetRunRequest["install"];
+  verify?: FleetRunRequest["verify"];
   /** Refuses a plan this command cannot run (throws a UsageError), before anything connects. */
   refuse?: (plan: FleetPlan) => void;
 }
@@ -134,6 +135,7 @@ async function runAndRender(
         splayMs: (options.splay_s ?? 0) * 1000,
       },
       ...(extra.install === undefined ? {} : { install: extra.install }),
+      ...(extra.verify === undefined ? {} : { verify: extra.verify }),
       options,
       agentSocket: io.env["SSH_AUTH_SOCK"] ?? null,
       signal: controller.signal,

@@ -28,7 +28,7 @@ export function buildReport(input: {
   hosts: HostResult[];
   /** Every host's repositories and copy destinations, with the ids its agent read. */
   repositories: RepositoryUse[];
-  /** prune: the repositories' prunes (phase 2), run or, in a dry run, planned. */
+  /** prune: the repositories' prunes (phase 2); verify: their checks; run or, in a dry run, planned. */
   prunes?: readonly RepositoryPrune[];
   interrupted: boolean;
   /** Why the run is not what it seems (an empty shard); none by default. */
@@ -47,7 +47,11 @@ export function buildReport(input: {
     hosts: input.hosts,
     repositories: groupRepositories(
       input.repositories,
-      input.command === "prune" ? { prunes: input.prunes ?? [] } : null,
+      input.command === "prune"
+        ? { prunes: input.prunes ?? [] }
+        : input.command === "verify"
+          ? { prunes: input.prunes ?? [], forgets: false }
+          : null,
     ),
     warnings: [...(input.warnings ?? [])],
   };

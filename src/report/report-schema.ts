@@ -61,6 +61,36 @@ export const latestResultSchema = z.object({
   error: z.string().nullable(),
 });
 
+/**
+ * verify: a job's restore drill. Sampled files of its latest snapshot in its first repository, restored
+ * on the host and compared with the live files: matched (same size, mtime and bytes), changed since the
+ * backup (size or mtime differ: not compared, information), mismatched (same size and mtime, other
+ * bytes) or missing (not restored). Sampling is deterministic: evenly spaced through the snapshot's
+ * regular files, the start moved by the UTC day.
+ */
+export const restoreResultSchema = z.strictObject({
+  repo: z.string(),
+  status: z.enum(RUN_STATUSES),
+  /** --restore-sample: the files asked for. */
+  requested: z.number().int().min(0),
+  snapshot_id: z.string().nullable(),
+  /** The snapshot's regular files the sample was taken from. */
+  candidates: z.number().int().nullable(),
+  sampled: z.number().int().nullable(),
+  matched: z.number().int().nullable(),
+  changed_since_backup: z.number().int().nullable(),
+  mismatched: z.number().int().nullable(),
+  missing: z.number().int().nullable(),
+  mismatch_paths: z.array(z.string()),
+  changed_paths: z.array(z.string()),
+  missing_paths: z.array(z.string()),
+  /** The files read: every file sampled. */
+  sampled_paths: z.array(z.string()),
+  duration_ms: z.number().int().nullable(),
+  error: z.string().nullable(),
+});
+
+export type RestoreResult = z.infer<typeof restoreResultSchema>;
 export type PruneResult = z.infer<typeof pruneResultSchema>;
 export type LatestResult = z.infer<typeof latestResultSchema>;
 
@@ -81,6 +111,8 @@ export const jobResultSchema = z.object({
   copies: z.array(copyResultSchema),
   prunes: z.array(pruneResultSchema),
   latest: z.array(latestResultSchema),
+  /** verify: the job's restore drill (absent in other commands, and with --restore-sample 0). */
+  restore: restoreResultSchema.optional(),
 });
 
 export type JobResult = z.infer<typeof jobResultSchema>;
@@ -114,6 +146,8 @@ export const repositoryActionSchema = z.strictObject({
   status: z.enum(RUN_STATUSES),
   duration_ms: z.number().int().nullable(),
   error: z.string().nullable(),
+  /** check: the --read-data-subset restic check read (n/t, P% or a size). */
+  subset: z.string().optional(),
 });
 
 /**

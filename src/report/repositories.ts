@@ -20,10 +20,16 @@ export interface SnapshotRead {
   whole: boolean;
 }
 
-/** The one `restic prune` of a repository (phase 2 of prune): where it ran, or would run, and how it went. */
+/**
+ * The one `restic prune` (phase 2 of prune) or `restic check` (phase 2 of verify) of a repository: where
+ * it ran, or would run, and how it went.
+ */
 export interface RepositoryPrune {
+  action: "prune" | "check";
   repositoryId: string;
   host: string;
+  /** check: the --read-data-subset it read. */
+  subset?: string;
   status: RunStatus;
   duration_ms: number | null;
   error: string | null;
@@ -53,6 +59,8 @@ export interface RepositoryUse {
   prune: StepOutcome | null;
   /** status: this host's read of the repository through this entry, when it read it. */
   read: SnapshotRead | null;
+  /** verify: its repository's check (phase 2) on this host, when the agent reported one. */
+  check?: StepOutcome | null;
 }
 
 /**
@@ -80,10 +88,14 @@ export function repositoryKeys(uses: readonly RepositoryUse[]): { key: string; i
 /** One entry per repository (repositoryKeys), with what the run did to it. */
 export function groupRepositories(
   uses: RepositoryUse[],
-  /** prune: the forgets of the uses are actions, and these prunes (none in other commands). */
-  prune: { prunes: readonly RepositoryPrune[] } | null = null,
+  /**
+   * prune: the forgets of the uses are actions, and these prunes; verify: these checks, with
+   * `forgets: false` (none in other commands).
+   */
+  prune: { prunes: readonly RepositoryPrune[]; forgets?: boolean } | null = null,
 ): Repository[] {
   const prunes = prune?.prunes ?? [];
+  const forgets = prune !== null && prune.forgets !== false;
   const keys = repositoryKeys(uses);
   const groups = new Map<
     string,
@@ -107,27 +119,27 @@ export function groupRepositories(
       .map(([host, jobs]): RepositoryHost => ({ host, jobs }))
       .sort((a, b) => compare(a.host, b.host)),
     actions: [
-      ...(prune === null ? [] : group.uses.filter((use) => use.retention).map(forgetAction)),
+      ...(forgets ? group.uses.filter((use) => use.retention).map(forgetAction) : []),
       ...prunes
         .filter((prune) => prune.repositoryId === group.id)
         .map((prune): RepositoryAction => ({
-          action: "prune",
+          action: prune.action,
           host: prune.host,
           for_host: null,
           status: prune.status,
           duration_ms: prune.duration_ms,
           error: prune.error,
+          ...(prune.subset === undefined ? {} : { subset: prune.subset }),
         })),
       ...group.uses.flatMap((use) => (use.read === null ? [] : [snapshotsAction(use, use.read)])),
     ],
-    missing_forgets:
-      prune === null
-        ? []
-        : [
-            ...new Set(
-              group.uses.filter((use) => use.retention && use.forget?.ok !== true).map((use) => use.host),
-            ),
-          ].sort(compare),
+    missing_forgets: !forgets
+      ? []
+      : [
+          ...new Set(
+            group.uses.filter((use) => use.retention && use.forget?.ok !== true).map((use) => use.host),
+          ),
+        ].sort(compare),
   }));
   return entries.sort(compareRepositories);
 }

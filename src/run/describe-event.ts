@@ -32,6 +32,10 @@ export function describeEvent(event: AgentEvent, plan: AgentPlan): string {
       return `forget ${event.for_host}'s job ${event.job}${event.dry_run ? " --dry-run" : ""}: ${event.ok ? "done" : `FAILED ${event.message}`}`;
     case "repo_pruned":
       return `${label(plan, event.repo)}: ${event.ok ? "pruned" : `prune FAILED ${event.message}`}`;
+    case "repo_checked":
+      return `${label(plan, event.repo)}: ${event.ok ? `checked (${event.subset})` : `check FAILED ${event.message}`}`;
+    case "restore_sample":
+      return `${event.job} → ${label(plan, event.repo)}: restore drill ${event.message !== "" ? `FAILED ${event.message}` : `${event.matched} matched, ${event.changed} changed, ${event.mismatched} mismatched`}`;
     case "repo_snapshots":
       return `${label(plan, event.repo)}: ${event.snapshots.length} snapshot(s) read`;
     case "repo_snapshots_failed":

@@ -38,6 +38,8 @@ export interface HostOutcomeInput extends Omit<JobsInput, "finished"> {
   checks: readonly Check[];
   /** What the host warned about (warning and orphan_removed events): each makes a finished run partial. */
   hostWarnings: readonly Warning[];
+  /** verify: the repository checks this host ran that failed (restic's reasons); they fail the host. */
+  failedChecks?: readonly string[];
 }
 
 export interface JobsOutcome {
@@ -117,6 +119,21 @@ export function decideHostOutcome(input: HostOutcomeInput): HostOutcome {
       ),
     );
   }
+  const checkFailures = input.failedChecks ?? [];
+  if (checkFailures.length > 0 || (failedJobs.length > 0 && input.command === "verify")) {
+    const drills = failedJobs.map((job) => `job ${job.name}: ${job.restore?.error ?? "failed"}`);
+    return result(
+      "failed",
+      new HostError(
+        "verify_failed",
+        [
+          ...checkFailures.map((reason) => `restic check of ${reason}`),
+          ...drills.map((drill) => `restore drill of ${drill}`),
+        ].join("; "),
+        "a failed check means damaged data in the repository: see restic's reason, run `restic check --read-data` there and repair it (restic repair); a mismatch means restored bytes differ from an unchanged live file",
+      ),
+    );
+  }
   if (failedJobs.length > 0) {
     return result("failed", jobFailure(input, failedJobs));
   }
@@ -139,6 +156,11 @@ function decideJob(job: JobResult, input: JobsInput, warnings: Warning[]): RunSt
       return decideBackupJob(job, input.initial, warnings);
     case "prune":
       return decideEntries(job.prunes, input.initial);
+    case "verify":
+      // The drill's status; a job without one (--restore-sample 0, phase 2) stays as it was.
+      return job.restore === undefined || job.restore.status === input.initial
+        ? input.initial
+        : job.restore.status;
     case "status":
       for (const l of job.latest)
         if (l.time !== null && l.age_s === null)

@@ -8,6 +8,7 @@ import type {
   LatestResult,
   PruneResult,
   RepoResult,
+  RestoreResult,
   RunStatus,
 } from "../report/report-schema.js";
 import type { SnapshotRead, StepOutcome } from "../report/repositories.js";
@@ -15,7 +16,7 @@ import type { SnapshotRead, StepOutcome } from "../report/repositories.js";
 /** How far in the future a snapshot's time may be (the host's clock ahead of ours) and still count. */
 export const CLOCK_SKEW_S = 300;
 
-export type TrackedCommand = "backup" | "prune" | "status";
+export type TrackedCommand = "backup" | "prune" | "status" | "verify";
 
 export interface JobTracker {
   jobs: JobResult[];
@@ -23,13 +24,17 @@ export interface JobTracker {
   apply(event: TrackedEvent): { code: string; message: string } | null;
   /**
    * prune: what a plan entry's forget (phase 1) and its repository's prune (phase 2) came to, if they
-   * ran; status: the agent's read of the entry's repository, if it read it.
+   * ran; status: the agent's read of the entry's repository, if it read it; verify: its repository's
+   * check (phase 2).
    */
   outcome(id: string): {
     forget: StepOutcome | null;
     prune: StepOutcome | null;
     read: Omit<SnapshotRead, "whole"> | null;
+    check: StepOutcome | null;
   };
+  /** verify: restic's reasons of the checks that failed on this host. */
+  failedChecks(): string[];
   /** After the run (status): each latest snapshot's age, and whether it is older than maxAgeS. */
   finish(now: Date, maxAgeS: number | null): void;
 }
@@ -39,6 +44,8 @@ export function trackJobs(
   plan: AgentPlan,
   command: TrackedCommand,
   initial: RunStatus,
+  /** verify: the restore drill's files per job (0: no drill). */
+  restoreSample = 0,
 ): JobTracker {
   const repoById = new Map<string, RepoResult>();
   const copyById = new Map<string, CopyResult>();
@@ -47,6 +54,7 @@ export function trackJobs(
   const idsByRepo = new Map<string, string[]>();
   const forgets = new Map<string, StepOutcome>();
   const prunes = new Map<string, StepOutcome>();
+  const checks = new Map<string, StepOutcome>();
   const reads = new Map<string, Omit<SnapshotRead, "whole">>();
   const jobs: JobResult[] = hostPlan.jobs.map((job) => ({
     name: job.name,
@@ -59,6 +67,13 @@ export function trackJobs(
     latest: [],
   }));
   const jobByName = new Map(jobs.map((job) => [job.name, job]));
+  if (command === "verify" && restoreSample > 0) {
+    // The drill reads the job's first repository.
+    for (const repo of [...plan.repos.values()].reverse()) {
+      const job = jobByName.get(repo.job);
+      if (job !== undefined) job.restore = emptyRestore(repo.label, initial, restoreSample);
+    }
+  }
   // Targets in plan order: each repository, then its copy destinations.
   const targets = [
     ...[...plan.repos].map(([id, r]) => ({ id, job: r.job, label: r.label })),
@@ -229,6 +244,45 @@ export function trackJobs(
           }
           return null;
         }
+        case "repo_checked":
+          checks.set(event.repo, {
+            ok: event.ok,
+            duration_ms: event.duration_ms,
+            error: event.ok ? null : event.message,
+          });
+          return null;
+        case "restore_sample": {
+          const job = jobByName.get(event.job);
+          if (job?.restore === undefined) return null;
+          const failed = event.message !== "" || event.mismatched > 0 || event.missing > 0;
+          const problems = [
+            event.message,
+            event.mismatched > 0
+              ? `${event.mismatched} file(s) differ from the snapshot with the same size and mtime: ${event.mismatch_paths.join(", ")}`
+              : "",
+            event.missing > 0
+              ? `${event.missing} sampled file(s) were not restored: ${event.missing_paths.join(", ")}`
+              : "",
+          ].filter((text) => text !== "");
+          Object.assign(job.restore, {
+            repo: labelOf(event.repo),
+            status: failed ? "failed" : "ok",
+            snapshot_id: event.snapshot === "" ? null : event.snapshot,
+            candidates: event.candidates,
+            sampled: event.sampled,
+            matched: event.matched,
+            changed_since_backup: event.changed,
+            mismatched: event.mismatched,
+            missing: event.missing,
+            mismatch_paths: event.mismatch_paths,
+            changed_paths: event.changed_paths,
+            missing_paths: event.missing_paths,
+            sampled_paths: event.sampled_paths,
+            duration_ms: event.duration_ms,
+            error: problems.length === 0 ? null : problems.join("; "),
+          } satisfies Partial<RestoreResult>);
+          return null;
+        }
         case "repo_snapshots":
         case "repo_snapshots_failed": {
           // The fleet splits it per host and job once every host is done (src/run/status-reads.ts).
@@ -267,7 +321,10 @@ export function trackJobs(
       forget: forgets.get(id) ?? null,
       prune: prunes.get(id) ?? null,
       read: reads.get(id) ?? null,
+      check: checks.get(id) ?? null,
     }),
+    failedChecks: () =>
+      [...checks].filter(([, c]) => !c.ok).map(([id, c]) => `${labelOf(id)}: ${c.error ?? "failed"}`),
     finish(now, maxAgeS) {
       for (const entry of jobs.flatMap((job) => job.latest)) {
         // A time that does not parse, or lies in the future (another host writing to the same
@@ -278,6 +335,28 @@ export function trackJobs(
           maxAgeS !== null && entry.error === null && (entry.age_s === null || entry.age_s > maxAgeS);
       }
     },
+  };
+}
+
+/** A job's restore drill before the agent reports it (planned in a dry run). */
+function emptyRestore(repo: string, status: RunStatus, requested: number): RestoreResult {
+  return {
+    repo,
+    status,
+    requested,
+    snapshot_id: null,
+    candidates: null,
+    sampled: null,
+    matched: null,
+    changed_since_backup: null,
+    mismatched: null,
+    missing: null,
+    mismatch_paths: [],
+    changed_paths: [],
+    missing_paths: [],
+    sampled_paths: [],
+    duration_ms: null,
+    error: null,
   };
 }
 

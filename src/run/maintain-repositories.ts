@@ -191,7 +191,7 @@ export function applyMaintenance(
         if (!event.ok) failures.push(`${forget.host}/${forget.job}: ${event.message}`);
       }
       const pruned = events.prunes.find((e) => e.repo === entry.id);
-      const base = { repositoryId: entry.repositoryId, host: name };
+      const base = { action: "prune" as const, repositoryId: entry.repositoryId, host: name };
       if (report.dryRun) prunes.push({ ...base, status: "planned", duration_ms: null, error: null });
       else if (pruned !== undefined) {
         prunes.push({

@@ -1,11 +1,13 @@
-// prune, phase 2: one `restic prune` per repository, after every selected host's forgets (phase 1).
-// restic's maintainers advise one pruning host per repository; a fleet controller can be that host.
+// Phase 2 of prune and verify: one `restic prune` (after every selected host's forgets, phase 1) or one
+// `restic check` (after every host read the ids, phase 1) per repository. restic's maintainers advise
+// one pruning host per repository; a fleet controller can be that host, and reads each repository once.
 import type { HostPlan } from "../plan/build-plan.js";
 import { compare, type RepositoryPrune, type RepositoryUse } from "../report/repositories.js";
 import type { HostResult, HostStatus, JobResult } from "../report/report-schema.js";
 
-/** Which host prunes which repository, through which of its plan entries. */
+/** Which host prunes (or checks) which repository, through which of its plan entries. */
 export interface PruneAssignment {
+  action: "prune" | "check";
   repositoryId: string;
   host: string;
   entry: string;
@@ -18,9 +20,20 @@ export interface PruneAssignment {
  * A repository no host could forget in is not pruned: nothing new became unreferenced there.
  */
 export function assignPrunes(uses: readonly RepositoryUse[]): PruneAssignment[] {
+  return assignRepositories(uses, "prune");
+}
+
+/**
+ * prune: as assignPrunes. check: every repository some host opened (read its id) is checked once, on
+ * one of those hosts, spread the same way.
+ */
+export function assignRepositories(
+  uses: readonly RepositoryUse[],
+  action: PruneAssignment["action"],
+): PruneAssignment[] {
   const candidates = new Map<string, RepositoryUse[]>();
   for (const use of uses) {
-    if (use.id === null || use.forget?.ok !== true) continue;
+    if (use.id === null || (action === "prune" && use.forget?.ok !== true)) continue;
     candidates.set(use.id, [...(candidates.get(use.id) ?? []), use]);
   }
   const load = new Map<string, number>();
@@ -31,20 +44,25 @@ export function assignPrunes(uses: readonly RepositoryUse[]): PruneAssignment[] 
     )[0];
     if (chosen === undefined) continue;
     load.set(chosen.host, (load.get(chosen.host) ?? 0) + 1);
-    assignments.push({ repositoryId, host: chosen.host, entry: chosen.entry });
+    assignments.push({ action, repositoryId, host: chosen.host, entry: chosen.entry });
   }
   return assignments;
 }
 
-/** What each assigned prune came to, from the pruning hosts' phase-2 runs (or "planned" in a dry run). */
+/**
+ * What each assigned prune or check came to, from the hosts' phase-2 runs (or "planned" in a dry run).
+ * A check carries the --read-data-subset it read.
+ */
 export function pruneOutcomes(
   assignments: readonly PruneAssignment[],
   phase2: { uses: readonly RepositoryUse[]; results: ReadonlyMap<string, HostResult> } | "planned",
+  subset?: string,
 ): RepositoryPrune[] {
-  return assignments.map(({ repositoryId, host, entry }) => {
-    const base = { repositoryId, host };
+  return assignments.map(({ action, repositoryId, host, entry }) => {
+    const base = { action, repositoryId, host, ...(subset === undefined ? {} : { subset }) };
     if (phase2 === "planned") return { ...base, status: "planned", duration_ms: null, error: null };
-    const outcome = phase2.uses.find((use) => use.host === host && use.entry === entry)?.prune ?? null;
+    const use = phase2.uses.find((u) => u.host === host && u.entry === entry);
+    const outcome = (action === "check" ? use?.check : use?.prune) ?? null;
     if (outcome !== null)
       return {
         ...base,
@@ -57,7 +75,7 @@ export function pruneOutcomes(
       ...base,
       status: result?.status === "skipped" ? "skipped" : "failed",
       duration_ms: null,
-      error: `the prune did not run on ${host}: ${result?.error?.message ?? "the run was stopped"}`,
+      error: `the ${action} did not run on ${host}: ${result?.error?.message ?? "the run was stopped"}`,
     };
   });
 }
@@ -83,7 +101,11 @@ const RANK: Record<HostStatus, number> = { ok: 0, skipped: 0, partial: 1, failed
  * failed fails the entries of its repository on this host, and the host; a host reached in phase 1 and
  * lost in phase 2 is failed, not unreachable (it was reached, and its forgets ran).
  */
-export function mergePhases(first: HostResult, second: HostResult | undefined): HostResult {
+export function mergePhases(
+  first: HostResult,
+  second: HostResult | undefined,
+  doing = "pruning a repository",
+): HostResult {
   if (second === undefined) return first;
   const jobs = first.jobs.map((job, i): JobResult => {
     const later = second.jobs[i];
@@ -103,7 +125,7 @@ export function mergePhases(first: HostResult, second: HostResult | undefined): 
     status: worse ? (second.status === "unreachable" ? "failed" : second.status) : first.status,
     error:
       worse && second.error !== null
-        ? { ...second.error, message: `pruning a repository: ${second.error.message}` }
+        ? { ...second.error, message: `${doing}: ${second.error.message}` }
         : first.error,
     duration_ms: first.duration_ms + second.duration_ms,
     warnings: [

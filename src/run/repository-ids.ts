@@ -9,6 +9,8 @@ export interface EntryOutcome {
   forget: StepOutcome | null;
   prune: StepOutcome | null;
   read: Omit<SnapshotRead, "whole"> | null;
+  /** verify: the entry's repository's check (phase 2), when this host ran it. */
+  check?: StepOutcome | null;
 }
 
 export interface RepositoryIds {
@@ -46,7 +48,7 @@ export function trackRepositoryIds(host: string, plan: AgentPlan): RepositoryIds
     uses: (outcomeOf = () => ({ forget: null, prune: null, read: null })) =>
       entries.map((entry) => {
         const location = repositoryIdentity(entry.url);
-        const { forget, prune, read } = outcomeOf(entry.id);
+        const { forget, prune, read, check = null } = outcomeOf(entry.id);
         return {
           host,
           job: entry.job,
@@ -59,6 +61,7 @@ export function trackRepositoryIds(host: string, plan: AgentPlan): RepositoryIds
           forget,
           prune,
           read: read === null ? null : { ...read, whole: plan.reads.has(entry.id) },
+          check,
         };
       }),
   };

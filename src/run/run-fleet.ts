@@ -8,7 +8,13 @@ import type { HostResult, Report } from "../report/report-schema.js";
 import { loadLocalFiles } from "./local-files.js";
 import type { ProgressEvent } from "../report/progress-event.js";
 import type { RepositoryPrune, RepositoryUse } from "../report/repositories.js";
-import { assignPrunes, maintenancePlans, mergePhases, pruneOutcomes } from "./prune-repositories.js";
+import {
+  assignRepositories,
+  maintenancePlans,
+  mergePhases,
+  pruneOutcomes,
+  type PruneAssignment,
+} from "./prune-repositories.js";
 import {
   applyMaintenance,
   maintainedIdentities,
@@ -29,7 +35,9 @@ import { batchSize, scheduleHosts } from "./schedule-hosts.js";
 import { createJumpPool } from "../transport/jump-pool.js";
 
 export interface FleetRunRequest {
-  command: "ping" | "check" | "backup" | "prune" | "status" | "install-agent";
+  command: "ping" | "check" | "backup" | "prune" | "status" | "verify" | "install-agent";
+  /** verify: restic check's --read-data-subset (validated) and the restore drill's files per job. */
+  verify?: { subset: string; restoreSample: number };
   /** install-agent: log in as root for this one command, and whether the host keeps an allow-list. */
   install?: { rootLogin: boolean; anyRepository: boolean };
   /** status: a job whose latest snapshot is older than this many seconds is stale. */
@@ -51,7 +59,7 @@ export interface FleetRunRequest {
 
 function agentCommand(
   request: FleetRunRequest,
-): Pick<HostRunContext, "command" | "jobs" | "dryRun" | "maxAgeS" | "install"> {
+): Pick<HostRunContext, "command" | "jobs" | "dryRun" | "maxAgeS" | "install" | "verify"> {
   const dryRun = request.dryRun === true;
   const common = { dryRun, maxAgeS: request.maxAgeS ?? null };
   switch (request.command) {
@@ -68,6 +76,15 @@ function agentCommand(
     case "status":
       // Ages and staleness come after every host, once the shared reads are split (status-reads.ts).
       return { ...common, maxAgeS: null, command: "status", jobs: { command: "status", initial: "skipped" } };
+    case "verify": {
+      if (request.verify === undefined) throw new Error("verify needs its subset and sample");
+      return {
+        ...common,
+        command: "verify",
+        jobs: { command: "verify", initial: dryRun ? "planned" : "skipped" },
+        verify: request.verify,
+      };
+    }
     case "install-agent": {
       const anyRepository = request.install?.anyRepository === true;
       // The rule names the inventory's login user, also when this one run logs in as root.
@@ -235,32 +252,26 @@ async function runPhases(
     }
     const maintainedIds = new Set(schedule.runs.flatMap((run) => run.entries.map((e) => e.repositoryId)));
     // Phase 2, after every host's forgets: each repository pruned once (a dry run says where).
-    const assignments = assignPrunes(repositories).filter((a) => !maintainedIds.has(a.repositoryId));
+    const assignments = assignRepositories(repositories, "prune").filter(
+      (a) => !maintainedIds.has(a.repositoryId),
+    );
     if (request.dryRun === true) prunes = [...prunes, ...pruneOutcomes(assignments, "planned")];
     else if (assignments.length > 0) {
-      const phase2 = maintenancePlans(request.plan.hosts, assignments);
-      const uses: RepositoryUse[] = [];
-      const pruned = await runHosts(
-        phase2.hosts,
-        {
-          ...context,
-          maintain: phase2.maintain,
-          recordRepositories: (found) => uses.push(...found),
-          // The host was reported done after its forgets: its prunes are more of its steps.
-          onProgress: (event) =>
-            request.onProgress(
-              event.step === "done"
-                ? { host: event.host, step: "running", detail: `prune ${event.status ?? "done"}` }
-                : event.step === "connecting"
-                  ? { host: event.host, step: "running", detail: "connecting to prune" }
-                  : event,
-            ),
-        },
-        "maintenance",
+      const phase2 = await runMaintenance(request, context, runHosts, assignments, "prune");
+      prunes = [...prunes, ...pruneOutcomes(assignments, phase2)];
+      results = results.map((result) => mergePhases(result, phase2.results.get(result.name)));
+    }
+  } else if (request.command === "verify") {
+    // Phase 2, after every host read the ids: each repository checked once (a dry run says where).
+    const subset = request.verify?.subset;
+    const assignments = assignRepositories(repositories, "check");
+    if (request.dryRun === true) prunes = pruneOutcomes(assignments, "planned", subset);
+    else if (assignments.length > 0) {
+      const phase2 = await runMaintenance(request, context, runHosts, assignments, "check");
+      prunes = pruneOutcomes(assignments, phase2, subset);
+      results = results.map((result) =>
+        mergePhases(result, phase2.results.get(result.name), "checking a repository"),
       );
-      const byHost = new Map(pruned.map((result) => [result.name, result]));
-      prunes = [...prunes, ...pruneOutcomes(assignments, { uses, results: byHost })];
-      results = results.map((result) => mergePhases(result, byHost.get(result.name)));
     }
   }
   return buildReport({
@@ -349,4 +360,39 @@ async function runStatus(
     return settled;
   });
   return report(results, uses);
+}
+
+/** Phase 2: the assigned hosts' second agent run, each with its maintain records (prune or check). */
+async function runMaintenance(
+  request: FleetRunRequest,
+  context: HostRunContext,
+  runHosts: (
+    hosts: FleetPlan["hosts"],
+    ctx: HostRunContext,
+    phase?: "first" | "maintenance",
+  ) => Promise<HostResult[]>,
+  assignments: readonly PruneAssignment[],
+  action: PruneAssignment["action"],
+): Promise<{ uses: RepositoryUse[]; results: Map<string, HostResult> }> {
+  const phase2 = maintenancePlans(request.plan.hosts, assignments);
+  const uses: RepositoryUse[] = [];
+  const done = await runHosts(
+    phase2.hosts,
+    {
+      ...context,
+      maintain: phase2.maintain,
+      recordRepositories: (found) => uses.push(...found),
+      // The host was reported done after phase 1: its prunes or checks are more of its steps.
+      onProgress: (event) =>
+        request.onProgress(
+          event.step === "done"
+            ? { host: event.host, step: "running", detail: `${action} ${event.status ?? "done"}` }
+            : event.step === "connecting"
+              ? { host: event.host, step: "running", detail: `connecting to ${action}` }
+              : event,
+        ),
+    },
+    "maintenance",
+  );
+  return { uses, results: new Map(done.map((result) => [result.name, result])) };
 }

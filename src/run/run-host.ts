@@ -50,8 +50,10 @@ export interface HostRunContext {
   jobs: { command: TrackedCommand; initial: "skipped" | "planned" } | null;
   /** prune: forget --dry-run only; install: check and say, change nothing. */
   dryRun: boolean;
-  /** prune, phase 2: the entries whose repositories this host prunes (plan id → restic repository id). */
+  /** prune/verify, phase 2: the entries whose repositories this host prunes or checks (plan id → repository id). */
   maintain?: (host: HostPlan["host"]) => ReadonlyMap<string, string> | undefined;
+  /** verify: restic check's --read-data-subset and the restore drill's files per job. */
+  verify?: { subset: string; restoreSample: number };
   /** status: the entries whose repositories this host reads whole for the fleet (plan id → jobs). */
   reads?: (host: HostPlan["host"]) => ReadonlyMap<string, readonly string[]> | undefined;
   /** prune: repositories (repositoryIdentity) forgotten and pruned on their maintenance host, not here. */
@@ -131,6 +133,7 @@ export async function runHost(
           dryRun: ctx.dryRun,
           ...(ctx.install === undefined ? {} : { install: ctx.install(host) }),
           ...(maintain === undefined ? {} : { maintain }),
+          ...(ctx.verify === undefined ? {} : { verify: ctx.verify }),
           ...(reads === undefined ? {} : { reads }),
           ...(ctx.maintainedElsewhere === undefined ? {} : { maintainedElsewhere: ctx.maintainedElsewhere }),
         });
@@ -178,7 +181,16 @@ export async function runHost(
     return finish(null, "skipped");
   }
 
-  tracker = ctx.jobs === null ? null : trackJobs(hostPlan, plan, ctx.jobs.command, ctx.jobs.initial);
+  tracker =
+    ctx.jobs === null
+      ? null
+      : trackJobs(
+          hostPlan,
+          plan,
+          ctx.jobs.command,
+          ctx.jobs.initial,
+          maintain === undefined ? (ctx.verify?.restoreSample ?? 0) : 0,
+        );
   if (tracker !== null) result.jobs = tracker.jobs;
   try {
     const outcome = await new AgentRun(session, hostPlan, plan, tracker, repositoryIds, ctx, result).run();
@@ -196,6 +208,7 @@ export async function runHost(
             agentResult: outcome.result,
             checks: result.checks,
             hostWarnings: result.warnings.filter((w) => !ADVISORY_WARNINGS.has(w.code)),
+            failedChecks: tracker?.failedChecks() ?? [],
           })
         : decideCutShort(facts, outcome.error);
     decided.jobStatuses.forEach((status, i) => {

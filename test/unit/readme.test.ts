@@ -158,6 +158,49 @@ describe("README", () => {
         ],
       } satisfies Report,
       report("status", [withJob({ latest: [latest] })]),
+      {
+        ...report("verify", [
+          withJob({
+            restore: {
+              repo: "/r",
+              status: "ok",
+              requested: 5,
+              snapshot_id: "1a2b3c4d",
+              candidates: 9,
+              sampled: 5,
+              matched: 5,
+              changed_since_backup: 0,
+              mismatched: 0,
+              missing: 0,
+              mismatch_paths: [],
+              changed_paths: [],
+              missing_paths: [],
+              sampled_paths: [],
+              duration_ms: 1,
+              error: null,
+            },
+          }),
+        ]),
+        repositories: [
+          {
+            id: "a".repeat(64),
+            url: "/r",
+            hosts: [{ host: "h", jobs: ["data"] }],
+            actions: [
+              {
+                action: "check",
+                host: "h",
+                for_host: null,
+                status: "ok",
+                duration_ms: 1,
+                error: null,
+                subset: "1/7",
+              },
+            ],
+            missing_forgets: [],
+          },
+        ],
+      } satisfies Report,
     ].flatMap((r) => [...renderReportMetrics(r).matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]));
     const named = [...README.matchAll(/\brlvm_fleet_[a-z_]+\b/g)].map((m) => m[0]);
     expect([...new Set(named)].sort()).toEqual([...new Set(written)].sort());

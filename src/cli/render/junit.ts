@@ -178,6 +178,9 @@ function jobDetails(job: JobResult): string[] {
       .filter((c) => c.error !== null)
       .map((c) => `copy ${c.status} ${c.from} -> ${c.to}: ${c.error}`),
     ...job.prunes.filter((p) => p.error !== null).map((p) => `prune ${p.status} ${p.repo}: ${p.error}`),
+    ...(job.restore?.error == null
+      ? []
+      : [`restore drill ${job.restore.status} ${job.restore.repo}: ${job.restore.error}`]),
     ...job.latest
       .filter((l) => l.error !== null || l.stale)
       .map(

@@ -93,6 +93,61 @@ export function renderReportMarkdown(hostReport: Report): string {
         }
       }
     }
+  } else if (report.command === "verify") {
+    lines.push(
+      row([
+        "host",
+        "job",
+        "restored from",
+        "status",
+        "snapshot",
+        "sampled",
+        "matched",
+        "changed",
+        "mismatched",
+        "error",
+      ]),
+    );
+    lines.push(row(Array(10).fill("---")));
+    const n = (value: number | null) => (value === null ? "" : String(value));
+    for (const host of report.hosts) {
+      const drills = host.jobs.filter((job) => job.restore !== undefined);
+      if (drills.length === 0)
+        lines.push(row([host.name, "", "", host.status, "", "", "", "", "", host.error?.message ?? ""]));
+      for (const job of drills) {
+        const r = job.restore;
+        if (r === undefined) continue;
+        lines.push(
+          row([
+            host.name,
+            job.name,
+            r.repo,
+            r.status,
+            r.snapshot_id ?? "",
+            r.sampled === null ? `${r.requested} requested` : `${r.sampled} of ${r.candidates ?? 0}`,
+            n(r.matched),
+            n(r.changed_since_backup),
+            n(r.mismatched),
+            r.error ?? "",
+          ]),
+        );
+      }
+    }
+    lines.push("", row(["repository", "checked on", "status", "subset", "duration (s)", "error"]));
+    lines.push(row(Array(6).fill("---")));
+    for (const repository of report.repositories) {
+      const check = repository.actions.find((action) => action.action === "check");
+      lines.push(
+        row([
+          repository.url,
+          check?.host ?? "",
+          check?.status ?? "not checked",
+          check?.subset ?? "",
+          check?.duration_ms == null ? "" : (check.duration_ms / 1000).toFixed(1),
+          check?.error ?? (check === undefined ? "no host could open it" : ""),
+        ]),
+      );
+    }
   } else {
     lines.push(row(["host", "status", "error", "hint", "failed checks"]));
     lines.push(row(Array(5).fill("---")));

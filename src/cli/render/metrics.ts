@@ -29,6 +29,7 @@ const timestampSeconds = (iso: string) => Date.parse(iso) / 1000;
 export const LAST_SUCCESS = "rlvm_fleet_backup_last_success_timestamp_seconds";
 export const LAST_COPY = "rlvm_fleet_copy_last_success_timestamp_seconds";
 export const LAST_PRUNE = "rlvm_fleet_repository_last_prune_timestamp_seconds";
+export const LAST_CHECK = "rlvm_fleet_repository_last_check_timestamp_seconds";
 
 /**
  * Every family has HELP and TYPE (all are gauges: each file is one run's state, replaced by the
@@ -205,6 +206,36 @@ export function renderReportMetrics(report: Report, previous = ""): string {
           prune.removed,
         );
       }
+      if (job.restore !== undefined) {
+        const restore = job.restore;
+        const r = { ...j, repository: restore.repo };
+        for (const status of RUN_STATUSES)
+          add(
+            "rlvm_fleet_restore_sample_status",
+            "1 for the status of the job's restore drill (verify), 0 for the others.",
+            { ...r, status },
+            restore.status === status ? 1 : 0,
+          );
+        const results = [
+          ["matched", restore.matched],
+          ["changed", restore.changed_since_backup],
+          ["mismatch", restore.mismatched],
+          ["missing", restore.missing],
+        ] as const;
+        for (const [result, value] of results)
+          add(
+            "rlvm_fleet_restore_sample_files",
+            "Files of the job's restore drill by result: matched (same bytes), changed (size or mtime changed since the backup, not compared), mismatch (same size and mtime, other bytes), missing (not restored).",
+            { ...r, result },
+            value,
+          );
+        add(
+          "rlvm_fleet_restore_sample_duration_seconds",
+          "How long the job's restore drill took (list, restore, compare).",
+          r,
+          restore.duration_ms === null ? null : seconds(restore.duration_ms),
+        );
+      }
       for (const latest of job.latest) {
         const r = { ...j, repository: latest.repo };
         const time = latest.time === null || latest.age_s === null ? null : timestampSeconds(latest.time);
@@ -236,8 +267,9 @@ export function renderReportMetrics(report: Report, previous = ""): string {
     }
   }
 
-  // prune: each repository's one prune (phase 2), by repository, whoever ran it.
+  // prune and verify: each repository's one prune or check (phase 2), by repository, whoever ran it.
   const carriedPrunes = previousSamples(previous, LAST_PRUNE);
+  const carriedChecks = previousSamples(previous, LAST_CHECK);
   for (const repository of report.repositories) {
     const r = { repository: repository.url, repository_id: repository.id ?? "" };
     for (const prune of repository.actions.filter((a) => a.action === "prune")) {
@@ -259,6 +291,27 @@ export function renderReportMetrics(report: Report, previous = ""): string {
         "When the repository was last pruned successfully (Unix time; kept from the previous file when this run's prune did not succeed).",
         r,
         prune.status === "ok" ? finished : (carriedPrunes.get(`${LAST_PRUNE}${labelText(r)}`) ?? null),
+      );
+    }
+    for (const check of repository.actions.filter((a) => a.action === "check")) {
+      for (const status of RUN_STATUSES)
+        add(
+          "rlvm_fleet_repository_check_status",
+          "1 for the status of the repository's restic check in this run (planned: a dry run's), 0 for the others.",
+          { ...r, host: check.host, status },
+          check.status === status ? 1 : 0,
+        );
+      add(
+        "rlvm_fleet_repository_check_duration_seconds",
+        "How long restic check --read-data-subset of the repository took.",
+        r,
+        check.duration_ms === null ? null : seconds(check.duration_ms),
+      );
+      add(
+        LAST_CHECK,
+        "When restic check of the repository last succeeded (Unix time; kept from the previous file when this run's check did not succeed).",
+        r,
+        check.status === "ok" ? finished : (carriedChecks.get(`${LAST_CHECK}${labelText(r)}`) ?? null),
       );
     }
     // An entry without an id (no host could read it) is not one known repository: its hosts' own

@@ -4,6 +4,7 @@ import type { HostResult, Report } from "../../report/report-schema.js";
 import type { Style } from "./style.js";
 import { renderBackupTable } from "./backup-table.js";
 import { renderPruneTable, renderStatusTable } from "./retention-tables.js";
+import { renderVerifyTable } from "./verify-table.js";
 import { terminalSafe } from "./terminal-text.js";
 
 /** Every string of `report` reaches the terminal through terminalSafe: a host's bytes never raw. */
@@ -16,6 +17,7 @@ export function renderReportTable(hostReport: Report, style: Style): string {
     backup: () => renderBackupTable(report, style, paint),
     prune: () => renderPruneTable(report, style, paint),
     status: () => renderStatusTable(report, style, paint),
+    verify: () => renderVerifyTable(report, style, paint),
   };
   const body = (renderers[report.command] ?? (() => renderPing(report, style)))();
   const warnings = report.warnings.map((w) => `${style.warn("warning:")} ${w.message}\n`).join("");

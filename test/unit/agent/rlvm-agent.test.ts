@@ -514,6 +514,74 @@ describe("plan protocol", () => {
         ["maintain in a dry run", prunePlan(["maintain"], ["dry_run"], ["prune", "a", id])],
         ["a prune record for an unknown id", prunePlan(["maintain"], ["prune", "zz", id])],
         ["a prune record without a repository id", prunePlan(["maintain"], ["prune", "a", "abc"])],
+        // verify: its records, validated as the CLI validates them (src/cli/commands/verify.ts).
+        ...((): [string, string][] => {
+          const verifyPlan = (...records: PlanRecord[]) =>
+            planText([
+              ...header("verify", "p"),
+              ["job", "web", "standard_path", "/srv", "", "", ""],
+              ["repo", "web", "a", "/r", "/pw", "L"],
+              ...records,
+              ["end"],
+            ]);
+          const subset = (value: string): [string, string] => [
+            `read_data_subset ${value}`,
+            verifyPlan(["read_data_subset", value], ["restore_sample", 5]),
+          ];
+          return [
+            ...[
+              "0/7",
+              "8/7",
+              "7",
+              "1/0",
+              "0%",
+              "0.0%",
+              "100.5%",
+              "101%",
+              "-5%",
+              "5 %",
+              "1.2345%",
+              "0M",
+              "10X",
+              "M",
+              "",
+              "1/7;rm",
+            ].map(subset),
+            ["a verify plan without read_data_subset", verifyPlan(["restore_sample", 5])],
+            ["read_data_subset twice", verifyPlan(["read_data_subset", "1/7"], ["read_data_subset", "2/7"])],
+            [
+              "restore_sample above its limit",
+              verifyPlan(["read_data_subset", "1/7"], ["restore_sample", 1001]),
+            ],
+            [
+              "restore_sample not a number",
+              verifyPlan(["read_data_subset", "1/7"], ["restore_sample", "5a"]),
+            ],
+            ["a check record without maintain", verifyPlan(["read_data_subset", "1/7"], ["check", "a", id])],
+            ["maintain without a check record", verifyPlan(["read_data_subset", "1/7"], ["maintain"])],
+            [
+              "a check record in a dry run",
+              verifyPlan(["read_data_subset", "1/7"], ["dry_run"], ["maintain"], ["check", "a", id]),
+            ],
+            [
+              "a check record for an unknown id",
+              verifyPlan(["read_data_subset", "1/7"], ["maintain"], ["check", "zz", id]),
+            ],
+            [
+              "a check record without a repository id",
+              verifyPlan(["read_data_subset", "1/7"], ["maintain"], ["check", "a", "abc"]),
+            ],
+            [
+              "a prune record in a verify plan",
+              verifyPlan(["read_data_subset", "1/7"], ["maintain"], ["check", "a", id], ["prune", "a", id]),
+            ],
+            [
+              "a check record in a prune plan",
+              prunePlan(["maintain"], ["prune", "a", id], ["check", "a", id]),
+            ],
+            ["read_data_subset in a prune plan", prunePlan(["read_data_subset", "1/7"])],
+          ];
+        })(),
         ["maintained with a job", prunePlan(["maintained", "m", "/r", "/pw", "L", id])],
         [
           "maintained with maintain",

@@ -462,3 +462,90 @@ describe("the contract's codes", () => {
     }
   });
 });
+
+describe("verify: the restore drill per job, the checks this host ran", () => {
+  const [hostPlan] = buildPlan(join(dir, "inventory.toml")).hosts;
+  if (hostPlan === undefined) throw new Error("no host");
+  const plan = agentPlan(hostPlan, "verify", "run1", { verify: { subset: "1/7", restoreSample: 5 } });
+  const drill = (job: string, extra: Partial<AgentEventFields & { event: "restore_sample" }> = {}) =>
+    agentEventOf({
+      event: "restore_sample",
+      job,
+      repo: job === "data" ? "r1" : "r3",
+      snapshot: "1a2b3c4d",
+      candidates: 9,
+      sampled: 5,
+      matched: 5,
+      changed: 0,
+      mismatched: 0,
+      missing: 0,
+      mismatch_paths: [],
+      changed_paths: [],
+      missing_paths: [],
+      sampled_paths: ["/a", "/b", "/c", "/d", "/e"],
+      duration_ms: 9,
+      message: "",
+      ...extra,
+    });
+  const run = (events: ReturnType<typeof agentEventOf>[], failedChecks: string[] = []) => {
+    const tracker = trackJobs(hostPlan, plan, "verify", "skipped", 5);
+    for (const event of events) tracker.apply(event);
+    for (const [id, ok] of [
+      ["r1", !failedChecks.includes("r1")],
+      ["r3", true],
+    ] as const)
+      tracker.apply(
+        agentEventOf({
+          event: "repo_checked",
+          repo: id,
+          ok,
+          duration_ms: 3,
+          subset: "1/7",
+          message: ok ? "" : "restic check failed (exit 1): Fatal: repository contains errors",
+        }),
+      );
+    const outcome = decideHostOutcome({
+      command: "verify",
+      agentResult: resultEvent.parse({ v: 2, event: "result", code: null, message: "m" }),
+      jobs: tracker.jobs,
+      initial: "skipped",
+      checks: [],
+      hostWarnings: [],
+      cowWarnPercent: 70,
+      failedChecks: tracker.failedChecks(),
+    });
+    return { outcome, jobs: tracker.jobs };
+  };
+
+  it("a drill restores from the job's first repository; changed files leave the job ok", () => {
+    const { outcome, jobs } = run([
+      drill("data", { matched: 4, changed: 1, changed_paths: ["/c"] }),
+      drill("etc"),
+    ]);
+    expect(outcome).toMatchObject({ status: "ok", error: null, jobStatuses: ["ok", "ok"] });
+    expect(jobs[0]?.restore).toMatchObject({ repo: "/srv/backup/a", changed_since_backup: 1, status: "ok" });
+  });
+
+  it("a mismatch or a file not restored fails the job and the host (verify_failed), naming the files", () => {
+    const { outcome } = run([
+      drill("data", { matched: 4, mismatched: 1, mismatch_paths: ["/d"] }),
+      drill("etc", { matched: 4, missing: 1, missing_paths: ["/e"] }),
+    ]);
+    expect(outcome).toMatchObject({ status: "failed", jobStatuses: ["failed", "failed"] });
+    expect(outcome.error?.code).toBe("verify_failed");
+    expect(outcome.error?.message).toContain(
+      "restore drill of job data: 1 file(s) differ from the snapshot with the same size and mtime: /d",
+    );
+    expect(outcome.error?.message).toContain(
+      "restore drill of job etc: 1 sampled file(s) were not restored: /e",
+    );
+  });
+
+  it("a failed check fails the host that ran it, with restic's reason, even when every drill matched", () => {
+    const { outcome } = run([drill("data"), drill("etc")], ["r1"]);
+    expect(outcome).toMatchObject({ status: "failed", jobStatuses: ["ok", "ok"] });
+    expect(outcome.error?.message).toBe(
+      "restic check of /srv/backup/a: restic check failed (exit 1): Fatal: repository contains errors",
+    );
+  });
+});

@@ -40,4 +40,20 @@ describe("trackRepositoryIds", () => {
     ]);
     expect(uses.map((u) => u.host)).toEqual(["h1", "h1", "h1"]);
   });
+
+  it("carries each entry's step outcomes into its use: verify's check with the others", () => {
+    const ids = trackRepositoryIds("h1", plan);
+    const check = { ok: false, duration_ms: 7, error: "Fatal: repository contains errors" };
+    const uses = ids.uses((entry) => ({
+      forget: null,
+      prune: null,
+      read: null,
+      check: entry === "r2" ? check : null,
+    }));
+    expect(uses.map((u) => [u.entry, u.check])).toEqual([
+      ["r1", null],
+      ["r2", check],
+      ["c1", null],
+    ]);
+  });
 });
