@@ -3,7 +3,7 @@
 # cmd_status: the latest snapshot of this host and job in every repository and copy destination,
 # read-only (--no-lock). restic's JSON goes to the controller as is; it computes ages.
 cmd_status() {
-  local t id job out err rc json failed=0
+  local t id job out err rc json failed=0 code
   gather_facts
   emit_agent_start
   if ! restic_usable; then
@@ -29,8 +29,11 @@ cmd_status() {
     if ((rc == 0)) && [[ $json == '['*']' ]]; then
       emit latest job "s:$job" repo "s:$id" snapshots "j:$json"
     else
+      restic_code_field "$rc" "$err"
+      code=$REPLY
       restic_error_text "$err" "$t"
-      emit latest_failed job "s:$job" repo "s:$id" message "s:cannot read the repository (exit $rc): ${REPLY:-no output}"
+      emit latest_failed job "s:$job" repo "s:$id" message "s:cannot read the repository (exit $rc): ${REPLY:-no output}" \
+        code "$code"
       failed=$((failed + 1))
     fi
   done

@@ -229,8 +229,15 @@ afterEach(() => {
 
 describe("runHost against a scripted host", () => {
   it("fills the result from the agent's events and sends the payload once", async () => {
-    const check = line({ event: "check", name: "restic", ok: true, detail: "0.16.4", hint: "" });
-    const failing = line({ event: "check", name: "vg space", ok: false, detail: "low", hint: "grow it" });
+    const check = line({ event: "check", name: "restic", ok: true, detail: "0.16.4", hint: "", code: null });
+    const failing = line({
+      event: "check",
+      name: "vg space",
+      ok: false,
+      detail: "low",
+      hint: "grow it",
+      code: null,
+    });
     const warning = line({ event: "warning", code: "cow_high", message: "snapshot near full" });
     const { harness, run } = setup(agentPrints(agentStart, check, failing, warning, resultOk));
     const result = await run();
