@@ -287,7 +287,8 @@ repo_secrets() {
 error_line() {
   local text=""
   if [[ -f $1 ]]; then text=$(<"$1"); fi
-  meaningful_line "$text"
+  restic_plain_stderr "$text"
+  meaningful_line "$REPLY"
   sanitize_restic_text "$REPLY" "${@:2}"
   cut_line "$REPLY"
 }

@@ -13,7 +13,7 @@ readonly LOCK_WAIT_SECONDS=280
 # "0.18.0", also "0.16.4-dev"); false when its version is unknown.
 restic_at_least() {
   local re='^([0-9]+)\.([0-9]+)(\.([0-9]+))?' have want i
-  [[ $RESTIC_VERSION =~ $re ]] || return 1
+  [[ ${RESTIC_VERSION-} =~ $re ]] || return 1
   have=("$((10#${BASH_REMATCH[1]}))" "$((10#${BASH_REMATCH[2]}))" "$((10#${BASH_REMATCH[4]:-0}))")
   want=("$1" "$2" "${3:-0}")
   for i in 0 1 2; do
@@ -79,4 +79,60 @@ restic_code_field() {
   if [[ -f $2 ]]; then text=$(<"$2"); fi
   restic_failure_code "$1" "$text"
   if [[ -n $REPLY ]]; then REPLY="s:$REPLY"; else REPLY="z:"; fi
+}
+
+# restic_plain_stderr TEXT: REPLY = restic's stderr TEXT with the error restic 0.17 and later write as
+# JSON under --json (`{"message_type":"exit_error","code":N,"message":"..."}`) decoded to its message,
+# as older ones print it. Only JSON's escapes are decoded, \u for ASCII only (Go escapes control
+# characters and <>& that way; other characters come as they are); any other line stays as it is.
+restic_plain_stderr() {
+  local line out="" re='^\{"message_type":"exit_error",.*"message":"(([^"\\]|\\.)*)"\}$'
+  if ! restic_at_least 0 17; then
+    REPLY=$1
+    return 0
+  fi
+  split_lines "$1"
+  for line in "${LINES[@]}"; do
+    if [[ $line =~ $re ]]; then
+      json_unescape "${BASH_REMATCH[1]}"
+      line=$REPLY
+    fi
+    out+=${out:+$'\n'}$line
+  done
+  REPLY=$out
+}
+
+# json_unescape TEXT: REPLY = the JSON string body TEXT decoded (\uXXXX beyond ASCII, and \u0000, kept
+# as written).
+json_unescape() {
+  local s=$1 out="" c hex
+  while [[ -n $s ]]; do
+    c=${s:0:1}
+    if [[ $c != "\\" ]]; then
+      out+=${s%%\\*}
+      if [[ $s == *\\* ]]; then s=\\${s#*\\}; else s=""; fi
+      continue
+    fi
+    c=${s:1:1}
+    case $c in
+      n) out+=$'\n' ;;
+      t) out+=$'\t' ;;
+      r) out+=$'\r' ;;
+      b) out+=$'\b' ;;
+      f) out+=$'\f' ;;
+      u)
+        hex=${s:2:4}
+        if [[ $hex =~ ^00[0-7][0-9a-fA-F]$ && $hex != 0000 ]]; then
+          printf -v c '%b' "\\x${hex:2:2}"
+          out+=$c
+        else
+          out+="\\u$hex"
+        fi
+        s=${s:4}
+        ;;
+      *) out+=$c ;;
+    esac
+    s=${s:2}
+  done
+  REPLY=$out
 }

@@ -14,7 +14,14 @@ import { runJson } from "../helpers/run-cli.js";
 import { describeIntegration } from "./harness/describe-integration.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
 import { createResticRecorder, type ResticRecorder } from "./harness/remote-backends.js";
-import { leftoverRunDirs, resticInit, writeInventory, writePasswordFile } from "./helpers/test-fleet.js";
+import {
+  leftoverRunDirs,
+  localResticVersion,
+  resticFailureExits,
+  resticInit,
+  writeInventory,
+  writePasswordFile,
+} from "./helpers/test-fleet.js";
 
 const HOSTS = ["rv1", "rv2"];
 
@@ -74,18 +81,10 @@ prune_keep_last = 1
     );
 
   beforeAll(async () => {
-    const match = /^restic (\d+)\.(\d+)\.(\d+)/.exec(
-      execFileSync("restic", ["version"], { encoding: "utf8" }),
-    );
-    if (match === null) throw new Error("cannot read restic's version");
-    version = `${match[1]}.${match[2]}.${match[3]}`;
-    // The two versions the tier runs, each expectation written once with both values.
-    expect(["0.14.0", "0.18.0"]).toContain(version);
-    const newer = version === "0.18.0";
-    exits = newer
-      ? { missing: 10, locked: 11, wrongPassword: 12 }
-      : { missing: 1, locked: 1, wrongPassword: 1 };
-    retryLock = newer;
+    version = localResticVersion();
+    // Each expectation that differs by version is written once, with both values.
+    exits = resticFailureExits(version);
+    retryLock = version === "0.18.0";
 
     recorderDir = mkdtempSync(join(tmpdir(), "rlvm-restic-versions-"));
     chmodSync(recorderDir, 0o755);

@@ -206,3 +206,31 @@ describe("waiting for another restic's lock", () => {
     expect(run.stdout).toBe("status 1\n");
   });
 });
+
+describe("restic_plain_stderr: restic 0.17 and later write errors as JSON under --json", () => {
+  const json = String.raw`{"message_type":"exit_error","code":1,"message":"Fatal: unable to open config file: unexpected HTTP response (403): 403 \u001b[2J \"boom\" \\ \u003cx\u003e é \u2028\nIs there a repository at the following location?\nrest:http://h/"}`;
+  const plain =
+    'Fatal: unable to open config file: unexpected HTTP response (403): 403 \x1b[2J "boom" \\ <x> é \\u2028\nIs there a repository at the following location?\nrest:http://h/';
+
+  it("restic 0.18: the exit_error line becomes its message, the other lines stay", () => {
+    const r = agent(
+      "0.18.0",
+      `restic_plain_stderr ${quote(`Stat(<config/>) failed: x\n${json}`)}; printf '%s' "$REPLY"`,
+    );
+    expect(r.stdout).toBe(`Stat(<config/>) failed: x\n${plain}`);
+  });
+
+  it("restic 0.14 writes no JSON errors: its text stays as it is", () => {
+    const r = agent("0.14.0", `restic_plain_stderr ${quote(json)}; printf '%s' "$REPLY"`);
+    expect(r.stdout).toBe(json);
+  });
+
+  it("error_line shows the message of a restic 0.18 JSON error", () => {
+    const err = join(base, "json.err");
+    writeFileSync(err, `${json.replace("rest:http://h/", "rest:http://u:s3cr3t@h/")}\n`);
+    const r = agent("0.18.0", `error_line ${quote(err)} rest:http://u:s3cr3t@h/ LABEL; printf '%s' "$REPLY"`);
+    expect(r.stdout).toBe(
+      'Fatal: unable to open config file: unexpected HTTP response (403): 403 \x1b[2J "boom" \\ <x> é \\u2028',
+    );
+  });
+});
