@@ -578,7 +578,8 @@ repo_secrets() {
 error_line() {
   local text=""
   if [[ -f $1 ]]; then text=$(<"$1"); fi
-  meaningful_line "$text"
+  restic_plain_stderr "$text"
+  meaningful_line "$REPLY"
   sanitize_restic_text "$REPLY" "${@:2}"
   cut_line "$REPLY"
 }
@@ -647,21 +648,32 @@ run_restic_bg() {
   REPLY=$rc
 }
 
-# restic_locked_retry OUT ERR FUNC ARG...: run_restic_bg, again while another restic holds the
-# repository's exclusive lock (several hosts share repositories; restic 0.14 has no --retry-lock).
-# Gives up after about 5 minutes. REPLY = the exit status.
+# restic_locked_retry OUT ERR FUNC ARG...: run_restic_bg, waiting while another restic holds the
+# repository's lock (several hosts share repositories), for LOCK_WAIT_SECONDS at most: restic 0.16 and
+# later wait themselves (restic_retry_lock_argv); an older restic is run again, up to
+# LOCK_RETRY_ATTEMPTS more times. REPLY = the exit status.
 restic_locked_retry() {
-  local out=$1 err=$2 attempt=0 text
+  local out=$1 err=$2 attempt=0 rc text
   shift 2
+  if restic_retry_lock_argv "$@"; then
+    run_restic_bg "$out" "$err" "${RETRY_ARGV[@]}"
+    return 0
+  fi
   while :; do
     run_restic_bg "$out" "$err" "$@"
-    if ((REPLY == 0)); then return 0; fi
+    rc=$REPLY
+    if ((rc == 0)); then return 0; fi
     text=""
     if [[ -f $err ]]; then text=$(<"$err"); fi
-    if [[ $text != *"already locked"* ]] || ((attempt >= 30)); then return 0; fi
+    restic_failure_code "$rc" "$text"
+    if [[ $REPLY != repo_locked ]] || ((attempt >= LOCK_RETRY_ATTEMPTS)); then
+      REPLY=$rc
+      return 0
+    fi
     attempt=$((attempt + 1))
-    log "repository locked by another restic; retrying in $((attempt < 5 ? attempt * 2 : 10)) s"
-    "${TOOL[sleep]}" "$((attempt < 5 ? attempt * 2 : 10))" </dev/null || true
+    lock_retry_delay "$attempt"
+    log "repository locked by another restic; retrying in $REPLY s"
+    "${TOOL[sleep]}" "$REPLY" </dev/null || true
   done
 }
 
@@ -1295,6 +1307,145 @@ emit_agent_start() {
   emit agent_start agent_version "s:$AGENT_VERSION" run_id "s:$PLAN_RUN_ID" facts "j:$facts"
 }
 
+# --- what the host's restic offers ------------------------------------------------------------------
+#
+# RESTIC_VERSION (gather_facts) says which restic runs; each difference between the versions the agent
+# supports (0.14 on Debian 12 to 0.18 on Debian 13) is one function here, which the commands call
+# instead of asking for a version themselves.
+
+# How long a restic that must lock a repository waits for another restic's lock: the total of
+# restic_locked_retry's own delays (lock_retry_delay for attempts 1 to LOCK_RETRY_ATTEMPTS).
+readonly LOCK_RETRY_ATTEMPTS=30
+readonly LOCK_WAIT_SECONDS=280
+
+# restic_at_least MAJOR MINOR [PATCH]: true if the host's restic is that version or newer ("0.17.1",
+# "0.18.0", also "0.16.4-dev"); false when its version is unknown.
+restic_at_least() {
+  local re='^([0-9]+)\.([0-9]+)(\.([0-9]+))?' have want i
+  [[ ${RESTIC_VERSION-} =~ $re ]] || return 1
+  have=("$((10#${BASH_REMATCH[1]}))" "$((10#${BASH_REMATCH[2]}))" "$((10#${BASH_REMATCH[4]:-0}))")
+  want=("$1" "$2" "${3:-0}")
+  for i in 0 1 2; do
+    if ((have[i] != want[i])); then ((have[i] > want[i])); return; fi
+  done
+  return 0
+}
+
+# lock_retry_delay ATTEMPT: REPLY = the seconds restic_locked_retry waits before attempt ATTEMPT + 1.
+lock_retry_delay() {
+  REPLY=$(($1 < 5 ? $1 * 2 : 10))
+}
+
+# restic_retry_lock_argv FUNC ARG...: restic 0.16 and later wait for another restic's lock themselves
+# (--retry-lock): RETRY_ARGV = the call with that flag, for LOCK_WAIT_SECONDS, placed among restic's
+# global flags before its command (restic_exec KIND INDEX TIMEOUT --retry-lock 280s COMMAND ...). False,
+# and RETRY_ARGV empty, on an older restic and for a call that takes no lock (--no-lock), which the
+# caller then retries itself.
+declare -a RETRY_ARGV=()
+restic_retry_lock_argv() {
+  RETRY_ARGV=()
+  if [[ $1 != restic_exec ]] || (($# < 5)) || ! restic_at_least 0 16; then return 1; fi
+  local arg
+  for arg in "${@:5}"; do
+    if [[ $arg == --no-lock ]]; then return 1; fi
+    if [[ $arg == -- ]]; then break; fi
+  done
+  RETRY_ARGV=("${@:1:4}" --retry-lock "${LOCK_WAIT_SECONDS}s" "${@:5}")
+}
+
+# restic_failure_code STATUS STDERR: REPLY = why restic failed, when it is one of the failures the
+# report names precisely: repo_missing (no repository at that location), repo_locked (another restic
+# holds its lock), repo_wrong_password (the password opens no key); "" for any other failure. restic
+# 0.17 says so in its exit status (10, 11; 12 from 0.17.1); before, each is status 1 and only the
+# words on its stderr tell.
+restic_failure_code() {
+  local rc=$1 text=$2
+  REPLY=""
+  if restic_at_least 0 17; then
+    case $rc in
+      10) REPLY=repo_missing ;;
+      11) REPLY=repo_locked ;;
+      12) REPLY=repo_wrong_password ;;
+    esac
+    if [[ -n $REPLY ]] || restic_at_least 0 17 1; then return 0; fi
+  fi
+  if ((rc != 1)); then return 0; fi
+  # restic 0.14 asks "Is there a repository ...?" after any failure to open the config file (also an
+  # unreachable backend): missing only when the backend said so (local and sftp: no such file; rest,
+  # s3 and the others: does not exist).
+  case $text in
+    *"Is there a repository at the following location?"*)
+      if [[ $text == *"no such file or directory"* || $text == *"does not exist"* ]]; then REPLY=repo_missing; fi
+      ;;
+    *"wrong password or no key found"*) REPLY=repo_wrong_password ;;
+    *"repository is already locked"*) REPLY=repo_locked ;;
+  esac
+}
+
+# restic_code_field STATUS ERR_FILE: REPLY = restic_failure_code of that call as an event's `code` value.
+restic_code_field() {
+  local text=""
+  if [[ -f $2 ]]; then text=$(<"$2"); fi
+  restic_failure_code "$1" "$text"
+  if [[ -n $REPLY ]]; then REPLY="s:$REPLY"; else REPLY="z:"; fi
+}
+
+# restic_plain_stderr TEXT: REPLY = restic's stderr TEXT with the error restic 0.17 and later write as
+# JSON under --json (`{"message_type":"exit_error","code":N,"message":"..."}`) decoded to its message,
+# as older ones print it. Only JSON's escapes are decoded, \u for ASCII only (Go escapes control
+# characters and <>& that way; other characters come as they are); any other line stays as it is.
+restic_plain_stderr() {
+  local line out="" re='^\{"message_type":"exit_error",.*"message":"(([^"\\]|\\.)*)"\}$'
+  if ! restic_at_least 0 17; then
+    REPLY=$1
+    return 0
+  fi
+  split_lines "$1"
+  for line in "${LINES[@]}"; do
+    if [[ $line =~ $re ]]; then
+      json_unescape "${BASH_REMATCH[1]}"
+      line=$REPLY
+    fi
+    out+=${out:+$'\n'}$line
+  done
+  REPLY=$out
+}
+
+# json_unescape TEXT: REPLY = the JSON string body TEXT decoded (\uXXXX beyond ASCII, and \u0000, kept
+# as written).
+json_unescape() {
+  local s=$1 out="" c hex
+  while [[ -n $s ]]; do
+    c=${s:0:1}
+    if [[ $c != "\\" ]]; then
+      out+=${s%%\\*}
+      if [[ $s == *\\* ]]; then s=\\${s#*\\}; else s=""; fi
+      continue
+    fi
+    c=${s:1:1}
+    case $c in
+      n) out+=$'\n' ;;
+      t) out+=$'\t' ;;
+      r) out+=$'\r' ;;
+      b) out+=$'\b' ;;
+      f) out+=$'\f' ;;
+      u)
+        hex=${s:2:4}
+        if [[ $hex =~ ^00[0-7][0-9a-fA-F]$ && $hex != 0000 ]]; then
+          printf -v c '%b' "\\x${hex:2:2}"
+          out+=$c
+        else
+          out+="\\u$hex"
+        fi
+        s=${s:4}
+        ;;
+      *) out+=$c ;;
+    esac
+    s=${s:2}
+  done
+  REPLY=$out
+}
+
 # --- LVM, mounts, and the snapshots' lifecycle ----------------------------------------------------
 
 # backup state: per job index, what exists now and must be undone (release_job, cleanup_all)
@@ -1525,9 +1676,11 @@ declare -a ENV_KEYS=() ENV_VALS=()
 ENV_ERROR=""
 ENV_HINT=""
 
-# check NAME OK DETAIL HINT: one check event (the hint is dropped when OK is true).
+# check NAME OK DETAIL HINT [CODE]: one check event (the hint is dropped when OK is true). CODE: a
+# repository check's restic_failure_code, if any.
 check() {
-  local name=$1 ok=$2 detail=$3 hint=$4
+  local name=$1 ok=$2 detail=$3 hint=$4 code=z:
+  if [[ -n ${5-} ]]; then code=s:$5; fi
   CHECK_TOTAL=$((CHECK_TOTAL + 1))
   if [[ $ok == true ]]; then
     hint=""
@@ -1536,7 +1689,7 @@ check() {
     CHECK_FAILED+=("$name")
     log "check $name failed: $detail"
   fi
-  emit check name "s:$name" ok "b:$ok" detail "s:$detail" hint "s:$hint"
+  emit check name "s:$name" ok "b:$ok" detail "s:$detail" hint "s:$hint" code "$code"
 }
 
 chown_hint() { # chown_hint FILE: REPLY = the command that makes FILE private to the running user
@@ -1908,7 +2061,7 @@ CHECKED_REPO_ID=""
 # repository (KIND repo or copy, as restic_exec takes them), read-only, without a lock and without a cache
 # (nothing is written on the host or in the repository). CHECKED_REPO_ID = its id, for repo_identity.
 check_repo() {
-  local name=$1 kind=$2 index=$3 repo=$4 password_file=$5 label=$6 line hint re
+  local name=$1 kind=$2 index=$3 repo=$4 password_file=$5 label=$6 line hint re code
   CHECKED_REPO_ID=""
   if ! restic_usable; then
     check "$name" false "not checked: no usable restic (see the restic check)" "fix the restic check first"
@@ -1935,12 +2088,17 @@ check_repo() {
       "the backend does not respond: check the network path to it and that the service is up"
     return 0
   fi
+  restic_failure_code "$CAP_RC" "$CAP_ERR"
+  code=$REPLY
   sanitize_restic_text "$CAP_ERR" "$repo" "$label"
   first_meaningful_line "$REPLY"
   line=${REPLY:-"restic exited with status $CAP_RC"}
   shell_quote "$password_file"
-  case $line in
-    *"wrong password"*)
+  case $code:$line in
+    repo_missing:*)
+      hint="no repository there: create it with 'restic init' (rlvm-fleet never creates repositories), or fix the repository path"
+      ;;
+    repo_wrong_password:* | *"wrong password"*)
       hint="the password in $REPLY does not open this repository: check password_file"
       ;;
     *"Resolving password failed"* | *"password file"* | *"Please specify repository password"*)
@@ -1957,7 +2115,7 @@ check_repo() {
       hint="run 'restic cat config' against $label by hand to see the whole error"
       ;;
   esac
-  check "$name" false "$line" "$hint"
+  check "$name" false "$line" "$hint" "$code"
 }
 
 check_repos() {
@@ -2483,7 +2641,7 @@ prepare_view() {
 
 # backup_repo JOB REPO_INDEX: one `restic backup`, reported as repo_done or repo_failed.
 backup_repo() {
-  local i=$1 r=$2 start end out err line summary="" e
+  local i=$1 r=$2 start end out err line summary="" e code
   local -a args=(backup --json --host "$PLAN_HOST" --tag rlvm-fleet --tag "job:${JOB_NAME[i]}")
   if [[ ${JOB_CATEGORY[i]} == logical_volume_root ]]; then
     args+=(--one-file-system)
@@ -2526,9 +2684,11 @@ backup_repo() {
       duration_ms "n:$((end - start))" summary "j:$summary"
     return 0
   fi
+  restic_code_field "$rc" "$err"
+  code=$REPLY
   error_line "$err" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
   emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code "n:$rc" \
-    duration_ms "n:$((end - start))" message "s:restic backup failed (exit $rc): ${REPLY:-no output}"
+    duration_ms "n:$((end - start))" message "s:restic backup failed (exit $rc): ${REPLY:-no output}" code "$code"
   return 1
 }
 
@@ -2610,7 +2770,7 @@ discard_job_backups() {
       fi
     fi
     emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code n:-1 \
-      duration_ms "n:${REPO_MS[r]:-0}" message "s:$message"
+      duration_ms "n:${REPO_MS[r]:-0}" message "s:$message" code z:
   done
   REPLY=$discarded
 }
@@ -2668,7 +2828,7 @@ cmd_backup() {
       for r in "${!REPO_ID[@]}"; do
         if ((REPO_JOB[r] != i)); then continue; fi
         emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code n:-1 duration_ms n:0 \
-          message "s:not run: ${JOB_PREP_ERROR:-the job could not be prepared}"
+          message "s:not run: ${JOB_PREP_ERROR:-the job could not be prepared}" code z:
       done
     fi
     # The snapshot goes as soon as the job's last repository is done. What restic read from a snapshot
@@ -2789,7 +2949,7 @@ forget_json() {
 
 # forget_snapshots: phase 1, every target's scoped forget.
 forget_snapshots() {
-  local t id job out err failed=0 skipped=0 rc ms json
+  local t id job out err failed=0 skipped=0 rc ms json code
   for t in "${!TARGET_ID[@]}"; do
     id=${TARGET_ID[t]}
     job=${JOB_NAME[${TARGET_JOB[t]}]}
@@ -2806,9 +2966,11 @@ forget_snapshots() {
       emit prune_done job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" skipped b:false forget "j:$json" \
         duration_ms "n:$ms"
     else
+      restic_code_field "$rc" "$err"
+      code=$REPLY
       restic_error_text "$err" "$t"
       emit prune_failed job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" \
-        message "s:restic forget failed (exit $rc): ${REPLY:-no output}" duration_ms "n:$ms"
+        message "s:restic forget failed (exit $rc): ${REPLY:-no output}" duration_ms "n:$ms" code "$code"
       failed=$((failed + 1))
     fi
   done
@@ -2818,7 +2980,7 @@ forget_snapshots() {
 # prune_repositories: phase 2, `restic prune` of each target a prune record names, once per repository
 # URL, and only if the repository there still has the id the controller grouped it by.
 prune_repositories() {
-  local t out err rc failed=0 count=0 started ms
+  local t out err rc failed=0 count=0 started ms code
   local -A pruned=()
   for t in "${!TARGET_ID[@]}"; do
     if [[ -z ${PRUNE_REPO_ID[${TARGET_ID[t]}]-} || -n ${pruned[${TARGET_URL[t]}]-} ]]; then continue; fi
@@ -2826,7 +2988,7 @@ prune_repositories() {
     count=$((count + 1))
     if [[ ${TARGET_REPO_ID[t]-} != "${PRUNE_REPO_ID[${TARGET_ID[t]}]}" ]]; then
       emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:false duration_ms n:0 \
-        message "s:not pruned: the repository here is not the one the forgets ran in (its id is ${TARGET_REPO_ID[t]:-unreadable})"
+        message "s:not pruned: the repository here is not the one the forgets ran in (its id is ${TARGET_REPO_ID[t]:-unreadable})" code z:
       failed=$((failed + 1))
       continue
     fi
@@ -2838,11 +3000,13 @@ prune_repositories() {
     now_ms
     ms=$((REPLY - started))
     if ((rc == 0)); then
-      emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:true duration_ms "n:$ms" message s:
+      emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:true duration_ms "n:$ms" message s: code z:
     else
+      restic_code_field "$rc" "$err"
+      code=$REPLY
       restic_error_text "$err" "$t"
       emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:false duration_ms "n:$ms" \
-        message "s:restic prune failed (exit $rc): ${REPLY:-no output}"
+        message "s:restic prune failed (exit $rc): ${REPLY:-no output}" code "$code"
       failed=$((failed + 1))
     fi
   done
@@ -2858,7 +3022,7 @@ prune_repositories() {
 # is read here for this host and job alone, as before: restic's error then says why. restic's JSON goes
 # to the controller as is; it computes ages.
 cmd_status() {
-  local t id out err rc json failed=0 count=0 started ms name
+  local t id out err rc json failed=0 count=0 started ms name code
   local -a args=()
   local -A read_url=()
   gather_facts
@@ -2901,9 +3065,11 @@ cmd_status() {
     if ((rc == 0)) && [[ $json == '['*']' ]]; then
       emit repo_snapshots repo "s:$id" snapshots "j:$json" duration_ms "n:$ms"
     else
+      restic_code_field "$rc" "$err"
+      code=$REPLY
       restic_error_text "$err" "$t"
       emit repo_snapshots_failed repo "s:$id" duration_ms "n:$ms" \
-        message "s:cannot read the repository (exit $rc): ${REPLY:-no output}"
+        message "s:cannot read the repository (exit $rc): ${REPLY:-no output}" code "$code"
       failed=$((failed + 1))
     fi
   done

@@ -15,6 +15,7 @@ export const MODULES = [
   "exec.sh",
   "plan.sh",
   "facts.sh",
+  "restic-version.sh",
   "lvm.sh",
   "checks.sh",
   "lifecycle.sh",

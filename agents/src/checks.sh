@@ -14,9 +14,11 @@ declare -a ENV_KEYS=() ENV_VALS=()
 ENV_ERROR=""
 ENV_HINT=""
 
-# check NAME OK DETAIL HINT: one check event (the hint is dropped when OK is true).
+# check NAME OK DETAIL HINT [CODE]: one check event (the hint is dropped when OK is true). CODE: a
+# repository check's restic_failure_code, if any.
 check() {
-  local name=$1 ok=$2 detail=$3 hint=$4
+  local name=$1 ok=$2 detail=$3 hint=$4 code=z:
+  if [[ -n ${5-} ]]; then code=s:$5; fi
   CHECK_TOTAL=$((CHECK_TOTAL + 1))
   if [[ $ok == true ]]; then
     hint=""
@@ -25,7 +27,7 @@ check() {
     CHECK_FAILED+=("$name")
     log "check $name failed: $detail"
   fi
-  emit check name "s:$name" ok "b:$ok" detail "s:$detail" hint "s:$hint"
+  emit check name "s:$name" ok "b:$ok" detail "s:$detail" hint "s:$hint" code "$code"
 }
 
 chown_hint() { # chown_hint FILE: REPLY = the command that makes FILE private to the running user
@@ -397,7 +399,7 @@ CHECKED_REPO_ID=""
 # repository (KIND repo or copy, as restic_exec takes them), read-only, without a lock and without a cache
 # (nothing is written on the host or in the repository). CHECKED_REPO_ID = its id, for repo_identity.
 check_repo() {
-  local name=$1 kind=$2 index=$3 repo=$4 password_file=$5 label=$6 line hint re
+  local name=$1 kind=$2 index=$3 repo=$4 password_file=$5 label=$6 line hint re code
   CHECKED_REPO_ID=""
   if ! restic_usable; then
     check "$name" false "not checked: no usable restic (see the restic check)" "fix the restic check first"
@@ -424,12 +426,17 @@ check_repo() {
       "the backend does not respond: check the network path to it and that the service is up"
     return 0
   fi
+  restic_failure_code "$CAP_RC" "$CAP_ERR"
+  code=$REPLY
   sanitize_restic_text "$CAP_ERR" "$repo" "$label"
   first_meaningful_line "$REPLY"
   line=${REPLY:-"restic exited with status $CAP_RC"}
   shell_quote "$password_file"
-  case $line in
-    *"wrong password"*)
+  case $code:$line in
+    repo_missing:*)
+      hint="no repository there: create it with 'restic init' (rlvm-fleet never creates repositories), or fix the repository path"
+      ;;
+    repo_wrong_password:* | *"wrong password"*)
       hint="the password in $REPLY does not open this repository: check password_file"
       ;;
     *"Resolving password failed"* | *"password file"* | *"Please specify repository password"*)
@@ -446,7 +453,7 @@ check_repo() {
       hint="run 'restic cat config' against $label by hand to see the whole error"
       ;;
   esac
-  check "$name" false "$line" "$hint"
+  check "$name" false "$line" "$hint" "$code"
 }
 
 check_repos() {

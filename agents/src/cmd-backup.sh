@@ -114,7 +114,7 @@ prepare_view() {
 
 # backup_repo JOB REPO_INDEX: one `restic backup`, reported as repo_done or repo_failed.
 backup_repo() {
-  local i=$1 r=$2 start end out err line summary="" e
+  local i=$1 r=$2 start end out err line summary="" e code
   local -a args=(backup --json --host "$PLAN_HOST" --tag rlvm-fleet --tag "job:${JOB_NAME[i]}")
   if [[ ${JOB_CATEGORY[i]} == logical_volume_root ]]; then
     args+=(--one-file-system)
@@ -157,9 +157,11 @@ backup_repo() {
       duration_ms "n:$((end - start))" summary "j:$summary"
     return 0
   fi
+  restic_code_field "$rc" "$err"
+  code=$REPLY
   error_line "$err" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
   emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code "n:$rc" \
-    duration_ms "n:$((end - start))" message "s:restic backup failed (exit $rc): ${REPLY:-no output}"
+    duration_ms "n:$((end - start))" message "s:restic backup failed (exit $rc): ${REPLY:-no output}" code "$code"
   return 1
 }
 
@@ -241,7 +243,7 @@ discard_job_backups() {
       fi
     fi
     emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code n:-1 \
-      duration_ms "n:${REPO_MS[r]:-0}" message "s:$message"
+      duration_ms "n:${REPO_MS[r]:-0}" message "s:$message" code z:
   done
   REPLY=$discarded
 }
@@ -299,7 +301,7 @@ cmd_backup() {
       for r in "${!REPO_ID[@]}"; do
         if ((REPO_JOB[r] != i)); then continue; fi
         emit repo_failed job "s:${JOB_NAME[i]}" repo "s:${REPO_ID[r]}" exit_code n:-1 duration_ms n:0 \
-          message "s:not run: ${JOB_PREP_ERROR:-the job could not be prepared}"
+          message "s:not run: ${JOB_PREP_ERROR:-the job could not be prepared}" code z:
       done
     fi
     # The snapshot goes as soon as the job's last repository is done. What restic read from a snapshot

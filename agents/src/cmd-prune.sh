@@ -103,7 +103,7 @@ forget_json() {
 
 # forget_snapshots: phase 1, every target's scoped forget.
 forget_snapshots() {
-  local t id job out err failed=0 skipped=0 rc ms json
+  local t id job out err failed=0 skipped=0 rc ms json code
   for t in "${!TARGET_ID[@]}"; do
     id=${TARGET_ID[t]}
     job=${JOB_NAME[${TARGET_JOB[t]}]}
@@ -120,9 +120,11 @@ forget_snapshots() {
       emit prune_done job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" skipped b:false forget "j:$json" \
         duration_ms "n:$ms"
     else
+      restic_code_field "$rc" "$err"
+      code=$REPLY
       restic_error_text "$err" "$t"
       emit prune_failed job "s:$job" repo "s:$id" dry_run "b:$PLAN_DRY_RUN" \
-        message "s:restic forget failed (exit $rc): ${REPLY:-no output}" duration_ms "n:$ms"
+        message "s:restic forget failed (exit $rc): ${REPLY:-no output}" duration_ms "n:$ms" code "$code"
       failed=$((failed + 1))
     fi
   done
@@ -132,7 +134,7 @@ forget_snapshots() {
 # prune_repositories: phase 2, `restic prune` of each target a prune record names, once per repository
 # URL, and only if the repository there still has the id the controller grouped it by.
 prune_repositories() {
-  local t out err rc failed=0 count=0 started ms
+  local t out err rc failed=0 count=0 started ms code
   local -A pruned=()
   for t in "${!TARGET_ID[@]}"; do
     if [[ -z ${PRUNE_REPO_ID[${TARGET_ID[t]}]-} || -n ${pruned[${TARGET_URL[t]}]-} ]]; then continue; fi
@@ -140,7 +142,7 @@ prune_repositories() {
     count=$((count + 1))
     if [[ ${TARGET_REPO_ID[t]-} != "${PRUNE_REPO_ID[${TARGET_ID[t]}]}" ]]; then
       emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:false duration_ms n:0 \
-        message "s:not pruned: the repository here is not the one the forgets ran in (its id is ${TARGET_REPO_ID[t]:-unreadable})"
+        message "s:not pruned: the repository here is not the one the forgets ran in (its id is ${TARGET_REPO_ID[t]:-unreadable})" code z:
       failed=$((failed + 1))
       continue
     fi
@@ -152,11 +154,13 @@ prune_repositories() {
     now_ms
     ms=$((REPLY - started))
     if ((rc == 0)); then
-      emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:true duration_ms "n:$ms" message s:
+      emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:true duration_ms "n:$ms" message s: code z:
     else
+      restic_code_field "$rc" "$err"
+      code=$REPLY
       restic_error_text "$err" "$t"
       emit repo_pruned repo "s:${TARGET_ID[t]}" ok b:false duration_ms "n:$ms" \
-        message "s:restic prune failed (exit $rc): ${REPLY:-no output}"
+        message "s:restic prune failed (exit $rc): ${REPLY:-no output}" code "$code"
       failed=$((failed + 1))
     fi
   done

@@ -7,7 +7,7 @@
 # is read here for this host and job alone, as before: restic's error then says why. restic's JSON goes
 # to the controller as is; it computes ages.
 cmd_status() {
-  local t id out err rc json failed=0 count=0 started ms name
+  local t id out err rc json failed=0 count=0 started ms name code
   local -a args=()
   local -A read_url=()
   gather_facts
@@ -50,9 +50,11 @@ cmd_status() {
     if ((rc == 0)) && [[ $json == '['*']' ]]; then
       emit repo_snapshots repo "s:$id" snapshots "j:$json" duration_ms "n:$ms"
     else
+      restic_code_field "$rc" "$err"
+      code=$REPLY
       restic_error_text "$err" "$t"
       emit repo_snapshots_failed repo "s:$id" duration_ms "n:$ms" \
-        message "s:cannot read the repository (exit $rc): ${REPLY:-no output}"
+        message "s:cannot read the repository (exit $rc): ${REPLY:-no output}" code "$code"
       failed=$((failed + 1))
     fi
   done

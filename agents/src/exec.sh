@@ -288,7 +288,8 @@ repo_secrets() {
 error_line() {
   local text=""
   if [[ -f $1 ]]; then text=$(<"$1"); fi
-  meaningful_line "$text"
+  restic_plain_stderr "$text"
+  meaningful_line "$REPLY"
   sanitize_restic_text "$REPLY" "${@:2}"
   cut_line "$REPLY"
 }
@@ -357,21 +358,32 @@ run_restic_bg() {
   REPLY=$rc
 }
 
-# restic_locked_retry OUT ERR FUNC ARG...: run_restic_bg, again while another restic holds the
-# repository's exclusive lock (several hosts share repositories; restic 0.14 has no --retry-lock).
-# Gives up after about 5 minutes. REPLY = the exit status.
+# restic_locked_retry OUT ERR FUNC ARG...: run_restic_bg, waiting while another restic holds the
+# repository's lock (several hosts share repositories), for LOCK_WAIT_SECONDS at most: restic 0.16 and
+# later wait themselves (restic_retry_lock_argv); an older restic is run again, up to
+# LOCK_RETRY_ATTEMPTS more times. REPLY = the exit status.
 restic_locked_retry() {
-  local out=$1 err=$2 attempt=0 text
+  local out=$1 err=$2 attempt=0 rc text
   shift 2
+  if restic_retry_lock_argv "$@"; then
+    run_restic_bg "$out" "$err" "${RETRY_ARGV[@]}"
+    return 0
+  fi
   while :; do
     run_restic_bg "$out" "$err" "$@"
-    if ((REPLY == 0)); then return 0; fi
+    rc=$REPLY
+    if ((rc == 0)); then return 0; fi
     text=""
     if [[ -f $err ]]; then text=$(<"$err"); fi
-    if [[ $text != *"already locked"* ]] || ((attempt >= 30)); then return 0; fi
+    restic_failure_code "$rc" "$text"
+    if [[ $REPLY != repo_locked ]] || ((attempt >= LOCK_RETRY_ATTEMPTS)); then
+      REPLY=$rc
+      return 0
+    fi
     attempt=$((attempt + 1))
-    log "repository locked by another restic; retrying in $((attempt < 5 ? attempt * 2 : 10)) s"
-    "${TOOL[sleep]}" "$((attempt < 5 ? attempt * 2 : 10))" </dev/null || true
+    lock_retry_delay "$attempt"
+    log "repository locked by another restic; retrying in $REPLY s"
+    "${TOOL[sleep]}" "$REPLY" </dev/null || true
   done
 }
 

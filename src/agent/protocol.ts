@@ -139,6 +139,16 @@ export const agentStartEvent = z.object({
   facts: factsSchema,
 });
 
+/**
+ * Why a restic call failed, where the report names it precisely (restic_failure_code in
+ * agents/src/restic-version.sh): the repository does not exist, another restic holds its lock, or the
+ * password opens no key. From restic's exit status (10, 11, 12) on restic 0.17 and later, from its
+ * stderr on older ones; null for any other failure. Hints: src/run/hints.ts.
+ */
+export const RESTIC_FAILURE_CODES = ["repo_missing", "repo_locked", "repo_wrong_password"] as const;
+export const resticFailureCode = z.enum(RESTIC_FAILURE_CODES);
+export type ResticFailureCode = z.infer<typeof resticFailureCode>;
+
 export const checkEvent = z.object({
   ...base,
   event: z.literal("check"),
@@ -146,6 +156,8 @@ export const checkEvent = z.object({
   ok: z.boolean(),
   detail: z.string(),
   hint: z.string(),
+  /** A repository check that failed: why, when restic said so precisely. */
+  code: resticFailureCode.nullable(),
 });
 
 export const warningEvent = z.object({
@@ -266,6 +278,7 @@ export const repoFailedEvent = z.object({
   exit_code: z.number().int(),
   duration_ms: z.number().int(),
   message: z.string(),
+  code: resticFailureCode.nullable(),
 });
 
 export const snapshotRemovedEvent = z.object({
@@ -334,6 +347,7 @@ export const pruneFailedEvent = z.object({
   dry_run: z.boolean(),
   message: z.string(),
   duration_ms: z.number().int(),
+  code: resticFailureCode.nullable(),
 });
 
 /** A maintenance host's forget of another host's job (forget_for) in a maintained repository. */
@@ -358,6 +372,7 @@ export const repoPrunedEvent = z.object({
   ok: z.boolean(),
   duration_ms: z.number().int(),
   message: z.string(),
+  code: resticFailureCode.nullable(),
 });
 
 /** verify, phase 2: the one `restic check --read-data-subset SUBSET` of a repository. */
@@ -431,6 +446,7 @@ export const repoSnapshotsFailedEvent = z.strictObject({
   repo: z.string(),
   duration_ms: z.number().int(),
   message: z.string(),
+  code: resticFailureCode.nullable(),
 });
 
 /**
@@ -452,6 +468,7 @@ export const latestFailedEvent = z.object({
   ...jobRef,
   repo: z.string(),
   message: z.string(),
+  code: resticFailureCode.nullable(),
 });
 
 /** restic's repository id (the `id` of `restic cat config`): what makes two URLs one repository. */

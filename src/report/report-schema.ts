@@ -1,6 +1,6 @@
 // The run report (DESIGN §8): one zod schema, the source of the exported JSON Schema.
 import { z } from "zod";
-import { checkEvent, factsSchema, RESTIC_REPOSITORY_ID } from "../agent/protocol.js";
+import { checkEvent, factsSchema, RESTIC_REPOSITORY_ID, resticFailureCode } from "../agent/protocol.js";
 import { HOST_ERROR_CODES, type HostErrorCode } from "../errors.js";
 import { reportOptionsSchema } from "./report-options.js";
 
@@ -16,7 +16,7 @@ export const hostErrorSchema = z.object({
 });
 
 /** A check as the agent reports it (the controller may fill in its hint). */
-export const checkSchema = checkEvent.pick({ name: true, ok: true, detail: true, hint: true });
+export const checkSchema = checkEvent.pick({ name: true, ok: true, detail: true, hint: true, code: true });
 
 const RUN_STATUSES = ["ok", "partial", "failed", "skipped", "planned"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -31,6 +31,8 @@ export const repoResultSchema = z.object({
   data_added: z.number().int().nullable(),
   duration_ms: z.number().int().nullable(),
   error: z.string().nullable(),
+  /** Why restic failed, when it said so precisely (repo_missing, repo_locked, repo_wrong_password). */
+  error_code: resticFailureCode.nullable(),
 });
 
 export const copyResultSchema = z.object({
@@ -50,6 +52,7 @@ export const pruneResultSchema = z.object({
   removed_ids: z.array(z.string()),
   dry_run: z.boolean(),
   error: z.string().nullable(),
+  error_code: resticFailureCode.nullable(),
 });
 
 export const latestResultSchema = z.object({
@@ -59,6 +62,7 @@ export const latestResultSchema = z.object({
   age_s: z.number().int().nullable(),
   stale: z.boolean(),
   error: z.string().nullable(),
+  error_code: resticFailureCode.nullable(),
 });
 
 /**

@@ -1,5 +1,5 @@
 // The report's repositories[]: every repository the run's hosts use, one entry per repository.
-import type { ResticSnapshot } from "../agent/protocol.js";
+import type { ResticFailureCode, ResticSnapshot } from "../agent/protocol.js";
 import type { Repository, RepositoryAction, RepositoryHost, RunStatus } from "./report-schema.js";
 
 /** One restic step on a repository, as the agent reported it. */
@@ -15,6 +15,8 @@ export interface SnapshotRead {
   /** null: the read never ran (its host failed before it); error says why. */
   duration_ms: number | null;
   error: string | null;
+  /** Why restic failed, when it says (repo_missing, repo_locked, repo_wrong_password). */
+  code?: ResticFailureCode | null;
   snapshots: ResticSnapshot[];
   /** The whole repository (every host's snapshots of its jobs), or only this host's job (false). */
   whole: boolean;

@@ -7,7 +7,7 @@ import type { AgentCommand } from "../agent/plan-lines.js";
 import { AGENT_ERROR_CODES, type ResultEvent } from "../agent/protocol.js";
 import { HostError } from "../errors.js";
 import type { Check, HostResult, JobResult, PruneResult, RunStatus } from "../report/report-schema.js";
-import { hintForAgentFailure } from "./hints.js";
+import { hintForAgentFailure, hintForResticFailures } from "./hints.js";
 
 export type Warning = HostResult["warnings"][number];
 
@@ -220,16 +220,17 @@ function jobFailure(input: HostOutcomeInput, failedJobs: readonly JobResult[]): 
   const of = `${failedJobs.length} of ${input.jobs.length}`;
   switch (input.command) {
     case "prune": {
-      const steps = failedJobs.flatMap((job) => job.prunes.filter((p) => p.status === "failed")).length;
+      const steps = failedJobs.flatMap((job) => job.prunes.filter((p) => p.status === "failed"));
       return new HostError(
         "prune_failed",
-        `${steps} forget or prune step(s) failed`,
-        "see the failed repositories below; restic's own message says why",
+        `${steps.length} forget or prune step(s) failed`,
+        hintForResticFailures(steps.map((p) => p.error_code)) ??
+          "see the failed repositories below; restic's own message says why",
       );
     }
     case "status": {
-      const unreadable = input.jobs.flatMap((job) => job.latest.filter((l) => l.error !== null)).length;
-      if (unreadable === 0) {
+      const unreadable = input.jobs.flatMap((job) => job.latest.filter((l) => l.error !== null));
+      if (unreadable.length === 0) {
         const stale = failedJobs.flatMap((job) =>
           job.latest.filter((l) => l.stale).map((l) => `${job.name} in ${l.repo}`),
         );
@@ -242,15 +243,20 @@ function jobFailure(input: HostOutcomeInput, failedJobs: readonly JobResult[]): 
       const total = input.jobs.reduce((n, job) => n + job.latest.length, 0);
       return new HostError(
         "repo_unreadable",
-        `${unreadable} of ${total} repositories could not be read`,
-        "check the repository and its password file with `rlvm-fleet check`",
+        `${unreadable.length} of ${total} repositories could not be read`,
+        hintForResticFailures(unreadable.map((l) => l.error_code)) ??
+          "check the repository and its password file with `rlvm-fleet check`",
       );
     }
     default:
       return new HostError(
         "backup_failed",
         `${of} jobs failed`,
-        "see the failed repositories below; the other repositories and hosts were backed up",
+        hintForResticFailures(
+          failedJobs.flatMap((job) =>
+            job.repos.filter((r) => r.status === "failed").map((r) => r.error_code),
+          ),
+        ) ?? "see the failed repositories below; the other repositories and hosts were backed up",
       );
   }
 }

@@ -91,6 +91,7 @@ export function trackJobs(
         removed_ids: [],
         dry_run: false,
         error: null,
+        error_code: null,
       };
       pruneById.set(target.id, entry);
       job.prunes.push(entry);
@@ -102,6 +103,7 @@ export function trackJobs(
         age_s: null,
         stale: false,
         error: null,
+        error_code: null,
       };
       latestById.set(target.id, entry);
       job.latest.push(entry);
@@ -120,6 +122,7 @@ export function trackJobs(
       data_added: null,
       duration_ms: null,
       error: null,
+      error_code: null,
     };
     repoById.set(id, result);
     jobByName.get(repo.job)?.repos.push(result);
@@ -158,6 +161,7 @@ export function trackJobs(
               event.exit_code === 0
                 ? null
                 : "restic could not read some files (exit 3); the snapshot is incomplete",
+            error_code: null,
           });
           return null;
         }
@@ -170,6 +174,7 @@ export function trackJobs(
               snapshot_id: null,
               duration_ms: event.duration_ms,
               error: event.message,
+              error_code: event.code,
             });
           return null;
         }
@@ -220,6 +225,7 @@ export function trackJobs(
             removed_ids: removed.map((snapshot) => snapshot.short_id),
             dry_run: event.dry_run,
             error: event.skipped ? "no retention configured: never pruned" : null,
+            error_code: null,
           });
           return null;
         }
@@ -227,7 +233,12 @@ export function trackJobs(
           forgets.set(event.repo, { ok: false, duration_ms: event.duration_ms, error: event.message });
           const entry = pruneById.get(event.repo);
           if (entry !== undefined)
-            Object.assign(entry, { status: "failed", dry_run: event.dry_run, error: event.message });
+            Object.assign(entry, {
+              status: "failed",
+              dry_run: event.dry_run,
+              error: event.message,
+              error_code: event.code,
+            });
           return null;
         }
         case "repo_pruned": {
@@ -240,7 +251,8 @@ export function trackJobs(
           // `restic prune` runs once per repository: its failure belongs to every entry of that repository.
           for (const id of idsByRepo.get(labelOf(event.repo)) ?? []) {
             const entry = pruneById.get(id);
-            if (entry !== undefined) Object.assign(entry, { status: "failed", error: event.message });
+            if (entry !== undefined)
+              Object.assign(entry, { status: "failed", error: event.message, error_code: event.code });
           }
           return null;
         }
@@ -291,7 +303,13 @@ export function trackJobs(
             event.repo,
             event.event === "repo_snapshots"
               ? { ok: true, duration_ms: event.duration_ms, error: null, snapshots: event.snapshots }
-              : { ok: false, duration_ms: event.duration_ms, error: event.message, snapshots: [] },
+              : {
+                  ok: false,
+                  duration_ms: event.duration_ms,
+                  error: event.message,
+                  code: event.code,
+                  snapshots: [],
+                },
           );
           return null;
         }
@@ -305,7 +323,7 @@ export function trackJobs(
         }
         case "latest_failed": {
           const entry = latestById.get(event.repo);
-          if (entry !== undefined) entry.error = event.message;
+          if (entry !== undefined) Object.assign(entry, { error: event.message, error_code: event.code });
           return null;
         }
         case "orphan_removed":

@@ -557,7 +557,13 @@ class AgentRun {
         break;
       case "check": {
         // parseEvents validated it; the report keeps the check's own fields.
-        const check = { name: event.name, ok: event.ok, detail: event.detail, hint: event.hint };
+        const check = {
+          name: event.name,
+          ok: event.ok,
+          detail: event.detail,
+          hint: event.hint,
+          code: event.code,
+        };
         this.result.checks.push({ ...check, hint: hintForCheck(check) });
         break;
       }

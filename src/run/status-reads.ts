@@ -9,7 +9,12 @@
 // failed) is read by a host that opened it in phase 1, in a second agent run, as prune's phase 2.
 // Then every repository read is split to all its hosts and jobs, by restic's id.
 import { agentPlan } from "../agent/plan-lines.js";
-import { PROTOCOL_VERSION, type ResticSnapshot, type TrackedEvent } from "../agent/protocol.js";
+import {
+  PROTOCOL_VERSION,
+  type ResticFailureCode,
+  type ResticSnapshot,
+  type TrackedEvent,
+} from "../agent/protocol.js";
 import { repositoryIdentity } from "../config/rules.js";
 import type { HostPlan } from "../plan/build-plan.js";
 import { compare, repositoryKeys, type RepositoryUse } from "../report/repositories.js";
@@ -21,7 +26,8 @@ import { trackJobs } from "./job-tracker.js";
 export type ReadAssignment = Map<string, Map<string, string[]>>;
 
 /** One host's and job's part of the reads: the snapshots of that host and job, or why there are none. */
-export type LatestFill = { ok: true; snapshots: ResticSnapshot[] } | { ok: false; error: string };
+export type LatestFill =
+  { ok: true; snapshots: ResticSnapshot[] } | { ok: false; error: string; code: ResticFailureCode | null };
 
 /** The plan ids of a host's entries (repos and copy destinations) with their job and repository. */
 function entriesOf(hostPlan: HostPlan): { entry: string; job: string; url: string }[] {
@@ -160,18 +166,19 @@ export function splitReads(uses: readonly RepositoryUse[]): Map<string, Map<stri
       if (own !== null)
         return own.ok
           ? { ok: true, snapshots: own.snapshots.filter((s) => isOf(s, use.host, use.job)) }
-          : { ok: false, error: own.error ?? "cannot read the repository" };
+          : { ok: false, error: own.error ?? "cannot read the repository", code: own.code ?? null };
       // Two spellings of one repository may both have been read: the first that worked, by host name.
       const reads = [...(whole.get(keys[i]!.key) ?? [])].sort(
         (a, b) => Number(b.read?.ok) - Number(a.read?.ok) || compare(a.host, b.host),
       );
       const read = reads[0];
       if (read?.read == null)
-        return { ok: false, error: `not read: no host that uses ${use.label} could open it` };
+        return { ok: false, error: `not read: no host that uses ${use.label} could open it`, code: null };
       if (!read.read.ok)
         return {
           ok: false,
           error: `${use.label} was read once for every host that uses it, on ${read.host}, and that failed: ${read.read.error ?? "no output"}`,
+          code: read.read.code ?? null,
         };
       return { ok: true, snapshots: read.read.snapshots.filter((s) => isOf(s, use.host, use.job)) };
     })();
@@ -201,7 +208,7 @@ export function settleStatusHost(
     const base = { v: PROTOCOL_VERSION, job, repo: entry } as const;
     const event: TrackedEvent = fill.ok
       ? { ...base, event: "latest", snapshots: fill.snapshots }
-      : { ...base, event: "latest_failed", message: fill.error };
+      : { ...base, event: "latest_failed", message: fill.error, code: fill.code };
     tracker.apply(event);
   }
   tracker.finish(options.now, options.maxAgeS);

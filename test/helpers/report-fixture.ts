@@ -67,6 +67,7 @@ export const repoResult = (path: string, extra: Partial<RepoResult> = {}): RepoR
   data_added: 2048,
   duration_ms: 900,
   error: null,
+  error_code: null,
   ...extra,
 });
 

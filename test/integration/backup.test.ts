@@ -20,7 +20,14 @@ import { runCli, runJson } from "../helpers/run-cli.js";
 import { waitFor } from "../helpers/wait-for.js";
 import { describeIntegration } from "./harness/describe-integration.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
-import { leftoverRunDirs, resticInit, writeInventory, writePasswordFile } from "./helpers/test-fleet.js";
+import {
+  leftoverRunDirs,
+  localResticVersion,
+  resticFailureExits,
+  resticInit,
+  writeInventory,
+  writePasswordFile,
+} from "./helpers/test-fleet.js";
 
 const HOSTS = ["bk1", "bk2", "bk3"];
 const ROOT = join(import.meta.dirname, "../..");
@@ -195,6 +202,7 @@ ${extraRepo}`,
     expect(bk2).toMatchObject({ status: "failed", error: { code: "backup_failed" } });
     expect(bk2?.jobs[0]?.repos.map((r) => r.status)).toEqual(["ok", "failed"]);
     expect(bk2?.jobs[0]?.repos[1]?.error).toMatch(/wrong password|no key found/);
+    expect(bk2?.jobs[0]?.repos[1]?.error_code).toBe("repo_wrong_password");
     expect(resticSnapshots(s.repoA).filter((snap) => snap.hostname === "bk2")).toHaveLength(1);
     expect(resticSnapshots(s.repoB).filter((snap) => snap.hostname === "bk2")).toHaveLength(0);
     // The table says at a glance which host and repository failed, and why.
@@ -207,7 +215,7 @@ ${extraRepo}`,
     ]);
     expect(table.stdout).toMatch(
       new RegExp(
-        `✗ bk2 / data → ${escapeRegExp(s.repoB)}: restic backup failed \\(exit 1\\): .*(wrong password|no key found)`,
+        `✗ bk2 / data → ${escapeRegExp(s.repoB)}: restic backup failed \\(exit ${resticFailureExits(localResticVersion()).wrongPassword}\\): .*(wrong password|no key found)`,
       ),
     );
     expect(table.stdout).toMatch(/RECAP backup 3 hosts: ok=2 partial=0 failed=1/);

@@ -111,6 +111,7 @@ describe("README", () => {
       age_s: 5,
       stale: false,
       error: null,
+      error_code: null,
     };
     const withJob = (extra: object) =>
       hostResult("h", "failed", {
@@ -132,6 +133,7 @@ describe("README", () => {
               data_added: 1,
               duration_ms: 1,
               error: null,
+              error_code: null,
             },
           ],
           copies: [{ from: "/r", to: "/c", status: "ok", duration_ms: 1, error: null }],
@@ -141,7 +143,16 @@ describe("README", () => {
         ...report("prune", [
           withJob({
             prunes: [
-              { repo: "/r", status: "ok", kept: 1, removed: 1, removed_ids: [], dry_run: false, error: null },
+              {
+                repo: "/r",
+                status: "ok",
+                kept: 1,
+                removed: 1,
+                removed_ids: [],
+                dry_run: false,
+                error: null,
+                error_code: null,
+              },
             ],
           }),
         ]),

@@ -127,3 +127,24 @@ export function makeDir(path: string): string {
   mkdirSync(path, { recursive: true });
   return path;
 }
+
+/** The restic this pass of the tier runs, as the hosts do ("0.14.0"; scripts/test.mjs runs 0.14 and 0.18). */
+export function localResticVersion(): string {
+  const match = /^restic (\d+\.\d+\.\d+)/.exec(execFileSync("restic", ["version"], { encoding: "utf8" }));
+  if (match?.[1] === undefined) throw new Error("cannot read restic's version");
+  return match[1];
+}
+
+/**
+ * restic's exit status for a missing repository, a lock held by another restic and a wrong password:
+ * 10, 11, 12 from 0.17.1 (the tier's 0.18), 1 for all three on 0.14. The tier runs only these two.
+ */
+export function resticFailureExits(version: string): {
+  missing: number;
+  locked: number;
+  wrongPassword: number;
+} {
+  if (version === "0.18.0") return { missing: 10, locked: 11, wrongPassword: 12 };
+  if (version === "0.14.0") return { missing: 1, locked: 1, wrongPassword: 1 };
+  throw new Error(`restic ${version}: the integration tier runs restic 0.14.0 and 0.18.0`);
+}

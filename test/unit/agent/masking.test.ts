@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { maskRepository } from "../../../src/config/rules.js";
 
 const SRC = fileURLToPath(new URL("../../../agents/src/", import.meta.url));
-const MODULES = ["prelude.sh", "helpers.sh", "exec.sh"];
+const MODULES = ["prelude.sh", "helpers.sh", "exec.sh", "restic-version.sh"];
 
 let dir = "";
 beforeAll(() => {

@@ -778,6 +778,7 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
     const bad = checkNamed(run, "repo:local:repo-b");
     expect(bad.ok).toBe(false);
     expect(bad.detail).toMatch(/wrong password/);
+    expect(bad.code).toBe("repo_wrong_password");
     expect(hintForCheck(bad)).toMatch(/password_file/);
     expect(run.checks.filter((c) => c.name !== bad.name).every((c) => c.ok)).toBe(true);
     expect(run.outcome).toMatchObject({
@@ -799,6 +800,7 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
     expect(check.ok).toBe(false);
     expect(check.detail).toMatch(/unable to open config file/);
     expect(check.detail).toContain("LABEL-M");
+    expect(check.code).toBe("repo_missing");
     expect(hintForCheck(check)).toMatch(/restic init/);
     expect(run.stdout).not.toContain(missing);
     expect(run.stderr).not.toContain(missing);
@@ -817,6 +819,7 @@ describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 1
     );
     const check = checkNamed(run, "repo:rest:http://user:***@127.0.0.1:1/repo");
     expect(check.ok).toBe(false);
+    expect(check.code).toBeNull();
     expect(hintForCheck(check)).toMatch(/unreachable/);
     expect(run.stdout + run.stderr).not.toContain("hunter2");
   });

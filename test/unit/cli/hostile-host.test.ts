@@ -36,8 +36,15 @@ function agentOutput(command: string, runId: string): { stdout: string; stderr: 
     command === "ping"
       ? [line({ event: "result", code: "agent_error", message: `broke: ${EVIL}` })]
       : [
-          line({ event: "check", name: "bash", ok: true, detail: `5.2${EVIL}`, hint: "" }),
-          line({ event: "check", name: "repo:/srv/a", ok: false, detail: `Fatal: ${EVIL}`, hint: "" }),
+          line({ event: "check", name: "bash", ok: true, detail: `5.2${EVIL}`, hint: "", code: null }),
+          line({
+            event: "check",
+            name: "repo:/srv/a",
+            ok: false,
+            detail: `Fatal: ${EVIL}`,
+            hint: "",
+            code: null,
+          }),
           line({ event: "warning", code: "restic_partial", message: `warned ${EVIL}` }),
           line({ event: "result", code: null, message: "done" }),
         ];

@@ -85,8 +85,14 @@ describe("report", () => {
           host("db1", "failed", {
             error: { code: "preflight", message: "1 of 2 checks failed", hint: "fix" },
             checks: [
-              { name: "restic", ok: true, detail: "0.14.0", hint: "" },
-              { name: "password_file:/etc/pw", ok: false, detail: "mode 644", hint: "chmod 600 /etc/pw" },
+              { name: "restic", ok: true, detail: "0.14.0", hint: "", code: null },
+              {
+                name: "password_file:/etc/pw",
+                ok: false,
+                detail: "mode 644",
+                hint: "chmod 600 /etc/pw",
+                code: null,
+              },
             ],
           }),
         ],

@@ -1,15 +1,21 @@
 // The hints the controller derives from facts: for each code the agent can stop with, and for a
 // repository check from restic's own words.
 import { describe, expect, it } from "vitest";
-import { AGENT_ERROR_CODES, type AgentErrorCode } from "../../../src/agent/protocol.js";
+import { AGENT_ERROR_CODES, RESTIC_FAILURE_CODES, type AgentErrorCode } from "../../../src/agent/protocol.js";
 import type { Check } from "../../../src/report/report-schema.js";
-import { hintForAgentFailure, hintForCheck } from "../../../src/run/hints.js";
+import {
+  hintForAgentFailure,
+  hintForCheck,
+  hintForResticFailures,
+  RESTIC_FAILURE_HINTS,
+} from "../../../src/run/hints.js";
 
 const check = (name: string, ok: boolean, detail = `${name} detail`): Check => ({
   name,
   ok,
   detail,
   hint: "",
+  code: null,
 });
 
 describe("hintForAgentFailure", () => {
@@ -64,9 +70,30 @@ describe("hintForCheck (restic's error → what to do)", () => {
         ok: false,
         detail: "wrong password",
         hint: "fix the restic check first",
+        code: null,
       }),
     ).toBe("fix the restic check first");
     expect(hintForCheck(check("repo:x", true, "repository 0123abcd opens"))).toBe("");
     expect(hintForCheck(check("lv:data", false, "wrong password"))).toBe("");
+  });
+});
+
+describe("hints for the failures restic names precisely", () => {
+  it("a repository check with a code gets that code's hint, whatever restic's words", () => {
+    for (const code of RESTIC_FAILURE_CODES) {
+      expect(hintForCheck({ ...check("repo:/srv/r", false, "restic said something new"), code })).toBe(
+        RESTIC_FAILURE_HINTS[code],
+      );
+    }
+    expect(new Set(Object.values(RESTIC_FAILURE_HINTS)).size).toBe(RESTIC_FAILURE_CODES.length);
+  });
+
+  it("failures that share one code get its hint; mixed, or without a code, none", () => {
+    expect(hintForResticFailures(["repo_locked", "repo_locked"])).toMatch(/restic unlock/);
+    expect(hintForResticFailures(["repo_missing"])).toMatch(/restic init/);
+    expect(hintForResticFailures(["repo_wrong_password"])).toMatch(/password_file/);
+    expect(hintForResticFailures(["repo_locked", "repo_missing"])).toBeNull();
+    expect(hintForResticFailures(["repo_locked", null])).toBeNull();
+    expect(hintForResticFailures([])).toBeNull();
   });
 });

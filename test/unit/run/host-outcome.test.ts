@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { agentPlan, type AgentCommand } from "../../../src/agent/plan-lines.js";
-import { resultEvent, type ResultEvent } from "../../../src/agent/protocol.js";
+import { resultEvent, type ResticFailureCode, type ResultEvent } from "../../../src/agent/protocol.js";
 import { buildPlan } from "../../../src/plan/build-plan.js";
 import type { Check, RunStatus } from "../../../src/report/report-schema.js";
 import { HostError } from "../../../src/errors.js";
@@ -14,6 +14,7 @@ import {
   decideJobs,
   type Warning,
 } from "../../../src/run/host-outcome.js";
+import { RESTIC_FAILURE_HINTS } from "../../../src/run/hints.js";
 import { trackJobs, type TrackedCommand } from "../../../src/run/job-tracker.js";
 import { agentEventOf, type AgentEventFields } from "../../helpers/agent-event.js";
 
@@ -65,13 +66,14 @@ const repoDone = (job: string, repo: string, exit_code = 0): AgentEventFields =>
   duration_ms: 5,
   summary,
 });
-const repoFailed = (job: string, repo: string): AgentEventFields => ({
+const repoFailed = (job: string, repo: string, code: ResticFailureCode | null = null): AgentEventFields => ({
   event: "repo_failed",
   job,
   repo,
   exit_code: 1,
   duration_ms: 5,
   message: "restic backup failed (exit 1): boom",
+  code,
 });
 const snapshotRemoved = (cow: number | null, invalid = false): AgentEventFields => ({
   event: "snapshot_removed",
@@ -142,7 +144,13 @@ function decide(scenario: Scenario) {
   };
 }
 
-const check = (name: string, ok: boolean): Check => ({ name, ok, detail: "d", hint: ok ? "" : "h" });
+const check = (name: string, ok: boolean): Check => ({
+  name,
+  ok,
+  detail: "d",
+  hint: ok ? "" : "h",
+  code: null,
+});
 
 describe("backup", () => {
   it("ok: every repository and copy done", () => {
@@ -167,6 +175,20 @@ describe("backup", () => {
       jobs: ["failed", "ok"],
       warnings: ["job_failed"],
     });
+  });
+
+  it("failed repositories that share restic's precise code: the host's hint is that code's", () => {
+    const failed = (repo: string, code: ResticFailureCode | null) =>
+      allBackedUp.map((e) =>
+        e.event === "repo_done" && e.repo === repo ? repoFailed("data", repo, code) : e,
+      );
+    const locked = decide({ events: failed("r2", "repo_locked") });
+    expect(locked).toMatchObject({
+      status: "failed",
+      code: "backup_failed",
+      hint: RESTIC_FAILURE_HINTS.repo_locked,
+    });
+    expect(decide({ events: failed("r2", null) }).hint).toMatch(/see the failed repositories below/);
   });
 
   it("partial: a copy failed while every backup succeeded", () => {
@@ -326,6 +348,7 @@ describe("prune", () => {
       dry_run: false,
       message: "restic forget failed (exit 1): locked",
       duration_ms: 10,
+      code: null,
     };
     expect(decide({ command: "prune", events: [...pruned.slice(0, 3), failedForget] })).toMatchObject({
       status: "failed",
@@ -338,6 +361,7 @@ describe("prune", () => {
       ok: false,
       duration_ms: 10,
       message: "x",
+      code: null,
     };
     // r1 and r3 are one repository: its prune failing fails both jobs' entries.
     expect(decide({ command: "prune", events: [...pruned, failedPrune] })).toMatchObject({
@@ -426,7 +450,13 @@ describe("status", () => {
   });
 
   it("failed (repo_unreadable): a repository could not be read", () => {
-    const unreadable: AgentEventFields = { event: "latest_failed", job: "etc", repo: "r3", message: "x" };
+    const unreadable: AgentEventFields = {
+      event: "latest_failed",
+      job: "etc",
+      repo: "r3",
+      message: "x",
+      code: null,
+    };
     expect(decide({ command: "status", events: [...read.slice(0, 3), unreadable] })).toMatchObject({
       status: "failed",
       code: "repo_unreadable",

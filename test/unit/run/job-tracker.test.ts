@@ -48,6 +48,7 @@ describe("trackJobs (backup)", () => {
         duration_ms: 40,
         message:
           "the LVM snapshot overflowed while restic read it; its restic snapshot 01234567 was forgotten",
+        code: null,
       }),
     );
     expect(t.jobs[0]?.repos[0]).toMatchObject({
@@ -92,7 +93,15 @@ describe("trackJobs and ids from the host", () => {
       ).toBeNull();
       expect(
         t.apply(
-          event({ event: "repo_failed", job: id, repo: id, exit_code: 1, duration_ms: 1, message: "m" }),
+          event({
+            event: "repo_failed",
+            job: id,
+            repo: id,
+            exit_code: 1,
+            duration_ms: 1,
+            message: "m",
+            code: null,
+          }),
         ),
       ).toBeNull();
       expect(t.apply(event({ event: "snapshot_created", job: id, snapshot: "s" }))).toBeNull();

@@ -51,6 +51,7 @@ const withJob = (name: string) =>
             removed_ids: [],
             dry_run: false,
             error: "no retention configured: never pruned",
+            error_code: null,
           },
         ],
       }),

@@ -229,8 +229,15 @@ afterEach(() => {
 
 describe("runHost against a scripted host", () => {
   it("fills the result from the agent's events and sends the payload once", async () => {
-    const check = line({ event: "check", name: "restic", ok: true, detail: "0.16.4", hint: "" });
-    const failing = line({ event: "check", name: "vg space", ok: false, detail: "low", hint: "grow it" });
+    const check = line({ event: "check", name: "restic", ok: true, detail: "0.16.4", hint: "", code: null });
+    const failing = line({
+      event: "check",
+      name: "vg space",
+      ok: false,
+      detail: "low",
+      hint: "grow it",
+      code: null,
+    });
     const warning = line({ event: "warning", code: "cow_high", message: "snapshot near full" });
     const { harness, run } = setup(agentPrints(agentStart, check, failing, warning, resultOk));
     const result = await run();
@@ -266,17 +273,19 @@ describe("runHost against a scripted host", () => {
   it("an untested restic is a warning of check only, which leaves the host ok", async () => {
     const start = (restic: string) =>
       agentStart.replace('"restic":"0.14.0"', `"restic":${JSON.stringify(restic)}`);
-    const checked = await setup(agentPrints(start("0.18.0"), resultOk)).run();
+    const checked = await setup(agentPrints(start("0.19.0"), resultOk)).run();
     expect(checked.status).toBe("ok");
     expect(checked.warnings).toEqual([
       {
         code: "restic_untested",
-        message: expect.stringMatching(/^restic 0\.18\.0 is newer than the newest .* \(0\.14\.x\)/) as string,
+        message: expect.stringMatching(/^restic 0\.19\.0 is newer than the newest .* \(0\.18\.x\)/) as string,
       },
     ]);
-    const tested = await setup(agentPrints(start("0.14.0"), resultOk)).run();
-    expect(tested.warnings).toEqual([]);
-    const pinged = await setup(agentPrints(start("0.18.0"), resultOk), { ctx: { command: "ping" } }).run();
+    for (const version of ["0.14.0", "0.18.0"]) {
+      const tested = await setup(agentPrints(start(version), resultOk)).run();
+      expect(tested.warnings).toEqual([]);
+    }
+    const pinged = await setup(agentPrints(start("0.19.0"), resultOk), { ctx: { command: "ping" } }).run();
     expect(pinged.warnings).toEqual([]);
   });
 

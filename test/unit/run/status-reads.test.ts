@@ -265,6 +265,7 @@ describe("splitReads", () => {
       expect(fills.get(host)?.get("r2")).toEqual({
         ok: false,
         error: `${REST.slice(0, -1)} was read once for every host that uses it, on h1, and that failed: cannot read the repository (exit 1): boom`,
+        code: null,
       });
   });
 
@@ -275,6 +276,7 @@ describe("splitReads", () => {
     expect(splitReads(all).get("h3")?.get("r2")).toEqual({
       ok: false,
       error: "cannot read the repository (exit 1): wrong password",
+      code: null,
     });
   });
 
@@ -282,6 +284,7 @@ describe("splitReads", () => {
     expect(splitReads(uses()).get("h2")?.get("r2")).toEqual({
       ok: false,
       error: `not read: no host that uses ${REST.slice(0, -1)} could open it`,
+      code: null,
     });
   });
 });
@@ -344,6 +347,7 @@ describe("settleStatusHost", () => {
         age_s: 3600,
         stale: false,
         error: null,
+        error_code: null,
       },
       {
         repo: REST,
@@ -352,6 +356,7 @@ describe("settleStatusHost", () => {
         age_s: 1800,
         stale: false,
         error: null,
+        error_code: null,
       },
     ]);
   });
@@ -372,7 +377,10 @@ describe("settleStatusHost", () => {
     const settled = settleStatusHost(
       planOf("h3"),
       hostResult("h3"),
-      new Map([...fills("2026-12-01T11:00:00Z"), ["r2", { ok: false as const, error: "read on h1: boom" }]]),
+      new Map([
+        ...fills("2026-12-01T11:00:00Z"),
+        ["r2", { ok: false as const, error: "read on h1: boom", code: null }],
+      ]),
       { now, maxAgeS: null },
     );
     expect(settled).toMatchObject({

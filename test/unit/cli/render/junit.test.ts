@@ -121,12 +121,14 @@ describe("renderReportJunit", () => {
   it("check and ping: one case per host, failed checks in the failure", (ctx) => {
     const xml = renderReportJunit(
       report("check", [
-        host("web1", "ok", { checks: [{ name: "restic", ok: true, detail: "restic 0.16.4", hint: "" }] }),
+        host("web1", "ok", {
+          checks: [{ name: "restic", ok: true, detail: "restic 0.16.4", hint: "", code: null }],
+        }),
         host("db1", "failed", {
           error: { code: "preflight", message: "1 of 2 checks failed", hint: "fix the failed checks" },
           checks: [
-            { name: "bash", ok: true, detail: "5.2", hint: "" },
-            { name: "restic", ok: false, detail: "restic not found", hint: "install restic" },
+            { name: "bash", ok: true, detail: "5.2", hint: "", code: null },
+            { name: "restic", ok: false, detail: "restic not found", hint: "install restic", code: null },
           ],
           // check lists the jobs it checked; its cases are still per host.
           jobs: [job("data")],
@@ -179,6 +181,7 @@ describe("renderReportJunit", () => {
                   age_s: 90000,
                   stale: true,
                   error: null,
+                  error_code: null,
                 },
               ],
             }),

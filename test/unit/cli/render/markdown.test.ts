@@ -99,7 +99,9 @@ describe("renderReportMarkdown", () => {
 
   it("check and ping: a row per host with its error, hint and failed checks", () => {
     const hosts = [
-      host("web1", "ok", { checks: [{ name: "restic", ok: true, detail: "restic 0.16.4", hint: "" }] }),
+      host("web1", "ok", {
+        checks: [{ name: "restic", ok: true, detail: "restic 0.16.4", hint: "", code: null }],
+      }),
       host("db1", "failed", {
         error: {
           code: "preflight",
@@ -107,9 +109,9 @@ describe("renderReportMarkdown", () => {
           hint: "fix the failed checks: restic, lock",
         },
         checks: [
-          { name: "bash", ok: true, detail: "5.2", hint: "" },
-          { name: "restic", ok: false, detail: "restic not found", hint: "install restic" },
-          { name: "lock", ok: false, detail: "held by another run", hint: "wait" },
+          { name: "bash", ok: true, detail: "5.2", hint: "", code: null },
+          { name: "restic", ok: false, detail: "restic not found", hint: "install restic", code: null },
+          { name: "lock", ok: false, detail: "held by another run", hint: "wait", code: null },
         ],
       }),
       unreachable,
@@ -144,6 +146,7 @@ describe("renderReportMarkdown", () => {
       age_s: age,
       stale,
       error,
+      error_code: null,
     });
     const hosts = [
       host("web1", "ok", { jobs: [job({ latest: [latest("/srv/backup/a", "1a2b3c4d", 3600, false)] })] }),
@@ -195,6 +198,7 @@ describe("renderReportMarkdown", () => {
       removed_ids: ["aaaa1111", "bbbb2222"],
       dry_run: true,
       error: null,
+      error_code: null,
       ...extra,
     });
     const hosts = [
@@ -211,6 +215,7 @@ describe("renderReportMarkdown", () => {
                 removed: null,
                 removed_ids: [],
                 error: "repository is locked",
+                error_code: null,
               }),
             ],
           }),

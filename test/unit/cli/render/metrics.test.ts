@@ -203,6 +203,7 @@ describe("renderReportMetrics", () => {
                 removed_ids: ["a", "b"],
                 dry_run: false,
                 error: null,
+                error_code: null,
               },
             ],
           }),
@@ -226,8 +227,24 @@ describe("renderReportMetrics", () => {
           job({
             status: "failed",
             latest: [
-              { repo: "/srv/a", snapshot_id: "1a2b3c4d", time, age_s: 3600, stale: false, error: null },
-              { repo: "/srv/b", snapshot_id: null, time: null, age_s: null, stale: true, error: null },
+              {
+                repo: "/srv/a",
+                snapshot_id: "1a2b3c4d",
+                time,
+                age_s: 3600,
+                stale: false,
+                error: null,
+                error_code: null,
+              },
+              {
+                repo: "/srv/b",
+                snapshot_id: null,
+                time: null,
+                age_s: null,
+                stale: true,
+                error: null,
+                error_code: null,
+              },
               {
                 repo: "/srv/c",
                 snapshot_id: "5e6f7a8b",
@@ -235,6 +252,7 @@ describe("renderReportMetrics", () => {
                 age_s: null,
                 stale: true,
                 error: null,
+                error_code: null,
               },
               {
                 repo: "/srv/d",
@@ -243,6 +261,7 @@ describe("renderReportMetrics", () => {
                 age_s: null,
                 stale: false,
                 error: "wrong password",
+                error_code: null,
               },
             ],
           }),

@@ -52,8 +52,14 @@ const evilHost = (name: string, extra: Partial<HostResult>): HostResult =>
       user: `root${EVIL}`,
     },
     checks: [
-      { name: "bash", ok: true, detail: `5.2 ${EVIL}`, hint: "" },
-      { name: "repo:/srv/a", ok: false, detail: `Fatal: ${EVIL}\nsecond line`, hint: `init it ${EVIL}` },
+      { name: "bash", ok: true, detail: `5.2 ${EVIL}`, hint: "", code: null },
+      {
+        name: "repo:/srv/a",
+        ok: false,
+        detail: `Fatal: ${EVIL}\nsecond line`,
+        hint: `init it ${EVIL}`,
+        code: null,
+      },
     ],
     warnings: [{ code: "restic_partial", message: `warning ${EVIL}` }],
     ...extra,
@@ -78,6 +84,7 @@ const job = {
       data_added: null,
       duration_ms: null,
       error: `backup ${EVIL}`,
+      error_code: null,
     },
   ],
   prunes: [
@@ -89,6 +96,7 @@ const job = {
       removed_ids: [`dead${EVIL}`],
       dry_run: false,
       error: `prune ${EVIL}`,
+      error_code: null,
     },
   ],
   latest: [
@@ -99,6 +107,7 @@ const job = {
       age_s: null,
       stale: true,
       error: `status ${EVIL}`,
+      error_code: null,
     },
   ],
 };
