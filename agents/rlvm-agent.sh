@@ -1390,6 +1390,15 @@ restic_code_field() {
   if [[ -n $REPLY ]]; then REPLY="s:$REPLY"; else REPLY="z:"; fi
 }
 
+# restic_delete_refused ERR_FILE: true when restic's stderr says the backend refused to remove a file
+# (an append-only endpoint answers 403). restic 0.14 retries such a delete and fails; 0.17 and later
+# give up on it at once and exit 0 from forget, having removed nothing.
+restic_delete_refused() {
+  local text=""
+  if [[ -f $1 ]]; then text=$(<"$1"); fi
+  [[ $text == *"unable to remove "* ]]
+}
+
 # restic_plain_stderr TEXT: REPLY = restic's stderr TEXT with the error restic 0.17 and later write as
 # JSON under --json (`{"message_type":"exit_error","code":N,"message":"..."}`) decoded to its message,
 # as older ones print it. Only JSON's escapes are decoded, \u for ASCII only (Go escapes control
@@ -2935,6 +2944,8 @@ timed_forget() {
   now_ms
   FORGET_MS=$((REPLY - started))
   forget_json "$FORGET_RC" "$1"
+  # Nothing was forgotten when the backend refused the deletes, whatever restic's exit status says.
+  if [[ -n $REPLY ]] && restic_delete_refused "$2"; then REPLY=""; fi
 }
 
 # forget_json RC OUT: REPLY = restic forget's JSON (a list) when it succeeded, else "". restic prints
@@ -3143,20 +3154,33 @@ check_repositories() {
   finish "$count repositories checked ($failed failed)"
 }
 
-# error_tail ERR_FILE [URL LABEL]...: REPLY = the last 3 non-blank lines of restic's stderr (restic
-# check names the damaged pack before its final "Fatal:"), joined by " | ", masked, then cut.
+# error_tail ERR_FILE [URL LABEL]...: REPLY = restic's reason from its stderr: the first two lines that
+# name a damage (0.14: "Pack ID does not match…"; 0.18: "pack … contains N errors: …"), then its last
+# line (the final "Fatal:"); the last 3 lines when none does. Each line is masked, then cut to 160
+# characters (so the last one always fits), joined by " | ", and the whole cut.
 error_tail() {
-  local text="" line
-  local -a tail=()
+  local text="" line i
+  local -a lines=() named=()
   if [[ -f $1 ]]; then text=$(<"$1"); fi
   split_lines "$text"
   for line in "${LINES[@]}"; do
     line=${line#"${line%%[![:space:]]*}"}
-    if [[ -n $line ]]; then tail+=("$line"); fi
+    if [[ -z $line ]]; then continue; fi
+    sanitize_restic_text "$line" "${@:2}"
+    line=$REPLY
+    if ((${#line} > 160)); then line="${line:0:160}..."; fi
+    lines+=("$line")
   done
-  if ((${#tail[@]} > 3)); then tail=("${tail[@]: -3}"); fi
-  join_by " | " "${tail[@]}"
-  sanitize_restic_text "$REPLY" "${@:2}"
+  for ((i = 0; i + 1 < ${#lines[@]} && ${#named[@]} < 2; i++)); do
+    line=${lines[i]}
+    if [[ $line == *[Ee]rror* || $line == *"does not match"* || $line == *damaged* ]]; then named+=("$line"); fi
+  done
+  if ((${#named[@]} > 0)); then
+    lines=("${named[@]}" "${lines[-1]}")
+  elif ((${#lines[@]} > 3)); then
+    lines=("${lines[@]: -3}")
+  fi
+  join_by " | " "${lines[@]}"
   cut_line "$REPLY"
 }
 

@@ -89,6 +89,8 @@ timed_forget() {
   now_ms
   FORGET_MS=$((REPLY - started))
   forget_json "$FORGET_RC" "$1"
+  # Nothing was forgotten when the backend refused the deletes, whatever restic's exit status says.
+  if [[ -n $REPLY ]] && restic_delete_refused "$2"; then REPLY=""; fi
 }
 
 # forget_json RC OUT: REPLY = restic forget's JSON (a list) when it succeeded, else "". restic prints

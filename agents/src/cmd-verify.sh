@@ -65,20 +65,33 @@ check_repositories() {
   finish "$count repositories checked ($failed failed)"
 }
 
-# error_tail ERR_FILE [URL LABEL]...: REPLY = the last 3 non-blank lines of restic's stderr (restic
-# check names the damaged pack before its final "Fatal:"), joined by " | ", masked, then cut.
+# error_tail ERR_FILE [URL LABEL]...: REPLY = restic's reason from its stderr: the first two lines that
+# name a damage (0.14: "Pack ID does not match…"; 0.18: "pack … contains N errors: …"), then its last
+# line (the final "Fatal:"); the last 3 lines when none does. Each line is masked, then cut to 160
+# characters (so the last one always fits), joined by " | ", and the whole cut.
 error_tail() {
-  local text="" line
-  local -a tail=()
+  local text="" line i
+  local -a lines=() named=()
   if [[ -f $1 ]]; then text=$(<"$1"); fi
   split_lines "$text"
   for line in "${LINES[@]}"; do
     line=${line#"${line%%[![:space:]]*}"}
-    if [[ -n $line ]]; then tail+=("$line"); fi
+    if [[ -z $line ]]; then continue; fi
+    sanitize_restic_text "$line" "${@:2}"
+    line=$REPLY
+    if ((${#line} > 160)); then line="${line:0:160}..."; fi
+    lines+=("$line")
   done
-  if ((${#tail[@]} > 3)); then tail=("${tail[@]: -3}"); fi
-  join_by " | " "${tail[@]}"
-  sanitize_restic_text "$REPLY" "${@:2}"
+  for ((i = 0; i + 1 < ${#lines[@]} && ${#named[@]} < 2; i++)); do
+    line=${lines[i]}
+    if [[ $line == *[Ee]rror* || $line == *"does not match"* || $line == *damaged* ]]; then named+=("$line"); fi
+  done
+  if ((${#named[@]} > 0)); then
+    lines=("${named[@]}" "${lines[-1]}")
+  elif ((${#lines[@]} > 3)); then
+    lines=("${lines[@]: -3}")
+  fi
+  join_by " | " "${lines[@]}"
   cut_line "$REPLY"
 }
 

@@ -81,6 +81,15 @@ restic_code_field() {
   if [[ -n $REPLY ]]; then REPLY="s:$REPLY"; else REPLY="z:"; fi
 }
 
+# restic_delete_refused ERR_FILE: true when restic's stderr says the backend refused to remove a file
+# (an append-only endpoint answers 403). restic 0.14 retries such a delete and fails; 0.17 and later
+# give up on it at once and exit 0 from forget, having removed nothing.
+restic_delete_refused() {
+  local text=""
+  if [[ -f $1 ]]; then text=$(<"$1"); fi
+  [[ $text == *"unable to remove "* ]]
+}
+
 # restic_plain_stderr TEXT: REPLY = restic's stderr TEXT with the error restic 0.17 and later write as
 # JSON under --json (`{"message_type":"exit_error","code":N,"message":"..."}`) decoded to its message,
 # as older ones print it. Only JSON's escapes are decoded, \u for ASCII only (Go escapes control

@@ -234,3 +234,20 @@ describe("restic_plain_stderr: restic 0.17 and later write errors as JSON under 
     );
   });
 });
+
+describe("restic_delete_refused: a forget that removed nothing, whatever its exit status", () => {
+  // restic 0.18.0's stderr when an append-only REST server refuses the delete (it then exits 0).
+  const REFUSED =
+    "Remove(<snapshot/8afebad5f3>) failed: unexpected HTTP response (403): 403 Forbidden\nunable to remove snapshot/8afebad5f3bff5017b9cb8754a37b3c15b3657fee0434de3a6defe9c6b855155 from the repository";
+  it.each([
+    ["0.18.0", REFUSED, true],
+    ["0.14.0", `${REFUSED}\nFatal: unable to remove snapshots`, true],
+    ["0.18.0", "", false],
+    ["0.18.0", LOCKED, false],
+  ] as const)("%s: %#", (version, stderr, refused) => {
+    const file = join(base, `stderr-${++counter}`);
+    writeFileSync(file, stderr);
+    const r = agent(version, `if restic_delete_refused ${quote(file)}; then echo yes; else echo no; fi`);
+    expect(r.stdout.trim()).toBe(refused ? "yes" : "no");
+  });
+});
