@@ -7,6 +7,21 @@ FORGET_RC=0 FORGET_MS=0 # timed_forget's exit status and duration
 # `forget --dry-run` only: nothing is deleted). The controller then runs phase 2 (maintain) on one host
 # per repository: `restic prune`, once, after every host's forgets.
 cmd_prune() {
+  repository_preflight changed
+  if ((${#MAINT_ID[@]} > 0)); then
+    forget_for_hosts
+    prune_repositories
+  elif [[ $PLAN_MAINTAIN == true ]]; then
+    prune_repositories
+  else
+    forget_snapshots
+  fi
+}
+
+# repository_preflight WHAT: the start of a command that works on repositories only (prune, verify):
+# the lock, the orphan sweep, restic, the password and env files checked ("nothing was WHAT" if one
+# fails), then each repository's identity read.
+repository_preflight() {
   gather_facts
   emit_agent_start
   acquire_lock
@@ -16,19 +31,11 @@ cmd_prune() {
   if [[ -n $PLAN_ENV_FILE ]]; then check_env_file; fi
   if ((${#CHECK_FAILED[@]} > 0)); then
     join_by ", " "${CHECK_FAILED[@]}"
-    fail preflight "nothing was changed: ${#CHECK_FAILED[@]} check(s) failed: $REPLY"
+    fail preflight "nothing was $1: ${#CHECK_FAILED[@]} check(s) failed: $REPLY"
   fi
   watch_controller
   list_targets
   emit_repo_identities
-  if ((${#MAINT_ID[@]} > 0)); then
-    forget_for_hosts
-    prune_repositories
-  elif [[ $PLAN_MAINTAIN == true ]]; then
-    prune_repositories
-  else
-    forget_snapshots
-  fi
 }
 
 # forget_for_hosts: on a maintenance host, each forget_for record's forget, scoped to that host and job

@@ -8,20 +8,7 @@ declare -a SAMPLE_PATHS=()      # the sampler: the paths it holds, then (sample_
 # (maintain) only `restic check` of the repositories the check records name. A dry run reads the ids only.
 cmd_verify() {
   local i
-  gather_facts
-  emit_agent_start
-  acquire_lock
-  sweep_orphans
-  check_restic
-  check_password_files
-  if [[ -n $PLAN_ENV_FILE ]]; then check_env_file; fi
-  if ((${#CHECK_FAILED[@]} > 0)); then
-    join_by ", " "${CHECK_FAILED[@]}"
-    fail preflight "nothing was read: ${#CHECK_FAILED[@]} check(s) failed: $REPLY"
-  fi
-  watch_controller
-  list_targets
-  emit_repo_identities
+  repository_preflight read
   if [[ $PLAN_MAINTAIN == true ]]; then check_repositories; fi
   if [[ $PLAN_DRY_RUN == true ]] || ((PLAN_RESTORE_SAMPLE == 0)); then
     finish "${#TARGET_ID[@]} repositories opened; no restore drill"

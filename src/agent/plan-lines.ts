@@ -87,7 +87,7 @@ export function agentPlan(
   if (command === "ping") return { lines: [...lines, "end"], repos, copies, reads };
   if (command === "install")
     return { lines: [...lines, ...installLines(hostPlan, options.install), "end"], repos, copies, reads };
-  const margin = config.snapshot_settings.min_vg_free_after_snapshots;
+  const margin = config?.snapshot_settings.min_vg_free_after_snapshots ?? null;
   for (const [vg, snapshotBytes] of snapshotBytesPerVg(jobs)) {
     const percent = margin?.endsWith("%") === true;
     lines.push(

@@ -119,7 +119,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   withJobFilterOptions(
     fleetCommand(
       "prune",
-      "restic forget on each host (its retention, --keep-tag protected), then one restic prune per repository for the whole fleet",
+      "restic forget on each host (its retention, --keep-tag protected), then one restic prune per repository for the whole fleet; a repository the inventory declares with a maintenance_host has its forgets and prune run there",
     ),
     jobFilter,
   )

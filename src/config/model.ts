@@ -71,8 +71,8 @@ export interface ResticConfig {
 export const DEFAULT_COW_WARN_PERCENT = 70;
 
 /** Every repository string the config names (repositories and copy destinations), each once. */
-export function repositoriesOf(config: Pick<ResticConfig, "jobs">): string[] {
-  const urls = config.jobs.flatMap((job) =>
+export function repositoriesOf(config: Pick<ResticConfig, "jobs"> | null): string[] {
+  const urls = (config?.jobs ?? []).flatMap((job) =>
     job.repositories.flatMap((r) => [r.repo, ...r.copy_to.map((c) => c.repo)]),
   );
   return [...new Set(urls)];

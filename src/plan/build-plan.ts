@@ -42,16 +42,23 @@ export interface PlanOptions {
 /** A host that backs up: it has a config. */
 export type BackupHost = HostSpec & { config: string };
 
+/** What one host runs: its config and the jobs selected. A maintenance run of a host without a config has neither. */
 export interface HostPlan {
-  host: BackupHost;
-  config: ResticConfig;
+  host: HostSpec;
+  config: ResticConfig | null;
   /** The jobs selected by --category/--name, in config order. */
   jobs: Job[];
 }
 
+/** A host that backs up, with its config: the plan's hosts. */
+export interface BackupPlan extends HostPlan {
+  host: BackupHost;
+  config: ResticConfig;
+}
+
 export interface FleetPlan {
   inventory: Inventory;
-  hosts: HostPlan[];
+  hosts: BackupPlan[];
   /** The inventory's [repositories] that the planned hosts use, with who maintains them. */
   repositories?: MaintainedRepository[];
   /** Why the plan runs fewer hosts than it might (an empty shard); the report carries them. */
@@ -83,7 +90,7 @@ export function buildPlan(inventoryFile: string, options: PlanOptions = {}): Fle
   // Many hosts often share one config file: read and check each file once.
   const configs = new Map<string, ReturnType<typeof loadResticConfig>>();
   const problems: Problem[] = [];
-  const hosts: HostPlan[] = [];
+  const hosts: BackupPlan[] = [];
   const configOf = (file: string) => {
     let result = configs.get(file);
     if (result === undefined) {

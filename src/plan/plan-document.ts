@@ -1,7 +1,7 @@
 // The plan as a document: the `hosts[].jobs[]` shape that the run report extends with results.
 import type { Job, Retention } from "../config/model.js";
 import { maskRepository } from "../config/rules.js";
-import type { FleetPlan, HostPlan } from "./build-plan.js";
+import type { BackupPlan, FleetPlan } from "./build-plan.js";
 
 export const PLAN_SCHEMA = "rlvm-fleet/plan@1";
 
@@ -68,7 +68,7 @@ export function planDocument(plan: FleetPlan): PlanDocument {
   };
 }
 
-function plannedHost(hostPlan: HostPlan): PlannedHost {
+function plannedHost(hostPlan: BackupPlan): PlannedHost {
   const { host } = hostPlan;
   return {
     name: host.name,

@@ -3,7 +3,6 @@
 // append-only credentials. The backed-up hosts' own run (phase 1) only reads the repository's id.
 import type { MaintainedPlanEntry } from "../agent/plan-lines.js";
 import type { AgentEvent } from "../agent/protocol.js";
-import { DEFAULT_COW_WARN_PERCENT } from "../config/model.js";
 import { repositoryIdentity } from "../config/rules.js";
 import type { FleetPlan, HostPlan, MaintainedRepository } from "../plan/build-plan.js";
 import type { RepositoryPrune, RepositoryUse } from "../report/repositories.js";
@@ -61,19 +60,7 @@ export function scheduleMaintenance(plan: FleetPlan, uses: readonly RepositoryUs
     if (run === undefined) {
       run = {
         // The maintenance run does none of the host's own jobs; the report merges it with them.
-        hostPlan: {
-          host: { ...maintainer, config: maintainer.config ?? "" },
-          config: {
-            file: maintainer.config ?? "",
-            format: "category",
-            jobs: [],
-            snapshot_settings: {
-              min_vg_free_after_snapshots: null,
-              snapshot_cow_warn_percent: DEFAULT_COW_WARN_PERCENT,
-            },
-          },
-          jobs: [],
-        },
+        hostPlan: { host: maintainer, config: null, jobs: [] },
         envFile: declaration.env_file ?? maintainer.restic_env_file,
         entries: [],
         declarations: new Map(),
@@ -116,12 +103,7 @@ export function applyMaintenance(
   const prunes: RepositoryPrune[] = [];
   const results = [...report.results];
   const resultOf = (name: string) => results.find((r) => r.name === name);
-  const mark = (
-    repository: MaintainedRepository,
-    forHost: string,
-    job: string,
-    apply: Parameters<typeof setForget>[2],
-  ) => {
+  const mark = (repository: MaintainedRepository, forHost: string, job: string, apply: ForgetOutcome) => {
     const identity = repositoryIdentity(repository.declaration.url);
     const uses = report.uses.filter((u) => u.host === forHost && u.job === job && u.location === identity);
     for (const use of uses) {
@@ -129,7 +111,7 @@ export function applyMaintenance(
         ? { ok: apply.ok, duration_ms: apply.duration_ms ?? 0, error: apply.error }
         : null;
       use.forgetHost = repository.maintainer.name;
-      setForget(resultOf(forHost), use.label, { ...apply, job });
+      setForget(resultOf(forHost), job, use.label, apply);
     }
   };
   // Not maintained because the hosts could not show which repository it is: their access to it is
@@ -141,7 +123,6 @@ export function applyMaintenance(
         ran: true,
         error: reason,
         duration_ms: null,
-        job: use.job,
       });
       const result = resultOf(use.host);
       if (result !== undefined && (result.status === "ok" || result.status === "partial")) {
@@ -173,7 +154,6 @@ export function applyMaintenance(
             ran: false,
             error: why,
             duration_ms: null,
-            job: forget.job,
           });
           continue;
         }
@@ -183,7 +163,6 @@ export function applyMaintenance(
           ran: true,
           error: event.ok ? null : `on ${name}: ${event.message}`,
           duration_ms: event.duration_ms,
-          job: forget.job,
           kept: event.forget.flatMap((g) => g.keep ?? []).length,
           removed: removed.map((s) => s.short_id),
           dryRun: event.dry_run,
@@ -229,22 +208,25 @@ export function applyMaintenance(
   return { results, prunes };
 }
 
+/** The forget a maintenance host ran (or did not run) for one host and job. */
+interface ForgetOutcome {
+  ok: boolean;
+  ran: boolean;
+  error: string | null;
+  duration_ms: number | null;
+  kept?: number;
+  removed?: string[];
+  dryRun?: boolean;
+}
+
 /** A backed-up host's prune entries of one maintained repository and job: the forget its maintainer ran. */
 function setForget(
   result: HostResult | undefined,
+  jobName: string,
   label: string,
-  forget: {
-    ok: boolean;
-    ran: boolean;
-    error: string | null;
-    duration_ms: number | null;
-    job: string;
-    kept?: number;
-    removed?: string[];
-    dryRun?: boolean;
-  },
+  forget: ForgetOutcome,
 ): void {
-  const job = result?.jobs.find((j) => j.name === forget.job);
+  const job = result?.jobs.find((j) => j.name === jobName);
   for (const entry of job?.prunes.filter((p) => p.repo === label) ?? []) {
     Object.assign(entry, {
       status: forget.ok ? "ok" : forget.ran ? "failed" : "skipped",

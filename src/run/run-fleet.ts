@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { loadAgent, type AgentFile } from "../agent/deliver.js";
-import type { FleetPlan } from "../plan/build-plan.js";
+import type { FleetPlan, HostPlan } from "../plan/build-plan.js";
 import { buildReport } from "../report/build-report.js";
 import type { HostResult, Report } from "../report/report-schema.js";
 import { loadLocalFiles } from "./local-files.js";
@@ -27,6 +27,7 @@ import {
   assignReads,
   finished,
   settleStatusHost,
+  statusPlans,
   splitReads,
   withPhase2Reads,
   type ReadAssignment,
@@ -113,7 +114,7 @@ function agentCommand(
 }
 
 /** install-agent --root-login: this one run logs in as root and runs the bootstrap without sudo. */
-function asRunBy(hostPlan: FleetPlan["hosts"][number], request: FleetRunRequest): FleetPlan["hosts"][number] {
+function asRunBy(hostPlan: HostPlan, request: FleetRunRequest): HostPlan {
   if (request.command !== "install-agent" || request.install?.rootLogin !== true) return hostPlan;
   return { ...hostPlan, host: { ...hostPlan.host, user: "root", become: "none" } };
 }
@@ -180,7 +181,7 @@ export async function runFleet(request: FleetRunRequest): Promise<Report> {
 
 /** Hosts through the run's queue: the first phase, or a later one (no --max-fail-percent, no splay). */
 type RunHosts = (
-  hosts: FleetPlan["hosts"],
+  hosts: readonly HostPlan[],
   ctx: HostRunContext,
   phase?: "first" | "maintenance",
 ) => Promise<HostResult[]>;
@@ -305,9 +306,10 @@ async function runStatus(
     event.step === "done" && (event.status === "ok" || event.status === "partial")
       ? { host: event.host, step: "running", detail: "read; waiting for the fleet's shared reads" }
       : event;
+  const plans = statusPlans(request.plan.hosts);
   let results = await runHosts(request.plan.hosts, {
     ...context,
-    reads: readsOf(assignReads(request.plan.hosts)),
+    reads: readsOf(assignReads(plans)),
     onProgress: (event) => request.onProgress(provisional(event)),
   });
   let uses = repositories;
@@ -342,12 +344,13 @@ async function runStatus(
     });
   }
   const fills = splitReads(uses);
-  const plans = new Map(request.plan.hosts.map((plan) => [plan.host.name, plan]));
+  const hostPlans = new Map(request.plan.hosts.map((plan) => [plan.host.name, plan]));
   const now = new Date();
   results = results.map((result) => {
+    const hostPlan = hostPlans.get(result.name);
     const plan = plans.get(result.name);
-    if (plan === undefined || !finished(result)) return result;
-    const settled = settleStatusHost(plan, result, fills.get(result.name), {
+    if (hostPlan === undefined || plan === undefined || !finished(result)) return result;
+    const settled = settleStatusHost(hostPlan, plan, result, fills.get(result.name), {
       now,
       maxAgeS: request.maxAgeS ?? null,
     });
@@ -366,11 +369,7 @@ async function runStatus(
 async function runMaintenance(
   request: FleetRunRequest,
   context: HostRunContext,
-  runHosts: (
-    hosts: FleetPlan["hosts"],
-    ctx: HostRunContext,
-    phase?: "first" | "maintenance",
-  ) => Promise<HostResult[]>,
+  runHosts: RunHosts,
   assignments: readonly PruneAssignment[],
   action: PruneAssignment["action"],
 ): Promise<{ uses: RepositoryUse[]; results: Map<string, HostResult> }> {

@@ -20,6 +20,7 @@ import {
 } from "../agent/plan-lines.js";
 import type { AgentEvent, ResultEvent } from "../agent/protocol.js";
 import type { HostPlan } from "../plan/build-plan.js";
+import { DEFAULT_COW_WARN_PERCENT } from "../config/model.js";
 import { trackJobs, type JobTracker, type TrackedCommand } from "./job-tracker.js";
 import { trackRepositoryIds, type RepositoryIds } from "./repository-ids.js";
 import type { RepositoryUse } from "../report/repositories.js";
@@ -199,7 +200,8 @@ export async function runHost(
       command: ctx.command,
       jobs: result.jobs,
       initial: ctx.jobs?.initial ?? "skipped",
-      cowWarnPercent: hostPlan.config.snapshot_settings.snapshot_cow_warn_percent,
+      cowWarnPercent:
+        hostPlan.config?.snapshot_settings.snapshot_cow_warn_percent ?? DEFAULT_COW_WARN_PERCENT,
     } as const;
     const decided =
       outcome.error === null

@@ -8,7 +8,7 @@
 // Phase 2, after every host: a repository that no host read (its assigned host was unreachable or
 // failed) is read by a host that opened it in phase 1, in a second agent run, as prune's phase 2.
 // Then every repository read is split to all its hosts and jobs, by restic's id.
-import { agentPlan } from "../agent/plan-lines.js";
+import { agentPlan, type AgentPlan } from "../agent/plan-lines.js";
 import {
   PROTOCOL_VERSION,
   type ResticFailureCode,
@@ -16,7 +16,7 @@ import {
   type TrackedEvent,
 } from "../agent/protocol.js";
 import { repositoryIdentity } from "../config/rules.js";
-import type { HostPlan } from "../plan/build-plan.js";
+import type { BackupPlan, HostPlan } from "../plan/build-plan.js";
 import { compare, repositoryKeys, type RepositoryUse } from "../report/repositories.js";
 import type { HostResult } from "../report/report-schema.js";
 import { ADVISORY_WARNINGS, decideHostOutcome } from "./host-outcome.js";
@@ -29,10 +29,16 @@ export type ReadAssignment = Map<string, Map<string, string[]>>;
 export type LatestFill =
   { ok: true; snapshots: ResticSnapshot[] } | { ok: false; error: string; code: ResticFailureCode | null };
 
+/**
+ * Each host's status plan, built once per run for the assignment and the split: its plan ids depend on
+ * the config alone, not on the run id or command options, so they are the ids the agents report.
+ */
+export function statusPlans(hosts: readonly HostPlan[]): Map<string, AgentPlan> {
+  return new Map(hosts.map((hostPlan) => [hostPlan.host.name, agentPlan(hostPlan, "status", "plan")]));
+}
+
 /** The plan ids of a host's entries (repos and copy destinations) with their job and repository. */
-function entriesOf(hostPlan: HostPlan): { entry: string; job: string; url: string }[] {
-  // The ids depend on the config alone, not on the run id or command options.
-  const plan = agentPlan(hostPlan, "status", "plan");
+function entriesOf(plan: AgentPlan): { entry: string; job: string; url: string }[] {
   return [
     ...[...plan.repos].map(([entry, r]) => ({ entry, job: r.job, url: r.url })),
     ...[...plan.copies].map(([entry, c]) => ({ entry, job: c.job, url: c.url })),
@@ -45,15 +51,13 @@ function entriesOf(hostPlan: HostPlan): { entry: string; job: string; url: strin
  * (different repositories are read side by side, on different hosts). One entry per host and
  * repository carries the read; its jobs are every job, of any host, that uses the repository.
  */
-export function assignReads(hosts: readonly HostPlan[]): ReadAssignment {
+export function assignReads(plans: ReadonlyMap<string, AgentPlan>): ReadAssignment {
   const places = new Map<string, { host: string; entry: string; job: string }[]>();
-  for (const hostPlan of hosts) {
-    for (const { entry, job, url } of entriesOf(hostPlan)) {
+  for (const [host, plan] of plans) {
+    for (const { entry, job, url } of entriesOf(plan)) {
       const location = repositoryIdentity(url);
-      const place = location.startsWith("/")
-        ? `local\n${hostPlan.host.name}\n${location}`
-        : `remote\n${location}`;
-      places.set(place, [...(places.get(place) ?? []), { host: hostPlan.host.name, entry, job }]);
+      const place = location.startsWith("/") ? `local\n${host}\n${location}` : `remote\n${location}`;
+      places.set(place, [...(places.get(place) ?? []), { host, entry, job }]);
     }
   }
   const load = new Map<string, number>();
@@ -194,13 +198,13 @@ export function splitReads(uses: readonly RepositoryUse[]): Map<string, Map<stri
  * everything itself). A host whose agent did not finish keeps its result: unreachable stays unreachable.
  */
 export function settleStatusHost(
-  hostPlan: HostPlan,
+  hostPlan: BackupPlan,
+  plan: AgentPlan,
   result: HostResult,
   fills: ReadonlyMap<string, LatestFill> | undefined,
   options: { now: Date; maxAgeS: number | null },
 ): HostResult {
   if (!finished(result)) return result;
-  const plan = agentPlan(hostPlan, "status", "plan");
   const tracker = trackJobs(hostPlan, plan, "status", "skipped");
   for (const [entry, fill] of fills ?? []) {
     const job = plan.repos.get(entry)?.job ?? plan.copies.get(entry)?.job;

@@ -11,6 +11,7 @@ import {
   assignMissingReads,
   assignReads,
   settleStatusHost,
+  statusPlans,
   splitReads,
   withPhase2Reads,
   type LatestFill,
@@ -59,6 +60,12 @@ const planOf = (name: string) => {
   const found = plan.hosts.find((h) => h.host.name === name);
   if (found === undefined) throw new Error(name);
   return found;
+};
+/** A host's plan and its status plan, as settleStatusHost takes them. */
+const plansOf = (name: string) => {
+  const status = statusPlans([planOf(name)]).get(name);
+  if (status === undefined) throw new Error(name);
+  return [planOf(name), status] as const;
 };
 
 const asObject = (assignment: ReadAssignment) =>
@@ -138,7 +145,7 @@ const results = (...entries: HostResult[]) => new Map(entries.map((r) => [r.name
 
 describe("assignReads (phase 1, from the plan)", () => {
   it("each host-local path on its host; each remote URL once, spread over the hosts that use it, with every job that uses it", () => {
-    expect(asObject(assignReads(plan.hosts))).toEqual({
+    expect(asObject(assignReads(statusPlans(plan.hosts)))).toEqual({
       // REST: h1, h2 and h3 use it; h1 is first. SFTP: h1 has a read already, h2 has none.
       h1: { r1: ["data"], r2: ["data"] },
       h2: { r1: ["data"], r3: ["data", "etc"] },
@@ -150,7 +157,7 @@ describe("assignReads (phase 1, from the plan)", () => {
 
   it("only the selected hosts: a URL whose first user is not selected goes to the next", () => {
     const selected = plan.hosts.filter((h) => h.host.name !== "h1");
-    expect(asObject(assignReads(selected))).toEqual({
+    expect(asObject(assignReads(statusPlans(selected)))).toEqual({
       h2: { r1: ["data"], r2: ["data"], r3: ["etc"] },
       h3: { r1: ["data"] },
       h4: { r1: ["data"], r2: ["data"] },
@@ -333,7 +340,7 @@ describe("settleStatusHost", () => {
     ]);
 
   it("latest, age and staleness per job and repository, as a host that read everything itself", () => {
-    const settled = settleStatusHost(planOf("h3"), hostResult("h3"), fills("2026-12-01T11:00:00Z"), {
+    const settled = settleStatusHost(...plansOf("h3"), hostResult("h3"), fills("2026-12-01T11:00:00Z"), {
       now,
       maxAgeS: 7200,
     });
@@ -362,7 +369,7 @@ describe("settleStatusHost", () => {
   });
 
   it("--max-age: a job older than it fails the host with code stale", () => {
-    const settled = settleStatusHost(planOf("h3"), hostResult("h3"), fills("2026-11-30T11:00:00Z"), {
+    const settled = settleStatusHost(...plansOf("h3"), hostResult("h3"), fills("2026-11-30T11:00:00Z"), {
       now,
       maxAgeS: 7200,
     });
@@ -375,7 +382,7 @@ describe("settleStatusHost", () => {
 
   it("a failed shared read fails the host that depends on it, with the read's error", () => {
     const settled = settleStatusHost(
-      planOf("h3"),
+      ...plansOf("h3"),
       hostResult("h3"),
       new Map([
         ...fills("2026-12-01T11:00:00Z"),
@@ -393,7 +400,7 @@ describe("settleStatusHost", () => {
   it("a host whose agent did not finish keeps its result: unreachable stays unreachable", () => {
     const unreachable = hostResult("h3", "unreachable", "refused");
     expect(
-      settleStatusHost(planOf("h3"), unreachable, fills("2026-12-01T11:00:00Z"), { now, maxAgeS: 60 }),
+      settleStatusHost(...plansOf("h3"), unreachable, fills("2026-12-01T11:00:00Z"), { now, maxAgeS: 60 }),
     ).toBe(unreachable);
   });
 });
