@@ -73,7 +73,7 @@ password_file = ${JSON.stringify(password)}
     password = writePasswordFile(join(dir, "restic-password"), "maintenance host test password");
     recorder = createResticRecorder(dir);
     full = await startRestServer(join(dir, "rest"));
-    keeperUrl = resticInit(full.url("fleet"), password);
+    keeperUrl = resticInit(full.url("fleet"), password, full.path("fleet"));
     appendOnly = await startRestServer(join(dir, "rest"), { appendOnly: true });
     hostsUrl = appendOnly.url("fleet");
     fleet = await startFleet({ hosts: [...HOSTS, KEEPER], binds: [recorder.bind] });
@@ -203,7 +203,7 @@ password_file = ${JSON.stringify(password)}
   });
 
   it("a maintenance_url that opens another repository is never maintained", async () => {
-    const otherUrl = resticInit(full.url("other"), password);
+    const otherUrl = resticInit(full.url("other"), password, full.path("other"));
     const wrong = inventory("wrong.toml", otherUrl);
     const counts = HOSTS.map((h) => snapshotsOf(h).length);
     const before = recorder.calls().length;

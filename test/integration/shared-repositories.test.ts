@@ -73,7 +73,7 @@ describeIntegration("repositories shared over SFTP and REST: one prune and one r
     sftp.handOver();
     repos.sftp = sftp.url("shared");
     rest = await startRestServer(join(dir, "rest"));
-    repos.rest = resticInit(rest.url("shared"), password);
+    repos.rest = resticInit(rest.url("shared"), password, rest.path("shared"));
     fleet = await startFleet({ hosts: HOSTS, binds: [recorder.bind, sftp.bind] });
     for (const host of HOSTS) {
       repos.local[host] = resticInit(join(dir, `local-${host}`), password);
@@ -274,18 +274,25 @@ describeIntegration("repositories shared over SFTP and REST: one prune and one r
   }, 180_000);
 
   it("status --max-age: within one read of each shared repository, only the hosts with no recent snapshot are stale", async () => {
-    // sr3 backs up again now; the others' latest snapshots are from before the tests above.
+    const newestIn = (host: string) =>
+      Math.max(...snapshotsOf(sftpPath, host).map((snapshot) => Date.parse(snapshot.time)));
+    // sr3 backs up again at least 30 s after the others' latest snapshots (the tests above may take
+    // less than that), so that their ages differ by more than twice the status run (checked below).
+    const othersNewest = Math.max(...["sr1", "sr2", "sr4"].map(newestIn));
+    const waitMs = othersNewest + 30_000 - Date.now();
+    if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
     writeFileSync(join(dir, "src", "sr3", "late.txt"), "late\n");
     const backup = await runJson("backup", inventoryFile, "--limit", "sr3");
     expect(backup.code, backup.stdout + backup.stderr).toBe(0);
-    const newestIn = (host: string) =>
-      Math.max(...snapshotsOf(sftpPath, host).map((snapshot) => Date.parse(snapshot.time)));
-    const gapS = (newestIn("sr3") - Math.max(...["sr1", "sr2", "sr4"].map(newestIn))) / 1000;
-    expect(gapS).toBeGreaterThan(60);
+    const gapS = (newestIn("sr3") - othersNewest) / 1000;
+    expect(gapS).toBeGreaterThan(30);
     // Halfway between sr3's age and the others' (they grow alike while the run lasts).
-    const maxAgeS = Math.ceil((Date.now() - newestIn("sr3")) / 1000 + gapS / 2);
+    const started = Date.now();
+    const maxAgeS = Math.ceil((started - newestIn("sr3")) / 1000 + gapS / 2);
     const before = recorder.calls().length;
     const status = await runJson("status", inventoryFile, "--max-age", `${maxAgeS}s`);
+    // sr3's age grew by the run's duration: below half the gap, it is still within --max-age.
+    expect((Date.now() - started) / 1000).toBeLessThan(gapS / 2);
     expect(status.code, status.stdout + status.stderr).toBe(1);
     expect(snapshotReads(before)).toEqual(
       [repos.sftp, repos.rest, ...HOSTS.map((h) => repos.local[h])].sort(),
@@ -299,5 +306,5 @@ describeIntegration("repositories shared over SFTP and REST: one prune and one r
     const fresh = await runJson("status", inventoryFile, "--max-age", "1h");
     expect(fresh.code, fresh.stdout + fresh.stderr).toBe(0);
     expectLatest(fresh, HOSTS);
-  });
+  }, 120_000);
 });

@@ -57,7 +57,7 @@ describeIntegration("verify: one restic check per repository, and a restore dril
     sftp.handOver();
     repos.sftp = sftp.url("shared");
     rest = await startRestServer(join(dir, "rest"));
-    repos.rest = resticInit(rest.url("shared"), password);
+    repos.rest = resticInit(rest.url("shared"), password, rest.path("shared"));
     fleet = await startFleet({ hosts: HOSTS, binds: [recorder.bind, sftp.bind] });
     for (const host of HOSTS) {
       repos.local[host] = resticInit(join(dir, `local-${host}`), password);

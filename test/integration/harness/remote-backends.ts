@@ -83,6 +83,8 @@ export interface RestServer {
   readonly port: number;
   /** `rest:http://127.0.0.1:PORT/NAME/`. */
   url(name: string): string;
+  /** The directory of url(name) on this machine. */
+  path(name: string): string;
   stop(): Promise<void>;
 }
 
@@ -125,6 +127,7 @@ export async function startRestServer(
   return {
     port,
     url: (name) => `rest:http://127.0.0.1:${port}/${name}/`,
+    path: (name) => join(dir, name),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

@@ -116,7 +116,8 @@ async function readPasswordState(): Promise<PasswordState | undefined> {
 
 async function writePasswordState(state: PasswordState, options: { replace: boolean }): Promise<void> {
   await mkdir(STATE_DIRECTORY, { recursive: true, mode: 0o700 });
-  const temporary = `${PASSWORD_STATE_FILE}.${process.pid}.tmp`;
+  // Not named by PID alone: passes side by side have PID namespaces of their own.
+  const temporary = `${PASSWORD_STATE_FILE}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   await writeFile(temporary, JSON.stringify(state), { mode: 0o600 });
   if (options.replace) {
     await rename(temporary, PASSWORD_STATE_FILE);

@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Fleet } from "../harness/fleet.js";
+import { useFastKeys } from "../../helpers/fast-restic-key.js";
 
 export type TomlValue = string | number | boolean | string[];
 export type Settings = Record<string, TomlValue>;
@@ -88,8 +89,13 @@ export function writePasswordFile(path: string, password: string): string {
   return path;
 }
 
-export function resticInit(repo: string, passwordFile: string): string {
+/**
+ * `restic init`, then the repository's key made cheap to open (fast-restic-key.ts): `repo` is a local
+ * path, or a URL whose directory here is `dir`.
+ */
+export function resticInit(repo: string, passwordFile: string, dir = repo): string {
   execFileSync("restic", ["init", "--repo", repo, "--password-file", passwordFile], { stdio: "pipe" });
+  useFastKeys(dir, passwordFile);
   return repo;
 }
 

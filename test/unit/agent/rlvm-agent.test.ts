@@ -22,6 +22,7 @@ import { hostname, release, tmpdir, userInfo } from "node:os";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useFastKeys } from "../../helpers/fast-restic-key.js";
 import { skipOrFail } from "../../helpers/skip-or-fail.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
@@ -91,6 +92,7 @@ function resticInit(repo: string, passwordFile: string): void {
     encoding: "utf8",
   });
   if (r.status !== 0) throw new Error(`restic init ${repo} failed: ${r.stderr}`);
+  useFastKeys(repo, passwordFile);
 }
 
 /** restic's repository id of REPO (`restic cat config`), opened with the good password. */

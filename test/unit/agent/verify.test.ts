@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentEvent, PLAN_FORMAT, planLine, type AgentEvent } from "../../../src/agent/protocol.js";
+import { useFastKeys } from "../../helpers/fast-restic-key.js";
 import { skipOrFail } from "../../helpers/skip-or-fail.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
@@ -107,6 +108,7 @@ beforeAll(() => {
   writeFileSync(password, "verify unit test password\n", { mode: 0o600 });
   repo = join(base, "repo");
   restic("init");
+  useFastKeys(repo, password);
   repoId = (JSON.parse(restic("cat", "config", "--no-lock")) as { id: string }).id;
   source = join(base, "src");
   mkdirSync(join(source, "sub"), { recursive: true });
