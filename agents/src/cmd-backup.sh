@@ -255,7 +255,7 @@ run_copy() {
   i=${COPY_JOB[c]}
   if [[ ${REPO_OK[r]-} != 1 ]]; then
     emit copy_failed job "s:${JOB_NAME[i]}" copy "s:${COPY_ID[c]}" duration_ms n:0 \
-      message "s:not run: the backup into ${REPO_LABEL[r]} failed in this run"
+      message "s:not run: the backup into ${REPO_LABEL[r]} failed in this run" code z:
     return 1
   fi
   now_ms
@@ -269,9 +269,12 @@ run_copy() {
     emit copy_done job "s:${JOB_NAME[i]}" copy "s:${COPY_ID[c]}" duration_ms "n:$((end - start))"
     return 0
   fi
+  # The code names the repository restic could not open: source and destination share this stderr.
+  restic_code_field "$rc" "$RUN_DIR/copy.${COPY_ID[c]}.err"
+  local code=$REPLY
   error_line "$RUN_DIR/copy.${COPY_ID[c]}.err" "${COPY_URL[c]}" "${COPY_LABEL[c]}" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
   emit copy_failed job "s:${JOB_NAME[i]}" copy "s:${COPY_ID[c]}" duration_ms "n:$((end - start))" \
-    message "s:restic copy failed (exit $rc): ${REPLY:-no output}"
+    message "s:restic copy failed (exit $rc): ${REPLY:-no output}" code "$code"
   return 1
 }
 

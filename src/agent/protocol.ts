@@ -307,6 +307,7 @@ export const copyFailedEvent = z.object({
   copy: z.string(),
   duration_ms: z.number().int(),
   message: z.string(),
+  code: resticFailureCode.nullable(),
 });
 
 export const orphanRemovedEvent = z.object({

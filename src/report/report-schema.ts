@@ -41,6 +41,7 @@ export const copyResultSchema = z.object({
   status: z.enum(RUN_STATUSES),
   duration_ms: z.number().int().nullable(),
   error: z.string().nullable(),
+  error_code: resticFailureCode.nullable(),
 });
 
 export const pruneResultSchema = z.object({

@@ -136,6 +136,7 @@ export function trackJobs(
       status: initial,
       duration_ms: null,
       error: null,
+      error_code: null,
     };
     copyById.set(id, result);
     jobByName.get(copy.job)?.copies.push(result);
@@ -208,6 +209,7 @@ export function trackJobs(
             copy.status = event.event === "copy_done" ? "ok" : "failed";
             copy.duration_ms = event.duration_ms;
             copy.error = event.event === "copy_failed" ? event.message : null;
+            copy.error_code = event.event === "copy_failed" ? event.code : null;
           }
           return null;
         }

@@ -225,4 +225,37 @@ prune_keep_last = 1
       for (const call of calls) expect(call.args).not.toContain("--retry-lock");
     }
   });
+
+  it("copy_to: a destination that does not exist and one with another password, each copy failure with its code", async () => {
+    // Backup opens no copy destination before it runs: restic copy is the first to.
+    writeFileSync(
+      join(dir, "rv2.toml"),
+      `[standard_path.data]
+backup_source_path = ${JSON.stringify(join(dir, "src", "rv2"))}
+
+[[standard_path.data.repositories]]
+repo_path = ${JSON.stringify(repos.shared)}
+password_file = ${JSON.stringify(password)}
+
+  [[standard_path.data.repositories.copy_to]]
+  repo = ${JSON.stringify(repos.missing)}
+  password_file = ${JSON.stringify(password)}
+
+  [[standard_path.data.repositories.copy_to]]
+  repo = ${JSON.stringify(repos.other)}
+  password_file = ${JSON.stringify(password)}
+`,
+    );
+    const backup = await runJson("backup", inventoryFile, "--limit", "rv2");
+    // A failed copy leaves the backup done: the host is partial (exit 3).
+    expect(backup.code, backup.stdout + backup.stderr).toBe(3);
+    expect(backup.host("rv2")?.status).toBe("partial");
+    const job = backup.host("rv2")?.jobs[0];
+    expect(job?.repos[0]).toMatchObject({ status: "ok", error_code: null });
+    const [missing, other] = job?.copies ?? [];
+    expect(missing).toMatchObject({ status: "failed", error_code: "repo_missing" });
+    expect(missing?.error).toContain(`(exit ${exits.missing})`);
+    expect(other).toMatchObject({ status: "failed", error_code: "repo_wrong_password" });
+    expect(other?.error).toContain(`(exit ${exits.wrongPassword})`);
+  });
 });

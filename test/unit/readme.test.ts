@@ -136,7 +136,7 @@ describe("README", () => {
               error_code: null,
             },
           ],
-          copies: [{ from: "/r", to: "/c", status: "ok", duration_ms: 1, error: null }],
+          copies: [{ from: "/r", to: "/c", status: "ok", duration_ms: 1, error: null, error_code: null }],
         }),
       ]),
       {

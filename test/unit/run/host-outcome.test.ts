@@ -194,7 +194,14 @@ describe("backup", () => {
   it("partial: a copy failed while every backup succeeded", () => {
     const events = allBackedUp.map((e) =>
       e.event === "copy_done"
-        ? ({ event: "copy_failed", job: "data", copy: "c1", duration_ms: 5, message: "x" } as const)
+        ? ({
+            event: "copy_failed",
+            job: "data",
+            copy: "c1",
+            duration_ms: 5,
+            message: "x",
+            code: null,
+          } as const)
         : e,
     );
     expect(decide({ events })).toMatchObject({ status: "partial", code: null, jobs: ["ok", "ok"] });

@@ -23,7 +23,14 @@ describe("renderReportMarkdown", () => {
               repo("/srv/backup/b", { snapshot_id: "5e6f7a8b", data_added: 3 * 1024 * 1024 }),
             ],
             copies: [
-              { from: "/srv/backup/a", to: "sftp:vault:/copy", status: "ok", duration_ms: 50, error: null },
+              {
+                from: "/srv/backup/a",
+                to: "sftp:vault:/copy",
+                status: "ok",
+                duration_ms: 50,
+                error: null,
+                error_code: null,
+              },
             ],
           }),
         ],
@@ -65,6 +72,7 @@ describe("renderReportMarkdown", () => {
                 status: "failed",
                 duration_ms: null,
                 error: "not run: its source repository failed",
+                error_code: null,
               },
             ],
           }),

@@ -71,7 +71,14 @@ const job = {
   status: "failed" as const,
   snapshot: null,
   copies: [
-    { from: "/srv/a", to: "/srv/b", status: "failed" as const, duration_ms: null, error: `copy ${EVIL}` },
+    {
+      from: "/srv/a",
+      to: "/srv/b",
+      status: "failed" as const,
+      duration_ms: null,
+      error: `copy ${EVIL}`,
+      error_code: null,
+    },
   ],
   repos: [
     {
