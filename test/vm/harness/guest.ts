@@ -18,6 +18,7 @@ import { requireExecutable } from "../../integration/harness/prerequisites.js";
 import { runCommand, runCommandOrThrow, type CommandResult } from "../../integration/harness/run-command.js";
 import { cacheRoot, ensureImage, GUEST_LOGIN, type GuestImage, type Suite } from "./image.js";
 import { recordTiming, vmLog } from "./log.js";
+import { fastKey } from "../../helpers/fast-restic-key.js";
 import { freePort } from "../../../src/demo/free-port.js";
 import { startQemu, type Qemu } from "./qemu.js";
 
@@ -267,8 +268,10 @@ setsid -f bash /run/rlvm-test/${name}.sh </dev/null >/run/rlvm-test/${name}.log 
     reset: async (repositories = []) => {
       // restic init derives its key with scrypt, slow under TCG: each repository is made once per
       // boot in /srv/backup/.pristine (all at once), and copied from there: a copy keeps its own ID.
+      // Its key is then re-sealed cheap here (test/helpers/fast-restic-key.ts), once: restic pays the
+      // key's scrypt, calibrated to half a second of the guest's time, on every command.
       const names = repositories.map((name) => `'${name}'`).join(" ");
-      await run(
+      const keys = await run(
         `${RESET_SCRIPT}
 mkdir -p /srv/backup/.pristine
 for name in ${names}; do
@@ -276,8 +279,28 @@ for name in ${names}; do
     restic init --repo "/srv/backup/.pristine/$name" --password-file ${PASSWORD_FILE} >/dev/null &
 done
 for job in $(jobs -p); do wait "$job"; done
-for name in ${names}; do cp -a "/srv/backup/.pristine/$name" "/srv/backup/$name"; done`,
+for name in ${names}; do
+  [ -e "/srv/backup/.pristine/.fast-key-$name" ] && continue
+  for key in "/srv/backup/.pristine/$name"/keys/*; do
+    echo "$name \${key##*/} $(base64 -w0 "$key") $(base64 -w0 ${PASSWORD_FILE})"
+  done
+done`,
         { timeoutMs: 300_000 },
+      );
+      const rewrites = keys
+        .split("\n")
+        .filter((line) => line !== "")
+        .map((line) => {
+          const [name, file, key, password] = line.split(" ") as [string, string, string, string];
+          const decode = (text: string) => Buffer.from(text, "base64").toString("utf8");
+          const fresh = fastKey(decode(key), decode(password).replace(/\r?\n$/, ""));
+          const dir = `/srv/backup/.pristine/${name}/keys`;
+          return `printf %s '${Buffer.from(fresh.content).toString("base64")}' | base64 -d >'${dir}/${fresh.name}'
+chmod 0400 '${dir}/${fresh.name}' && rm '${dir}/${file}' && touch '/srv/backup/.pristine/.fast-key-${name}'`;
+        });
+      await run(
+        `${rewrites.join("\n")}
+for name in ${names}; do cp -a "/srv/backup/.pristine/$name" "/srv/backup/$name"; done`,
       );
     },
     stop,
