@@ -15,9 +15,18 @@ const ROOT = join(import.meta.dirname, "../..");
 const BIN = join(ROOT, "bin/rlvm-fleet.js");
 const HOSTS = ["lv1", "lv2"];
 const SESSION = "live";
-/** A tmux server of this test's own: never another's session, whatever else runs on the machine. */
-const tmux = (...args: string[]) =>
-  execFileSync("tmux", ["-L", `rlvm-live-${process.pid}`, ...args], { encoding: "utf8" });
+/**
+ * A tmux server of this test's own: never another's session, whatever else runs on the machine. Each
+ * test takes a new one (freshServer): a killed server takes a moment to exit, and a client that meets
+ * it then fails with "server exited unexpectedly".
+ */
+let server = 0;
+const socket = () => `rlvm-live-${process.pid}-${server}`;
+const tmux = (...args: string[]) => execFileSync("tmux", ["-L", socket(), ...args], { encoding: "utf8" });
+const freshServer = () => {
+  spawnSync("tmux", ["-L", socket(), "kill-server"]);
+  server++;
+};
 /**
  * Per host: 96 MiB in 64 files, uploaded at the wrapper's 8 MiB/s, so the backup lasts about 12 s.
  * restic counts bytes done as it packs them, and packs ahead of the upload only a few packs deep
@@ -66,7 +75,7 @@ describeIntegration("the live view in a real terminal", () => {
   }, 120_000);
 
   afterAll(async () => {
-    spawnSync("tmux", ["-L", `rlvm-live-${process.pid}`, "kill-server"]);
+    spawnSync("tmux", ["-L", socket(), "kill-server"]);
     await fleet?.stop();
   });
 
@@ -120,7 +129,7 @@ describeIntegration("the live view in a real terminal", () => {
 
   it("fits a resized terminal, and leaves a clean screen with the cursor shown on Ctrl-C", async () => {
     for (const host of HOSTS) writeSource(join(dir, "src", host));
-    spawnSync("tmux", ["-L", `rlvm-live-${process.pid}`, "kill-server"]);
+    freshServer();
     // The shell catches SIGINT (a caught signal is default again in its children): it lives on to
     // print the mark, as an interactive shell would.
     const command = `trap true INT; cd ${ROOT} && node ${BIN} backup -i ${inventory}; echo DONE-MARK $?`;
