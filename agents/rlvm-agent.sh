@@ -739,7 +739,7 @@ declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly 
 declare -A PRUNE_REPO_ID=()     # maintain: repo or copy id -> the restic repository id it must have
 declare -A CHECK_REPO_ID=()     # verify, maintain: repo or copy id -> the restic repository id it must have
 PLAN_SUBSET=""                  # verify: restic check --read-data-subset (read_data_subset record)
-PLAN_RESTORE_SAMPLE=0           # verify: files per job the restore drill restores (restore_sample record)
+PLAN_RESTORE_SAMPLE=0           # verify's restore drill, backup's --verify-sample: files per job (restore_sample)
 declare -A READ_JOBS=()         # status: repo or copy id -> the jobs (space-separated) whose snapshots it reads
 # A maintenance host's prune plan: repositories the inventory declares, outside any job of this host,
 # with the restic id the backed-up hosts read there, and one scoped forget per host and job using it.
@@ -1147,7 +1147,8 @@ read_plan() {
     fail agent_protocol "maintain and check records go together, in a verify plan without dry_run"
   fi
   if [[ $PLAN_COMMAND == verify && -z $PLAN_SUBSET ]]; then fail agent_protocol "the plan has no read_data_subset record"; fi
-  if [[ $PLAN_COMMAND != verify ]] && [[ -n $PLAN_SUBSET || -n ${PLAN_SEEN[restore_sample]-} ]]; then
+  if [[ $PLAN_COMMAND != verify ]] &&
+    [[ -n $PLAN_SUBSET || (-n ${PLAN_SEEN[restore_sample]-} && $PLAN_COMMAND != backup) ]]; then
     fail agent_protocol "verify records in a plan for $PLAN_COMMAND"
   fi
   # The read records say which repositories a status run reads whole (for every host that uses them).
@@ -2784,6 +2785,34 @@ discard_job_backups() {
   REPLY=$discarded
 }
 
+# backup_sample JOB: backup --verify-sample: the snapshot just written into the job's first repository
+# that took it, sampled, restored and compared byte for byte with what restic read: the LVM snapshot,
+# still mounted (which lengthens its life by the sample's duration), or a standard_path job's live path.
+backup_sample() {
+  local i=$1 r mode=frozen root=""
+  for r in "${!REPO_ID[@]}"; do
+    if ((REPO_JOB[r] != i)) || [[ ${REPO_OK[r]-} != 1 || -z ${REPO_SNAP[r]-} ]]; then continue; fi
+    if [[ -n ${SNAP_INVALID[i]-} ]]; then
+      now_ms
+      restore_failed "$i" "$r" "$REPLY" "${REPO_SNAP[r]:0:8}" "not run: the LVM snapshot overflowed"
+      return 0
+    fi
+    case ${JOB_CATEGORY[i]} in
+      standard_path) mode=live ;;
+      logical_volume_root) root=${SNAP_MNT[i]} ;;
+    esac
+    sample_snapshot "$i" "$r" "${REPO_SNAP[r]}" "$root" "$mode"
+    return 0
+  done
+  for r in "${!REPO_ID[@]}"; do
+    if ((REPO_JOB[r] == i)); then
+      now_ms
+      restore_failed "$i" "$r" "$REPLY" "" "not run: no backup of this job was written"
+      return 0
+    fi
+  done
+}
+
 # run_copy COPY_INDEX: this host's snapshots of the job, from the source repository into the destination.
 run_copy() {
   local c=$1 r i start end
@@ -2843,6 +2872,7 @@ cmd_backup() {
           message "s:not run: ${JOB_PREP_ERROR:-the job could not be prepared}" code z:
       done
     fi
+    if ((PLAN_RESTORE_SAMPLE > 0)); then backup_sample "$i"; fi
     # The snapshot goes as soon as the job's last repository is done. What restic read from a snapshot
     # that overflowed meanwhile is forgotten again here; the controller decides what it means for the job.
     release_job "$i"
@@ -3097,7 +3127,7 @@ cmd_status() {
   finish "$count repositories read ($failed could not be read)"
 }
 
-# --- verify ---------------------------------------------------------------------------------------
+# --- verify (and backup --verify-sample) ----------------------------------------------------------
 
 RESTORE_DIR=""                  # the restore drill's temporary directory while it exists (cleanup_all removes it)
 declare -a SAMPLE_PATHS=()      # the sampler: the paths it holds, then (sample_finish) the sample
@@ -3251,23 +3281,32 @@ file_digest() {
   if ((CAP_RC == 0)); then REPLY=${CAP_OUT%% *}; fi
 }
 
-# restore_drill JOB: restore PLAN_RESTORE_SAMPLE sampled files of the job's latest snapshot in its first
-# repository into RESTORE_DIR (below the run directory; cleanup_all removes it however the run ends) and
-# compare each with the live file, which has the snapshot's path for every category (an LV snapshot is
-# backed up at its origin's mount point, or chrooted into for /). Only a file whose size and mtime are
-# those of the snapshot is compared byte for byte: the others changed since the backup (information).
+# restore_drill JOB: verify's drill of JOB: its latest snapshot in its first repository, compared with
+# the live files, which have the snapshot's paths for every category (an LV snapshot is backed up at
+# its origin's mount point, or chrooted into for /).
 restore_drill() {
-  local i=$1 r="" rr fifo err rc line snapshot="" started ms day p live restored state
-  local matched=0 changed=0 mismatched=0 unrestored=0 re='"short_id":"([0-9a-f]+)"'
-  local -a args=() mismatch_list=() changed_list=() missing_list=()
-  local job=${JOB_NAME[i]}
-  for rr in "${!REPO_ID[@]}"; do
-    if ((REPO_JOB[rr] == i)); then
-      r=$rr
-      break
+  local r
+  for r in "${!REPO_ID[@]}"; do
+    if ((REPO_JOB[r] == $1)); then
+      sample_snapshot "$1" "$r" latest "" live
+      return 0
     fi
   done
-  if [[ -z $r ]]; then return 0; fi
+}
+
+# sample_snapshot JOB REPO_INDEX SNAPSHOT ROOT MODE: restore PLAN_RESTORE_SAMPLE sampled files of SNAPSHOT
+# (a restic snapshot id, or `latest`: this host's newest of the job) into RESTORE_DIR (below the run
+# directory; cleanup_all removes it however the run ends) and compare each with its source, ROOT followed
+# by its path. MODE live: the source is live, so only a file whose size and mtime are those of the
+# snapshot is compared byte for byte (the others changed since the backup: information). MODE frozen:
+# the source is what restic read (a still mounted LVM snapshot), so every file is compared byte for byte.
+# Emits restore_sample.
+sample_snapshot() {
+  local i=$1 r=$2 root=$4 mode=$5 fifo err rc line snapshot="" started ms day p source restored state
+  local matched=0 changed=0 mismatched=0 unrestored=0 re='"short_id":"([0-9a-f]+)"'
+  local -a args=() which=("$3") mismatch_list=() changed_list=() missing_list=()
+  local job=${JOB_NAME[i]}
+  if [[ $3 == latest ]]; then which=(--host "$PLAN_HOST" --tag "job:$job" latest); fi
   now_ms
   started=$REPLY
   capture "${TOOL[date]}" -u +%s
@@ -3280,7 +3319,7 @@ restore_drill() {
     restore_failed "$i" "$r" "$started" "" "cannot create a FIFO in the run directory: $CAP_ERR"
     return 0
   }
-  CHILD_CMD=(restic_exec repo "$r" 0 ls --json --no-lock --host "$PLAN_HOST" --tag "job:$job" latest)
+  CHILD_CMD=(restic_exec repo "$r" 0 ls --json --no-lock "${which[@]}")
   "${CHILD_CMD[@]}" </dev/null >"$fifo" 2>"$err" 3>&- &
   CHILD_PID=$!
   while IFS= read -r line; do
@@ -3297,7 +3336,7 @@ restore_drill() {
   "${TOOL[rm]}" -f -- "$fifo" </dev/null 2>/dev/null || true
   if ((rc != 0)); then
     error_line "$err" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
-    restore_failed "$i" "$r" "$started" "" "cannot list the latest snapshot (exit $rc): ${REPLY:-no output}"
+    restore_failed "$i" "$r" "$started" "" "cannot list the snapshot (exit $rc): ${REPLY:-no output}"
     return 0
   fi
   if [[ -z $snapshot ]]; then
@@ -3324,21 +3363,23 @@ restore_drill() {
       return 0
     fi
     for p in "${SAMPLE_PATHS[@]}"; do
-      restored=$RESTORE_DIR$p live=$p
+      restored=$RESTORE_DIR$p source=$root$p
       file_state "$restored"
       if [[ -z $REPLY ]]; then
         unrestored=$((unrestored + 1)) missing_list+=("$p")
         continue
       fi
       state=$REPLY
-      file_state "$live"
-      if [[ $REPLY != "$state" ]]; then
-        changed=$((changed + 1)) changed_list+=("$p")
-        continue
+      if [[ $mode == live ]]; then
+        file_state "$source"
+        if [[ $REPLY != "$state" ]]; then
+          changed=$((changed + 1)) changed_list+=("$p")
+          continue
+        fi
       fi
       file_digest "$restored"
       state=$REPLY
-      file_digest "$live"
+      file_digest "$source"
       if [[ -n $state && $REPLY == "$state" ]]; then
         matched=$((matched + 1))
       else

@@ -110,6 +110,7 @@ export const HOST_ERROR_CODES = {
   snapshot_failed: "failed",
   prune_failed: "failed",
   verify_failed: "failed",
+  verify_sample_failed: "failed",
   repo_unreadable: "failed",
   stale: "failed",
   interrupted: "failed",

@@ -248,6 +248,34 @@ discard_job_backups() {
   REPLY=$discarded
 }
 
+# backup_sample JOB: backup --verify-sample: the snapshot just written into the job's first repository
+# that took it, sampled, restored and compared byte for byte with what restic read: the LVM snapshot,
+# still mounted (which lengthens its life by the sample's duration), or a standard_path job's live path.
+backup_sample() {
+  local i=$1 r mode=frozen root=""
+  for r in "${!REPO_ID[@]}"; do
+    if ((REPO_JOB[r] != i)) || [[ ${REPO_OK[r]-} != 1 || -z ${REPO_SNAP[r]-} ]]; then continue; fi
+    if [[ -n ${SNAP_INVALID[i]-} ]]; then
+      now_ms
+      restore_failed "$i" "$r" "$REPLY" "${REPO_SNAP[r]:0:8}" "not run: the LVM snapshot overflowed"
+      return 0
+    fi
+    case ${JOB_CATEGORY[i]} in
+      standard_path) mode=live ;;
+      logical_volume_root) root=${SNAP_MNT[i]} ;;
+    esac
+    sample_snapshot "$i" "$r" "${REPO_SNAP[r]}" "$root" "$mode"
+    return 0
+  done
+  for r in "${!REPO_ID[@]}"; do
+    if ((REPO_JOB[r] == i)); then
+      now_ms
+      restore_failed "$i" "$r" "$REPLY" "" "not run: no backup of this job was written"
+      return 0
+    fi
+  done
+}
+
 # run_copy COPY_INDEX: this host's snapshots of the job, from the source repository into the destination.
 run_copy() {
   local c=$1 r i start end
@@ -307,6 +335,7 @@ cmd_backup() {
           message "s:not run: ${JOB_PREP_ERROR:-the job could not be prepared}" code z:
       done
     fi
+    if ((PLAN_RESTORE_SAMPLE > 0)); then backup_sample "$i"; fi
     # The snapshot goes as soon as the job's last repository is done. What restic read from a snapshot
     # that overflowed meanwhile is forgotten again here; the controller decides what it means for the job.
     release_job "$i"

@@ -1,4 +1,4 @@
-# --- verify ---------------------------------------------------------------------------------------
+# --- verify (and backup --verify-sample) ----------------------------------------------------------
 
 RESTORE_DIR=""                  # the restore drill's temporary directory while it exists (cleanup_all removes it)
 declare -a SAMPLE_PATHS=()      # the sampler: the paths it holds, then (sample_finish) the sample
@@ -152,23 +152,32 @@ file_digest() {
   if ((CAP_RC == 0)); then REPLY=${CAP_OUT%% *}; fi
 }
 
-# restore_drill JOB: restore PLAN_RESTORE_SAMPLE sampled files of the job's latest snapshot in its first
-# repository into RESTORE_DIR (below the run directory; cleanup_all removes it however the run ends) and
-# compare each with the live file, which has the snapshot's path for every category (an LV snapshot is
-# backed up at its origin's mount point, or chrooted into for /). Only a file whose size and mtime are
-# those of the snapshot is compared byte for byte: the others changed since the backup (information).
+# restore_drill JOB: verify's drill of JOB: its latest snapshot in its first repository, compared with
+# the live files, which have the snapshot's paths for every category (an LV snapshot is backed up at
+# its origin's mount point, or chrooted into for /).
 restore_drill() {
-  local i=$1 r="" rr fifo err rc line snapshot="" started ms day p live restored state
-  local matched=0 changed=0 mismatched=0 unrestored=0 re='"short_id":"([0-9a-f]+)"'
-  local -a args=() mismatch_list=() changed_list=() missing_list=()
-  local job=${JOB_NAME[i]}
-  for rr in "${!REPO_ID[@]}"; do
-    if ((REPO_JOB[rr] == i)); then
-      r=$rr
-      break
+  local r
+  for r in "${!REPO_ID[@]}"; do
+    if ((REPO_JOB[r] == $1)); then
+      sample_snapshot "$1" "$r" latest "" live
+      return 0
     fi
   done
-  if [[ -z $r ]]; then return 0; fi
+}
+
+# sample_snapshot JOB REPO_INDEX SNAPSHOT ROOT MODE: restore PLAN_RESTORE_SAMPLE sampled files of SNAPSHOT
+# (a restic snapshot id, or `latest`: this host's newest of the job) into RESTORE_DIR (below the run
+# directory; cleanup_all removes it however the run ends) and compare each with its source, ROOT followed
+# by its path. MODE live: the source is live, so only a file whose size and mtime are those of the
+# snapshot is compared byte for byte (the others changed since the backup: information). MODE frozen:
+# the source is what restic read (a still mounted LVM snapshot), so every file is compared byte for byte.
+# Emits restore_sample.
+sample_snapshot() {
+  local i=$1 r=$2 root=$4 mode=$5 fifo err rc line snapshot="" started ms day p source restored state
+  local matched=0 changed=0 mismatched=0 unrestored=0 re='"short_id":"([0-9a-f]+)"'
+  local -a args=() which=("$3") mismatch_list=() changed_list=() missing_list=()
+  local job=${JOB_NAME[i]}
+  if [[ $3 == latest ]]; then which=(--host "$PLAN_HOST" --tag "job:$job" latest); fi
   now_ms
   started=$REPLY
   capture "${TOOL[date]}" -u +%s
@@ -181,7 +190,7 @@ restore_drill() {
     restore_failed "$i" "$r" "$started" "" "cannot create a FIFO in the run directory: $CAP_ERR"
     return 0
   }
-  CHILD_CMD=(restic_exec repo "$r" 0 ls --json --no-lock --host "$PLAN_HOST" --tag "job:$job" latest)
+  CHILD_CMD=(restic_exec repo "$r" 0 ls --json --no-lock "${which[@]}")
   "${CHILD_CMD[@]}" </dev/null >"$fifo" 2>"$err" 3>&- &
   CHILD_PID=$!
   while IFS= read -r line; do
@@ -198,7 +207,7 @@ restore_drill() {
   "${TOOL[rm]}" -f -- "$fifo" </dev/null 2>/dev/null || true
   if ((rc != 0)); then
     error_line "$err" "${REPO_URL[r]}" "${REPO_LABEL[r]}"
-    restore_failed "$i" "$r" "$started" "" "cannot list the latest snapshot (exit $rc): ${REPLY:-no output}"
+    restore_failed "$i" "$r" "$started" "" "cannot list the snapshot (exit $rc): ${REPLY:-no output}"
     return 0
   fi
   if [[ -z $snapshot ]]; then
@@ -225,21 +234,23 @@ restore_drill() {
       return 0
     fi
     for p in "${SAMPLE_PATHS[@]}"; do
-      restored=$RESTORE_DIR$p live=$p
+      restored=$RESTORE_DIR$p source=$root$p
       file_state "$restored"
       if [[ -z $REPLY ]]; then
         unrestored=$((unrestored + 1)) missing_list+=("$p")
         continue
       fi
       state=$REPLY
-      file_state "$live"
-      if [[ $REPLY != "$state" ]]; then
-        changed=$((changed + 1)) changed_list+=("$p")
-        continue
+      if [[ $mode == live ]]; then
+        file_state "$source"
+        if [[ $REPLY != "$state" ]]; then
+          changed=$((changed + 1)) changed_list+=("$p")
+          continue
+        fi
       fi
       file_digest "$restored"
       state=$REPLY
-      file_digest "$live"
+      file_digest "$source"
       if [[ -n $state && $REPLY == "$state" ]]; then
         matched=$((matched + 1))
       else

@@ -26,7 +26,7 @@ declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly 
 declare -A PRUNE_REPO_ID=()     # maintain: repo or copy id -> the restic repository id it must have
 declare -A CHECK_REPO_ID=()     # verify, maintain: repo or copy id -> the restic repository id it must have
 PLAN_SUBSET=""                  # verify: restic check --read-data-subset (read_data_subset record)
-PLAN_RESTORE_SAMPLE=0           # verify: files per job the restore drill restores (restore_sample record)
+PLAN_RESTORE_SAMPLE=0           # verify's restore drill, backup's --verify-sample: files per job (restore_sample)
 declare -A READ_JOBS=()         # status: repo or copy id -> the jobs (space-separated) whose snapshots it reads
 # A maintenance host's prune plan: repositories the inventory declares, outside any job of this host,
 # with the restic id the backed-up hosts read there, and one scoped forget per host and job using it.
@@ -434,7 +434,8 @@ read_plan() {
     fail agent_protocol "maintain and check records go together, in a verify plan without dry_run"
   fi
   if [[ $PLAN_COMMAND == verify && -z $PLAN_SUBSET ]]; then fail agent_protocol "the plan has no read_data_subset record"; fi
-  if [[ $PLAN_COMMAND != verify ]] && [[ -n $PLAN_SUBSET || -n ${PLAN_SEEN[restore_sample]-} ]]; then
+  if [[ $PLAN_COMMAND != verify ]] &&
+    [[ -n $PLAN_SUBSET || (-n ${PLAN_SEEN[restore_sample]-} && $PLAN_COMMAND != backup) ]]; then
     fail agent_protocol "verify records in a plan for $PLAN_COMMAND"
   fi
   # The read records say which repositories a status run reads whole (for every host that uses them).

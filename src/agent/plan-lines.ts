@@ -42,6 +42,8 @@ export function agentPlan(
     maintain?: ReadonlyMap<string, string>;
     /** verify: restic check's --read-data-subset, and the restore drill's files per job (0: none). */
     verify?: { subset: string; restoreSample: number };
+    /** backup --verify-sample: files per job restored from the snapshot just written and compared (0: none). */
+    verifySample?: number;
     /** status: read these entries' repositories whole, for these jobs (plan id → job names). */
     reads?: ReadonlyMap<string, readonly string[]>;
     /** prune: repositories (repositoryIdentity) whose forgets run on their maintenance host, not here. */
@@ -68,6 +70,8 @@ export function agentPlan(
     lines.push(planLine("read_data_subset", options.verify.subset));
     lines.push(planLine("restore_sample", maintain === undefined ? options.verify.restoreSample : 0));
   }
+  if (command === "backup" && (options.verifySample ?? 0) > 0)
+    lines.push(planLine("restore_sample", options.verifySample ?? 0));
   // prune's records of a repo or copy: its keep values (phase 1), or that it is pruned here (phase 2);
   // verify's: that it is checked here (phase 2).
   const pruneRecords = (id: string, url: string, keep: Retention | null) => {

@@ -42,7 +42,10 @@
 //                                            run) name maintained ids only
 //   read_data_subset SUBSET                  verify: restic check --read-data-subset (n/t, P%, or a size
 //                                            such as 100M)
-//   restore_sample N                         verify: files per job the restore drill restores (0: none)
+//   restore_sample N                         verify: files per job the restore drill restores (0: none);
+//                                            backup: files per job restored from the snapshot just
+//                                            written and compared with what restic read
+//                                            (--verify-sample; absent: none)
 //   maintain                                 verify, phase 2: no restore drill; check what the check
 //                                            records name
 //   check ID REPO_ID                         maintain: `restic check` the repository of this repo or copy,
@@ -90,7 +93,7 @@ export const PLAN_LIMITS = {
   maxBasisPoints: 9999,
   /** restic's --keep-* values (an int on every platform restic runs on). */
   maxKeep: 2 ** 31 - 1,
-  /** verify --restore-sample: files per job. */
+  /** verify --restore-sample and backup --verify-sample: files per job. */
   maxRestoreSample: 1000,
 } as const;
 
@@ -393,7 +396,10 @@ const samplePaths = z.array(z.string()).max(PLAN_LIMITS.maxRestoreSample);
 
 /**
  * verify: the restore drill of a job: sampled files of its latest snapshot in its first repository
- * (`repo`), restored and compared with the live files. `message` says why the drill could not run.
+ * (`repo`), restored and compared with the live files; backup --verify-sample: the same for the
+ * snapshot just written into the job's first repository that took it, compared with what restic read
+ * (the still mounted LVM snapshot, byte for byte; a standard_path job's live files as verify does).
+ * `message` says why the sample could not run.
  */
 export const restoreSampleEvent = z.strictObject({
   ...base,

@@ -111,6 +111,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       "--dry-run",
       "connect and run the preflight, then list what would run; no snapshot, no repository changed",
     )
+    .option(
+      "--verify-sample <n>",
+      "per job, restore n sampled files of the snapshot just written (its first repository that took it) and compare them byte for byte with what restic read, while the LVM snapshot is still mounted; a mismatch fails the job (the backup stays written); default: each host's verify_sample (0: off)",
+    )
     .action(async (options: BackupOptions) => {
       const { backupCommand } = await import("./commands/backup.js");
       exitCode = await backupCommand(options, io, fleetStyles(options));

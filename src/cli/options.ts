@@ -1,6 +1,7 @@
 // The options several commands share: their commander definitions, their parsed types, and how
 // their values are read. Commands and main.ts import this module; it imports neither.
 import { Command, Option } from "commander";
+import { PLAN_LIMITS } from "../agent/protocol.js";
 import { parseDuration } from "../duration.js";
 import { exitCodeTable, UsageError } from "../errors.js";
 import { INVENTORY_FORMATS, type InventoryFormat } from "../inventory/inventory-source.js";
@@ -121,6 +122,15 @@ export function parseForks(text: string): number {
   if (!/^[1-9]\d*$/.test(text)) {
     throw new UsageError(`--forks must be a whole number of at least 1, got "${text}"`);
   }
+  return Number(text);
+}
+
+/** --restore-sample and --verify-sample: files per job, 0 (none) to PLAN_LIMITS.maxRestoreSample. */
+export function parseSampleFiles(option: string, text: string): number {
+  if (!/^\d{1,4}$/.test(text) || Number(text) > PLAN_LIMITS.maxRestoreSample)
+    throw new UsageError(
+      `${option} must be a number of files from 0 to ${PLAN_LIMITS.maxRestoreSample} (0: none), got "${text}"`,
+    );
   return Number(text);
 }
 

@@ -55,6 +55,7 @@ type FleetOutput = Pick<
 interface FleetExtra {
   install?: FleetRunRequest["install"];
   verify?: FleetRunRequest["verify"];
+  verifySample?: FleetRunRequest["verifySample"];
   /** Refuses a plan this command cannot run (throws a UsageError), before anything connects. */
   refuse?: (plan: FleetPlan) => void;
 }
@@ -136,6 +137,7 @@ async function runAndRender(
       },
       ...(extra.install === undefined ? {} : { install: extra.install }),
       ...(extra.verify === undefined ? {} : { verify: extra.verify }),
+      ...(extra.verifySample === undefined ? {} : { verifySample: extra.verifySample }),
       options,
       agentSocket: io.env["SSH_AUTH_SOCK"] ?? null,
       signal: controller.signal,

@@ -31,6 +31,8 @@ export interface HostSpec extends JumpHop {
   agent: "upload" | "installed";
   run_timeout_s: number;
   restic_env_file: string | null;
+  /** backup: files per job the verify sample restores and compares (0: none). */
+  verify_sample: number;
   /** The ResticLVM config, resolved to a local absolute path; null for a host that only maintains repositories. */
   config: string | null;
   /** Every group the host belongs to, ancestors included (not `all`). */
@@ -162,6 +164,7 @@ function resolveInventory(file: string, raw: Record<string, unknown>, baseDir: s
       agent: settings.agent ?? BUILTIN_DEFAULTS.agent,
       run_timeout_s: parseDuration(settings.run_timeout ?? BUILTIN_DEFAULTS.run_timeout) ?? 0,
       restic_env_file: settings.restic_env_file ?? null,
+      verify_sample: settings.verify_sample ?? 0,
       config: local("config"),
       groups: memberOf,
       jump: [],

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { absolutePath, isName, NAME_RULE, repository } from "../config/rules.js";
 import { parseDuration } from "../duration.js";
+import { PLAN_LIMITS } from "../agent/protocol.js";
 
 const localPath = z.string().min(1, "expected a path");
 const seconds = z.number().positive("expected a number of seconds > 0");
@@ -42,6 +43,13 @@ export const hostSettings = {
   run_timeout: duration.optional(),
   // On the host, root-only: must be absolute there, it is not relative to anything here.
   restic_env_file: absolutePath.optional(),
+  // backup: files per job restored from the snapshot just written and compared with its source (0: off).
+  verify_sample: z
+    .number()
+    .int("expected a whole number")
+    .min(0)
+    .max(PLAN_LIMITS.maxRestoreSample, `expected at most ${PLAN_LIMITS.maxRestoreSample} files`)
+    .optional(),
   config: localPath.optional(),
   // true: ssh's own config (~/.ssh/config); a path: that file; resolved per host with `ssh -G`.
   ssh_config: z

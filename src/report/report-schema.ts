@@ -72,12 +72,17 @@ export const latestResultSchema = z.object({
  * backup (size or mtime differ: not compared, information), mismatched (same size and mtime, other
  * bytes) or missing (not restored). Sampling is deterministic: evenly spaced through the snapshot's
  * regular files, the start moved by the UTC day.
+ * backup --verify-sample: the same for the snapshot just written into the job's first repository that
+ * took it; an LV job's files are compared byte for byte with the LVM snapshot restic read, still mounted
+ * (compared_with "lvm_snapshot": nothing there can have changed, so any difference is a mismatch).
  */
 export const restoreResultSchema = z.strictObject({
   repo: z.string(),
   status: z.enum(RUN_STATUSES),
-  /** --restore-sample: the files asked for. */
+  /** --restore-sample (--verify-sample): the files asked for. */
   requested: z.number().int().min(0),
+  /** What the restored files were compared with: the live files, or the LVM snapshot restic read. */
+  compared_with: z.enum(["live", "lvm_snapshot"]),
   snapshot_id: z.string().nullable(),
   /** The snapshot's regular files the sample was taken from. */
   candidates: z.number().int().nullable(),
@@ -92,6 +97,11 @@ export const restoreResultSchema = z.strictObject({
   /** The files read: every file sampled. */
   sampled_paths: z.array(z.string()),
   duration_ms: z.number().int().nullable(),
+  /**
+   * backup, an LV job: how long the sample kept the LVM snapshot mounted (its whole duration); part of
+   * the job's snapshot.lifetime_ms. null otherwise.
+   */
+  snapshot_held_ms: z.number().int().nullable(),
   error: z.string().nullable(),
 });
 
@@ -116,7 +126,10 @@ export const jobResultSchema = z.object({
   copies: z.array(copyResultSchema),
   prunes: z.array(pruneResultSchema),
   latest: z.array(latestResultSchema),
-  /** verify: the job's restore drill (absent in other commands, and with --restore-sample 0). */
+  /**
+   * verify: the job's restore drill; backup: its verify sample (absent in other commands, and with
+   * --restore-sample 0 or no verify sample).
+   */
   restore: restoreResultSchema.optional(),
 });
 

@@ -203,6 +203,8 @@ function decideBackupJob(job: JobResult, initial: RunStatus, warnings: Warning[]
     return "failed";
   }
   if (job.repos.some((r) => r.status === initial)) return "failed"; // the agent stopped mid-job
+  // --verify-sample: the backup is written, but what it restores is not what was read (or no sample ran).
+  if (job.restore !== undefined && job.restore.status !== "ok") return "failed";
   return job.repos.some((r) => r.status === "partial") ? "partial" : "ok";
 }
 
@@ -248,7 +250,15 @@ function jobFailure(input: HostOutcomeInput, failedJobs: readonly JobResult[]): 
           "check the repository and its password file with `rlvm-fleet check`",
       );
     }
-    default:
+    default: {
+      const sampled = failedJobs.filter((job) => job.repos.every((r) => r.status !== "failed"));
+      const unproven = (job: JobResult) => job.restore !== undefined && job.restore.status !== "ok";
+      if (sampled.length === failedJobs.length && sampled.every(unproven))
+        return new HostError(
+          "verify_sample_failed",
+          `${of} jobs' backups were written, but their verify sample failed: ${sampled.map((job) => `job ${job.name}: ${job.restore?.error ?? "the agent sent no sample"}`).join("; ")}`,
+          "a mismatch means restic restored other bytes than it read from the snapshot: run `restic check --read-data` on that repository, and keep the previous snapshots until it passes",
+        );
       return new HostError(
         "backup_failed",
         `${of} jobs failed`,
@@ -258,5 +268,6 @@ function jobFailure(input: HostOutcomeInput, failedJobs: readonly JobResult[]): 
           ),
         ) ?? "see the failed repositories below; the other repositories and hosts were backed up",
       );
+    }
   }
 }

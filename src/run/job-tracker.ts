@@ -44,7 +44,7 @@ export function trackJobs(
   plan: AgentPlan,
   command: TrackedCommand,
   initial: RunStatus,
-  /** verify: the restore drill's files per job (0: no drill). */
+  /** verify: the restore drill's files per job; backup: the verify sample's (0: none). */
   restoreSample = 0,
 ): JobTracker {
   const repoById = new Map<string, RepoResult>();
@@ -67,11 +67,13 @@ export function trackJobs(
     latest: [],
   }));
   const jobByName = new Map(jobs.map((job) => [job.name, job]));
-  if (command === "verify" && restoreSample > 0) {
-    // The drill reads the job's first repository.
+  if ((command === "verify" || command === "backup") && restoreSample > 0) {
+    // The drill reads the job's first repository; backup's sample, its first that took the backup.
     for (const repo of [...plan.repos.values()].reverse()) {
       const job = jobByName.get(repo.job);
-      if (job !== undefined) job.restore = emptyRestore(repo.label, initial, restoreSample);
+      if (job === undefined) continue;
+      const frozen = command === "backup" && job.category !== "standard_path";
+      job.restore = emptyRestore(repo.label, initial, restoreSample, frozen ? "lvm_snapshot" : "live");
     }
   }
   // Targets in plan order: each repository, then its copy destinations.
@@ -269,10 +271,13 @@ export function trackJobs(
           const job = jobByName.get(event.job);
           if (job?.restore === undefined) return null;
           const failed = event.message !== "" || event.mismatched > 0 || event.missing > 0;
+          // backup: no sample of a job whose backups all failed, or whose LVM snapshot overflowed.
+          const notRun = event.message.startsWith("not run: ");
+          const frozen = job.restore.compared_with === "lvm_snapshot";
           const problems = [
             event.message,
             event.mismatched > 0
-              ? `${event.mismatched} file(s) differ from the snapshot with the same size and mtime: ${event.mismatch_paths.join(", ")}`
+              ? `${event.mismatched} file(s) differ from ${frozen ? "the LVM snapshot restic read them from" : "the snapshot with the same size and mtime"}: ${event.mismatch_paths.join(", ")}`
               : "",
             event.missing > 0
               ? `${event.missing} sampled file(s) were not restored: ${event.missing_paths.join(", ")}`
@@ -280,7 +285,7 @@ export function trackJobs(
           ].filter((text) => text !== "");
           Object.assign(job.restore, {
             repo: labelOf(event.repo),
-            status: failed ? "failed" : "ok",
+            status: notRun ? "skipped" : failed ? "failed" : "ok",
             snapshot_id: event.snapshot === "" ? null : event.snapshot,
             candidates: event.candidates,
             sampled: event.sampled,
@@ -293,6 +298,8 @@ export function trackJobs(
             missing_paths: event.missing_paths,
             sampled_paths: event.sampled_paths,
             duration_ms: event.duration_ms,
+            // backup: the LVM snapshot stayed mounted for the sample.
+            snapshot_held_ms: frozen ? event.duration_ms : null,
             error: problems.length === 0 ? null : problems.join("; "),
           } satisfies Partial<RestoreResult>);
           return null;
@@ -359,11 +366,17 @@ export function trackJobs(
 }
 
 /** A job's restore drill before the agent reports it (planned in a dry run). */
-function emptyRestore(repo: string, status: RunStatus, requested: number): RestoreResult {
+function emptyRestore(
+  repo: string,
+  status: RunStatus,
+  requested: number,
+  comparedWith: RestoreResult["compared_with"],
+): RestoreResult {
   return {
     repo,
     status,
     requested,
+    compared_with: comparedWith,
     snapshot_id: null,
     candidates: null,
     sampled: null,
@@ -376,6 +389,7 @@ function emptyRestore(repo: string, status: RunStatus, requested: number): Resto
     missing_paths: [],
     sampled_paths: [],
     duration_ms: null,
+    snapshot_held_ms: null,
     error: null,
   };
 }

@@ -39,6 +39,8 @@ export interface FleetRunRequest {
   command: "ping" | "check" | "backup" | "prune" | "status" | "verify" | "install-agent";
   /** verify: restic check's --read-data-subset (validated) and the restore drill's files per job. */
   verify?: { subset: string; restoreSample: number };
+  /** backup --verify-sample N: files per job for every host, instead of each host's verify_sample. */
+  verifySample?: number;
   /** install-agent: log in as root for this one command, and whether the host keeps an allow-list. */
   install?: { rootLogin: boolean; anyRepository: boolean };
   /** status: a job whose latest snapshot is older than this many seconds is stale. */
@@ -60,7 +62,7 @@ export interface FleetRunRequest {
 
 function agentCommand(
   request: FleetRunRequest,
-): Pick<HostRunContext, "command" | "jobs" | "dryRun" | "maxAgeS" | "install" | "verify"> {
+): Pick<HostRunContext, "command" | "jobs" | "dryRun" | "maxAgeS" | "install" | "verify" | "verifySample"> {
   const dryRun = request.dryRun === true;
   const common = { dryRun, maxAgeS: request.maxAgeS ?? null };
   switch (request.command) {
@@ -71,7 +73,12 @@ function agentCommand(
     case "backup":
       return dryRun
         ? { ...common, command: "preflight", jobs: { command: "backup", initial: "planned" } }
-        : { ...common, command: "backup", jobs: { command: "backup", initial: "skipped" } };
+        : {
+            ...common,
+            command: "backup",
+            jobs: { command: "backup", initial: "skipped" },
+            ...(request.verifySample === undefined ? {} : { verifySample: request.verifySample }),
+          };
     case "prune":
       return { ...common, command: "prune", jobs: { command: "prune", initial: "skipped" } };
     case "status":

@@ -55,6 +55,8 @@ export interface HostRunContext {
   maintain?: (host: HostPlan["host"]) => ReadonlyMap<string, string> | undefined;
   /** verify: restic check's --read-data-subset and the restore drill's files per job. */
   verify?: { subset: string; restoreSample: number };
+  /** backup --verify-sample N: files per job for every host, instead of each host's verify_sample. */
+  verifySample?: number;
   /** status: the entries whose repositories this host reads whole for the fleet (plan id → jobs). */
   reads?: (host: HostPlan["host"]) => ReadonlyMap<string, readonly string[]> | undefined;
   /** prune: repositories (repositoryIdentity) forgotten and pruned on their maintenance host, not here. */
@@ -123,6 +125,7 @@ export async function runHost(
   const maintain = ctx.maintain?.(host);
   const reads = ctx.reads?.(host);
   const maintained = ctx.maintained?.(host);
+  const verifySample = ctx.command === "backup" ? (ctx.verifySample ?? host.verify_sample) : 0;
   const plan =
     maintained !== undefined
       ? maintenancePlan(host, ctx.runId, {
@@ -135,6 +138,7 @@ export async function runHost(
           ...(ctx.install === undefined ? {} : { install: ctx.install(host) }),
           ...(maintain === undefined ? {} : { maintain }),
           ...(ctx.verify === undefined ? {} : { verify: ctx.verify }),
+          verifySample,
           ...(reads === undefined ? {} : { reads }),
           ...(ctx.maintainedElsewhere === undefined ? {} : { maintainedElsewhere: ctx.maintainedElsewhere }),
         });
@@ -190,7 +194,7 @@ export async function runHost(
           plan,
           ctx.jobs.command,
           ctx.jobs.initial,
-          maintain === undefined ? (ctx.verify?.restoreSample ?? 0) : 0,
+          maintain === undefined ? (ctx.verify?.restoreSample ?? verifySample) : 0,
         );
   if (tracker !== null) result.jobs = tracker.jobs;
   try {

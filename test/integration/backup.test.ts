@@ -171,6 +171,54 @@ ${extraRepo}`,
     }
   });
 
+  it("--verify-sample restores sampled files of the snapshot just written and matches them; the option overrides verify_sample", async () => {
+    const s = setup();
+    for (const host of HOSTS)
+      for (const n of [1, 2, 3, 4])
+        writeFileSync(join(s.sources[host] ?? "", `more-${n}.txt`), `${host} ${n}\n`);
+    const inventoryFile = writeInventory(fleet, join(s.base, "sample.toml"), {
+      hosts: HOSTS,
+      defaults: { config: join(s.base, "{host}.toml") },
+      host: { bk1: { verify_sample: 3 } },
+    });
+    const sampleOf = (report: Report, host: string) => report.hosts.find((h) => h.name === host)?.jobs[0];
+
+    const first = await backup(inventoryFile);
+    expect(first.code, first.stdout).toBe(0);
+    const job = sampleOf(first.report, "bk1");
+    expect(job?.status).toBe("ok");
+    expect(job?.restore).toMatchObject({
+      repo: s.repoA,
+      status: "ok",
+      requested: 3,
+      compared_with: "live",
+      candidates: 6,
+      sampled: 3,
+      matched: 3,
+      changed_since_backup: 0,
+      mismatched: 0,
+      missing: 0,
+      snapshot_held_ms: null,
+      error: null,
+    });
+    expect(job?.repos[0]?.snapshot_id?.startsWith(job.restore?.snapshot_id ?? "-")).toBe(true);
+    expect(job?.restore?.sampled_paths.every((p) => p.startsWith(`${s.sources["bk1"]}/`))).toBe(true);
+    expect(sampleOf(first.report, "bk2")?.restore).toBeUndefined();
+
+    const off = await backup(inventoryFile, "--verify-sample", "0");
+    expect(off.code, off.stdout).toBe(0);
+    expect(off.report.hosts.map((h) => h.jobs[0]?.restore)).toEqual([undefined, undefined, undefined]);
+
+    const all = await backup(inventoryFile, "--verify-sample", "2");
+    expect(all.code, all.stdout).toBe(0);
+    for (const host of HOSTS)
+      expect(sampleOf(all.report, host)?.restore, host).toMatchObject({
+        status: "ok",
+        sampled: 2,
+        matched: 2,
+      });
+  });
+
   it("backs up a source path full of shell metacharacters as is, executing nothing", async () => {
     const canary = join(dir, "PWNED");
     const hostile = (host: string) =>

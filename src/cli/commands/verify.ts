@@ -1,9 +1,13 @@
 // `verify`: one `restic check --read-data-subset` per repository of the fleet, and a restore drill of
 // sampled files per host and job, compared with the live files; `--dry-run` reads only the ids.
-import { PLAN_LIMITS } from "../../agent/protocol.js";
 import { UsageError } from "../../errors.js";
 import type { CliIo } from "../io.js";
-import { fleetReportOptions, type FleetOptions, type JobFilterOptions } from "../options.js";
+import {
+  fleetReportOptions,
+  parseSampleFiles,
+  type FleetOptions,
+  type JobFilterOptions,
+} from "../options.js";
 import { runFleetCommand, type FleetStyles } from "../run-fleet-command.js";
 
 export interface VerifyOptions extends FleetOptions, JobFilterOptions {
@@ -17,7 +21,7 @@ export function verifyCommand(options: VerifyOptions, io: CliIo, style: FleetSty
   const verify = {
     subset:
       options.readDataSubset === undefined ? rotatingSubset(new Date()) : parseSubset(options.readDataSubset),
-    restoreSample: parseRestoreSample(options.restoreSample),
+    restoreSample: parseSampleFiles("--restore-sample", options.restoreSample),
   };
   return runFleetCommand("verify", reportOptions, options, io, style, { verify });
 }
@@ -45,12 +49,4 @@ export function parseSubset(text: string): string {
   throw new UsageError(
     `--read-data-subset must be n/t (3/7, n from 1 to t), a percentage (10%, 2.5%, up to 100%) or a size (500M, 2G), got "${text}"`,
   );
-}
-
-export function parseRestoreSample(text: string): number {
-  if (!/^\d{1,4}$/.test(text) || Number(text) > PLAN_LIMITS.maxRestoreSample)
-    throw new UsageError(
-      `--restore-sample must be a number of files from 0 to ${PLAN_LIMITS.maxRestoreSample} (0: no restore drill), got "${text}"`,
-    );
-  return Number(text);
 }

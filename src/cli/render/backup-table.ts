@@ -1,6 +1,6 @@
 // `backup` for people: per host and job, what happened, with every failure and why underneath.
 import Table from "cli-table3";
-import type { HostResult, JobResult, Report } from "../../report/report-schema.js";
+import type { HostResult, JobResult, Report, RestoreResult } from "../../report/report-schema.js";
 import type { Style } from "./style.js";
 import { terminalSafe } from "./terminal-text.js";
 
@@ -10,6 +10,8 @@ export function renderBackupTable(
   paint: (status: string) => string,
 ): string {
   const report = terminalSafe(hostReport);
+  // The verify sample's column, only in a run that sampled.
+  const sampled = report.hosts.some((host) => host.jobs.some((job) => job.restore !== undefined));
   const table = new Table({
     head: [
       "host",
@@ -20,6 +22,7 @@ export function renderBackupTable(
       "files new/changed",
       "added",
       "snapshot life",
+      ...(sampled ? ["verify sample"] : []),
       "time",
     ],
     style: style.color ? { head: ["cyan"] } : { head: [], border: [] },
@@ -27,10 +30,15 @@ export function renderBackupTable(
   const problems: string[] = [];
   for (const host of report.hosts) {
     if (host.jobs.length === 0 || host.status === "unreachable") {
-      table.push([host.name, "", paint(host.status), "", "", "", "", "", seconds(host.duration_ms)]);
+      const blank = Array<string>(sampled ? 6 : 5).fill("");
+      table.push([host.name, "", paint(host.status), ...blank, seconds(host.duration_ms)]);
     }
     if (host.status !== "unreachable") {
-      for (const job of host.jobs) table.push(jobRow(host, job, paint));
+      for (const job of host.jobs) {
+        const row = jobRow(host, job, paint);
+        if (sampled) row.splice(-1, 0, job.restore === undefined ? "" : sampleSummary(job.restore));
+        table.push(row);
+      }
     }
     problems.push(...hostProblems(host, style));
   }
@@ -82,9 +90,25 @@ function hostProblems(host: HostResult, style: Style): string[] {
           `${style.bad("✗")} ${host.name} / ${job.name} copy ${copy.from} → ${copy.to}: ${copy.error}`,
         );
     }
+    if (job.restore?.error != null && job.restore.status !== "skipped")
+      lines.push(
+        `${style.bad("✗")} ${host.name} / ${job.name} verify sample from ${job.restore.repo}: ${job.restore.error}`,
+      );
   }
   for (const warning of host.warnings) lines.push(`${style.warn("!")} ${host.name}: ${warning.message}`);
   return lines;
+}
+
+/** A verify sample in a few words: "5/5 matched", "1 of 5 differ", or why it did not run. */
+export function sampleSummary(sample: RestoreResult): string {
+  if (sample.sampled === null) return sample.status;
+  if (sample.status === "skipped") return "not run";
+  const bad = (sample.mismatched ?? 0) + (sample.missing ?? 0);
+  const held = sample.snapshot_held_ms === null ? "" : `, +${seconds(sample.snapshot_held_ms)} snapshot`;
+  if (bad > 0) return `${bad} of ${sample.sampled} differ${held}`;
+  if (sample.error !== null) return `failed${held}`;
+  const changed = sample.changed_since_backup ?? 0;
+  return `${sample.matched ?? 0}/${sample.sampled} matched${changed > 0 ? `, ${changed} changed` : ""}${held}`;
 }
 
 function seconds(ms: number): string {

@@ -1,6 +1,6 @@
 // The report as markdown, for a ticket, a wiki or a CI summary: the same facts as the table.
 import type { Report } from "../../report/report-schema.js";
-import { bytes } from "./backup-table.js";
+import { bytes, sampleSummary } from "./backup-table.js";
 import { terminalSafe } from "./terminal-text.js";
 
 const cell = (text: string) => text.replaceAll("|", "\\|").replaceAll("\n", " ");
@@ -48,6 +48,20 @@ export function renderReportMarkdown(hostReport: Report): string {
             row([host.name, job.name, copy.status, `copy → ${copy.to}`, "", "", "", copy.error ?? ""]),
           );
         }
+        const sample = job.restore;
+        if (sample !== undefined)
+          lines.push(
+            row([
+              host.name,
+              job.name,
+              sample.status,
+              `verify sample ← ${sample.repo}`,
+              sample.snapshot_id ?? "",
+              sampleSummary(sample),
+              "",
+              sample.error ?? "",
+            ]),
+          );
       }
     }
   } else if (report.command === "status") {

@@ -208,11 +208,12 @@ export function renderReportMetrics(report: Report, previous = ""): string {
       }
       if (job.restore !== undefined) {
         const restore = job.restore;
-        const r = { ...j, repository: restore.repo };
+        // Written by verify and by backup --verify-sample: the command keeps their files' series apart.
+        const r = { ...j, command, repository: restore.repo };
         for (const status of RUN_STATUSES)
           add(
             "rlvm_fleet_restore_sample_status",
-            "1 for the status of the job's restore drill (verify), 0 for the others.",
+            "1 for the status of the job's restore drill (verify; backup --verify-sample), 0 for the others.",
             { ...r, status },
             restore.status === status ? 1 : 0,
           );
@@ -225,13 +226,13 @@ export function renderReportMetrics(report: Report, previous = ""): string {
         for (const [result, value] of results)
           add(
             "rlvm_fleet_restore_sample_files",
-            "Files of the job's restore drill by result: matched (same bytes), changed (size or mtime changed since the backup, not compared), mismatch (same size and mtime, other bytes), missing (not restored).",
+            "Files of the job's restore drill by result: matched (same bytes), changed (size or mtime changed since the backup, not compared), mismatch (other bytes), missing (not restored).",
             { ...r, result },
             value,
           );
         add(
           "rlvm_fleet_restore_sample_duration_seconds",
-          "How long the job's restore drill took (list, restore, compare).",
+          "How long the job's restore drill took (list, restore, compare); in backup, also how much longer the LVM snapshot stayed mounted.",
           r,
           restore.duration_ms === null ? null : seconds(restore.duration_ms),
         );

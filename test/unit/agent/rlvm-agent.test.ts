@@ -582,6 +582,15 @@ describe("plan protocol", () => {
               prunePlan(["maintain"], ["prune", "a", id], ["check", "a", id]),
             ],
             ["read_data_subset in a prune plan", prunePlan(["read_data_subset", "1/7"])],
+            ["restore_sample in a prune plan", prunePlan(["restore_sample", 5])],
+            [
+              "read_data_subset in a backup plan",
+              planText([...header("backup", "p"), ["read_data_subset", "1/7"], ["end"]]),
+            ],
+            [
+              "a backup's restore_sample above its limit",
+              planText([...header("backup", "p"), ["restore_sample", 1001], ["end"]]),
+            ],
           ];
         })(),
         ["maintained with a job", prunePlan(["maintained", "m", "/r", "/pw", "L", id])],

@@ -1,7 +1,8 @@
 // verify's options: the rotating default subset, and --read-data-subset / --restore-sample validated
 // before anything is read or connected (exit 2 with the rule), as the agent validates them again.
 import { describe, expect, it } from "vitest";
-import { parseRestoreSample, parseSubset, rotatingSubset } from "../../../src/cli/commands/verify.js";
+import { parseSubset, rotatingSubset } from "../../../src/cli/commands/verify.js";
+import { parseSampleFiles } from "../../../src/cli/options.js";
 import { runCli } from "../../helpers/run-cli.js";
 
 describe("verify options", () => {
@@ -46,11 +47,13 @@ describe("verify options", () => {
   });
 
   it("takes --restore-sample from 0 (no drill) to 1000", () => {
-    expect(parseRestoreSample("0")).toBe(0);
-    expect(parseRestoreSample("5")).toBe(5);
-    expect(parseRestoreSample("1000")).toBe(1000);
+    expect(parseSampleFiles("--restore-sample", "0")).toBe(0);
+    expect(parseSampleFiles("--restore-sample", "5")).toBe(5);
+    expect(parseSampleFiles("--restore-sample", "1000")).toBe(1000);
     for (const bad of ["1001", "-1", "5a", "", "1e3"])
-      expect(() => parseRestoreSample(bad), bad).toThrow(/--restore-sample must be a number of files/);
+      expect(() => parseSampleFiles("--restore-sample", bad), bad).toThrow(
+        /--restore-sample must be a number of files/,
+      );
   });
 
   it("refuses a bad value with exit 2 before reading the inventory", async () => {
@@ -60,6 +63,11 @@ describe("verify options", () => {
     const sample = await runCli(["verify", "-i", "/nonexistent/inventory.toml", "--restore-sample", "x"]);
     expect(sample.code).toBe(2);
     expect(sample.stderr).toContain("--restore-sample must be a number of files from 0 to 1000");
+    const backup = await runCli(["backup", "-i", "/nonexistent/inventory.toml", "--verify-sample", "1001"]);
+    expect(backup.code).toBe(2);
+    expect(backup.stderr).toContain(
+      '--verify-sample must be a number of files from 0 to 1000 (0: none), got "1001"',
+    );
   });
 
   it("documents both options and the sampling in --help", async () => {

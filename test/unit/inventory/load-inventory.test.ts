@@ -75,6 +75,7 @@ restic_env_file = "/etc/rlvm-fleet/restic.env"
       known_hosts: "/etc/ssh/ssh_known_hosts",
       become_password_file: join(dir, "inv/secrets/sudo"),
       restic_env_file: "/etc/rlvm-fleet/restic.env",
+      verify_sample: 0,
     });
   });
 
@@ -92,6 +93,7 @@ restic_env_file = "/etc/rlvm-fleet/restic.env"
       run_timeout_s: 6 * 3600,
       identity_file: null,
       restic_env_file: null,
+      verify_sample: 0,
     });
   });
 
@@ -119,6 +121,30 @@ restic_env_file = "/etc/rlvm-fleet/restic.env"
           message: expect.stringMatching(/expected "upload" or "installed"/),
         }),
       ]);
+  });
+
+  it("takes verify_sample from defaults, group vars or the host (0 unless set); out of range is refused at its path", () => {
+    const { result } = load(
+      `[defaults]\nconfig = "c.toml"\n[groups.db]\nhosts = ["h2"]\nvars = { verify_sample = 5 }\n[hosts.h1]\n[hosts.h2]\n[hosts.h3]\nverify_sample = 1000\n`,
+    );
+    if (!result.ok) throw new Error(JSON.stringify(result.problems));
+    expect(result.inventory.hosts.map((h) => h.verify_sample)).toEqual([0, 5, 1000]);
+    for (const [value, message] of [
+      ["1001", /expected at most 1000 files/],
+      ["2.5", /expected a whole number/],
+      ["-1", /too small/i],
+      ['"5"', /expected a number/],
+    ] as const) {
+      const bad = load(`[defaults]\nconfig = "c.toml"\n[hosts.h1]\nverify_sample = ${value}\n`);
+      expect(bad.result.ok, value).toBe(false);
+      if (!bad.result.ok)
+        expect(bad.result.problems, value).toEqual([
+          expect.objectContaining({
+            path: "hosts.h1.verify_sample",
+            message: expect.stringMatching(message),
+          }),
+        ]);
+    }
   });
 
   it("accepts two unrelated groups that agree, and a host in no group", () => {

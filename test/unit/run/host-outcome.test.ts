@@ -97,6 +97,29 @@ const allBackedUp: AgentEventFields[] = [
   { event: "copy_done", job: "data", copy: "c1", duration_ms: 5 },
 ];
 
+type SampleFields = Partial<AgentEventFields & { event: "restore_sample" }>;
+/** A restore_sample event of job data (from r1) or etc (from r3): 5 of 9 files sampled, all matched. */
+const restoreSample = (job: string, extra: SampleFields = {}): AgentEventFields =>
+  ({
+    event: "restore_sample",
+    job,
+    repo: job === "data" ? "r1" : "r3",
+    snapshot: "1a2b3c4d",
+    candidates: 9,
+    sampled: 5,
+    matched: 5,
+    changed: 0,
+    mismatched: 0,
+    missing: 0,
+    mismatch_paths: [],
+    changed_paths: [],
+    missing_paths: [],
+    sampled_paths: ["/a", "/b", "/c", "/d", "/e"],
+    duration_ms: 9,
+    message: "",
+    ...extra,
+  }) as AgentEventFields;
+
 interface Scenario {
   command?: AgentCommand;
   tracked?: TrackedCommand | null;
@@ -504,26 +527,7 @@ describe("verify: the restore drill per job, the checks this host ran", () => {
   const [hostPlan] = buildPlan(join(dir, "inventory.toml")).hosts;
   if (hostPlan === undefined) throw new Error("no host");
   const plan = agentPlan(hostPlan, "verify", "run1", { verify: { subset: "1/7", restoreSample: 5 } });
-  const drill = (job: string, extra: Partial<AgentEventFields & { event: "restore_sample" }> = {}) =>
-    agentEventOf({
-      event: "restore_sample",
-      job,
-      repo: job === "data" ? "r1" : "r3",
-      snapshot: "1a2b3c4d",
-      candidates: 9,
-      sampled: 5,
-      matched: 5,
-      changed: 0,
-      mismatched: 0,
-      missing: 0,
-      mismatch_paths: [],
-      changed_paths: [],
-      missing_paths: [],
-      sampled_paths: ["/a", "/b", "/c", "/d", "/e"],
-      duration_ms: 9,
-      message: "",
-      ...extra,
-    });
+  const drill = (job: string, extra: SampleFields = {}) => agentEventOf(restoreSample(job, extra));
   const run = (events: ReturnType<typeof agentEventOf>[], failedChecks: string[] = []) => {
     const tracker = trackJobs(hostPlan, plan, "verify", "skipped", 5);
     for (const event of events) tracker.apply(event);
@@ -584,5 +588,86 @@ describe("verify: the restore drill per job, the checks this host ran", () => {
     expect(outcome.error?.message).toBe(
       "restic check of /srv/backup/a: restic check failed (exit 1): Fatal: repository contains errors",
     );
+  });
+});
+
+describe("backup --verify-sample: the sample of each job's new snapshot", () => {
+  const [hostPlan] = buildPlan(join(dir, "inventory.toml")).hosts;
+  if (hostPlan === undefined) throw new Error("no host");
+  const plan = agentPlan(hostPlan, "backup", "run1", { verifySample: 5 });
+  const sample = (job: string, extra: SampleFields = {}) =>
+    restoreSample(job, { duration_ms: 400, ...extra });
+  const run = (events: AgentEventFields[]) => {
+    const tracker = trackJobs(hostPlan, plan, "backup", "skipped", 5);
+    for (const event of events) tracker.apply(agentEventOf(event));
+    const outcome = decideHostOutcome({
+      command: "backup",
+      agentResult: resultEvent.parse({ v: 2, event: "result", code: null, message: "m" }),
+      jobs: tracker.jobs,
+      initial: "skipped",
+      checks: [],
+      hostWarnings: [],
+      cowWarnPercent: 70,
+    });
+    return { outcome, jobs: tracker.jobs };
+  };
+  const withSamples = (data: AgentEventFields, etc: AgentEventFields) => [
+    ...allBackedUp.slice(0, 4),
+    data,
+    ...allBackedUp.slice(4, 8),
+    etc,
+    ...allBackedUp.slice(8),
+  ];
+
+  it("is asked for in the plan only when set, with its number of files", () => {
+    expect(plan.lines).toContain("restore_sample 5");
+    expect(agentPlan(hostPlan, "backup", "run1").lines.some((l) => l.startsWith("restore_sample"))).toBe(
+      false,
+    );
+    expect(agentPlan(hostPlan, "backup", "run1", { verifySample: 0 }).lines.join("\n")).not.toContain(
+      "restore_sample",
+    );
+  });
+
+  it("matched: the jobs stay ok; an LV job's sample is against its LVM snapshot, which it kept mounted", () => {
+    const { outcome, jobs } = run(withSamples(sample("data"), sample("etc")));
+    expect(outcome).toMatchObject({ status: "ok", error: null, jobStatuses: ["ok", "ok"] });
+    expect(jobs[0]?.restore).toMatchObject({
+      repo: "/srv/backup/a",
+      compared_with: "lvm_snapshot",
+      matched: 5,
+      snapshot_held_ms: 400,
+      status: "ok",
+    });
+    expect(jobs[1]?.restore).toMatchObject({ compared_with: "live", snapshot_held_ms: null, status: "ok" });
+  });
+
+  it("a mismatch fails the job and the host (verify_sample_failed), naming the files, the backups written", () => {
+    const { outcome, jobs } = run(
+      withSamples(sample("data", { matched: 4, mismatched: 1, mismatch_paths: ["/data/d"] }), sample("etc")),
+    );
+    expect(outcome).toMatchObject({ status: "failed", jobStatuses: ["failed", "ok"] });
+    expect(outcome.error?.code).toBe("verify_sample_failed");
+    expect(outcome.error?.message).toBe(
+      "1 of 2 jobs' backups were written, but their verify sample failed: job data: 1 file(s) differ from the LVM snapshot restic read them from: /data/d",
+    );
+    expect(jobs[0]?.repos.map((r) => r.status)).toEqual(["ok", "ok"]);
+  });
+
+  it("a backup that failed is the host's error; its sample, not run, is skipped", () => {
+    const events = withSamples(
+      sample("data"),
+      sample("etc", { sampled: 0, matched: 0, message: "not run: no backup of this job was written" }),
+    ).map((e) => (e.event === "repo_done" && e.repo === "r3" ? repoFailed("etc", "r3") : e));
+    const { outcome, jobs } = run(events);
+    expect(outcome.error?.code).toBe("backup_failed");
+    expect(jobs[1]?.restore?.status).toBe("skipped");
+  });
+
+  it("a job whose repositories all succeeded but whose sample never came is failed", () => {
+    const { outcome } = run(withSamples(sample("data"), { event: "job_end", job: "etc" }));
+    expect(outcome).toMatchObject({ status: "failed", jobStatuses: ["ok", "failed"] });
+    expect(outcome.error?.code).toBe("verify_sample_failed");
+    expect(outcome.error?.message).toContain("job etc: the agent sent no sample");
   });
 });

@@ -53,6 +53,49 @@ echo "never saw the snapshot over ${mountpoint}"
 `;
 }
 
+/**
+ * A restic for one run, bound over the guest's: the real one, then, after a `restore`, one byte of the
+ * first restored file (by name) flipped in place: a restore that silently returns other bytes. Only
+ * the test puts it there; the agent has no hook for it.
+ */
+const CORRUPTING_RESTIC = String.raw`#!/bin/bash
+/usr/local/lib/rlvm-test/restic.real "$@"
+rc=$?
+if [[ $1 == restore ]]; then
+  target="" prev=""
+  for a in "$@"; do
+    if [[ $prev == --target ]]; then target=$a; fi
+    prev=$a
+  done
+  f=$(find "$target" -type f | sort | head -n 1)
+  if [[ -n $f ]]; then
+    if [[ $(head -c 1 "$f") == X ]]; then b=Y; else b=X; fi
+    printf %s "$b" | dd of="$f" bs=1 seek=0 conv=notrunc status=none
+    echo "$f" >/var/tmp/rlvm-test-corrupted
+  fi
+fi
+exit $rc
+`;
+
+/** Runs fn with CORRUPTING_RESTIC bound over /usr/bin/restic on the guest, and removes it after. */
+async function withCorruptingRestic<T>(fn: () => Promise<T>): Promise<T> {
+  await guest().run(`mkdir -p /usr/local/lib/rlvm-test
+cp /usr/bin/restic /usr/local/lib/rlvm-test/restic.real
+cat >/usr/local/lib/rlvm-test/restic-corrupting <<'WRAPPER'
+${CORRUPTING_RESTIC}WRAPPER
+chmod 0755 /usr/local/lib/rlvm-test/restic-corrupting
+rm -f /var/tmp/rlvm-test-corrupted
+mount --bind /usr/local/lib/rlvm-test/restic-corrupting /usr/bin/restic`);
+  try {
+    return await fn();
+  } finally {
+    await guest().run("umount /usr/bin/restic; rm -rf /usr/local/lib/rlvm-test");
+  }
+}
+
+/** Eight small files more in /data/docs, so a sample of 5 has files to choose from. */
+const SAMPLE_FILES = "for n in 1 2 3 4 5 6 7 8; do seq 1 $((n * 300)) >/data/docs/sample-$n.txt; done; sync";
+
 export function nonrootCases(scope: CaseScope = "full"): void {
   const full = fullOnly(scope);
   describe("lv_nonroot on real LVM", () => {
@@ -124,6 +167,75 @@ lvs --noheadings -o lv_name @rlvm_fleet | grep -q . && echo "changed-while-snaps
         expect((await guest().run("cat /data/docs/consistency.txt")).trim()).toBe("AFTER");
         expect(await resticDump("data", "latest", "/data/docs/consistency.txt")).toBe("BEFORE\n");
         expect(await guest().run("test ! -e /data/rlvm-write-probe && echo absent")).toContain("absent");
+      },
+    );
+
+    full(
+      "backup --verify-sample 5: restores 5 files of the snapshot just written and matches them byte for byte with the still mounted LVM snapshot",
+      async () => {
+        await guest().run(SAMPLE_FILES);
+        const inventory = vm1Inventory("nonroot-verify-sample", [dataJob({ excludes: ["/data/cache"] })]);
+        const run = await cli("backup", inventory, ["--verify-sample", "5", "--format", "table"]);
+        expect(run.code, run.stdout + run.stderr).toBe(0);
+        const job = run.job("data");
+        expect(job.status).toBe("ok");
+        const sample = job.restore;
+        expect(sample).toMatchObject({
+          repo: "/srv/backup/data",
+          status: "ok",
+          requested: 5,
+          compared_with: "lvm_snapshot",
+          sampled: 5,
+          matched: 5,
+          changed_since_backup: 0,
+          mismatched: 0,
+          missing: 0,
+          error: null,
+        });
+        expect(sample?.candidates).toBeGreaterThanOrEqual(10);
+        expect(sample?.snapshot_id).toBe(job.repos[0]?.snapshot_id?.slice(0, 8));
+        expect(sample?.sampled_paths.every((p) => p.startsWith("/data/docs/"))).toBe(true);
+        // The sample ran while the snapshot was mounted: its lifetime includes it.
+        expect(sample?.snapshot_held_ms).toBe(sample?.duration_ms);
+        expect(job.snapshot?.lifetime_ms).toBeGreaterThan(sample?.duration_ms ?? Infinity);
+        expect(run.stdout).toMatch(/5\/5 matched, \+[\d.]+s snapshot/);
+        expectSnapshotReported(run, "data", "lv_data");
+      },
+    );
+
+    full(
+      "backup --verify-sample: a restore that returns other bytes fails the job (verify_sample_failed), the backup kept, nothing left behind",
+      async () => {
+        await guest().run(SAMPLE_FILES);
+        const inventory = vm1Inventory("nonroot-verify-sample-corrupt", [
+          dataJob({ excludes: ["/data/cache"] }),
+        ]);
+        const run = await withCorruptingRestic(() => cli("backup", inventory, ["--verify-sample", "5"]));
+        expect(run.code, run.stdout + run.stderr).toBe(1);
+        const corrupted = (
+          await guest().run("cat /var/tmp/rlvm-test-corrupted; rm -f /var/tmp/rlvm-test-corrupted")
+        ).trim();
+        const flipped = corrupted.replace(/^.*\/restore\.\d+/, "");
+        expect(flipped).toMatch(/^\/data\/docs\//);
+        const job = run.job("data");
+        expect(job.status).toBe("failed");
+        expect(job.repos[0]).toMatchObject({ status: "ok" });
+        expect(job.restore).toMatchObject({
+          status: "failed",
+          compared_with: "lvm_snapshot",
+          sampled: 5,
+          matched: 4,
+          mismatched: 1,
+          mismatch_paths: [flipped],
+        });
+        expect(run.host("vm1").error).toMatchObject({ code: "verify_sample_failed" });
+        expect(run.host("vm1").error?.message).toContain(
+          `differ from the LVM snapshot restic read them from: ${flipped}`,
+        );
+        // The backup itself is written and whole: restic's own copy of the file is the live one.
+        expect(await resticSnapshots("data")).toHaveLength(1);
+        const live = await guest().run(`cat ${flipped}`);
+        expect(await resticDump("data", "latest", flipped)).toBe(live);
       },
     );
 

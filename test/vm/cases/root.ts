@@ -57,6 +57,31 @@ export function rootCases(scope: CaseScope = "full"): void {
       }
     });
 
+    full(
+      "backup --verify-sample 3 of /: the restored files match the snapshot the chrooted restic read",
+      async () => {
+        const run = await cli("backup", vm1Inventory("root-verify-sample", [rootJob()]), [
+          "--verify-sample",
+          "3",
+        ]);
+        expect(run.code, run.stdout + run.stderr).toBe(0);
+        const job = run.job("root");
+        expect(job.status).toBe("ok");
+        expect(job.restore).toMatchObject({
+          status: "ok",
+          compared_with: "lvm_snapshot",
+          sampled: 3,
+          matched: 3,
+          mismatched: 0,
+          missing: 0,
+          error: null,
+        });
+        // Paths as restic stored them from inside the chroot: the root's own, never the snapshot's mount.
+        for (const path of job.restore?.sampled_paths ?? []) expect(path).not.toMatch(/^\/run\/|rlvm-fleet/);
+        expect(job.restore?.snapshot_held_ms).toBe(job.restore?.duration_ms);
+      },
+    );
+
     async function backUpRootTwice(inventory: string): Promise<void> {
       const first = await cli("backup", inventory);
       expect(first.code, first.stdout + first.stderr).toBe(0);

@@ -1,11 +1,10 @@
 // --metrics FILE: the report as Prometheus text, checked by promtool itself (Debian's prometheus
 // package) and read back sample by sample.
-import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { escapeLabelValue, renderReportMetrics } from "../../../../src/cli/render/metrics.js";
 import type { Report } from "../../../../src/report/report-schema.js";
 import { hostResult as host, jobResult, repoResult, report } from "../../../helpers/report-fixture.js";
-import { skipOrFail, type SkippableContext } from "../../../helpers/skip-or-fail.js";
+import { promtool } from "../../../helpers/promtool.js";
 
 const job = jobResult;
 const repo = repoResult;
@@ -23,18 +22,6 @@ const failedRepo = (path: string) =>
 
 // A repository label as a masked URL can hold every character the format must escape.
 const ODD = 'rest:https://u:***@vault/a "b" \\c\nd/';
-
-/** `promtool check metrics` on `text`: its exit code and what it said (lint problems included). */
-function promtool(ctx: SkippableContext, text: string): { code: number | null; output: string } {
-  const run = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
-  const missing = (run.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
-  skipOrFail(
-    ctx,
-    "unit",
-    missing ? "promtool is not installed (Debian: apt-get install prometheus)" : undefined,
-  );
-  return { code: run.status, output: `${run.stdout}${run.stderr}` };
-}
 
 /** The samples of `text` as "name{labels}" → value, and the families' HELP and TYPE lines. */
 function parse(text: string) {

@@ -1,6 +1,5 @@
 // verify's renderings: the table, markdown and metrics (checked by promtool) of one report with a
 // failed repository check, a mismatch, a changed file and an unreachable host; and the dry run's.
-import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { renderReportMarkdown } from "../../../../src/cli/render/markdown.js";
 import { LAST_CHECK, renderReportMetrics } from "../../../../src/cli/render/metrics.js";
@@ -13,7 +12,7 @@ import {
   type RestoreResult,
 } from "../../../../src/report/report-schema.js";
 import { hostResult as host, jobResult as job, report } from "../../../helpers/report-fixture.js";
-import { skipOrFail, type SkippableContext } from "../../../helpers/skip-or-fail.js";
+import { promtool } from "../../../helpers/promtool.js";
 
 const ID_A = "a".repeat(64);
 const ID_B = "b".repeat(64);
@@ -31,6 +30,7 @@ const restore = (extra: Partial<RestoreResult> = {}): RestoreResult => ({
   repo: "/srv/a",
   status: "ok",
   requested: 5,
+  compared_with: "live",
   snapshot_id: "1a2b3c4d",
   candidates: 40,
   sampled: 5,
@@ -43,6 +43,7 @@ const restore = (extra: Partial<RestoreResult> = {}): RestoreResult => ({
   missing_paths: [],
   sampled_paths: ["/srv/data/a", "/srv/data/b", "/srv/data/db.bin", "/srv/data/log.txt", "/srv/data/z"],
   duration_ms: 1200,
+  snapshot_held_ms: null,
   error: null,
   ...extra,
 });
@@ -124,17 +125,6 @@ const UNRUN = {
   duration_ms: null,
 };
 
-function promtool(ctx: SkippableContext, text: string): { code: number | null; output: string } {
-  const run = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
-  const missing = (run.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
-  skipOrFail(
-    ctx,
-    "unit",
-    missing ? "promtool is not installed (Debian: apt-get install prometheus)" : undefined,
-  );
-  return { code: run.status, output: `${run.stdout}${run.stderr}` };
-}
-
 function samples(text: string): Record<string, number> {
   const out: Record<string, number> = {};
   for (const line of text.trimEnd().split("\n")) {
@@ -208,12 +198,12 @@ describe("verify renderings", () => {
       [`rlvm_fleet_repository_check_status{${b},host="web2",status="ok"}`]: 0,
       [`rlvm_fleet_repository_check_duration_seconds{${a}}`]: 3,
       [`${LAST_CHECK}{${a}}`]: 1.5,
-      'rlvm_fleet_restore_sample_files{host="web1",job="data",repository="/srv/a",result="matched"}': 4,
-      'rlvm_fleet_restore_sample_files{host="web1",job="data",repository="/srv/a",result="changed"}': 1,
-      'rlvm_fleet_restore_sample_files{host="web2",job="data",repository="/srv/a",result="mismatch"}': 1,
-      'rlvm_fleet_restore_sample_files{host="web2",job="data",repository="/srv/a",result="missing"}': 0,
-      'rlvm_fleet_restore_sample_status{host="web2",job="data",repository="/srv/a",status="failed"}': 1,
-      'rlvm_fleet_restore_sample_duration_seconds{host="web1",job="data",repository="/srv/a"}': 1.2,
+      'rlvm_fleet_restore_sample_files{host="web1",job="data",command="verify",repository="/srv/a",result="matched"}': 4,
+      'rlvm_fleet_restore_sample_files{host="web1",job="data",command="verify",repository="/srv/a",result="changed"}': 1,
+      'rlvm_fleet_restore_sample_files{host="web2",job="data",command="verify",repository="/srv/a",result="mismatch"}': 1,
+      'rlvm_fleet_restore_sample_files{host="web2",job="data",command="verify",repository="/srv/a",result="missing"}': 0,
+      'rlvm_fleet_restore_sample_status{host="web2",job="data",command="verify",repository="/srv/a",status="failed"}': 1,
+      'rlvm_fleet_restore_sample_duration_seconds{host="web1",job="data",command="verify",repository="/srv/a"}': 1.2,
     });
     // A failed check has no success time of its own, and none to carry without an earlier file.
     expect(Object.keys(got).filter((k) => k.startsWith(`${LAST_CHECK}{${b}`))).toEqual([]);
