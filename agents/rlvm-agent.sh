@@ -1400,12 +1400,13 @@ restic_delete_refused() {
   [[ $text == *"unable to remove "* ]]
 }
 
-# restic_plain_stderr TEXT: REPLY = restic's stderr TEXT with the error restic 0.17 and later write as
-# JSON under --json (`{"message_type":"exit_error","code":N,"message":"..."}`) decoded to its message,
-# as older ones print it. Only JSON's escapes are decoded, \u for ASCII only (Go escapes control
-# characters and <>& that way; other characters come as they are); any other line stays as it is.
+# restic_plain_stderr TEXT: REPLY = restic's stderr TEXT with the errors restic 0.17 and later write as
+# JSON under --json (`{"message_type":"exit_error","code":N,"message":"..."}`, and check's
+# `{"message_type":"error","message":"..."}`) decoded to their messages, as older ones print them.
+# Only JSON's escapes are decoded, \u for ASCII only (Go escapes control characters and <>& that way;
+# other characters come as they are); any other line stays as it is.
 restic_plain_stderr() {
-  local line out="" re='^\{"message_type":"exit_error",.*"message":"(([^"\\]|\\.)*)"\}$'
+  local line out="" re='^\{"message_type":"(exit_)?error",.*"message":"(([^"\\]|\\.)*)"\}$'
   if ! restic_at_least 0 17; then
     REPLY=$1
     return 0
@@ -1413,12 +1414,46 @@ restic_plain_stderr() {
   split_lines "$1"
   for line in "${LINES[@]}"; do
     if [[ $line =~ $re ]]; then
-      json_unescape "${BASH_REMATCH[1]}"
-      line=$REPLY
+      json_unescape "${BASH_REMATCH[2]}"
+      line=${REPLY%$'\n'}
     fi
     out+=${out:+$'\n'}$line
   done
   REPLY=$out
+}
+
+# restic_check_json: true when `restic check` takes --json (0.18): its summary counts the errors and
+# names the damaged packs, which the agent then reports as they are instead of only restic's text.
+restic_check_json() {
+  restic_at_least 0 18
+}
+
+# check_summary OUT_FILE: from restic check --json's summary line, REPLY = the number of errors as an
+# emit field (n:N, or z: when there is no summary) and PACKS_JSON = the damaged packs' ids (at most
+# 100, each 64 hex digits; anything else in the list is left out), as a JSON array.
+PACKS_JSON="[]"
+check_summary() {
+  local line re='^\{"message_type":"summary","num_errors":([0-9]{1,9}),"broken_packs":(null|\[[^]]*\])' list id
+  local -a ids=()
+  local kept=0
+  REPLY=z: PACKS_JSON="[]"
+  if [[ ! -f $1 ]]; then return 0; fi
+  while IFS= read -r line; do
+    if [[ $line =~ $re ]]; then
+      REPLY=n:$((10#${BASH_REMATCH[1]}))
+      list=${BASH_REMATCH[2]}
+      list=${list#[} list=${list%]}
+      IFS=, read -r -a ids <<<"$list"
+      PACKS_JSON="" kept=0
+      for id in "${ids[@]}"; do
+        if [[ $id =~ ^\"[0-9a-f]{64}\"$ ]] && ((kept < 100)); then
+          PACKS_JSON+=${PACKS_JSON:+,}$id
+          kept=$((kept + 1))
+        fi
+      done
+      PACKS_JSON="[$PACKS_JSON]"
+    fi
+  done <"$1"
 }
 
 # json_unescape TEXT: REPLY = the JSON string body TEXT decoded (\uXXXX beyond ASCII, and \u0000, kept
@@ -3149,15 +3184,18 @@ cmd_verify() {
 # check_repositories: phase 2, `restic check --read-data-subset` of each target a check record names,
 # once per repository URL, and only if the repository there still has the id the controller grouped it by.
 check_repositories() {
-  local t out err rc failed=0 count=0 started ms
+  local t out err rc failed=0 count=0 started ms errors
+  local -a json=()
   local -A checked=()
+  if restic_check_json; then json=(--json); fi
   for t in "${!TARGET_ID[@]}"; do
     if [[ -z ${CHECK_REPO_ID[${TARGET_ID[t]}]-} || -n ${checked[${TARGET_URL[t]}]-} ]]; then continue; fi
     checked[${TARGET_URL[t]}]=1
     count=$((count + 1))
     if [[ ${TARGET_REPO_ID[t]-} != "${CHECK_REPO_ID[${TARGET_ID[t]}]}" ]]; then
       emit repo_checked repo "s:${TARGET_ID[t]}" ok b:false duration_ms n:0 subset "s:$PLAN_SUBSET" \
-        message "s:not checked: the repository here is not the one the controller chose (its id is ${TARGET_REPO_ID[t]:-unreadable})"
+        message "s:not checked: the repository here is not the one the controller chose (its id is ${TARGET_REPO_ID[t]:-unreadable})" \
+        errors z: broken_packs "j:[]"
       failed=$((failed + 1))
       continue
     fi
@@ -3165,16 +3203,19 @@ check_repositories() {
     now_ms
     started=$REPLY
     restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 \
-      check --read-data-subset "$PLAN_SUBSET"
+      check "${json[@]}" --read-data-subset "$PLAN_SUBSET"
     rc=$REPLY
     now_ms
     ms=$((REPLY - started))
+    check_summary "$out"
+    errors=$REPLY
     if ((rc == 0)); then
-      emit repo_checked repo "s:${TARGET_ID[t]}" ok b:true duration_ms "n:$ms" subset "s:$PLAN_SUBSET" message s:
+      emit repo_checked repo "s:${TARGET_ID[t]}" ok b:true duration_ms "n:$ms" subset "s:$PLAN_SUBSET" message s: \
+        errors "$errors" broken_packs "j:$PACKS_JSON"
     else
       error_tail "$err" "${TARGET_URL[t]}" "${TARGET_LABEL[t]}"
       emit repo_checked repo "s:${TARGET_ID[t]}" ok b:false duration_ms "n:$ms" subset "s:$PLAN_SUBSET" \
-        message "s:restic check failed (exit $rc): ${REPLY:-no output}"
+        message "s:restic check failed (exit $rc): ${REPLY:-no output}" errors "$errors" broken_packs "j:$PACKS_JSON"
       failed=$((failed + 1))
     fi
   done
@@ -3189,7 +3230,8 @@ error_tail() {
   local text="" line i
   local -a lines=() named=()
   if [[ -f $1 ]]; then text=$(<"$1"); fi
-  split_lines "$text"
+  restic_plain_stderr "$text"
+  split_lines "$REPLY"
   for line in "${LINES[@]}"; do
     line=${line#"${line%%[![:space:]]*}"}
     if [[ -z $line ]]; then continue; fi

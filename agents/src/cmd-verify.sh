@@ -20,15 +20,18 @@ cmd_verify() {
 # check_repositories: phase 2, `restic check --read-data-subset` of each target a check record names,
 # once per repository URL, and only if the repository there still has the id the controller grouped it by.
 check_repositories() {
-  local t out err rc failed=0 count=0 started ms
+  local t out err rc failed=0 count=0 started ms errors
+  local -a json=()
   local -A checked=()
+  if restic_check_json; then json=(--json); fi
   for t in "${!TARGET_ID[@]}"; do
     if [[ -z ${CHECK_REPO_ID[${TARGET_ID[t]}]-} || -n ${checked[${TARGET_URL[t]}]-} ]]; then continue; fi
     checked[${TARGET_URL[t]}]=1
     count=$((count + 1))
     if [[ ${TARGET_REPO_ID[t]-} != "${CHECK_REPO_ID[${TARGET_ID[t]}]}" ]]; then
       emit repo_checked repo "s:${TARGET_ID[t]}" ok b:false duration_ms n:0 subset "s:$PLAN_SUBSET" \
-        message "s:not checked: the repository here is not the one the controller chose (its id is ${TARGET_REPO_ID[t]:-unreadable})"
+        message "s:not checked: the repository here is not the one the controller chose (its id is ${TARGET_REPO_ID[t]:-unreadable})" \
+        errors z: broken_packs "j:[]"
       failed=$((failed + 1))
       continue
     fi
@@ -36,16 +39,19 @@ check_repositories() {
     now_ms
     started=$REPLY
     restic_locked_retry "$out" "$err" restic_exec "${TARGET_KIND[t]}" "${TARGET_INDEX[t]}" 0 \
-      check --read-data-subset "$PLAN_SUBSET"
+      check "${json[@]}" --read-data-subset "$PLAN_SUBSET"
     rc=$REPLY
     now_ms
     ms=$((REPLY - started))
+    check_summary "$out"
+    errors=$REPLY
     if ((rc == 0)); then
-      emit repo_checked repo "s:${TARGET_ID[t]}" ok b:true duration_ms "n:$ms" subset "s:$PLAN_SUBSET" message s:
+      emit repo_checked repo "s:${TARGET_ID[t]}" ok b:true duration_ms "n:$ms" subset "s:$PLAN_SUBSET" message s: \
+        errors "$errors" broken_packs "j:$PACKS_JSON"
     else
       error_tail "$err" "${TARGET_URL[t]}" "${TARGET_LABEL[t]}"
       emit repo_checked repo "s:${TARGET_ID[t]}" ok b:false duration_ms "n:$ms" subset "s:$PLAN_SUBSET" \
-        message "s:restic check failed (exit $rc): ${REPLY:-no output}"
+        message "s:restic check failed (exit $rc): ${REPLY:-no output}" errors "$errors" broken_packs "j:$PACKS_JSON"
       failed=$((failed + 1))
     fi
   done
@@ -60,7 +66,8 @@ error_tail() {
   local text="" line i
   local -a lines=() named=()
   if [[ -f $1 ]]; then text=$(<"$1"); fi
-  split_lines "$text"
+  restic_plain_stderr "$text"
+  split_lines "$REPLY"
   for line in "${LINES[@]}"; do
     line=${line#"${line%%[![:space:]]*}"}
     if [[ -z $line ]]; then continue; fi

@@ -90,12 +90,13 @@ restic_delete_refused() {
   [[ $text == *"unable to remove "* ]]
 }
 
-# restic_plain_stderr TEXT: REPLY = restic's stderr TEXT with the error restic 0.17 and later write as
-# JSON under --json (`{"message_type":"exit_error","code":N,"message":"..."}`) decoded to its message,
-# as older ones print it. Only JSON's escapes are decoded, \u for ASCII only (Go escapes control
-# characters and <>& that way; other characters come as they are); any other line stays as it is.
+# restic_plain_stderr TEXT: REPLY = restic's stderr TEXT with the errors restic 0.17 and later write as
+# JSON under --json (`{"message_type":"exit_error","code":N,"message":"..."}`, and check's
+# `{"message_type":"error","message":"..."}`) decoded to their messages, as older ones print them.
+# Only JSON's escapes are decoded, \u for ASCII only (Go escapes control characters and <>& that way;
+# other characters come as they are); any other line stays as it is.
 restic_plain_stderr() {
-  local line out="" re='^\{"message_type":"exit_error",.*"message":"(([^"\\]|\\.)*)"\}$'
+  local line out="" re='^\{"message_type":"(exit_)?error",.*"message":"(([^"\\]|\\.)*)"\}$'
   if ! restic_at_least 0 17; then
     REPLY=$1
     return 0
@@ -103,12 +104,46 @@ restic_plain_stderr() {
   split_lines "$1"
   for line in "${LINES[@]}"; do
     if [[ $line =~ $re ]]; then
-      json_unescape "${BASH_REMATCH[1]}"
-      line=$REPLY
+      json_unescape "${BASH_REMATCH[2]}"
+      line=${REPLY%$'\n'}
     fi
     out+=${out:+$'\n'}$line
   done
   REPLY=$out
+}
+
+# restic_check_json: true when `restic check` takes --json (0.18): its summary counts the errors and
+# names the damaged packs, which the agent then reports as they are instead of only restic's text.
+restic_check_json() {
+  restic_at_least 0 18
+}
+
+# check_summary OUT_FILE: from restic check --json's summary line, REPLY = the number of errors as an
+# emit field (n:N, or z: when there is no summary) and PACKS_JSON = the damaged packs' ids (at most
+# 100, each 64 hex digits; anything else in the list is left out), as a JSON array.
+PACKS_JSON="[]"
+check_summary() {
+  local line re='^\{"message_type":"summary","num_errors":([0-9]{1,9}),"broken_packs":(null|\[[^]]*\])' list id
+  local -a ids=()
+  local kept=0
+  REPLY=z: PACKS_JSON="[]"
+  if [[ ! -f $1 ]]; then return 0; fi
+  while IFS= read -r line; do
+    if [[ $line =~ $re ]]; then
+      REPLY=n:$((10#${BASH_REMATCH[1]}))
+      list=${BASH_REMATCH[2]}
+      list=${list#[} list=${list%]}
+      IFS=, read -r -a ids <<<"$list"
+      PACKS_JSON="" kept=0
+      for id in "${ids[@]}"; do
+        if [[ $id =~ ^\"[0-9a-f]{64}\"$ ]] && ((kept < 100)); then
+          PACKS_JSON+=${PACKS_JSON:+,}$id
+          kept=$((kept + 1))
+        fi
+      done
+      PACKS_JSON="[$PACKS_JSON]"
+    fi
+  done <"$1"
 }
 
 # json_unescape TEXT: REPLY = the JSON string body TEXT decoded (\uXXXX beyond ASCII, and \u0000, kept

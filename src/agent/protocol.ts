@@ -389,6 +389,10 @@ export const repoCheckedEvent = z.strictObject({
   subset: z.string(),
   /** restic's reason (the tail of its stderr, masked) when not ok. */
   message: z.string(),
+  /** restic 0.18's check --json summary: the errors it found (null on older restic, or no summary). */
+  errors: z.number().int().min(0).nullable(),
+  /** ...and the damaged pack files it named ([] on older restic). */
+  broken_packs: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(100),
 });
 
 /** A path of a sampled file, as the snapshot has it (the live file has the same path). */

@@ -166,6 +166,10 @@ export const repositoryActionSchema = z.strictObject({
   error: z.string().nullable(),
   /** check: the --read-data-subset restic check read (n/t, P% or a size). */
   subset: z.string().optional(),
+  /** check, once it ran: the errors restic 0.18's check --json counted (null on older restic). */
+  errors: z.number().int().nullable().optional(),
+  /** check, once it ran: the damaged pack files restic 0.18 named ([] on older restic). */
+  broken_packs: z.array(z.string()).optional(),
 });
 
 /**

@@ -7,6 +7,13 @@ export interface StepOutcome {
   ok: boolean;
   duration_ms: number;
   error: string | null;
+  /** check: what restic 0.18's check --json counted and named (errors null on older restic). */
+  figures?: CheckFigures;
+}
+
+export interface CheckFigures {
+  errors: number | null;
+  broken_packs: string[];
 }
 
 /** status: one `restic snapshots` of a repository by one host, with restic's list when it worked. */
@@ -32,6 +39,8 @@ export interface RepositoryPrune {
   host: string;
   /** check: the --read-data-subset it read. */
   subset?: string;
+  /** check: restic's figures, once it ran. */
+  figures?: CheckFigures;
   status: RunStatus;
   duration_ms: number | null;
   error: string | null;
@@ -132,6 +141,7 @@ export function groupRepositories(
           duration_ms: prune.duration_ms,
           error: prune.error,
           ...(prune.subset === undefined ? {} : { subset: prune.subset }),
+          ...prune.figures,
         })),
       ...group.uses.flatMap((use) => (use.read === null ? [] : [snapshotsAction(use, use.read)])),
     ],

@@ -265,6 +265,7 @@ export function trackJobs(
             ok: event.ok,
             duration_ms: event.duration_ms,
             error: event.ok ? null : event.message,
+            figures: { errors: event.errors, broken_packs: event.broken_packs },
           });
           return null;
         case "restore_sample": {

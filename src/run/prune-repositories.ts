@@ -69,6 +69,7 @@ export function pruneOutcomes(
         status: outcome.ok ? "ok" : "failed",
         duration_ms: outcome.duration_ms,
         error: outcome.error,
+        ...(outcome.figures === undefined ? {} : { figures: outcome.figures }),
       };
     const result = phase2.results.get(host);
     return {

@@ -12,7 +12,7 @@ import {
   readFileSync,
   writeFileSync,
 } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { rotatingSubset } from "../../src/cli/commands/verify.js";
 import { runJson } from "../helpers/run-cli.js";
@@ -26,9 +26,17 @@ import {
   type ResticRecorder,
   type RestServer,
 } from "./harness/remote-backends.js";
-import { leftoverRunDirs, resticInit, writeInventory, writePasswordFile } from "./helpers/test-fleet.js";
+import {
+  leftoverRunDirs,
+  localResticVersion,
+  resticInit,
+  writeInventory,
+  writePasswordFile,
+} from "./helpers/test-fleet.js";
 
 const HOSTS = ["vf1", "vf2", "vf3"];
+/** The tier runs restic 0.14 and 0.18; check takes --json from 0.18. */
+const CHECK_JSON = Number(localResticVersion().split(".")[1]) >= 18;
 const FILES = ["a.txt", "b.txt", "file.txt"];
 
 describeIntegration("verify: one restic check per repository, and a restore drill per host and job", () => {
@@ -138,9 +146,19 @@ password_file = ${JSON.stringify(password)}
     const checks = checksSince(before);
     expect(checks.map((c) => c.repository).sort()).toEqual(allRepositories().sort());
     for (const c of checks) expect(c.args).toContain(`--read-data-subset ${subset}`);
+    // restic 0.18's check --json: its summary's figures are reported; 0.14 has none to give.
+    const json = CHECK_JSON;
+    for (const c of checks) expect(c.args.split(" ").includes("--json"), c.args).toBe(json);
     for (const repository of run.report.repositories) {
       expect(repository.actions, repository.url).toEqual([
-        expect.objectContaining({ action: "check", status: "ok", subset, error: null }),
+        expect.objectContaining({
+          action: "check",
+          status: "ok",
+          subset,
+          error: null,
+          errors: json ? 0 : null,
+          broken_packs: [],
+        }),
       ]);
     }
     // One restore per host, from the job's first repository.
@@ -199,6 +217,10 @@ password_file = ${JSON.stringify(password)}
           /restic check failed \(exit 1\): .*(Pack ID does not match|pack [0-9a-f]{64} contains \d+ errors)/,
         );
         expect(check?.error).toMatch(/Fatal: repository contains errors/);
+        if (CHECK_JSON) {
+          expect(check?.errors).toBeGreaterThan(0);
+          expect(check?.broken_packs).toEqual([basename(pack)]);
+        } else expect(check).toMatchObject({ errors: null, broken_packs: [] });
       } else expect(check?.status, entry.url).toBe("ok");
     }
     expect(run.host("vf2")).toMatchObject({ status: "failed", error: { code: "verify_failed" } });

@@ -235,6 +235,47 @@ describe("restic_plain_stderr: restic 0.17 and later write errors as JSON under 
   });
 });
 
+describe("restic check --json (0.18): its errors decoded, its summary's figures read", () => {
+  it("restic_plain_stderr decodes check's error lines too, without their trailing newline", () => {
+    const line = String.raw`{"message_type":"error","message":"pack 5bb8 contains 2 errors: [blob 98: decrypting blob <tree/98> failed]\n"}`;
+    const r = agent("0.18.0", `restic_plain_stderr ${quote(line)}; printf '%s' "$REPLY"`);
+    expect(r.stdout).toBe("pack 5bb8 contains 2 errors: [blob 98: decrypting blob <tree/98> failed]");
+  });
+
+  it("takes --json from 0.18 only", () => {
+    for (const [version, expected] of [
+      ["0.14.0", "no"],
+      ["0.17.3", "no"],
+      ["0.18.0", "yes"],
+    ] as const)
+      expect(
+        agent(version, "if restic_check_json; then echo yes; else echo no; fi").stdout.trim(),
+        version,
+      ).toBe(expected);
+  });
+
+  it("check_summary: the error count and only well-formed pack ids, at most 100; none without a summary", () => {
+    const a = "a".repeat(64);
+    const b = "0123456789abcdef".repeat(4);
+    const summary = (packs: string) =>
+      `{"message_type":"summary","num_errors":3,"broken_packs":${packs},"suggest_repair_index":false,"suggest_prune":false}`;
+    const run = (text: string | null) => {
+      const file = join(base, `check-${++counter}.out`);
+      if (text !== null) writeFileSync(file, `${text}\n`);
+      return agent("0.18.0", `check_summary ${quote(file)}; printf '%s %s' "$REPLY" "$PACKS_JSON"`).stdout;
+    };
+    expect(run(summary(`["${a}","../../etc/passwd","${b}","${a.toUpperCase()}"]`))).toBe(
+      `n:3 ["${a}","${b}"]`,
+    );
+    expect(run(summary("null"))).toBe("n:3 []");
+    expect(run(summary(JSON.stringify(Array(150).fill(a))))).toBe(
+      `n:3 ${JSON.stringify(Array(100).fill(a))}`,
+    );
+    expect(run('{"message_type":"exit_error","code":1,"message":"Fatal: x"}')).toBe("z: []");
+    expect(run(null)).toBe("z: []");
+  });
+});
+
 describe("restic_delete_refused: a forget that removed nothing, whatever its exit status", () => {
   // restic 0.18.0's stderr when an append-only REST server refuses the delete (it then exits 0).
   const REFUSED =

@@ -269,7 +269,7 @@ describe("verify in the agent", { timeout: 120_000 }, () => {
       ]);
       expect(drillOf(events)).toMatchObject({ sampled: 0, snapshot: "" });
       expect(drillOf(events)?.message).toMatch(
-        /^(no snapshot of job web on this host in local:repo|cannot list the latest snapshot)/,
+        /^(no snapshot of job web on this host in local:repo|cannot list the snapshot)/,
       );
     });
 

@@ -543,6 +543,8 @@ describe("verify: the restore drill per job, the checks this host ran", () => {
           duration_ms: 3,
           subset: "1/7",
           message: ok ? "" : "restic check failed (exit 1): Fatal: repository contains errors",
+          errors: null,
+          broken_packs: [],
         }),
       );
     const outcome = decideHostOutcome({
