@@ -229,7 +229,10 @@ export const snapshotCreatedEvent = z.object({
   snapshot: z.string(),
 });
 
-/** restic's own summary line, passed through; restic 0.14 and later write these fields. */
+/**
+ * restic's own summary line, passed through; restic 0.14 and later write these fields, and 0.16 and
+ * later data_added_packed (what the repository grew by, after compression).
+ */
 export const resticSummary = z
   .object({
     snapshot_id: z.string().optional(),
@@ -237,6 +240,7 @@ export const resticSummary = z
     files_changed: z.number().int(),
     files_unmodified: z.number().int(),
     data_added: z.number().int(),
+    data_added_packed: z.number().int().optional(),
   })
   .loose();
 

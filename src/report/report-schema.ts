@@ -29,6 +29,8 @@ export const repoResultSchema = z.object({
   files_changed: z.number().int().nullable(),
   files_unmodified: z.number().int().nullable(),
   data_added: z.number().int().nullable(),
+  /** What the repository grew by, after compression: restic 0.16 and later; null on older restic. */
+  data_added_packed: z.number().int().nullable(),
   duration_ms: z.number().int().nullable(),
   error: z.string().nullable(),
   /** Why restic failed, when it said so precisely (repo_missing, repo_locked, repo_wrong_password). */

@@ -122,6 +122,7 @@ export function trackJobs(
       files_changed: null,
       files_unmodified: null,
       data_added: null,
+      data_added_packed: null,
       duration_ms: null,
       error: null,
       error_code: null,
@@ -159,6 +160,7 @@ export function trackJobs(
             files_changed: event.summary.files_changed,
             files_unmodified: event.summary.files_unmodified,
             data_added: event.summary.data_added,
+            data_added_packed: event.summary.data_added_packed ?? null,
             duration_ms: event.duration_ms,
             error:
               event.exit_code === 0

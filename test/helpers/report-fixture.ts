@@ -65,6 +65,7 @@ export const repoResult = (path: string, extra: Partial<RepoResult> = {}): RepoR
   files_changed: 1,
   files_unmodified: 10,
   data_added: 2048,
+  data_added_packed: null,
   duration_ms: 900,
   error: null,
   error_code: null,

@@ -131,6 +131,7 @@ describe("README", () => {
               files_changed: 1,
               files_unmodified: 1,
               data_added: 1,
+              data_added_packed: 1,
               duration_ms: 1,
               error: null,
               error_code: null,

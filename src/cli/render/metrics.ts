@@ -156,6 +156,12 @@ export function renderReportMetrics(report: Report, previous = ""): string {
           repo.data_added,
         );
         add(
+          "rlvm_fleet_backup_data_added_packed_bytes",
+          "Bytes the repository grew by, after compression (restic 0.16 and later).",
+          r,
+          repo.data_added_packed,
+        );
+        add(
           "rlvm_fleet_backup_duration_seconds",
           "How long the backup into the repository took.",
           r,

@@ -62,6 +62,7 @@ describe("renderReportMarkdown", () => {
                 files_changed: null,
                 files_unmodified: null,
                 data_added: null,
+                data_added_packed: null,
                 error: "restic backup failed (exit 1): Fatal: wrong password | or no key found\nsecond line",
               }),
             ],

@@ -17,6 +17,7 @@ const failedRepo = (path: string) =>
     files_changed: null,
     files_unmodified: null,
     data_added: null,
+    data_added_packed: null,
     error: "restic backup failed (exit 1)",
   });
 

@@ -89,6 +89,7 @@ const job = {
       files_changed: null,
       files_unmodified: null,
       data_added: null,
+      data_added_packed: null,
       duration_ms: null,
       error: `backup ${EVIL}`,
       error_code: null,
