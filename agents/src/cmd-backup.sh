@@ -252,9 +252,11 @@ discard_job_backups() {
 # that took it, sampled, restored and compared byte for byte with what restic read: the LVM snapshot,
 # still mounted (which lengthens its life by the sample's duration), or a standard_path job's live path.
 backup_sample() {
-  local i=$1 r mode=frozen root=""
+  local i=$1 r first="" mode=frozen root=""
   for r in "${!REPO_ID[@]}"; do
-    if ((REPO_JOB[r] != i)) || [[ ${REPO_OK[r]-} != 1 || -z ${REPO_SNAP[r]-} ]]; then continue; fi
+    if ((REPO_JOB[r] != i)); then continue; fi
+    first=${first:-$r}
+    if [[ ${REPO_OK[r]-} != 1 || -z ${REPO_SNAP[r]-} ]]; then continue; fi
     if [[ -n ${SNAP_INVALID[i]-} ]]; then
       now_ms
       restore_failed "$i" "$r" "$REPLY" "${REPO_SNAP[r]:0:8}" "not run: the LVM snapshot overflowed"
@@ -267,13 +269,10 @@ backup_sample() {
     sample_snapshot "$i" "$r" "${REPO_SNAP[r]}" "$root" "$mode"
     return 0
   done
-  for r in "${!REPO_ID[@]}"; do
-    if ((REPO_JOB[r] == i)); then
-      now_ms
-      restore_failed "$i" "$r" "$REPLY" "" "not run: no backup of this job was written"
-      return 0
-    fi
-  done
+  if [[ -n $first ]]; then
+    now_ms
+    restore_failed "$i" "$first" "$REPLY" "" "not run: no backup of this job was written"
+  fi
 }
 
 # run_copy COPY_INDEX: this host's snapshots of the job, from the source repository into the destination.

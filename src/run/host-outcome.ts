@@ -251,12 +251,15 @@ function jobFailure(input: HostOutcomeInput, failedJobs: readonly JobResult[]): 
       );
     }
     default: {
-      const sampled = failedJobs.filter((job) => job.repos.every((r) => r.status !== "failed"));
-      const unproven = (job: JobResult) => job.restore !== undefined && job.restore.status !== "ok";
-      if (sampled.length === failedJobs.length && sampled.every(unproven))
+      // Every failed job backed up fine and failed its sample only (decideBackupJob's last check).
+      const sampleOnly = (job: JobResult) =>
+        job.restore !== undefined &&
+        job.restore.status !== "ok" &&
+        job.repos.every((r) => r.status !== "failed");
+      if (failedJobs.every(sampleOnly))
         return new HostError(
           "verify_sample_failed",
-          `${of} jobs' backups were written, but their verify sample failed: ${sampled.map((job) => `job ${job.name}: ${job.restore?.error ?? "the agent sent no sample"}`).join("; ")}`,
+          `${of} jobs' backups were written, but their verify sample failed: ${failedJobs.map((job) => `job ${job.name}: ${job.restore?.error ?? "the agent sent no sample"}`).join("; ")}`,
           "a mismatch means restic restored other bytes than it read from the snapshot: run `restic check --read-data` on that repository, and keep the previous snapshots until it passes",
         );
       return new HostError(

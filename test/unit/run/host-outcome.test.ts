@@ -120,6 +120,21 @@ const restoreSample = (job: string, extra: SampleFields = {}): AgentEventFields 
     ...extra,
   }) as AgentEventFields;
 
+/** The outcome of a run the agent finished, from what TRACKER collected (verify: its failed checks too). */
+function finished(command: "backup" | "verify", tracker: ReturnType<typeof trackJobs>) {
+  const outcome = decideHostOutcome({
+    command,
+    agentResult: resultEvent.parse({ v: 2, event: "result", code: null, message: "m" }),
+    jobs: tracker.jobs,
+    initial: "skipped",
+    checks: [],
+    hostWarnings: [],
+    cowWarnPercent: 70,
+    ...(command === "verify" ? { failedChecks: tracker.failedChecks() } : {}),
+  });
+  return { outcome, jobs: tracker.jobs };
+}
+
 interface Scenario {
   command?: AgentCommand;
   tracked?: TrackedCommand | null;
@@ -547,17 +562,7 @@ describe("verify: the restore drill per job, the checks this host ran", () => {
           broken_packs: [],
         }),
       );
-    const outcome = decideHostOutcome({
-      command: "verify",
-      agentResult: resultEvent.parse({ v: 2, event: "result", code: null, message: "m" }),
-      jobs: tracker.jobs,
-      initial: "skipped",
-      checks: [],
-      hostWarnings: [],
-      cowWarnPercent: 70,
-      failedChecks: tracker.failedChecks(),
-    });
-    return { outcome, jobs: tracker.jobs };
+    return finished("verify", tracker);
   };
 
   it("a drill restores from the job's first repository; changed files leave the job ok", () => {
@@ -602,16 +607,7 @@ describe("backup --verify-sample: the sample of each job's new snapshot", () => 
   const run = (events: AgentEventFields[]) => {
     const tracker = trackJobs(hostPlan, plan, "backup", "skipped", 5);
     for (const event of events) tracker.apply(agentEventOf(event));
-    const outcome = decideHostOutcome({
-      command: "backup",
-      agentResult: resultEvent.parse({ v: 2, event: "result", code: null, message: "m" }),
-      jobs: tracker.jobs,
-      initial: "skipped",
-      checks: [],
-      hostWarnings: [],
-      cowWarnPercent: 70,
-    });
-    return { outcome, jobs: tracker.jobs };
+    return finished("backup", tracker);
   };
   const withSamples = (data: AgentEventFields, etc: AgentEventFields) => [
     ...allBackedUp.slice(0, 4),
