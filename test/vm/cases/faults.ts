@@ -193,8 +193,26 @@ echo "killed $RESTIC_PID"`,
 
     it("the controller SIGKILLed mid-backup: the agent notices, stops restic and cleans up", async () => {
       const inventory = await slowDataInventory("controller-killed", { mib: 64 });
+      // restic is held with SIGSTOP once it runs (after the snapshot), so the controller is killed
+      // mid-backup however fast restic would be; the agent's stop_child resumes it with SIGCONT.
+      await guest().spawn(
+        "holder",
+        `${WAIT_FOR_RESTIC}
+kill -STOP "$RESTIC_PID"
+echo "held $RESTIC_PID"`,
+      );
       const controller = startCli("backup", inventory);
-      await waitForGuest((s) => s.snapshots.length > 0 && s.restic.length > 0, "the snapshot and restic");
+      await Promise.race([
+        waitForLog("holder", /^held \d+/m),
+        controller.done.then((run) => {
+          throw new Error(
+            `the run ended (exit ${run.code}) before its restic was held:\n${run.stdout}\n${run.stderr}`,
+          );
+        }),
+      ]);
+      const held = await guest().state();
+      expect(held.snapshots.length).toBeGreaterThan(0);
+      expect(held.restic.length).toBeGreaterThan(0);
       controller.child.kill("SIGKILL");
       await controller.done;
       // Within a minute, everything of the run is gone from the guest (afterEach checks it all again).
