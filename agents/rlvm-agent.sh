@@ -307,18 +307,12 @@ declare -a CHILD_CMD=()
 # root-owned directory, and a root-owned world-writable directory (a /tmp in PATH) is never searched.
 # stat itself, which makes that check, is looked for in TRUSTED_TOOL_DIRS only and checks itself.
 find_tool() {
-  local name=$1 list rest dir
+  local name=$1 rest dir
   if [[ -n ${TOOL[$name]+set} ]]; then return 0; fi
-  if [[ -n ${RLVM_AGENT_TOOL_PATH-} ]]; then
-    list=$RLVM_AGENT_TOOL_PATH
-  elif [[ $name == stat ]]; then
-    list=$TRUSTED_TOOL_DIRS
-  else
-    list="${PATH-}:$FALLBACK_TOOL_DIRS"
-  fi
   if [[ $name != stat ]]; then find_tool stat; fi
+  tool_search_list "$name"
   TOOL[$name]=""
-  rest=$list
+  rest=$REPLY
   while [[ -n $rest ]]; do
     dir=${rest%%:*}
     if [[ $rest == *:* ]]; then rest=${rest#*:}; else rest=""; fi
@@ -341,10 +335,38 @@ find_tool() {
   done
 }
 
+# tool_search_list NAME: REPLY = the directories find_tool searches for NAME, colon-separated.
+tool_search_list() {
+  if [[ -n ${RLVM_AGENT_TOOL_PATH-} ]]; then
+    REPLY=$RLVM_AGENT_TOOL_PATH
+  elif [[ $1 == stat ]]; then
+    REPLY=$TRUSTED_TOOL_DIRS
+  else
+    REPLY="${PATH-}:$FALLBACK_TOOL_DIRS"
+  fi
+}
+
+# first_tool_candidate NAME: REPLY = the first directory of NAME's search list holding an executable
+# NAME, or "".
+first_tool_candidate() {
+  local name=$1 rest dir
+  tool_search_list "$name"
+  rest=$REPLY
+  REPLY=""
+  while [[ -n $rest ]]; do
+    dir=${rest%%:*}
+    if [[ $rest == *:* ]]; then rest=${rest#*:}; else rest=""; fi
+    if [[ $dir == /* && -f $dir/$name && -x $dir/$name ]]; then
+      REPLY=$dir
+      return 0
+    fi
+  done
+}
+
 # tool_problem DIR FILE STAT: REPLY = why FILE (in DIR) must not be run, or "" when it may: both must be
 # owned by root or the running user, without group or other write permission. STAT is the stat to ask.
 tool_problem() {
-  local dir=$1 file=$2 stat=$3 line uid mode i
+  local dir=$1 file=$2 stat=$3
   REPLY=""
   if [[ -z $stat ]]; then
     REPLY="cannot check its owner and mode: no stat in ${TRUSTED_TOOL_DIRS//:/, }"
@@ -356,8 +378,16 @@ tool_problem() {
     REPLY="cannot check its owner and mode"
     return 0
   fi
+  stat_lines_problem "${LINES[0]}" "${LINES[1]}"
+}
+
+# stat_lines_problem DIR_LINE FILE_LINE: tool_problem's verdict on the "%u %a" lines of a directory and
+# of the file in it.
+stat_lines_problem() {
+  local line uid mode i
+  REPLY=""
   for i in 0 1; do
-    line=${LINES[i]}
+    if ((i == 0)); then line=$1; else line=$2; fi
     if [[ ! $line =~ ^([0-9]+)\ ([0-7]+)$ ]]; then
       REPLY="cannot check its owner and mode"
       return 0
@@ -377,8 +407,31 @@ tool_problem() {
   done
 }
 
+# init_tools: every tool of TOOLS, found as find_tool finds it, but with one stat for the first
+# candidates of all of them: a stat per tool cost each host some 26 programs started. A candidate that
+# this one stat refuses (or a stat that fails) is left to find_tool, which searches on.
 init_tools() {
-  local name
+  local name i
+  local -a found=() pairs=()
+  find_tool stat
+  for name in $TOOLS; do
+    if [[ -n ${TOOL[$name]+set} ]]; then continue; fi
+    first_tool_candidate "$name"
+    if [[ -n $REPLY ]]; then
+      found+=("$name")
+      pairs+=("$REPLY" "$REPLY/$name")
+    fi
+  done
+  if ((${#found[@]} > 0)) && have_tool stat; then
+    capture "${TOOL[stat]}" -L -c '%u %a' -- "${pairs[@]}"
+    split_lines "$CAP_OUT"
+    if ((CAP_RC == 0 && ${#LINES[@]} == ${#pairs[@]})); then
+      for i in "${!found[@]}"; do
+        stat_lines_problem "${LINES[2 * i]}" "${LINES[2 * i + 1]}"
+        if [[ -z $REPLY ]]; then TOOL[${found[i]}]=${pairs[2 * i + 1]}; fi
+      done
+    fi
+  fi
   for name in $TOOLS; do
     find_tool "$name"
     if [[ -n ${TOOL_REFUSED[$name]-} ]]; then log "not running ${TOOL_REFUSED[$name]}"; fi
@@ -715,6 +768,8 @@ unlock_target() {
 
 # The plan, parsed once by read_plan into these arrays (parallel arrays, one index per record).
 PLAN_LINENO=0
+# The plan as read (one line per record), for the agent that enter_private_namespace starts.
+PLAN_RAW=""
 PLAN_RUN_ID=""
 PLAN_HOST=""
 PLAN_COMMAND=""
@@ -767,6 +822,7 @@ next_plan_line() {
   if ((${#FIELDS[@]} == 0)); then
     fail agent_protocol "plan line $PLAN_LINENO is empty"
   fi
+  PLAN_RAW+="${FIELDS[*]}"$'\n'
 }
 
 # decode_values TOKEN...: VALS = the decoded values. `-` is the empty string.
@@ -1231,24 +1287,26 @@ FACT_HOSTNAME="" FACT_KERNEL="" FACT_OS="" FACT_USER="" RESTIC_VERSION="" RESTIC
 
 gather_facts() {
   local line re
-  FACT_HOSTNAME=${HOSTNAME-}
-  FACT_KERNEL=""
-  if have_tool uname; then
+  # The kernel's own files first: on every host of a run, each program started costs a fork and an exec.
+  FACT_HOSTNAME="" FACT_KERNEL=""
+  if [[ -r /proc/sys/kernel/hostname ]]; then IFS= read -r FACT_HOSTNAME </proc/sys/kernel/hostname || true; fi
+  if [[ -r /proc/sys/kernel/osrelease ]]; then IFS= read -r FACT_KERNEL </proc/sys/kernel/osrelease || true; fi
+  if [[ -z $FACT_HOSTNAME || -z $FACT_KERNEL ]] && have_tool uname; then
     capture "${TOOL[uname]}" -n
     if ((CAP_RC == 0)) && [[ -n $CAP_OUT ]]; then FACT_HOSTNAME=$CAP_OUT; fi
     capture "${TOOL[uname]}" -r
     if ((CAP_RC == 0)); then FACT_KERNEL=$CAP_OUT; fi
   fi
-  if [[ -z $FACT_KERNEL && -r /proc/sys/kernel/osrelease ]]; then
-    IFS= read -r FACT_KERNEL </proc/sys/kernel/osrelease || true
-  fi
+  if [[ -z $FACT_HOSTNAME ]]; then FACT_HOSTNAME=${HOSTNAME-}; fi
   os_release_name
   FACT_OS=$REPLY
-  FACT_USER="uid $EUID"
-  if have_tool id; then
+  passwd_name "$EUID"
+  FACT_USER=$REPLY
+  if [[ -z $FACT_USER ]] && have_tool id; then
     capture "${TOOL[id]}" -un
     if ((CAP_RC == 0)) && [[ -n $CAP_OUT ]]; then FACT_USER=$CAP_OUT; fi
   fi
+  if [[ -z $FACT_USER ]]; then FACT_USER="uid $EUID"; fi
 
   # restic: "restic 0.14.0 compiled with go1.19.8 on linux/amd64"
   RESTIC_VERSION="" RESTIC_PROBLEM=""
@@ -1279,6 +1337,21 @@ gather_facts() {
       fi
     done
   fi
+}
+
+# passwd_name UID: REPLY = the first name /etc/passwd gives UID, or "" (a user only NSS knows, e.g.
+# from LDAP, is left to `id -un`). Read, never sourced.
+passwd_name() {
+  local name rest uid
+  REPLY=""
+  [[ -f /etc/passwd && -r /etc/passwd ]] || return 0
+  while IFS=: read -r name rest uid rest; do
+    if [[ $uid == "$1" && $name =~ ^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}$ ]]; then
+      REPLY=$name
+      return 0
+    fi
+  done </etc/passwd
+  return 0
 }
 
 # os_release_name: REPLY = PRETTY_NAME of /etc/os-release ("Debian GNU/Linux 12 (bookworm)"), or "".
@@ -2529,10 +2602,11 @@ watch_controller() {
   exec 0</dev/null
 }
 
-# enter_private_namespace RUN_DIR: as root, re-run this script in a private mount namespace before the
-# plan is read (stdin is untouched), so every mount of the run is invisible to the host and vanishes
-# with the agent however it ends. If the kernel or the container refuses, carry on without one: only
-# jobs that mount snapshots need it, and backup refuses them then.
+# enter_private_namespace: as root, run this script again in a private mount namespace, so every mount
+# of the run is invisible to the host and vanishes with the agent however it ends. The plan, read from
+# stdin already, is handed over in RUN_DIR/plan (root's 0700 directory); stdin stays the controller's,
+# for watch_controller. If the kernel or the container refuses, carry on without one: backup then
+# refuses the jobs that mount snapshots.
 enter_private_namespace() {
   find_tool unshare
   find_tool true
@@ -2541,8 +2615,9 @@ enter_private_namespace() {
     log "cannot create a private mount namespace; continuing without one"
     return 0
   fi
+  printf '%s' "$PLAN_RAW" >"$RUN_DIR/plan"
   # main already moved the event stream to fd 3: give the new agent its original stdout back.
-  exec "${TOOL[unshare]}" --mount --propagation private -- "$BASH" "$0" "$1" --in-private-namespace >&3 3>&-
+  exec "${TOOL[unshare]}" --mount --propagation private -- "$BASH" "$0" "$RUN_DIR" --in-private-namespace >&3 3>&-
 }
 
 # --- ping -----------------------------------------------------------------------------------------
@@ -3804,15 +3879,15 @@ main() {
     IN_PRIVATE_NS=1
   elif (($# != 1)); then
     fail agent_protocol "usage: rlvm-agent.sh RUN_DIR, or rlvm-agent.sh installed RUN_ID HOST (plan on stdin)"
-  elif ((EUID == 0)); then
-    enter_private_namespace "$1"
   fi
   strip_trailing_slashes "$1"
   RUN_DIR=$REPLY
   if [[ $RUN_DIR != /* || ! -d $RUN_DIR || ! -O $RUN_DIR ]]; then
     fail agent_protocol "RUN_DIR must be an absolute path to a directory owned by the running user"
   fi
-  read_plan
+  if ((IN_PRIVATE_NS)); then read_plan <"$RUN_DIR/plan"; else read_plan; fi
+  # Only backup mounts anything: the other commands spare each host the namespace and a second bash.
+  if ((EUID == 0 && !IN_PRIVATE_NS)) && [[ $PLAN_COMMAND == backup ]]; then enter_private_namespace; fi
   init_tools
   log "agent $AGENT_VERSION: $PLAN_COMMAND for $PLAN_HOST, run $PLAN_RUN_ID"
   # install writes the allow-list; every other command keeps to it.

@@ -17,18 +17,12 @@ declare -a CHILD_CMD=()
 # root-owned directory, and a root-owned world-writable directory (a /tmp in PATH) is never searched.
 # stat itself, which makes that check, is looked for in TRUSTED_TOOL_DIRS only and checks itself.
 find_tool() {
-  local name=$1 list rest dir
+  local name=$1 rest dir
   if [[ -n ${TOOL[$name]+set} ]]; then return 0; fi
-  if [[ -n ${RLVM_AGENT_TOOL_PATH-} ]]; then
-    list=$RLVM_AGENT_TOOL_PATH
-  elif [[ $name == stat ]]; then
-    list=$TRUSTED_TOOL_DIRS
-  else
-    list="${PATH-}:$FALLBACK_TOOL_DIRS"
-  fi
   if [[ $name != stat ]]; then find_tool stat; fi
+  tool_search_list "$name"
   TOOL[$name]=""
-  rest=$list
+  rest=$REPLY
   while [[ -n $rest ]]; do
     dir=${rest%%:*}
     if [[ $rest == *:* ]]; then rest=${rest#*:}; else rest=""; fi
@@ -51,10 +45,38 @@ find_tool() {
   done
 }
 
+# tool_search_list NAME: REPLY = the directories find_tool searches for NAME, colon-separated.
+tool_search_list() {
+  if [[ -n ${RLVM_AGENT_TOOL_PATH-} ]]; then
+    REPLY=$RLVM_AGENT_TOOL_PATH
+  elif [[ $1 == stat ]]; then
+    REPLY=$TRUSTED_TOOL_DIRS
+  else
+    REPLY="${PATH-}:$FALLBACK_TOOL_DIRS"
+  fi
+}
+
+# first_tool_candidate NAME: REPLY = the first directory of NAME's search list holding an executable
+# NAME, or "".
+first_tool_candidate() {
+  local name=$1 rest dir
+  tool_search_list "$name"
+  rest=$REPLY
+  REPLY=""
+  while [[ -n $rest ]]; do
+    dir=${rest%%:*}
+    if [[ $rest == *:* ]]; then rest=${rest#*:}; else rest=""; fi
+    if [[ $dir == /* && -f $dir/$name && -x $dir/$name ]]; then
+      REPLY=$dir
+      return 0
+    fi
+  done
+}
+
 # tool_problem DIR FILE STAT: REPLY = why FILE (in DIR) must not be run, or "" when it may: both must be
 # owned by root or the running user, without group or other write permission. STAT is the stat to ask.
 tool_problem() {
-  local dir=$1 file=$2 stat=$3 line uid mode i
+  local dir=$1 file=$2 stat=$3
   REPLY=""
   if [[ -z $stat ]]; then
     REPLY="cannot check its owner and mode: no stat in ${TRUSTED_TOOL_DIRS//:/, }"
@@ -66,8 +88,16 @@ tool_problem() {
     REPLY="cannot check its owner and mode"
     return 0
   fi
+  stat_lines_problem "${LINES[0]}" "${LINES[1]}"
+}
+
+# stat_lines_problem DIR_LINE FILE_LINE: tool_problem's verdict on the "%u %a" lines of a directory and
+# of the file in it.
+stat_lines_problem() {
+  local line uid mode i
+  REPLY=""
   for i in 0 1; do
-    line=${LINES[i]}
+    if ((i == 0)); then line=$1; else line=$2; fi
     if [[ ! $line =~ ^([0-9]+)\ ([0-7]+)$ ]]; then
       REPLY="cannot check its owner and mode"
       return 0
@@ -87,8 +117,31 @@ tool_problem() {
   done
 }
 
+# init_tools: every tool of TOOLS, found as find_tool finds it, but with one stat for the first
+# candidates of all of them: a stat per tool cost each host some 26 programs started. A candidate that
+# this one stat refuses (or a stat that fails) is left to find_tool, which searches on.
 init_tools() {
-  local name
+  local name i
+  local -a found=() pairs=()
+  find_tool stat
+  for name in $TOOLS; do
+    if [[ -n ${TOOL[$name]+set} ]]; then continue; fi
+    first_tool_candidate "$name"
+    if [[ -n $REPLY ]]; then
+      found+=("$name")
+      pairs+=("$REPLY" "$REPLY/$name")
+    fi
+  done
+  if ((${#found[@]} > 0)) && have_tool stat; then
+    capture "${TOOL[stat]}" -L -c '%u %a' -- "${pairs[@]}"
+    split_lines "$CAP_OUT"
+    if ((CAP_RC == 0 && ${#LINES[@]} == ${#pairs[@]})); then
+      for i in "${!found[@]}"; do
+        stat_lines_problem "${LINES[2 * i]}" "${LINES[2 * i + 1]}"
+        if [[ -z $REPLY ]]; then TOOL[${found[i]}]=${pairs[2 * i + 1]}; fi
+      done
+    fi
+  fi
   for name in $TOOLS; do
     find_tool "$name"
     if [[ -n ${TOOL_REFUSED[$name]-} ]]; then log "not running ${TOOL_REFUSED[$name]}"; fi

@@ -5,24 +5,26 @@ FACT_HOSTNAME="" FACT_KERNEL="" FACT_OS="" FACT_USER="" RESTIC_VERSION="" RESTIC
 
 gather_facts() {
   local line re
-  FACT_HOSTNAME=${HOSTNAME-}
-  FACT_KERNEL=""
-  if have_tool uname; then
+  # The kernel's own files first: on every host of a run, each program started costs a fork and an exec.
+  FACT_HOSTNAME="" FACT_KERNEL=""
+  if [[ -r /proc/sys/kernel/hostname ]]; then IFS= read -r FACT_HOSTNAME </proc/sys/kernel/hostname || true; fi
+  if [[ -r /proc/sys/kernel/osrelease ]]; then IFS= read -r FACT_KERNEL </proc/sys/kernel/osrelease || true; fi
+  if [[ -z $FACT_HOSTNAME || -z $FACT_KERNEL ]] && have_tool uname; then
     capture "${TOOL[uname]}" -n
     if ((CAP_RC == 0)) && [[ -n $CAP_OUT ]]; then FACT_HOSTNAME=$CAP_OUT; fi
     capture "${TOOL[uname]}" -r
     if ((CAP_RC == 0)); then FACT_KERNEL=$CAP_OUT; fi
   fi
-  if [[ -z $FACT_KERNEL && -r /proc/sys/kernel/osrelease ]]; then
-    IFS= read -r FACT_KERNEL </proc/sys/kernel/osrelease || true
-  fi
+  if [[ -z $FACT_HOSTNAME ]]; then FACT_HOSTNAME=${HOSTNAME-}; fi
   os_release_name
   FACT_OS=$REPLY
-  FACT_USER="uid $EUID"
-  if have_tool id; then
+  passwd_name "$EUID"
+  FACT_USER=$REPLY
+  if [[ -z $FACT_USER ]] && have_tool id; then
     capture "${TOOL[id]}" -un
     if ((CAP_RC == 0)) && [[ -n $CAP_OUT ]]; then FACT_USER=$CAP_OUT; fi
   fi
+  if [[ -z $FACT_USER ]]; then FACT_USER="uid $EUID"; fi
 
   # restic: "restic 0.14.0 compiled with go1.19.8 on linux/amd64"
   RESTIC_VERSION="" RESTIC_PROBLEM=""
@@ -53,6 +55,21 @@ gather_facts() {
       fi
     done
   fi
+}
+
+# passwd_name UID: REPLY = the first name /etc/passwd gives UID, or "" (a user only NSS knows, e.g.
+# from LDAP, is left to `id -un`). Read, never sourced.
+passwd_name() {
+  local name rest uid
+  REPLY=""
+  [[ -f /etc/passwd && -r /etc/passwd ]] || return 0
+  while IFS=: read -r name rest uid rest; do
+    if [[ $uid == "$1" && $name =~ ^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}$ ]]; then
+      REPLY=$name
+      return 0
+    fi
+  done </etc/passwd
+  return 0
 }
 
 # os_release_name: REPLY = PRETTY_NAME of /etc/os-release ("Debian GNU/Linux 12 (bookworm)"), or "".

@@ -230,10 +230,11 @@ watch_controller() {
   exec 0</dev/null
 }
 
-# enter_private_namespace RUN_DIR: as root, re-run this script in a private mount namespace before the
-# plan is read (stdin is untouched), so every mount of the run is invisible to the host and vanishes
-# with the agent however it ends. If the kernel or the container refuses, carry on without one: only
-# jobs that mount snapshots need it, and backup refuses them then.
+# enter_private_namespace: as root, run this script again in a private mount namespace, so every mount
+# of the run is invisible to the host and vanishes with the agent however it ends. The plan, read from
+# stdin already, is handed over in RUN_DIR/plan (root's 0700 directory); stdin stays the controller's,
+# for watch_controller. If the kernel or the container refuses, carry on without one: backup then
+# refuses the jobs that mount snapshots.
 enter_private_namespace() {
   find_tool unshare
   find_tool true
@@ -242,6 +243,7 @@ enter_private_namespace() {
     log "cannot create a private mount namespace; continuing without one"
     return 0
   fi
+  printf '%s' "$PLAN_RAW" >"$RUN_DIR/plan"
   # main already moved the event stream to fd 3: give the new agent its original stdout back.
-  exec "${TOOL[unshare]}" --mount --propagation private -- "$BASH" "$0" "$1" --in-private-namespace >&3 3>&-
+  exec "${TOOL[unshare]}" --mount --propagation private -- "$BASH" "$0" "$RUN_DIR" --in-private-namespace >&3 3>&-
 }

@@ -21,15 +21,15 @@ main() {
     IN_PRIVATE_NS=1
   elif (($# != 1)); then
     fail agent_protocol "usage: rlvm-agent.sh RUN_DIR, or rlvm-agent.sh installed RUN_ID HOST (plan on stdin)"
-  elif ((EUID == 0)); then
-    enter_private_namespace "$1"
   fi
   strip_trailing_slashes "$1"
   RUN_DIR=$REPLY
   if [[ $RUN_DIR != /* || ! -d $RUN_DIR || ! -O $RUN_DIR ]]; then
     fail agent_protocol "RUN_DIR must be an absolute path to a directory owned by the running user"
   fi
-  read_plan
+  if ((IN_PRIVATE_NS)); then read_plan <"$RUN_DIR/plan"; else read_plan; fi
+  # Only backup mounts anything: the other commands spare each host the namespace and a second bash.
+  if ((EUID == 0 && !IN_PRIVATE_NS)) && [[ $PLAN_COMMAND == backup ]]; then enter_private_namespace; fi
   init_tools
   log "agent $AGENT_VERSION: $PLAN_COMMAND for $PLAN_HOST, run $PLAN_RUN_ID"
   # install writes the allow-list; every other command keeps to it.

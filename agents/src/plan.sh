@@ -2,6 +2,8 @@
 
 # The plan, parsed once by read_plan into these arrays (parallel arrays, one index per record).
 PLAN_LINENO=0
+# The plan as read (one line per record), for the agent that enter_private_namespace starts.
+PLAN_RAW=""
 PLAN_RUN_ID=""
 PLAN_HOST=""
 PLAN_COMMAND=""
@@ -54,6 +56,7 @@ next_plan_line() {
   if ((${#FIELDS[@]} == 0)); then
     fail agent_protocol "plan line $PLAN_LINENO is empty"
   fi
+  PLAN_RAW+="${FIELDS[*]}"$'\n'
 }
 
 # decode_values TOKEN...: VALS = the decoded values. `-` is the empty string.

@@ -13,6 +13,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readlinkSync,
   readdirSync,
   rmSync,
   symlinkSync,
@@ -1841,5 +1842,72 @@ describe("prune on a maintenance host", { timeout: 120_000 }, () => {
     }
     expect(run.events.filter((e) => e.event === "repo_pruned")).toMatchObject([{ ok: false }]);
     expect(restic(repo, "snapshots", "--json")).toBe(before);
+  });
+});
+
+// --- the private mount namespace ---------------------------------------------------------------
+
+describe.skipIf(!IS_ROOT || !RESTIC)("the private mount namespace, as root", { timeout: 150_000 }, () => {
+  /** A restic first in PATH that records the mount namespace it runs in, then runs the real one. */
+  function recordingPath(): { env: NodeJS.ProcessEnv; namespaces: () => string[] } {
+    const dir = mkdtempSync(join(base, "ns-tools-"));
+    const record = join(dir, "namespaces");
+    writeFileSync(
+      join(dir, "restic"),
+      `#!/bin/bash\nreadlink /proc/self/ns/mnt >>'${record}'\nexec '${RESTIC}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    return {
+      env: baseEnv({ PATH: `${dir}:${process.env.PATH ?? "/usr/bin:/bin"}` }),
+      namespaces: () => readFileSync(record, "utf8").trim().split("\n"),
+    };
+  }
+  const ours = () => readlinkSync("/proc/self/ns/mnt");
+
+  it("ping runs in the caller's mount namespace: no unshare, no second bash", () => {
+    const { env, namespaces } = recordingPath();
+    const run = runAgent(planText([...header("ping", unique("ns-ping")), ["end"]]), { env });
+    expect(run.outcome).toMatchObject({ status: "ok", code: null });
+    expect(namespaces()).toEqual([ours()]);
+  });
+
+  it("backup runs in a private one, its plan handed over in the run directory", async () => {
+    const { env, namespaces } = recordingPath();
+    const host = unique("ns-backup");
+    const runDir = newRunDir(host);
+    // backup runs only while the controller keeps its stdin open: the plan, then no EOF until the result.
+    const child = spawn(BASH, [AGENT, runDir], { env, cwd: canary, stdio: "pipe" });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.resume();
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    const plan = planText([
+      ...header("backup", host),
+      ["job", "web", "standard_path", join(base, "src"), "", "", ""],
+      ["repo", "web", "a", repoA, pwGood, "A"],
+      ["end"],
+    ]);
+    child.stdin.write(plan);
+    try {
+      await waitFor("the agent's result", () => stdout.includes('"event":"result"'), {
+        timeoutMs: 60_000,
+        intervalMs: 50,
+      });
+    } finally {
+      child.stdin.end();
+      await exited;
+      rmSync(`/run/rlvm-fleet/locks/rlvm-fleet.${host}.lock`, { force: true });
+    }
+    const events = stdout
+      .trim()
+      .split("\n")
+      .map((line) => agentEvent.parse(JSON.parse(line)));
+    expect(events.filter((e) => e.event === "agent_start")).toHaveLength(1);
+    expect(events.some((e) => e.event === "repo_done")).toBe(true);
+    expect(events.at(-1)).toMatchObject({ event: "result", code: null });
+    const seen = namespaces();
+    expect(seen.length).toBeGreaterThan(1);
+    for (const ns of seen) expect(ns).not.toBe(ours());
+    expect(readFileSync(join(runDir, "plan"), "utf8")).toBe(plan);
   });
 });
