@@ -45,10 +45,15 @@ function envCount(name: string, fallback: number): number {
   return n;
 }
 
-function wantedRunners(): Set<RunnerId> {
+function wantedRunners(log: (line: string) => void): Set<RunnerId> {
   const value = process.env["BENCH_RUNNERS"];
   if (value === undefined || value.trim() === "") return new Set(ORDER);
-  return new Set(value.split(",").map((v) => v.trim() as RunnerId));
+  const ids = value.split(",").map((v) => v.trim() as RunnerId);
+  for (const id of ids) {
+    if (id === "floor") log("bastion: the floor connects directly only: not run here");
+    else if (!ORDER.includes(id)) throw new Error(`BENCH_RUNNERS: unknown runner "${id}"`);
+  }
+  return new Set(ids);
 }
 
 interface BastionRecord {
@@ -150,7 +155,7 @@ export const bastionDimension: Dimension = async (ctx: BenchContext): Promise<Di
   if (n < 1) throw new Error("BENCH_BASTION_HOSTS must be at least 1");
   const repeats = envCount("BENCH_REPEATS", 3);
   const warmup = envCount("BENCH_WARMUP", 1);
-  const wanted = wantedRunners();
+  const wanted = wantedRunners(ctx.log);
   const title = `Bastion: ${n} hosts behind one proxy_jump bastion`;
   const failures: string[] = [];
   const dir = join(ctx.work, "bastion");
