@@ -91,7 +91,7 @@ function sshOptions(ctx: RunnerContext): string[] {
 /**
  * What the OpenSSH-based runners add to reach a host through ctx.bastion: `-F FILE -o ProxyJump=…`.
  * ProxyJump makes ssh start a second ssh for the hop (`ssh -W [%h]:%p`) that gets none of the first
- * one's -o options, only its -F file: so the options both hops need (this host key checking, key,
+ * one's -o options, only its -F file: so the options both hops need (host key checking, key,
  * user) go into an ssh_config file of their own, and the bastion's key is verified as strictly as
  * the target's. The -F file also keeps ~/.ssh/config and /etc/ssh/ssh_config out of both hops.
  * ProxyJump stays on the command line, for the target hop alone (in the file the hop would jump
