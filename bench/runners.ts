@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Fleet } from "../test/integration/harness/fleet.js";
+import type { Fleet, FleetHost } from "../test/integration/harness/fleet.js";
 import { writeInventory } from "../test/integration/helpers/test-fleet.js";
 
 export type RunnerId = "rlvm-fleet" | "ansible" | "parallel-ssh" | "floor";
@@ -51,6 +51,12 @@ export interface RunnerContext {
   asRoot: boolean;
   /** Where Ansible's per-task temp directories go on the hosts (created by the login user; removed at the end). */
   ansibleRemoteTmp: string;
+  /**
+   * The bastion every host of `fleet` is reached through (itself not one of them), logged in to as
+   * fleet.loginUser with the fleet's key, its host key in fleet.knownHostsFile. Unset: direct.
+   * rlvm-fleet, Ansible and parallel-ssh support it; the floor does not.
+   */
+  bastion?: FleetHost;
 }
 
 // The agent's result event without an error code (protocol v2: src/agent/protocol.ts resultEvent).
@@ -82,6 +88,31 @@ function sshOptions(ctx: RunnerContext): string[] {
   ];
 }
 
+/**
+ * What the OpenSSH-based runners add to reach a host through ctx.bastion: `-F FILE -o ProxyJump=…`.
+ * ProxyJump makes ssh start a second ssh for the hop (`ssh -W [%h]:%p`) that gets none of the first
+ * one's -o options, only its -F file: so the options both hops need (host key checking, key,
+ * user) go into an ssh_config file of their own, and the bastion's key is verified as strictly as
+ * the target's. The -F file also keeps ~/.ssh/config and /etc/ssh/ssh_config out of both hops.
+ * ProxyJump stays on the command line, for the target hop alone (in the file the hop would jump
+ * through itself).
+ */
+function jumpSshArgs(ctx: RunnerContext): string[] {
+  if (ctx.bastion === undefined) return [];
+  const file = join(ctx.dir, "jump_ssh_config");
+  writeFileSync(
+    file,
+    [
+      "Host *",
+      ...sshOptions(ctx).map((o) => `  ${o.replace("=", " ")}`),
+      `  IdentityFile ${ctx.fleet.clientKey.privateKeyPath}`,
+      `  User ${ctx.fleet.loginUser}`,
+      "",
+    ].join("\n"),
+  );
+  return ["-F", file, "-o", `ProxyJump=${ctx.fleet.loginUser}@${ctx.bastion.address}:${ctx.bastion.port}`];
+}
+
 export function rlvmFleetRunner(ctx: RunnerContext): Runner {
   // `ping` reads no job, but every inventory host needs a valid ResticLVM config.
   const config = join(ctx.dir, "host.toml");
@@ -99,8 +130,17 @@ export function rlvmFleetRunner(ctx: RunnerContext): Runner {
       "",
     ].join("\n"),
   );
+  // Through a bastion: a jump-only host with the defaults' user, key and known_hosts (README "Jump hosts").
+  const bastion = ctx.bastion;
   const inventory = writeInventory(ctx.fleet, join(ctx.dir, "inventory.toml"), {
-    defaults: { config, connect_timeout: ctx.connectTimeoutS },
+    defaults: {
+      config,
+      connect_timeout: ctx.connectTimeoutS,
+      ...(bastion === undefined ? {} : { proxy_jump: "bastion" }),
+    },
+    ...(bastion === undefined
+      ? {}
+      : { extra: `[jump_hosts.bastion]\naddress = "${bastion.address}"\nport = ${bastion.port}\n` }),
   });
   const n = ctx.fleet.hosts.length;
   return {
@@ -142,6 +182,7 @@ export function rlvmFleetRunner(ctx: RunnerContext): Runner {
 }
 
 export function floorRunner(ctx: RunnerContext): Runner {
+  if (ctx.bastion !== undefined) throw new Error("the floor connects directly only, not through a bastion");
   const spec = join(ctx.dir, "floor.json");
   writeFileSync(
     spec,
@@ -179,9 +220,12 @@ export function parallelSshRunner(ctx: RunnerContext): Runner {
     ctx.fleet.hosts.map((h) => `${ctx.fleet.loginUser}@${h.address}:${h.port}\n`).join(""),
   );
   const n = ctx.fleet.hosts.length;
-  const extra = [...sshOptions(ctx).flatMap((o) => ["-o", o]), "-i", ctx.fleet.clientKey.privateKeyPath].join(
-    " ",
-  );
+  const extra = [
+    ...jumpSshArgs(ctx),
+    ...sshOptions(ctx).flatMap((o) => ["-o", o]),
+    "-i",
+    ctx.fleet.clientKey.privateKeyPath,
+  ].join(" ");
   return {
     id: "parallel-ssh",
     prepare(runDir) {
@@ -222,9 +266,7 @@ export function ansibleRunner(ctx: RunnerContext): Runner {
   const base = join(ctx.dir, "ansible");
   mkdirSync(base, { recursive: true });
   const inventory = join(base, "inventory.ini");
-  const common = sshOptions(ctx)
-    .map((o) => `-o ${o}`)
-    .join(" ");
+  const common = [...jumpSshArgs(ctx), ...sshOptions(ctx).flatMap((o) => ["-o", o])].join(" ");
   writeFileSync(
     inventory,
     [

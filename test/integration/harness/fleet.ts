@@ -47,6 +47,12 @@ export interface FleetOptions {
    * (a restic wrapper over /usr/bin/restic, a test ssh_config for root's sftp: repositories).
    */
   readonly binds?: readonly FleetBind[];
+  /**
+   * More sshd_config lines for some hosts, by host name (e.g. a bastion serving hundreds of
+   * connections at once: `MaxStartups 1000`). They go first, so they win: sshd keeps the first value
+   * of a keyword. Not for `Match` blocks.
+   */
+  readonly sshdConfig?: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface FleetBind {
@@ -162,6 +168,10 @@ const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export async function startFleet(options: FleetOptions): Promise<Fleet> {
   requirePrerequisites();
   const names = hostNames(options.hosts);
+  for (const [name, lines] of Object.entries(options.sshdConfig ?? {})) {
+    if (!names.includes(name)) throw new Error(`sshdConfig names no host of the fleet: ${name}`);
+    if (lines.some((line) => /[\r\n]/.test(line))) throw new Error(`sshdConfig for ${name}: one line each`);
+  }
   const mode: FleetMode = isRoot() ? "root" : "user";
   const users = mode === "root" ? await provisionTestUsers() : undefined;
   const parent = resolve(options.dir ?? tmpdir());
@@ -182,6 +192,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     netns: options.netns,
     firstAddress: options.firstAddress ?? 2,
     binds: options.binds ?? [],
+    sshdConfig: options.sshdConfig ?? {},
   });
   if (fleet.binds.length > 0 && mode !== "root") {
     await fleet.stop();
@@ -420,6 +431,7 @@ interface SshdFleetSettings {
   readonly netns: string | undefined;
   readonly firstAddress: number;
   readonly binds: readonly FleetBind[];
+  readonly sshdConfig: Readonly<Record<string, readonly string[]>>;
 }
 
 class SshdFleet implements Fleet {
@@ -438,6 +450,7 @@ class SshdFleet implements Fleet {
   private readonly startTimeoutMs: number;
   private readonly netns: string | undefined;
   readonly binds: readonly FleetBind[];
+  private readonly extraSshdConfig: Readonly<Record<string, readonly string[]>>;
   private readonly sshd = requireExecutable("sshd");
   private readonly ssh = requireExecutable("ssh");
   private perSourcePenalties = false;
@@ -455,6 +468,7 @@ class SshdFleet implements Fleet {
     this.startTimeoutMs = settings.startTimeoutMs;
     this.netns = settings.netns;
     this.binds = settings.binds;
+    this.extraSshdConfig = settings.sshdConfig;
     this.keysDir = join(this.dir, "keys");
     this.authorizedKeysFile = join(this.dir, "authorized_keys");
     this.knownHostsFile = join(this.dir, "known_hosts");
@@ -679,6 +693,7 @@ class SshdFleet implements Fleet {
   private sshdConfig(host: SshdHost): string {
     return [
       "# Written by the rlvm-fleet integration test harness.",
+      ...(this.extraSshdConfig[host.name] ?? []),
       `ListenAddress ${host.address}:${host.port}`,
       `HostKey ${host.hostKeyPath}`,
       `PidFile ${host.pidFile}`,
