@@ -8,12 +8,13 @@
 //   BENCH_WARMUP=1            untimed rounds first (default 1)
 //   BENCH_RUNNERS=…           a subset of rlvm-fleet, parallel-ssh, ansible (the floor has no ProxyJump)
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { open } from "node:fs/promises";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { startFleet, type Fleet, type FleetHost } from "../test/integration/harness/fleet.js";
 import { createCpuGroup } from "./cpu.js";
 import type { BenchContext, Dimension, DimensionResult } from "./dimension.js";
+import { envCount } from "./env.js";
+import { childEnv, leftovers, logSizes, logsSince, payloadDirs, settle } from "./fleet-runs.js";
 import { measureCommand } from "./measure.js";
 import { median, type Goal } from "./report.js";
 import {
@@ -36,14 +37,6 @@ const SHORT: Partial<Record<RunnerId, string>> = {
   "parallel-ssh": "parallel-ssh",
   ansible: "Ansible",
 };
-
-function envCount(name: string, fallback: number): number {
-  const value = process.env[name];
-  if (value === undefined || value.trim() === "") return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number, got "${value}"`);
-  return n;
-}
 
 function wantedRunners(log: (line: string) => void): Set<RunnerId> {
   const value = process.env["BENCH_RUNNERS"];
@@ -69,68 +62,7 @@ interface BastionRecord {
   targetLoginsMax: number;
 }
 
-function logSizes(fleet: Fleet): number[] {
-  return fleet.hosts.map((h) => {
-    try {
-      return statSync(h.logFile).size;
-    } catch {
-      return 0;
-    }
-  });
-}
-
-/** What each host's sshd logged since the offsets. */
-async function logsSince(fleet: Fleet, offsets: readonly number[]): Promise<string[]> {
-  return Promise.all(
-    fleet.hosts.map(async (host, i) => {
-      const handle = await open(host.logFile, "r");
-      try {
-        const { size } = await handle.stat();
-        const from = offsets[i] ?? 0;
-        const buffer = Buffer.alloc(Math.max(0, size - from));
-        await handle.read(buffer, 0, buffer.length, from);
-        return buffer.toString("utf8");
-      } finally {
-        await handle.close();
-      }
-    }),
-  );
-}
-
 const count = (text: string, needle: string) => text.split(needle).length - 1;
-
-/** Wait until only the listening sshds are left (the last run's sessions have ended). */
-async function settle(fleet: Fleet): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (fleet.processIds().length > fleet.hosts.length && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  await new Promise((r) => setTimeout(r, 300));
-}
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  // Every runner authenticates with the fleet's key file alone.
-  delete env["SSH_AUTH_SOCK"];
-  delete env["NODE_OPTIONS"];
-  return env;
-}
-
-function payloadDirs(): string[] {
-  return readdirSync("/tmp")
-    .filter((d) => d.startsWith("rlvm-bench."))
-    .map((d) => `/tmp/${d}`);
-}
-
-/** rlvm-fleet's run directories of these runs, and payload temp dirs that were not there before. */
-function leftovers(runIds: readonly string[], payloadDirsBefore: ReadonlySet<string>): string[] {
-  const runDirs = existsSync("/run/rlvm-fleet")
-    ? readdirSync("/run/rlvm-fleet")
-        .filter((d) => runIds.some((id) => d.startsWith(`${id}.`)))
-        .map((d) => `/run/rlvm-fleet/${d}`)
-    : [];
-  return [...runDirs, ...payloadDirs().filter((d) => !payloadDirsBefore.has(d))];
-}
 
 /** The targets as the runners see them: a view of the fleet without the bastion. */
 function targetsView(fleet: Fleet, targets: readonly FleetHost[]): Fleet {

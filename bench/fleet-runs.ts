@@ -15,25 +15,27 @@ export function logSizes(fleet: Fleet): number[] {
   });
 }
 
-/** "Accepted publickey" lines each host's sshd logged since the offsets. */
-export async function loginsSince(fleet: Fleet, offsets: readonly number[]): Promise<number[]> {
+/** What each host's sshd logged since the offsets. */
+export async function logsSince(fleet: Fleet, offsets: readonly number[]): Promise<string[]> {
   return Promise.all(
     fleet.hosts.map(async (host, i) => {
       const handle = await open(host.logFile, "r");
       try {
         const { size } = await handle.stat();
-        const length = Math.max(0, size - (offsets[i] ?? 0));
-        const buffer = Buffer.alloc(length);
-        await handle.read(buffer, 0, length, offsets[i] ?? 0);
-        return buffer
-          .toString("utf8")
-          .split("\n")
-          .filter((l) => l.includes("Accepted publickey")).length;
+        const from = offsets[i] ?? 0;
+        const buffer = Buffer.alloc(Math.max(0, size - from));
+        await handle.read(buffer, 0, buffer.length, from);
+        return buffer.toString("utf8");
       } finally {
         await handle.close();
       }
     }),
   );
+}
+
+/** "Accepted publickey" lines each host's sshd logged since the offsets. */
+export async function loginsSince(fleet: Fleet, offsets: readonly number[]): Promise<number[]> {
+  return (await logsSince(fleet, offsets)).map((text) => text.split("Accepted publickey").length - 1);
 }
 
 /** Wait until only the listening sshds are left (the last run's sessions have ended). */
@@ -53,15 +55,24 @@ export function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** What is left on the "hosts" of the runs: rlvm-fleet's run directories, the payload's temp dirs. */
-export function leftovers(runIds: readonly string[]): string[] {
+export function payloadDirs(): string[] {
+  return readdirSync("/tmp")
+    .filter((d) => d.startsWith("rlvm-bench."))
+    .map((d) => `/tmp/${d}`);
+}
+
+/**
+ * What is left on the "hosts" of the runs: rlvm-fleet's run directories, the payload's temp dirs
+ * (but those that were there before, `payloadDirsBefore`: another bench's).
+ */
+export function leftovers(
+  runIds: readonly string[],
+  payloadDirsBefore: ReadonlySet<string> = new Set(),
+): string[] {
   const runDirs = existsSync("/run/rlvm-fleet")
     ? readdirSync("/run/rlvm-fleet")
         .filter((d) => runIds.some((id) => d.startsWith(`${id}.`)))
         .map((d) => `/run/rlvm-fleet/${d}`)
     : [];
-  const payloadDirs = readdirSync("/tmp")
-    .filter((d) => d.startsWith("rlvm-bench."))
-    .map((d) => `/tmp/${d}`);
-  return [...runDirs, ...payloadDirs];
+  return [...runDirs, ...payloadDirs().filter((d) => !payloadDirsBefore.has(d))];
 }

@@ -14,7 +14,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import type { BenchContext, DimensionResult } from "./dimension.js";
+import { bastionDimension } from "./bastion.js";
+import type { BenchContext, Dimension, DimensionResult } from "./dimension.js";
 import { envList } from "./env.js";
 import { buildPayload } from "./payload.js";
 import { goalsText, machineText } from "./report.js";
@@ -25,8 +26,11 @@ const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 const CONNECT_TIMEOUT_S = 60;
 const WANT_OPEN_FILES = 65_536;
 
+const one = (dimension: Dimension) => async (ctx: BenchContext) => [await dimension(ctx)];
+
 const DIMENSIONS: Record<string, (ctx: BenchContext) => Promise<DimensionResult[]>> = {
   latency: sideBySide,
+  bastion: one(bastionDimension),
 };
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
