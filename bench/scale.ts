@@ -4,7 +4,7 @@
 // (not sshd; bench/stand-in-host.ts), one separate process outside the controller's CPU group; with
 // BENCH_SCALE_REAL, also real loopback sshd hosts (the harness's startFleet), as far as they go.
 //
-//   BENCH_SCALE_SIZES=200,1000   stand-in fleet sizes (default)
+//   BENCH_SCALE_SIZES=200,1000   stand-in fleet sizes (default; "none" for none)
 //   BENCH_SCALE_REAL=50,200      real sshd fleet sizes, measured the same way (default: none)
 //   BENCH_REPEATS=3              timed rounds per size (default 3)
 //   BENCH_WARMUP=1               untimed rounds per size first (default 1)
@@ -33,7 +33,7 @@ type Kind = "stand-in" | "sshd";
 function envSizes(name: string, fallback: string): number[] {
   const value = process.env[name];
   const text = value === undefined || value.trim() === "" ? fallback : value;
-  if (text.trim() === "") return [];
+  if (text.trim() === "" || text.trim() === "none") return [];
   const sizes = text.split(",").map((v) => Number(v.trim()));
   if (sizes.some((n) => !Number.isInteger(n) || n < 1))
     throw new Error(`${name} must be whole numbers of hosts, got "${text}"`);
@@ -71,7 +71,31 @@ interface Endpoint {
   fleet: Fleet;
   /** Stand-in only: what its hosts saw since the last call. */
   stats(): Promise<StandInStats | null>;
+  /** Real sshd only: the summed PSS of every process of the hosts (listeners, sessions, sudo, agents), KiB. */
+  hostsPssKb(): number | null;
   stop(): Promise<void>;
+}
+
+/**
+ * Time the process spent runnable, waiting for a CPU (/proc/PID/schedstat, second field), in ms: the
+ * part of its event-loop delay that the machine's other work, not the controller, caused.
+ */
+function runQueueWaitMs(pid: number): number | null {
+  try {
+    const waited = Number(readFileSync(`/proc/${pid}/schedstat`, "latin1").split(" ")[1]);
+    return Number.isFinite(waited) ? waited / 1e6 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Proportional set size: shared pages (sshd's and bash's code, libraries) split among their users. */
+function pssKbOf(pid: number): number {
+  try {
+    return Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "latin1"))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
 }
 
 /**
@@ -185,6 +209,7 @@ async function startStandIn(
       if (line === "") throw new Error(`the stand-in process exited: ${stderr}`);
       return JSON.parse(line) as StandInStats;
     },
+    hostsPssKb: () => null,
     async stop() {
       child.stdin.end();
       const killer = setTimeout(() => child.kill("SIGKILL"), 5_000);
@@ -200,6 +225,7 @@ async function startSshd(n: number): Promise<Endpoint> {
     kind: "sshd",
     fleet,
     stats: () => Promise.resolve(null),
+    hostsPssKb: () => fleet.processIds().reduce((sum, pid) => sum + pssKbOf(pid), 0),
     async stop() {
       await fleet.stop();
     },
@@ -215,6 +241,8 @@ interface ScaleRecord {
   fds: number;
   loopMaxMs: number;
   loopP99Ms: number;
+  /** Time the controller waited for a CPU while runnable (NaN when unknown). */
+  waitedMs: number;
   notOk: number;
   /** Error code → hosts, over the run's report. */
   codes: Record<string, number>;
@@ -276,6 +304,7 @@ export const scaleDimension: Dimension = async (ctx): Promise<DimensionResult> =
           asRoot: ctx.asRoot,
         });
         await endpoint.stats();
+        const idleKb = endpoint.hostsPssKb() ?? 0;
         for (let round = 0; round < warmup + repeats; round++) {
           const timed = round >= warmup;
           const runDir = join(dir, `run-${round + 1}`);
@@ -289,6 +318,15 @@ export const scaleDimension: Dimension = async (ctx): Promise<DimensionResult> =
           delete env["SSH_AUTH_SOCK"];
           delete env["NODE_OPTIONS"];
           const before = controllerCpu?.usageMs() ?? NaN;
+          // Real sshd: what the hosts' side holds in memory at its peak (what limits how many fit).
+          let hostsPeakKb = 0;
+          // How long the controller was ready to run but had no CPU (its last sample before it exited).
+          let waitedMs = NaN;
+          let waitSampler: NodeJS.Timeout | undefined;
+          const hostsSampler =
+            endpoint.hostsPssKb() === null
+              ? undefined
+              : setInterval(() => (hostsPeakKb = Math.max(hostsPeakKb, endpoint.hostsPssKb() ?? 0)), 500);
           const measured = await measureCommand(setup.argv, {
             cwd: runDir,
             env,
@@ -296,9 +334,18 @@ export const scaleDimension: Dimension = async (ctx): Promise<DimensionResult> =
             stderrFile,
             timeoutMs: RUN_TIMEOUT_MS,
             countFds: true,
-            onSpawn: (pid) => controllerCpu?.add(pid),
+            onSpawn: (pid) => {
+              controllerCpu?.add(pid);
+              waitSampler = setInterval(() => (waitedMs = runQueueWaitMs(pid) ?? waitedMs), 100);
+            },
           });
           const cpuMs = (controllerCpu?.usageMs() ?? NaN) - before;
+          clearInterval(hostsSampler);
+          clearInterval(waitSampler);
+          if (hostsSampler !== undefined && timed)
+            notes.push(
+              `${n} sshd hosts, run ${round + 1}: the hosts' processes peaked at ${(hostsPeakKb / 1024).toFixed(0)} MB (PSS) together (${(hostsPeakKb / 1024 / n).toFixed(1)} MB per host) while the run went on, with ${(idleKb / 1024).toFixed(0)} MB for the ${n} idle listeners (${(idleKb / 1024 / n).toFixed(1)} MB each)`,
+            );
           let error: string | null = null;
           try {
             setup.verify(measured.code, stdoutFile, stderrFile);
@@ -334,7 +381,7 @@ export const scaleDimension: Dimension = async (ctx): Promise<DimensionResult> =
           const what =
             `${sec(measured.wallMs)} s  cpu ${Number.isNaN(cpuMs) ? "–" : `${(cpuMs / n).toFixed(2)} ms/host`}` +
             `  peak ${(measured.maxProcessHwmKb / 1024).toFixed(0)} MB  fds ${measured.maxFds}` +
-            `  loop max ${loop.max_ms.toFixed(0)} ms p99 ${loop.p99_ms.toFixed(0)} ms  not ok ${notOk}`;
+            `  loop max ${loop.max_ms.toFixed(0)} ms p99 ${loop.p99_ms.toFixed(0)} ms  waited ${sec(waitedMs)} s  not ok ${notOk}`;
           const tag = `scale: ${String(n).padStart(4)} ${kind.padEnd(8)} run ${round + 1}`;
           if (error !== null) {
             failures.push(`${n} ${kind} hosts, run ${round + 1}: ${error}`);
@@ -350,6 +397,7 @@ export const scaleDimension: Dimension = async (ctx): Promise<DimensionResult> =
               fds: measured.maxFds,
               loopMaxMs: loop.max_ms,
               loopP99Ms: loop.p99_ms,
+              waitedMs,
               notOk,
               codes,
             });
@@ -373,7 +421,7 @@ export const scaleDimension: Dimension = async (ctx): Promise<DimensionResult> =
     standInCpu?.remove();
   }
   return {
-    title: `Scale: rlvm-fleet ping with every host at once, up to ${Math.max(...plan.map((p) => p.n))} hosts`,
+    title: `Scale: rlvm-fleet ping with every host at once, up to ${Math.max(0, ...plan.map((p) => p.n))} hosts`,
     table: scaleTable(records),
     goals: scaleGoals(records),
     method: methodText({ repeats, warmup, limit, notes }),
@@ -393,6 +441,7 @@ interface ScaleSummary {
   fds: number;
   loopMaxMs: number;
   loopP99Ms: number;
+  waitedMs: number;
   notOk: number;
   codes: Record<string, number>;
 }
@@ -419,11 +468,12 @@ function summarizeScale(records: readonly ScaleRecord[]): ScaleSummary[] {
         fds: Math.max(...runs.map((r) => r.fds)),
         loopMaxMs: Math.max(...runs.map((r) => r.loopMaxMs)),
         loopP99Ms: Math.max(...runs.map((r) => r.loopP99Ms)),
+        waitedMs: median(runs.map((r) => r.waitedMs)),
         notOk: runs.reduce((sum, r) => sum + r.notOk, 0),
         codes,
       };
     })
-    .sort((a, b) => a.kind.localeCompare(b.kind) || a.n - b.n);
+    .sort((a, b) => Number(a.kind === "sshd") - Number(b.kind === "sshd") || a.n - b.n);
 }
 
 const label = (kind: Kind) => (kind === "stand-in" ? STAND_IN : "loopback sshd");
@@ -431,8 +481,8 @@ const num = (x: number, digits: number) => (Number.isNaN(x) ? "–" : x.toFixed(
 
 export function scaleTable(records: readonly ScaleRecord[]): string {
   const rows = [
-    "| hosts | endpoint | runs | median wall s | min–max s | wall growth | controller CPU ms per host | peak RSS MB | peak open fds | event-loop delay max / p99 ms | hosts not ok |",
-    "| ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+    "| hosts | endpoint | runs | median wall s | min–max s | wall growth | controller CPU ms per host | peak RSS MB | peak open fds | event-loop delay max / p99 ms | waited for a CPU s | hosts not ok |",
+    "| ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
   ];
   const summaries = summarizeScale(records);
   for (const x of summaries) {
@@ -445,7 +495,7 @@ export function scaleTable(records: readonly ScaleRecord[]): string {
       .map(([code, count]) => `${count} ${code}`)
       .join(", ");
     rows.push(
-      `| ${x.n} | ${label(x.kind)} | ${x.runs} | ${sec(x.medianMs)} | ${sec(x.minMs)}–${sec(x.maxMs)} | ${growth} | ${num(x.cpuMsPerHost, 2)} | ${x.hwmMb.toFixed(0)} | ${x.fds} | ${num(x.loopMaxMs, 0)} / ${num(x.loopP99Ms, 0)} | ${x.notOk}${codes === "" ? "" : ` (${codes})`} |`,
+      `| ${x.n} | ${label(x.kind)} | ${x.runs} | ${sec(x.medianMs)} | ${sec(x.minMs)}–${sec(x.maxMs)} | ${growth} | ${num(x.cpuMsPerHost, 2)} | ${x.hwmMb.toFixed(0)} | ${x.fds} | ${num(x.loopMaxMs, 0)} / ${num(x.loopP99Ms, 0)} | ${num(x.waitedMs / 1000, 2)} | ${x.notOk}${codes === "" ? "" : ` (${codes})`} |`,
     );
   }
   return rows.join("\n");
@@ -506,20 +556,25 @@ export function scaleGoals(records: readonly ScaleRecord[]): Goal[] {
 
 function methodText(options: { repeats: number; warmup: number; limit: string; notes: string[] }): string {
   return [
-    `How: \`rlvm-fleet ping --forks N\` (every host at once, as root's become = sudo when the bench runs as root), run as`,
-    `bench/runners.ts's rlvmFleetRunner runs it, ${options.repeats} timed rounds per size after ${options.warmup} untimed.`,
-    `The hosts are ${STAND_IN}: bench/stand-in-host.ts, one Node process with ssh2's Server API listening on`,
-    "one loopback address per host (127.1.x.y), one ed25519 host key (in known_hosts, verified by the controller),",
-    "logging in only the fleet's client key. It answers the bootstrap as a real host does: ready line, the agent's",
-    "bytes read to their length and their sha256 checked (a mismatch exits 98 and fails the host), the plan read to",
-    "`end`, then the agent's ping events (agent_start, result pong); it runs no sudo, bash or agent, so the hosts'",
-    "own CPU (about 80 ms per host with sshd, README Performance) is not in the wall time. It runs in its own",
-    "process and CPU group, never the controller's. Every run checks that each stand-in host saw exactly one login",
-    "and no sha256 mismatch. Wall time: spawn to exit. CPU: the kernel's cgroup accounting of the controller's",
-    "process. Peak RSS: VmHWM of the rlvm-fleet process. Open fds: /proc/PID/fd counted every 100 ms, the highest.",
-    "Event-loop delay: RLVM_FLEET_EVENT_LOOP_STATS (src/cli/event-loop-stats.ts), Node's monitorEventLoopDelay",
-    "with a 10 ms timer, how late it fired, worst and 99th percentile; worst run shown. Hosts not ok: from the",
-    `report, with their error codes. The controller's open-files limit (inherited): ${options.limit}.`,
+    "How: `rlvm-fleet ping --forks N`, every host at once, as bench/runners.ts's rlvmFleetRunner runs it (become =",
+    `sudo when the bench runs as root), ${options.repeats} timed rounds per size after ${options.warmup} untimed.`,
+    `The hosts are ${STAND_IN}: bench/stand-in-host.ts, one Node process with ssh2's Server API listening on one`,
+    "loopback address per host (127.1.x.y) with one ed25519 host key, which the controller verifies against",
+    "known_hosts, logging in only the fleet's client key (its signature checked). It answers the bootstrap as a",
+    "real host does: the ready line, the agent's bytes read to their length and their sha256 checked (a mismatch",
+    "exits 98 and fails the host), the plan read to `end`, then the agent's ping events (agent_start with the",
+    "uploaded agent's version, result pong). It runs no sudo, bash or agent, so the hosts' own work (about 80 ms",
+    "of CPU per host with sshd, README Performance) is not in these wall times: they are the controller's. It",
+    "runs outside the controller's process tree and CPU group; every run checks that each stand-in host saw",
+    "exactly one login and no sha256 mismatch. Loopback sshd rows (BENCH_SCALE_REAL) use the harness's startFleet",
+    "instead, and add the hosts' memory: the PSS of every host process, sampled every 500 ms.",
+    "Wall time: spawn to exit. CPU: the kernel's cgroup accounting of the controller. Peak RSS: its VmHWM. Open",
+    "fds: /proc/PID/fd counted every 100 ms, the highest. Event-loop delay: RLVM_FLEET_EVENT_LOOP_STATS",
+    "(src/cli/event-loop-stats.ts; Node's monitorEventLoopDelay, a 10 ms timer, how late it fired), worst and",
+    "99th percentile of the worst run, from start-up (loading the inventory) to exit. It is wall-clock lateness,",
+    "so it includes time the controller was runnable but had no CPU on this shared 2-core machine: `waited for a",
+    "CPU` is that time (/proc/PID/schedstat), median over runs. Hosts not ok: from the report, with their error",
+    `codes. The controller's open-files limit (inherited from the bench): ${options.limit}.`,
     ...options.notes.map((note) => `- ${note}`),
   ].join("\n");
 }
