@@ -373,6 +373,8 @@ export const scaleDimension: Dimension = async (ctx): Promise<DimensionResult> =
             const hi = Math.max(...seen.logins);
             if (lo !== 1 || hi !== 1)
               failures.push(`${n} ${kind} hosts, run ${round + 1}: ${lo}–${hi} logins per host, not 1`);
+            if (seen.agents !== n)
+              failures.push(`${n} ${kind} hosts, run ${round + 1}: ${seen.agents} agents answered, not ${n}`);
             if (seen.checksum_mismatch > 0 || seen.refused > 0 || seen.auth_failures > 0)
               failures.push(
                 `${n} ${kind} hosts, run ${round + 1}: ${seen.checksum_mismatch} agent sha256 mismatches, ${seen.refused} commands refused, ${seen.auth_failures} failed logins`,
