@@ -404,7 +404,10 @@ export const scaleDimension: Dimension = async (ctx): Promise<DimensionResult> =
               codes,
             });
           rmSync(runDir, { recursive: true, force: true });
-          // Let the last run's connections close before the next one starts.
+          // Let the last run's connections (and, on sshd, its sessions) end before the next one starts.
+          const settleBy = Date.now() + 20_000;
+          while (endpoint.fleet.processIds().length > n && Date.now() < settleBy)
+            await new Promise((r) => setTimeout(r, 100));
           await new Promise((r) => setTimeout(r, 500));
         }
       } finally {
