@@ -1,5 +1,5 @@
-// Runs one command and measures it: wall time from spawn to exit, and the memory of its process tree,
-// sampled from /proc while it runs.
+// Runs one command and measures it: wall time from spawn to exit, and the memory of its process tree
+// (and, when asked, the open file descriptors of its top process), sampled from /proc while it runs.
 import { spawn } from "node:child_process";
 import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
@@ -17,6 +17,8 @@ export interface Measured {
   samples: number;
   /** Most processes seen in the tree at once. */
   maxProcesses: number;
+  /** Most open file descriptors of the top process in one sample (0 unless `countFds`). */
+  maxFds: number;
 }
 
 export interface MeasureOptions {
@@ -30,6 +32,8 @@ export interface MeasureOptions {
   sampleEveryMs?: number;
   /** Called with the child's pid right after it is spawned (e.g. to put it in a CPU accounting group). */
   onSpawn?: (pid: number) => void;
+  /** Also count the top process's open file descriptors (/proc/PID/fd) at every sample. */
+  countFds?: boolean;
 }
 
 function childrenOf(pid: number): number[] {
@@ -65,6 +69,15 @@ function memoryOf(pid: number): { rss: number; hwm: number } | null {
   return { rss: Number(rss[1]), hwm: Number(hwm[1]) };
 }
 
+/** Entries of /proc/PID/fd, or 0 when the process is gone. */
+function openFdsOf(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return 0;
+  }
+}
+
 export function measureCommand(argv: readonly string[], options: MeasureOptions): Promise<Measured> {
   const stdin = openSync(options.stdinFile ?? "/dev/null", "r");
   const stdout = openSync(options.stdoutFile, "w");
@@ -88,6 +101,7 @@ export function measureCommand(argv: readonly string[], options: MeasureOptions)
     topHwmKb: 0,
     samples: 0,
     maxProcesses: 0,
+    maxFds: 0,
   };
   const sample = () => {
     const top = child.pid;
@@ -106,6 +120,7 @@ export function measureCommand(argv: readonly string[], options: MeasureOptions)
       }
       queue.push(...childrenOf(pid));
     }
+    if (options.countFds === true) result.maxFds = Math.max(result.maxFds, openFdsOf(top));
     result.samples++;
     if (total > result.treeRssKb) result.treeRssKb = total;
     if (count > result.maxProcesses) result.maxProcesses = count;
