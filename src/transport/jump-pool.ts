@@ -140,6 +140,23 @@ export function createJumpPool(
   };
 }
 
+/**
+ * A hop's known_hosts files as one array, made once per run and list of files: known-hosts.ts indexes
+ * an array on first use, and a new array per host had it index every line again for every host.
+ */
+const combinedKnownHosts = new WeakMap<HopFiles, Map<string, KnownHostEntry[]>>();
+
+function knownHostsOf(hop: JumpHop, files: HopFiles): KnownHostEntry[] {
+  // The first file is where accept-new writes; ssh_config may name more, read as well.
+  const paths = [hop.known_hosts, ...(hop.known_hosts_also ?? [])];
+  let byPaths = combinedKnownHosts.get(files);
+  if (byPaths === undefined) combinedKnownHosts.set(files, (byPaths = new Map()));
+  const key = JSON.stringify(paths);
+  let entries = byPaths.get(key);
+  if (entries === undefined) byPaths.set(key, (entries = paths.flatMap((f) => files.knownHosts(f))));
+  return entries;
+}
+
 /** How to connect to a host or a bastion: its settings, with the controller's files they name, read. */
 export function connectTargetOf(hop: JumpHop, files: HopFiles, agentSocket: string | null): ConnectTarget {
   return {
@@ -148,8 +165,7 @@ export function connectTargetOf(hop: JumpHop, files: HopFiles, agentSocket: stri
     port: hop.port,
     user: hop.user,
     knownHostsFile: hop.known_hosts,
-    // The first file is where accept-new writes; ssh_config may name more, read as well.
-    knownHosts: [hop.known_hosts, ...(hop.known_hosts_also ?? [])].flatMap((f) => files.knownHosts(f)),
+    knownHosts: knownHostsOf(hop, files),
     hostKeyPolicy: hop.host_key_policy,
     legacyHostKeyAlgorithms: hop.legacy_host_key_algorithms,
     privateKey: files.privateKey(hop.identity_file),
