@@ -49,10 +49,13 @@ const FILE_BYTES = 16 * 1024;
 // What restic 0.14's `forget --prune` prints once it prunes (and only then).
 const PRUNE_MARKER = "finding data that is still in use";
 
-type PruneRunnerId = "rlvm-fleet" | "per-host";
+type PruneRunnerId = "rlvm-fleet" | "maintenance" | "per-host";
+
+const RUNNERS: readonly PruneRunnerId[] = ["rlvm-fleet", "maintenance", "per-host"];
 
 const LABELS: Record<PruneRunnerId, string> = {
   "rlvm-fleet": "rlvm-fleet prune",
+  maintenance: "rlvm-fleet prune, maintenance_host",
   "per-host": "parallel-ssh: restic forget --prune per host",
 };
 
@@ -144,7 +147,9 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
     `prunes run one after another, each starting the moment the previous ends: the best a per-host retry loop (or restic 0.16's`,
     `--retry-lock) could do, with no polling delay. rlvm-fleet's ${n} forgets take the same lock: its agent runs a restic 0.14 that`,
     `found the repository locked again after 2, 4, 6, 8, then 10 s (README, "prune and status"), and that wait is part of its wall time`,
-    `(the goal's detail gives its slowest forget). After every run the repository's snapshots (\`restic snapshots --json --no-lock\`)`,
+    `(the goal's detail gives its slowest forget). A third row runs the same prune with the repository declared in the inventory`,
+    `with \`maintenance_host\` the first host (README, "Maintenance hosts"): that host runs all ${n} forgets, one after another, then`,
+    `the prune, so no forget waits on the lock; the goal is decided on the plain \`rlvm-fleet prune\`. After every run the repository's snapshots (\`restic snapshots --json --no-lock\`)`,
     `must be exactly the ${KEEP_LAST} newest of every host (compared by id), and \`restic check\` must pass after each runner's first run;`,
     `either failing is a failure. Wall time from spawn to exit, median over ${repeats} timed rounds after ${warmup} warm-up, the runners'`,
     `order alternating every round; controller CPU from cgroup accounting of the runner's process tree, hosts' CPU of everything the`,
@@ -172,7 +177,10 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
     controllerCpu === null ? null : createCpuGroup(`rlvm-fleet-bench-${process.pid}-prune-hosts`);
   let fleet: Fleet | undefined;
   const records: PruneRecord[] = [];
-  const keptSets = new Map<PruneRunnerId, Set<string>>();
+  /** Runners with a run that kept exactly the expected snapshots; and the runs that kept others. */
+  const verified = new Set<PruneRunnerId>();
+  const mismatches: string[] = [];
+  let verifiedRuns = 0;
   let expected = new Set<string>();
   try {
     ctx.log(`prune: starting ${n} loopback sshd hosts`);
@@ -249,6 +257,19 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
     const inventory = writeInventory(fleet, join(dir, "inventory.toml"), {
       defaults: { config: join(dir, "{host}.toml"), connect_timeout: ctx.connectTimeoutS },
     });
+    // rlvm-fleet's own answer to a shared repository (README, "Maintenance hosts"): the first host runs
+    // every host's forget, one after another in one agent, then the prune; no forget waits on a lock.
+    const maintainer = hosts[0] as string;
+    const maintenanceInventory = writeInventory(fleet, join(dir, "inventory-maintenance.toml"), {
+      defaults: { config: join(dir, "{host}.toml"), connect_timeout: ctx.connectTimeoutS },
+      extra: [
+        "[repositories.shared]",
+        `url = ${JSON.stringify(shared)}`,
+        `maintenance_host = ${JSON.stringify(maintainer)}`,
+        `password_file = ${JSON.stringify(password)}`,
+        "",
+      ].join("\n"),
+    });
     const psshHosts = join(dir, "pssh-hosts");
     writeFileSync(psshHosts, fleet.hosts.map((h) => `${fleet?.loginUser}@${h.address}:${h.port}\n`).join(""));
     const lockFile = join(dir, "per-host-prune.lock");
@@ -259,7 +280,7 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
     ].join(" ");
 
     const prepare = (runner: PruneRunnerId, runDir: string): RunSetup => {
-      if (runner === "rlvm-fleet") {
+      if (runner !== "per-host") {
         const report = join(runDir, "report.json");
         return {
           argv: [
@@ -267,7 +288,7 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
             join(ctx.repoRoot, "bin/rlvm-fleet.js"),
             "prune",
             "--inventory",
-            inventory,
+            runner === "maintenance" ? maintenanceInventory : inventory,
             "--forks",
             String(n),
             "--quiet",
@@ -297,6 +318,15 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
                 `expected one repository with one ok prune action, got ${JSON.stringify(doc.repositories.map((r) => [r.url, r.actions.filter((a) => a.action === "prune")]))}`,
               );
             const forgets = entry?.actions.filter((a) => a.action === "forget") ?? [];
+            const forgetters = new Set(forgets.map((a) => a.host));
+            if (
+              forgets.length !== n ||
+              forgets.some((a) => a.status !== "ok") ||
+              (runner === "maintenance" && (forgetters.size !== 1 || !forgetters.has(maintainer)))
+            )
+              throw new Error(
+                `expected ${n} ok forgets${runner === "maintenance" ? ` by ${maintainer}` : ""}, got ${JSON.stringify(forgets.map((a) => [a.host, a.status]))}`,
+              );
             return {
               prunes: prunes.length,
               forgetMaxMs: Math.max(...forgets.map((a) => a.duration_ms ?? NaN)),
@@ -343,7 +373,7 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
       };
     };
 
-    const runners: PruneRunnerId[] = ["rlvm-fleet", "per-host"];
+    const runners = RUNNERS;
     const checked = new Set<PruneRunnerId>();
     const env = { ...process.env };
     delete env["SSH_AUTH_SOCK"];
@@ -351,7 +381,8 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
     let runNumber = 0;
     for (let round = 0; round < warmup + repeats; round++) {
       const timed = round >= warmup;
-      const order = round % 2 === 0 ? runners : [...runners].reverse();
+      // Rotate the order every round, so no runner always follows the same one.
+      const order = runners.map((_, i) => runners[(i + round) % runners.length] as PruneRunnerId);
       for (const runner of order) {
         // The same starting state every run: a fresh copy of the seed, no cache of it.
         rmSync(shared, { recursive: true, force: true });
@@ -382,17 +413,19 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
           const kept = new Set(snapshotsOf(shared).map(keyOf));
           const missing = [...expected].filter((k) => !kept.has(k));
           const extraKept = [...kept].filter((k) => !expected.has(k));
-          if (missing.length > 0 || extraKept.length > 0)
-            throw new Error(
-              `kept ${kept.size} snapshots, expected the ${expected.size} newest ${KEEP_LAST} per host: ${missing.length} removed that should stay, ${extraKept.length} kept that should go`,
-            );
-          keptSets.set(runner, kept);
+          if (missing.length > 0 || extraKept.length > 0) {
+            const mismatch = `kept ${kept.size} snapshots, expected the ${expected.size} newest ${KEEP_LAST} per host: ${missing.length} removed that should stay, ${extraKept.length} kept that should go`;
+            mismatches.push(`${runner}: ${mismatch}`);
+            throw new Error(mismatch);
+          }
           if (!checked.has(runner)) {
             // Outside the timing: the repository a runner leaves behind must be intact.
             const check = restic(shared, "check");
             if (!/no errors were found/.test(check)) throw new Error(`restic check: ${check.slice(-500)}`);
             checked.add(runner);
           }
+          verified.add(runner);
+          verifiedRuns++;
           const cpu = Number.isNaN(controllerMs)
             ? ""
             : `  cpu ${(controllerMs / 1000).toFixed(2)} s + hosts ${(hostsMs / 1000).toFixed(2)} s`;
@@ -457,17 +490,22 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
     };
   };
   const rlvm = summary("rlvm-fleet");
+  const maintenance = summary("maintenance");
   const perHost = summary("per-host");
   const ratio = rlvm !== undefined && perHost !== undefined ? perHost.medianMs / rlvm.medianMs : null;
-  for (const runner of ["rlvm-fleet", "per-host"] as const) {
-    const x = runner === "rlvm-fleet" ? rlvm : perHost;
+  for (const runner of RUNNERS) {
+    const x = summary(runner);
     if (x === undefined) continue;
     const compared =
       runner === "rlvm-fleet"
         ? "baseline"
-        : ratio === null
-          ? "–"
-          : `per-host / rlvm-fleet = ${ratio.toFixed(2)}×`;
+        : runner === "maintenance"
+          ? perHost === undefined
+            ? "–"
+            : `per-host / this = ${(perHost.medianMs / x.medianMs).toFixed(2)}×`
+          : ratio === null
+            ? "–"
+            : `per-host / rlvm-fleet = ${ratio.toFixed(2)}×`;
     rows.push(
       `| ${n} | ${LABELS[runner]} | ${x.runs} | ${s(x.medianMs)} | ${s(x.minMs)}–${s(x.maxMs)} | ${compared} | ${x.prunes} | ${x.kept} of ${total} | ${s(x.controllerCpuMs)} | ${s(x.hostsCpuMs)} |`,
     );
@@ -485,21 +523,26 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
     goals.push({
       goal: goalNames.speed,
       verdict: n !== GOAL_HOSTS ? "not measured" : ratio >= GOAL_RATIO ? "met" : "missed",
-      detail: `per-host / rlvm-fleet = ${ratio.toFixed(2)}× (${s(perHost.medianMs)} s vs ${s(rlvm.medianMs)} s; ${perHost.prunes} prunes vs ${rlvm.prunes}; of rlvm-fleet's wall, its slowest host's forget, lock waits included, took ${s(rlvm.forgetMaxMs)} s and its one prune ${s(rlvm.pruneMs)} s, medians)${at}`,
+      detail: `per-host / rlvm-fleet = ${ratio.toFixed(2)}× (${s(perHost.medianMs)} s vs ${s(rlvm.medianMs)} s; ${perHost.prunes} prunes vs ${rlvm.prunes}; of rlvm-fleet's wall, its slowest host's forget, lock waits included, took ${s(rlvm.forgetMaxMs)} s and its one prune ${s(rlvm.pruneMs)} s, medians${maintenance === undefined ? "" : `; with a maintenance_host, ${s(maintenance.medianMs)} s: per-host / that = ${(perHost.medianMs / maintenance.medianMs).toFixed(2)}×`})${at}`,
     });
   }
-  const a = keptSets.get("rlvm-fleet");
-  const b = keptSets.get("per-host");
-  if (a === undefined || b === undefined) {
-    goals.push({ goal: goalNames.same, verdict: "not measured", detail: "a runner has no verified run" });
-  } else {
-    const same = a.size === b.size && [...a].every((k) => b.has(k));
+  // Every verified run kept exactly `expected` (a run that did not is a failure), so the runners agree
+  // when each has a verified run and nothing failed.
+  const unverified = RUNNERS.filter((r) => !verified.has(r));
+  if (unverified.length > 0) {
     goals.push({
       goal: goalNames.same,
-      verdict: same && failures.length === 0 ? "met" : "missed",
-      detail: same
-        ? `both kept the same ${a.size} of ${total} snapshots (the ${KEEP_LAST} newest of each host, by id) in every run; restic check passed after each`
-        : `rlvm-fleet kept ${a.size}, per-host ${b.size}, ${[...a].filter((k) => !b.has(k)).length} differ`,
+      verdict: mismatches.length > 0 ? "missed" : "not measured",
+      detail: `no verified run of ${unverified.join(", ")}${mismatches.length > 0 ? `; ${mismatches.join("; ")}` : ""}`,
+    });
+  } else {
+    goals.push({
+      goal: goalNames.same,
+      verdict: mismatches.length === 0 ? "met" : "missed",
+      detail:
+        mismatches.length === 0
+          ? `every runner kept the same ${expected.size} of ${total} snapshots (the ${KEEP_LAST} newest of each host, by id) in each of the ${verifiedRuns} runs that completed; restic check passed after each runner's first`
+          : mismatches.join("; "),
     });
   }
   return { title, table: rows.join("\n"), goals, method, failures };
