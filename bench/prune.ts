@@ -1,8 +1,8 @@
 // Shared-repository prune (issue 17, point 5): N hosts back up into one restic repository, each with
 // 5 snapshots and a retention that keeps 2. rlvm-fleet's `prune` forgets per host and prunes the
 // repository once; a per-host tool runs `restic forget --prune` on every host, so the repository is
-// pruned N times. Both start from the same copy of one seeded repository and must keep the same
-// snapshots.
+// pruned N times. A third runner is rlvm-fleet's prune with the repository given a maintenance_host.
+// All start from the same copy of one seeded repository and must keep the same snapshots.
 //
 //   BENCH_PRUNE_HOSTS=20   hosts sharing the repository (default 20)
 //   BENCH_REPEATS=3        timed rounds (default 3)
@@ -21,6 +21,7 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
+import { userInfo } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { startFleet, type Fleet } from "../test/integration/harness/fleet.js";
@@ -123,6 +124,7 @@ const keyOf = (s: Snapshot) => s.id;
 
 export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<DimensionResult> => {
   const n = envCount("BENCH_PRUNE_HOSTS", GOAL_HOSTS);
+  if (n < 1) throw new Error("BENCH_PRUNE_HOSTS must be at least 1");
   const repeats = envCount("BENCH_REPEATS", 3);
   const warmup = envCount("BENCH_WARMUP", 1);
   const files = envCount("BENCH_PRUNE_FILES", 16);
@@ -149,10 +151,11 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
     `found the repository locked again after 2, 4, 6, 8, then 10 s (README, "prune and status"), and that wait is part of its wall time`,
     `(the goal's detail gives its slowest forget). A third row runs the same prune with the repository declared in the inventory`,
     `with \`maintenance_host\` the first host (README, "Maintenance hosts"): that host runs all ${n} forgets, one after another, then`,
-    `the prune, so no forget waits on the lock; the goal is decided on the plain \`rlvm-fleet prune\`. After every run the repository's snapshots (\`restic snapshots --json --no-lock\`)`,
-    `must be exactly the ${KEEP_LAST} newest of every host (compared by id), and \`restic check\` must pass after each runner's first run;`,
+    `the prune, so no forget waits on the lock; the goal is decided on the plain \`rlvm-fleet prune\`. After every run the`,
+    `repository's snapshots (\`restic snapshots --json --no-lock\`) must be exactly the ${KEEP_LAST} newest of every host (compared by id),`,
+    `and \`restic check\` must pass after each runner's first run;`,
     `either failing is a failure. Wall time from spawn to exit, median over ${repeats} timed rounds after ${warmup} warm-up, the runners'`,
-    `order alternating every round; controller CPU from cgroup accounting of the runner's process tree, hosts' CPU of everything the`,
+    `order rotating every round; controller CPU from cgroup accounting of the runner's process tree, hosts' CPU of everything the`,
     `hosts' sshd forked (sessions, sudo, restic). On loopback every "host" is this machine, so the prunes compete for its cores.`,
   ].join("\n");
   const notMeasured = (why: string): DimensionResult => ({
@@ -182,6 +185,8 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
   const mismatches: string[] = [];
   let verifiedRuns = 0;
   let expected = new Set<string>();
+  /** restic's cache of the repository (the copies share its id), removed before every run and at the end. */
+  let cache: string | undefined;
   try {
     ctx.log(`prune: starting ${n} loopback sshd hosts`);
     fleet = await startFleet({ hosts: n });
@@ -251,8 +256,9 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
       ),
     );
     const repoId = (JSON.parse(restic(pristine, "cat", "config")) as { id: string }).id;
-    // The hosts' restic runs as root, with root's cache; each run starts without one, as the copy is new.
-    const caches = ["/root/.cache/restic", "/run/rlvm/cache"].map((c) => join(c, repoId));
+    // The hosts' restic runs as root (sudo sets root's HOME), so its cache is root's, as is this
+    // process's: each run starts without one, as the copy is new.
+    cache = join(userInfo().homedir, ".cache/restic", repoId);
 
     const inventory = writeInventory(fleet, join(dir, "inventory.toml"), {
       defaults: { config: join(dir, "{host}.toml"), connect_timeout: ctx.connectTimeoutS },
@@ -271,7 +277,8 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
       ].join("\n"),
     });
     const psshHosts = join(dir, "pssh-hosts");
-    writeFileSync(psshHosts, fleet.hosts.map((h) => `${fleet?.loginUser}@${h.address}:${h.port}\n`).join(""));
+    const loginUser = fleet.loginUser;
+    writeFileSync(psshHosts, fleet.hosts.map((h) => `${loginUser}@${h.address}:${h.port}\n`).join(""));
     const lockFile = join(dir, "per-host-prune.lock");
     const extra = [
       ...sshOptions({ fleet, connectTimeoutS: ctx.connectTimeoutS }).flatMap((o) => ["-o", o]),
@@ -387,7 +394,7 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
         // The same starting state every run: a fresh copy of the seed, no cache of it.
         rmSync(shared, { recursive: true, force: true });
         execFileSync("cp", ["-a", pristine, shared]);
-        for (const cache of caches) rmSync(cache, { recursive: true, force: true });
+        rmSync(cache, { recursive: true, force: true });
         await settle(fleet);
         const runDir = join(dir, `${runner}-${++runNumber}`);
         mkdirSync(runDir);
@@ -456,12 +463,12 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
     }
     const left = leftoverRunDirs(fleet);
     if (left.length > 0) failures.push(`prune: left on the hosts: ${left.join(", ")}`);
-    for (const cache of caches) rmSync(cache, { recursive: true, force: true });
   } catch (e) {
     failures.push(`prune at ${n} hosts: ${e instanceof Error ? e.message : String(e)}`);
   } finally {
     await fleet?.stop();
     rmSync(dir, { recursive: true, force: true });
+    if (cache !== undefined) rmSync(cache, { recursive: true, force: true });
     hostsCpu?.remove();
     controllerCpu?.remove();
   }
