@@ -7,8 +7,8 @@
 //   BENCH_PRUNE_HOSTS=20   hosts sharing the repository (default 20)
 //   BENCH_REPEATS=3        timed rounds (default 3)
 //   BENCH_WARMUP=1         untimed rounds first (default 1)
-//   BENCH_PRUNE_FILES=16   new 16 KiB files in each seeded snapshot (default 16): how much a prune has to
-//                          read and delete; restic prune's cost grows with the repository, forget's does not
+//   BENCH_PRUNE_FILES=16   new 16 KiB files in each seeded snapshot (default 16): what the forgotten
+//                          snapshots leave for prune to delete (whole packs, so its time hardly grows with it)
 import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
