@@ -67,7 +67,7 @@ export function remoteCommand(asRoot: boolean): string {
   return asRoot ? "sudo -n bash -s" : "bash -s";
 }
 
-function tail(file: string, chars = 1500): string {
+export function tail(file: string, chars = 1500): string {
   try {
     const text = readFileSync(file, "utf8");
     return text.length > chars ? `…${text.slice(-chars)}` : text;
@@ -77,7 +77,7 @@ function tail(file: string, chars = 1500): string {
 }
 
 /** ssh options every OpenSSH-based runner uses: host keys verified against the fleet's known_hosts. */
-function sshOptions(ctx: RunnerContext): string[] {
+export function sshOptions(ctx: Pick<RunnerContext, "fleet" | "connectTimeoutS">): string[] {
   return [
     `UserKnownHostsFile=${ctx.fleet.knownHostsFile}`,
     "GlobalKnownHostsFile=/dev/null",
