@@ -5,7 +5,7 @@
 //
 //   BENCH_BASTION_HOSTS=200   hosts behind the bastion (default 200; the bastion is one more sshd)
 //   BENCH_REPEATS=3           timed rounds (default 3)
-//   BENCH_WARMUP=1            untimed rounds first (default 1)
+//   BENCH_WARMUP=0            untimed rounds first (default 0: a round at 200 hosts takes minutes)
 //   BENCH_RUNNERS=…           a subset of rlvm-fleet, parallel-ssh, ansible (the floor has no ProxyJump)
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -86,7 +86,7 @@ export const bastionDimension: Dimension = async (ctx: BenchContext): Promise<Di
   const n = envCount("BENCH_BASTION_HOSTS", GOAL_HOSTS);
   if (n < 1) throw new Error("BENCH_BASTION_HOSTS must be at least 1");
   const repeats = envCount("BENCH_REPEATS", 3);
-  const warmup = envCount("BENCH_WARMUP", 1);
+  const warmup = envCount("BENCH_WARMUP", 0);
   const wanted = wantedRunners(ctx.log);
   const title = `Bastion: ${n} hosts behind one proxy_jump bastion`;
   const failures: string[] = [];

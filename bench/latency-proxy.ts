@@ -16,18 +16,29 @@ export interface LatencyProxy {
   stop(): Promise<void>;
 }
 
-/** Copies `from` into `to`, each chunk delivered `delayMs` after it arrived but never before `notBefore`. */
+/**
+ * Copies `from` into `to`, each chunk delivered `delayMs` after it arrived but never before `notBefore`.
+ * A FIN is passed on as a FIN, after the data before it (both sockets are half-open capable, as a TCP
+ * path is); only a connection that broke (an error, or a close without FIN) is broken on the other side,
+ * since destroying a socket drops what it has not sent yet.
+ */
 function delayedPipe(from: Socket, to: Socket, delayMs: number, notBefore: number): void {
   let lastDue = 0;
+  let ended = false;
   const at = (fn: () => void) => {
     const due = Math.max(Date.now(), notBefore) + delayMs;
     lastDue = Math.max(lastDue, due);
     setTimeout(fn, lastDue - Date.now());
   };
-  from.on("data", (chunk: Buffer) => at(() => to.destroyed || to.write(chunk)));
-  from.on("end", () => at(() => to.end()));
+  from.on("data", (chunk: Buffer) => at(() => to.destroyed || to.writableEnded || to.write(chunk)));
+  from.on("end", () => {
+    ended = true;
+    at(() => to.end());
+  });
   from.on("error", () => at(() => to.destroy()));
-  from.on("close", () => at(() => to.destroy()));
+  from.on("close", () => {
+    if (!ended) at(() => to.destroy());
+  });
 }
 
 function listen(server: Server): Promise<number> {
@@ -52,9 +63,9 @@ async function proxyTo(
   target: { address: string; port: number },
   rttMs: number,
 ): Promise<{ server: Server; port: number }> {
-  const server = createServer((client) => {
+  const server = createServer({ allowHalfOpen: true }, (client) => {
     const accepted = Date.now();
-    const upstream = connect({ host: target.address, port: target.port });
+    const upstream = connect({ host: target.address, port: target.port, allowHalfOpen: true });
     track(client);
     track(upstream);
     client.setNoDelay(true);

@@ -6,7 +6,7 @@
 //
 //   BENCH_PRUNE_HOSTS=20   hosts sharing the repository (default 20)
 //   BENCH_REPEATS=3        timed rounds (default 3)
-//   BENCH_WARMUP=1         untimed rounds first (default 1)
+//   BENCH_WARMUP=0         untimed rounds first (default 0)
 //   BENCH_PRUNE_FILES=16   new 16 KiB files in each seeded snapshot (default 16): what the forgotten
 //                          snapshots leave for prune to delete (whole packs, so its time hardly grows with it)
 import { execFile, execFileSync } from "node:child_process";
@@ -34,6 +34,8 @@ import {
 } from "../test/integration/helpers/test-fleet.js";
 import { createCpuGroup } from "./cpu.js";
 import type { BenchContext, Dimension, DimensionResult } from "./dimension.js";
+import { envCount } from "./env.js";
+import { settle } from "./fleet-runs.js";
 import { measureCommand } from "./measure.js";
 import { median, type Goal } from "./report.js";
 import { sshOptions, tail } from "./runners.js";
@@ -92,14 +94,6 @@ interface Verified {
   pruneMs: number;
 }
 
-function envCount(name: string, fallback: number): number {
-  const value = process.env[name];
-  if (value === undefined || value.trim() === "") return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number, got "${value}"`);
-  return n;
-}
-
 const execFileAsync = promisify(execFile);
 
 /** Runs `work` over `items`, at most `limit` at once. */
@@ -111,14 +105,6 @@ async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T
   await Promise.all(lanes);
 }
 
-/** Wait until only the listening sshds are left (the last run's sessions have ended). */
-async function settle(fleet: Fleet): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (fleet.processIds().length > fleet.hosts.length && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** The snapshot's identity for comparing what two runs kept: its id (the working copies share ids). */
 const keyOf = (s: Snapshot) => s.id;
 
@@ -126,7 +112,7 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
   const n = envCount("BENCH_PRUNE_HOSTS", GOAL_HOSTS);
   if (n < 1) throw new Error("BENCH_PRUNE_HOSTS must be at least 1");
   const repeats = envCount("BENCH_REPEATS", 3);
-  const warmup = envCount("BENCH_WARMUP", 1);
+  const warmup = envCount("BENCH_WARMUP", 0);
   const files = envCount("BENCH_PRUNE_FILES", 16);
   const title = `Shared-repository prune: ${n} hosts sharing one repository, ${SNAPSHOTS_PER_HOST} snapshots each, keep_last ${KEEP_LAST}`;
   const total = n * SNAPSHOTS_PER_HOST;

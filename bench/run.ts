@@ -18,7 +18,9 @@ import { bastionDimension } from "./bastion.js";
 import type { BenchContext, Dimension, DimensionResult } from "./dimension.js";
 import { envList } from "./env.js";
 import { buildPayload } from "./payload.js";
+import { pruneDimension } from "./prune.js";
 import { goalsText, machineText } from "./report.js";
+import { scaleDimension } from "./scale.js";
 import { sideBySide } from "./side-by-side.js";
 import { ensureTools, machineFacts } from "./tools.js";
 
@@ -30,7 +32,9 @@ const one = (dimension: Dimension) => async (ctx: BenchContext) => [await dimens
 
 const DIMENSIONS: Record<string, (ctx: BenchContext) => Promise<DimensionResult[]>> = {
   latency: sideBySide,
+  scale: one(scaleDimension),
   bastion: one(bastionDimension),
+  prune: one(pruneDimension),
 };
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);

@@ -17,6 +17,7 @@ import { startFleet, type Fleet, type FleetHost } from "../test/integration/harn
 import { generateEd25519Key, type KeyPair } from "../test/integration/harness/ssh-keys.js";
 import { createCpuGroup, type CpuGroup } from "./cpu.js";
 import type { BenchContext, Dimension, DimensionResult } from "./dimension.js";
+import { envCount } from "./env.js";
 import { measureCommand } from "./measure.js";
 import { median, type Goal } from "./report.js";
 import { rlvmFleetRunner } from "./runners.js";
@@ -38,14 +39,6 @@ function envSizes(name: string, fallback: string): number[] {
   if (sizes.some((n) => !Number.isInteger(n) || n < 1))
     throw new Error(`${name} must be whole numbers of hosts, got "${text}"`);
   return sizes;
-}
-
-function envCount(name: string, fallback: number): number {
-  const value = process.env[name];
-  if (value === undefined || value.trim() === "") return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number, got "${value}"`);
-  return n;
 }
 
 /** The soft open-files limit the controller inherits from this process. */
