@@ -17,18 +17,25 @@ export interface LatencyProxy {
 }
 
 /**
- * Copies `from` into `to`, each chunk delivered `delayMs` after it arrived but never before `notBefore`.
- * A FIN is passed on as a FIN, after the data before it (both sockets are half-open capable, as a TCP
- * path is); only a connection that broke (an error, or a close without FIN) is broken on the other side,
- * since destroying a socket drops what it has not sent yet.
+ * Copies `from` into `to`, each chunk delivered `delayMs` after it arrived but never before `notBefore`,
+ * in order: one queue per direction, drained by one timer at a time (a timer per chunk could fire out
+ * of order, since Node computes a timer's expiry from the event loop's cached time, and a reordered
+ * SSH stream breaks its MAC). A FIN is passed on as a FIN, after the data before it (both sockets are
+ * half-open capable, as a TCP path is); only a connection that broke (an error, or a close without
+ * FIN) is broken on the other side, since destroying a socket drops what it has not sent yet.
  */
 function delayedPipe(from: Socket, to: Socket, delayMs: number, notBefore: number): void {
-  let lastDue = 0;
+  const queue: { due: number; deliver: () => void }[] = [];
+  let timer: NodeJS.Timeout | null = null;
   let ended = false;
-  const at = (fn: () => void) => {
-    const due = Math.max(Date.now(), notBefore) + delayMs;
-    lastDue = Math.max(lastDue, due);
-    setTimeout(fn, lastDue - Date.now());
+  const drain = () => {
+    timer = null;
+    while (queue.length > 0 && (queue[0] as { due: number }).due <= Date.now()) queue.shift()?.deliver();
+    if (queue.length > 0) timer = setTimeout(drain, (queue[0] as { due: number }).due - Date.now());
+  };
+  const at = (deliver: () => void) => {
+    queue.push({ due: Math.max(Date.now(), notBefore) + delayMs, deliver });
+    timer ??= setTimeout(drain, (queue[0] as { due: number }).due - Date.now());
   };
   from.on("data", (chunk: Buffer) => at(() => to.destroyed || to.writableEnded || to.write(chunk)));
   from.on("end", () => {
