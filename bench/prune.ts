@@ -122,7 +122,7 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
   };
   const failures: string[] = [];
   const method = [
-    `How: ${n} loopback sshd hosts, each with a ResticLVM config (one standard_path job \`${JOB}\`, prune_keep_last = ${KEEP_LAST})`,
+    `${n} loopback sshd hosts, each with a ResticLVM config (one standard_path job \`${JOB}\`, prune_keep_last = ${KEEP_LAST})`,
     `naming one local repository on this machine, which every host's restic (root, through \`sudo -n\`) opens. It is seeded once`,
     `with ${SNAPSHOTS_PER_HOST} snapshots per host as the agent's backup makes them (\`--host <name> --tag rlvm-fleet --tag job:${JOB}\`,`,
     `the host's source path, distinct --time values, ${files} new files of 16 KiB in each: ${((total * files * FILE_BYTES) / 2 ** 20).toFixed(1)} MiB of data in all),`,

@@ -554,7 +554,7 @@ export function scaleGoals(records: readonly ScaleRecord[]): Goal[] {
 
 function methodText(options: { repeats: number; warmup: number; limit: string; notes: string[] }): string {
   return [
-    "How: `rlvm-fleet ping --forks N`, every host at once, as bench/runners.ts's rlvmFleetRunner runs it (become =",
+    "`rlvm-fleet ping --forks N`, every host at once, as bench/runners.ts's rlvmFleetRunner runs it (become =",
     `sudo when the bench runs as root), ${options.repeats} timed rounds per size after ${options.warmup} untimed.`,
     `The hosts are ${STAND_IN}: bench/stand-in-host.ts, one Node process with ssh2's Server API listening on one`,
     "loopback address per host (127.1.x.y) with one ed25519 host key, which the controller verifies against",
