@@ -50,7 +50,7 @@ function openFilesLimit(): string {
   }
 }
 
-interface StandInStats {
+export interface StandInStats {
   logins: number[];
   agents: number;
   checksum_mismatch: number;
@@ -59,7 +59,7 @@ interface StandInStats {
 }
 
 /** The hosts a run goes to, whichever kind. */
-interface Endpoint {
+export interface Endpoint {
   kind: Kind;
   fleet: Fleet;
   /** Stand-in only: what its hosts saw since the last call. */
@@ -137,7 +137,7 @@ function standInFleet(
 }
 
 /** Starts the stand-in process for n hosts (in its own CPU group, when there is one). */
-async function startStandIn(
+export async function startStandIn(
   ctx: BenchContext,
   dir: string,
   n: number,
