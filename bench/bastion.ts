@@ -14,8 +14,7 @@ import { startFleet, type Fleet, type FleetHost } from "../test/integration/harn
 import { createCpuGroup } from "./cpu.js";
 import type { BenchContext, Dimension, DimensionResult } from "./dimension.js";
 import { envCount } from "./env.js";
-import { childEnv, leftovers, logSizes, logsSince, payloadDirs, settle } from "./fleet-runs.js";
-import { measureCommand } from "./measure.js";
+import { leftovers, logSizes, logsSince, measureRun, payloadDirs, settle } from "./fleet-runs.js";
 import { median, type Goal } from "./report.js";
 import {
   ansibleRunner,
@@ -156,20 +155,15 @@ export const bastionDimension: Dimension = async (ctx: BenchContext): Promise<Di
         mkdirSync(runDir);
         const setup = runner.prepare(runDir);
         const offsets = logSizes(fleet);
-        const stdoutFile = join(runDir, "stdout");
-        const stderrFile = join(runDir, "stderr");
-        const controllerBefore = controllerCpu?.usageMs() ?? NaN;
         const bastionBefore = bastionCpu?.usageMs() ?? NaN;
-        const measured = await measureCommand(setup.argv, {
-          cwd: runDir,
-          env: setup.env ?? childEnv(),
-          ...(setup.stdinFile === undefined ? {} : { stdinFile: setup.stdinFile }),
-          stdoutFile,
-          stderrFile,
-          timeoutMs: RUN_TIMEOUT_MS,
-          onSpawn: (pid) => controllerCpu?.add(pid),
-        });
-        const controllerMs = (controllerCpu?.usageMs() ?? NaN) - controllerBefore;
+        const { measured, controllerMs, stdoutFile, stderrFile } = await measureRun(
+          setup,
+          runDir,
+          controllerCpu,
+          {
+            timeoutMs: RUN_TIMEOUT_MS,
+          },
+        );
         const errors: string[] = [];
         try {
           setup.verify(measured.code, stdoutFile, stderrFile);

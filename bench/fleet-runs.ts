@@ -3,7 +3,10 @@
 // on the hosts.
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
+import { join } from "node:path";
 import type { Fleet } from "../test/integration/harness/fleet.js";
+import type { CpuGroup } from "./cpu.js";
+import { measureCommand, type Measured } from "./measure.js";
 
 export function logSizes(fleet: Fleet): number[] {
   return fleet.hosts.map((h) => {
@@ -75,4 +78,41 @@ export function leftovers(
         .map((d) => `/run/rlvm-fleet/${d}`)
     : [];
   return [...runDirs, ...payloadDirs().filter((d) => !payloadDirsBefore.has(d))];
+}
+
+export interface MeasuredRun {
+  measured: Measured;
+  /** CPU time of the runner's process tree during the run (NaN without cgroup accounting). */
+  controllerMs: number;
+  stdoutFile: string;
+  stderrFile: string;
+}
+
+/**
+ * Runs a runner's command once in runDir, timed and measured (measure.ts), its process tree in the
+ * controller's CPU group; stdout and stderr go to files there.
+ */
+export async function measureRun(
+  setup: { argv: string[]; env?: NodeJS.ProcessEnv; stdinFile?: string },
+  runDir: string,
+  controllerCpu: CpuGroup | null,
+  options: { timeoutMs: number; countFds?: boolean; onSpawn?: (pid: number) => void },
+): Promise<MeasuredRun> {
+  const stdoutFile = join(runDir, "stdout");
+  const stderrFile = join(runDir, "stderr");
+  const before = controllerCpu?.usageMs() ?? NaN;
+  const measured = await measureCommand(setup.argv, {
+    cwd: runDir,
+    env: setup.env ?? childEnv(),
+    ...(setup.stdinFile === undefined ? {} : { stdinFile: setup.stdinFile }),
+    stdoutFile,
+    stderrFile,
+    timeoutMs: options.timeoutMs,
+    ...(options.countFds === true ? { countFds: true } : {}),
+    onSpawn: (pid) => {
+      controllerCpu?.add(pid);
+      options.onSpawn?.(pid);
+    },
+  });
+  return { measured, controllerMs: (controllerCpu?.usageMs() ?? NaN) - before, stdoutFile, stderrFile };
 }

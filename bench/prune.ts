@@ -35,8 +35,7 @@ import {
 import { createCpuGroup } from "./cpu.js";
 import type { BenchContext, Dimension, DimensionResult } from "./dimension.js";
 import { envCount } from "./env.js";
-import { settle } from "./fleet-runs.js";
-import { measureCommand } from "./measure.js";
+import { measureRun, settle } from "./fleet-runs.js";
 import { median, type Goal } from "./report.js";
 import { sshOptions, tail } from "./runners.js";
 
@@ -385,19 +384,13 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
         const runDir = join(dir, `${runner}-${++runNumber}`);
         mkdirSync(runDir);
         const setup = prepare(runner, runDir);
-        const stdoutFile = join(runDir, "stdout");
-        const stderrFile = join(runDir, "stderr");
-        const controllerBefore = controllerCpu?.usageMs() ?? NaN;
         const hostsBefore = hostsCpu?.usageMs() ?? NaN;
-        const measured = await measureCommand(setup.argv, {
-          cwd: runDir,
-          env,
-          stdoutFile,
-          stderrFile,
-          timeoutMs: RUN_TIMEOUT_MS,
-          onSpawn: (pid) => controllerCpu?.add(pid),
-        });
-        const controllerMs = (controllerCpu?.usageMs() ?? NaN) - controllerBefore;
+        const { measured, controllerMs, stdoutFile, stderrFile } = await measureRun(
+          { argv: setup.argv, env },
+          runDir,
+          controllerCpu,
+          { timeoutMs: RUN_TIMEOUT_MS },
+        );
         await settle(fleet);
         const hostsMs = (hostsCpu?.usageMs() ?? NaN) - hostsBefore;
         const tag = `prune ${String(n).padStart(3)} hosts  ${LABELS[runner].padEnd(46)}`;

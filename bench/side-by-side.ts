@@ -12,9 +12,8 @@ import { startFleet } from "../test/integration/harness/fleet.js";
 import { createCpuGroup } from "./cpu.js";
 import type { BenchContext, DimensionResult } from "./dimension.js";
 import { envCount, envList, envNumbers } from "./env.js";
-import { childEnv, leftovers, loginsSince, logSizes, settle } from "./fleet-runs.js";
+import { leftovers, loginsSince, logSizes, measureRun, settle } from "./fleet-runs.js";
 import { startLatencyProxy } from "./latency-proxy.js";
-import { measureCommand } from "./measure.js";
 import {
   cpuGoals,
   cpuTable,
@@ -109,20 +108,13 @@ export async function sideBySide(ctx: BenchContext): Promise<DimensionResult[]> 
                 mkdirSync(runDir);
                 const setup = runner.prepare(runDir);
                 const offsets = logSizes(fleet);
-                const stdoutFile = join(runDir, "stdout");
-                const stderrFile = join(runDir, "stderr");
-                const controllerBefore = controllerCpu?.usageMs() ?? NaN;
                 const hostsBefore = hostsCpu?.usageMs() ?? NaN;
-                const measured = await measureCommand(setup.argv, {
-                  cwd: runDir,
-                  env: setup.env ?? childEnv(),
-                  ...(setup.stdinFile === undefined ? {} : { stdinFile: setup.stdinFile }),
-                  stdoutFile,
-                  stderrFile,
-                  timeoutMs: RUN_TIMEOUT_MS,
-                  onSpawn: (pid) => controllerCpu?.add(pid),
-                });
-                const controllerMs = (controllerCpu?.usageMs() ?? NaN) - controllerBefore;
+                const { measured, controllerMs, stdoutFile, stderrFile } = await measureRun(
+                  setup,
+                  runDir,
+                  controllerCpu,
+                  { timeoutMs: RUN_TIMEOUT_MS },
+                );
                 let error: string | null = null;
                 try {
                   setup.verify(measured.code, stdoutFile, stderrFile);

@@ -702,6 +702,41 @@ describe("plan protocol", () => {
   });
 });
 
+/**
+ * A backup run as the controller runs it: the plan, then stdin held open (backup stops when its
+ * controller goes away) until the result; the agent's events, each valid against the protocol.
+ */
+async function runHeldBackup(
+  host: string,
+  plan: string,
+  options: { env?: NodeJS.ProcessEnv; runDir?: string } = {},
+): Promise<AgentEvent[]> {
+  const child = spawn(BASH, [AGENT, options.runDir ?? newRunDir(host)], {
+    env: options.env ?? baseEnv(),
+    cwd: canary,
+    stdio: "pipe",
+  });
+  let stdout = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.resume();
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.stdin.write(plan);
+  try {
+    await waitFor("the agent's result", () => stdout.includes('"event":"result"'), {
+      timeoutMs: 60_000,
+      intervalMs: 50,
+    });
+  } finally {
+    child.stdin.end();
+    await exited;
+    rmSync(`/run/rlvm-fleet/locks/rlvm-fleet.${host}.lock`, { force: true });
+  }
+  return stdout
+    .trim()
+    .split("\n")
+    .map((line) => agentEvent.parse(JSON.parse(line)));
+}
+
 // --- preflight -----------------------------------------------------------------------------------
 
 describe.skipIf(!RESTIC)("preflight with real restic repositories", { timeout: 150_000 }, () => {
@@ -1296,13 +1331,8 @@ describe("restic_env_file", () => {
     );
     const envFile = writePrivate(join(base, unique("prefix.env")), `RESTIC_PREFIX=${fake}\n`);
     const host = unique("prefix");
-    // backup runs only while the controller keeps its stdin open: the plan, then no EOF until the result.
-    const child = spawn(BASH, [AGENT, newRunDir(host)], { env: baseEnv(), cwd: canary, stdio: "pipe" });
-    let stdout = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.resume();
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.stdin.write(
+    const events = await runHeldBackup(
+      host,
       planText([
         ...header("backup", host),
         ["restic_env_file", envFile],
@@ -1311,21 +1341,7 @@ describe("restic_env_file", () => {
         ["end"],
       ]),
     );
-    try {
-      await waitFor("the agent's result", () => stdout.includes('"event":"result"'), {
-        timeoutMs: 60_000,
-        intervalMs: 50,
-      });
-    } finally {
-      child.stdin.end();
-      await exited;
-      rmSync(`/run/rlvm-fleet/locks/rlvm-fleet.${host}.lock`, { force: true });
-    }
     expect(existsSync(marker), "the file's RESTIC_PREFIX ran").toBe(false);
-    const events = stdout
-      .trim()
-      .split("\n")
-      .map((line) => agentEvent.parse(JSON.parse(line)));
     expect(events.some((e) => e.event === "repo_done")).toBe(false);
     const check = events.find((e): e is CheckEvent => e.event === "check" && e.name === "restic_env_file");
     expect(check).toMatchObject({ ok: false });
@@ -1875,33 +1891,13 @@ describe.skipIf(!IS_ROOT || !RESTIC)("the private mount namespace, as root", { t
     const { env, namespaces } = recordingPath();
     const host = unique("ns-backup");
     const runDir = newRunDir(host);
-    // backup runs only while the controller keeps its stdin open: the plan, then no EOF until the result.
-    const child = spawn(BASH, [AGENT, runDir], { env, cwd: canary, stdio: "pipe" });
-    let stdout = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.resume();
-    const exited = new Promise((resolve) => child.once("exit", resolve));
     const plan = planText([
       ...header("backup", host),
       ["job", "web", "standard_path", join(base, "src"), "", "", ""],
       ["repo", "web", "a", repoA, pwGood, "A"],
       ["end"],
     ]);
-    child.stdin.write(plan);
-    try {
-      await waitFor("the agent's result", () => stdout.includes('"event":"result"'), {
-        timeoutMs: 60_000,
-        intervalMs: 50,
-      });
-    } finally {
-      child.stdin.end();
-      await exited;
-      rmSync(`/run/rlvm-fleet/locks/rlvm-fleet.${host}.lock`, { force: true });
-    }
-    const events = stdout
-      .trim()
-      .split("\n")
-      .map((line) => agentEvent.parse(JSON.parse(line)));
+    const events = await runHeldBackup(host, plan, { env, runDir });
     expect(events.filter((e) => e.event === "agent_start")).toHaveLength(1);
     expect(events.some((e) => e.event === "repo_done")).toBe(true);
     expect(events.at(-1)).toMatchObject({ event: "result", code: null });
