@@ -22,7 +22,7 @@ import {
   rlvmFleetRunner,
   RUNNER_LABELS,
   type Runner,
-  type RunnerContext,
+  runnerContext,
   type RunnerId,
 } from "./runners.js";
 
@@ -126,18 +126,7 @@ export const bastionDimension: Dimension = async (ctx: BenchContext): Promise<Di
     const targets = fleet.hosts.filter((h) => h.name !== BASTION);
     // Every session and forward of the bastion is forked by its listener from now on.
     if (bastionCpu !== null && bastion.pid !== undefined) bastionCpu.add(bastion.pid);
-    const rctx: RunnerContext = {
-      fleet: targetsView(fleet, targets),
-      dir,
-      repoRoot: ctx.repoRoot,
-      payloadFile: ctx.payloadFile,
-      floorCommand: [...ctx.floorCommand],
-      tools: ctx.tools,
-      connectTimeoutS: ctx.connectTimeoutS,
-      ansibleRemoteTmp: ctx.ansibleRemoteTmp,
-      asRoot: ctx.asRoot,
-      bastion,
-    };
+    const rctx = runnerContext(ctx, targetsView(fleet, targets), dir, { bastion });
     const runners: Runner[] = [];
     if (wanted.has("rlvm-fleet")) runners.push(rlvmFleetRunner(rctx));
     if (wanted.has("parallel-ssh") && ctx.tools.parallelSsh !== undefined)

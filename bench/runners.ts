@@ -3,6 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { BenchContext } from "./dimension.js";
 import type { Fleet, FleetHost } from "../test/integration/harness/fleet.js";
 import { writeInventory } from "../test/integration/helpers/test-fleet.js";
 
@@ -57,6 +58,27 @@ export interface RunnerContext {
    * rlvm-fleet, Ansible and parallel-ssh support it; the floor does not.
    */
   bastion?: FleetHost;
+}
+
+/** A dimension's runners' context: the bench's settings (BenchContext), this fleet and directory. */
+export function runnerContext(
+  ctx: BenchContext,
+  fleet: Fleet,
+  dir: string,
+  extra: Pick<RunnerContext, "bastion"> = {},
+): RunnerContext {
+  return {
+    fleet,
+    dir,
+    repoRoot: ctx.repoRoot,
+    payloadFile: ctx.payloadFile,
+    floorCommand: [...ctx.floorCommand],
+    tools: ctx.tools,
+    connectTimeoutS: ctx.connectTimeoutS,
+    ansibleRemoteTmp: ctx.ansibleRemoteTmp,
+    asRoot: ctx.asRoot,
+    ...extra,
+  };
 }
 
 // The agent's result event without an error code (protocol v2: src/agent/protocol.ts resultEvent).

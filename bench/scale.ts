@@ -20,7 +20,7 @@ import type { BenchContext, Dimension, DimensionResult } from "./dimension.js";
 import { envCount } from "./env.js";
 import { measureCommand } from "./measure.js";
 import { median, type Goal } from "./report.js";
-import { rlvmFleetRunner } from "./runners.js";
+import { rlvmFleetRunner, runnerContext } from "./runners.js";
 
 const STAND_IN = "ssh2 stand-in hosts (not sshd)";
 const RUN_TIMEOUT_MS = 10 * 60_000;
@@ -285,17 +285,7 @@ export const scaleDimension: Dimension = async (ctx): Promise<DimensionResult> =
       ctx.log(`scale: ${n} ${kind} hosts listen (${sec(Date.now() - startedAt)} s)`);
       const standInBefore = standInCpu?.usageMs() ?? NaN;
       try {
-        const runner = rlvmFleetRunner({
-          fleet: endpoint.fleet,
-          dir,
-          repoRoot: ctx.repoRoot,
-          payloadFile: ctx.payloadFile,
-          floorCommand: [...ctx.floorCommand],
-          tools: ctx.tools,
-          connectTimeoutS: ctx.connectTimeoutS,
-          ansibleRemoteTmp: ctx.ansibleRemoteTmp,
-          asRoot: ctx.asRoot,
-        });
+        const runner = rlvmFleetRunner(runnerContext(ctx, endpoint.fleet, dir));
         await endpoint.stats();
         const idleKb = endpoint.hostsPssKb() ?? 0;
         for (let round = 0; round < warmup + repeats; round++) {

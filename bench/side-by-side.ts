@@ -30,7 +30,7 @@ import {
   rlvmFleetRunner,
   RUNNER_LABELS,
   type Runner,
-  type RunnerContext,
+  runnerContext,
   type RunnerId,
 } from "./runners.js";
 
@@ -75,17 +75,7 @@ export async function sideBySide(ctx: BenchContext): Promise<DimensionResult[]> 
             log(`latency proxy: ${line}`);
           }
           try {
-            const rctx: RunnerContext = {
-              fleet: proxy?.view ?? fleet,
-              dir,
-              repoRoot: ctx.repoRoot,
-              payloadFile: ctx.payloadFile,
-              floorCommand: [...ctx.floorCommand],
-              tools,
-              connectTimeoutS: ctx.connectTimeoutS,
-              ansibleRemoteTmp: ctx.ansibleRemoteTmp,
-              asRoot: ctx.asRoot,
-            };
+            const rctx = runnerContext(ctx, proxy?.view ?? fleet, dir);
             const runners: Runner[] = [];
             for (const id of RUNNER_ORDER) {
               if (!wanted.has(id)) continue;
