@@ -1,6 +1,12 @@
 // The only importer of ssh2: connect with a verified host key, authenticate, exec with streams.
 import type { Duplex } from "node:stream";
-import ssh2, { Client, type AnyAuthMethod, type ClientChannel, type ConnectConfig, type ParsedKey } from "ssh2";
+import ssh2, {
+  Client,
+  type AnyAuthMethod,
+  type ClientChannel,
+  type ConnectConfig,
+  type ParsedKey,
+} from "ssh2";
 import {
   appendKnownHost,
   fingerprintSha256,
