@@ -1,4 +1,5 @@
 // What a command may touch of the outside world; tests pass their own.
+import { readFileSync } from "node:fs";
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -13,6 +14,22 @@ export interface CliIo {
   onStderrResize?: (handler: () => void) => () => void;
   /** Call `handler` on SIGINT/SIGTERM until the returned function removes it. */
   onInterrupt: (handler: () => void) => () => void;
+  /** The process's open-files limit (soft, which Node raises to the hard one), when known. */
+  openFilesLimit?: number;
+}
+
+/** The soft "Max open files" of a /proc/PID/limits text, or undefined (unlimited, or not there). */
+export function parseOpenFilesLimit(text: string): number | undefined {
+  const soft = /^Max open files\s+(\d+)\s/m.exec(text)?.[1];
+  return soft === undefined ? undefined : Number(soft);
+}
+
+function readOpenFilesLimit(): number | undefined {
+  try {
+    return parseOpenFilesLimit(readFileSync("/proc/self/limits", "utf8"));
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -38,6 +55,7 @@ export function processIo(): CliIo {
     stdoutIsTty: process.stdout.isTTY === true,
     stderrIsTty: process.stderr.isTTY === true,
     cwd: process.cwd(),
+    openFilesLimit: readOpenFilesLimit(),
     stderrSize: () => ({ columns: process.stderr.columns || 80, rows: process.stderr.rows || 24 }),
     onStderrResize: (handler) => {
       process.stderr.on("resize", handler);

@@ -73,7 +73,11 @@ export function withShardOption(command: Command): Command {
 
 export function withFleetOptions(command: Command): Command {
   return withShardOption(withCommonOptions(command, ["table", "json", "markdown"]))
-    .option("--forks <n>", "hosts in parallel", "10")
+    .option(
+      "--forks <n>",
+      "hosts in parallel (fewer, with a warning, if the open-files limit has no room)",
+      "10",
+    )
     .option("--report <file>", "also write the JSON report to FILE")
     .option("--junit <file>", "also write JUnit XML to FILE: a test case per host and job, for CI")
     .option(

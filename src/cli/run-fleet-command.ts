@@ -19,6 +19,7 @@ import { buildPlan, type FleetPlan } from "../plan/build-plan.js";
 import type { ReportOptions } from "../report/report-options.js";
 import type { Report } from "../report/report-schema.js";
 import { runFleet, type FleetRunRequest } from "../run/run-fleet.js";
+import { forksWithinOpenFiles } from "../run/schedule-hosts.js";
 import type { CliIo } from "./io.js";
 import { LiveScreen } from "./live-screen.js";
 import type { FleetOptions } from "./options.js";
@@ -122,6 +123,12 @@ async function runAndRender(
     controller.abort();
   };
   const lastPlainProgress = new Map<string, number>();
+  const forks = forksWithinOpenFiles(options.forks, io.openFilesLimit);
+  if (forks < Math.min(options.forks, plan.hosts.length)) {
+    io.stderr(
+      `rlvm-fleet: warning: the open-files limit (${io.openFilesLimit}) leaves room for ${forks} hosts at once, not --forks ${options.forks}: running ${forks} at a time (raise it with \`ulimit -n\`, up to \`ulimit -Hn\`)\n`,
+    );
+  }
   const removeSignalHandlers = io.onInterrupt(onSignal);
   try {
     const report = await runFleet({
@@ -129,7 +136,7 @@ async function runAndRender(
       dryRun: options.dry_run,
       maxAgeS: options.max_age_s,
       plan,
-      forks: options.forks,
+      forks,
       schedule: {
         serial: options.serial,
         maxFailPercent: options.max_fail_percent,

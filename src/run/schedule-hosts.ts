@@ -37,6 +37,23 @@ export function batchSize(serial: string, hosts: number): number {
   return Number(serial);
 }
 
+/**
+ * File descriptors the controller keeps for itself (Node, stdio, the report files), and what each
+ * running host holds: its connection's socket, and for a moment the one that is closing (measured:
+ * 20 with one host at a time, some 30 with ten).
+ */
+export const RESERVED_OPEN_FILES = 32;
+export const OPEN_FILES_PER_HOST = 2;
+
+/**
+ * At most as many hosts at once as the open-files limit leaves room for: past it, every further host
+ * would fail with EMFILE while connecting. `limit` undefined: not known, `forks` as asked.
+ */
+export function forksWithinOpenFiles(forks: number, limit: number | undefined): number {
+  if (limit === undefined) return forks;
+  return Math.max(1, Math.min(forks, Math.floor((limit - RESERVED_OPEN_FILES) / OPEN_FILES_PER_HOST)));
+}
+
 export async function scheduleHosts<T>(
   items: readonly T[],
   schedule: Schedule,

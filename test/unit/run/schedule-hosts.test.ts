@@ -1,7 +1,13 @@
 // The host scheduler with a fake run: batches, the failure threshold and the splay, counted exactly.
 import { describe, expect, it } from "vitest";
 import type { HostResult } from "../../../src/report/report-schema.js";
-import { batchSize, scheduleHosts, type HostStart, type Schedule } from "../../../src/run/schedule-hosts.js";
+import {
+  batchSize,
+  forksWithinOpenFiles,
+  scheduleHosts,
+  type HostStart,
+  type Schedule,
+} from "../../../src/run/schedule-hosts.js";
 import { hostResult } from "../../helpers/report-fixture.js";
 
 const NAMES = ["h1", "h2", "h3", "h4", "h5", "h6"];
@@ -122,5 +128,19 @@ describe("scheduleHosts", () => {
     expect([...sleeps].sort((a, b) => a - b)).toEqual([200, 500, 1000, 1500, 1998]);
     const none = await simulate({});
     expect(none.starts.get("h1")?.splayMs).toBeNull();
+  });
+});
+
+describe("forksWithinOpenFiles", () => {
+  it("keeps --forks while the open-files limit has room: 32 for the controller, 2 per running host", () => {
+    expect(forksWithinOpenFiles(10, undefined)).toBe(10);
+    expect(forksWithinOpenFiles(100, 1_048_576)).toBe(100);
+    expect(forksWithinOpenFiles(2032, 4096)).toBe(2032);
+  });
+
+  it("runs fewer hosts at once where the limit would fail the rest with EMFILE, never none", () => {
+    expect(forksWithinOpenFiles(100, 100)).toBe(34);
+    expect(forksWithinOpenFiles(2033, 4096)).toBe(2032);
+    expect(forksWithinOpenFiles(10, 20)).toBe(1);
   });
 });
