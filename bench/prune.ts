@@ -1,6 +1,6 @@
 // Shared-repository prune (issue 17, point 5): N hosts back up into one restic repository, each with
-// 5 snapshots and a retention that keeps 2. rlvm-fleet's `prune` forgets per host and prunes the
-// repository once; a per-host tool runs `restic forget --prune` on every host, so the repository is
+// 5 snapshots and a retention that keeps 2. rlvm-fleet's `prune` previews each host's forget, then one
+// host forgets for all and prunes the repository once; a per-host tool runs `restic forget --prune` on every host, so the repository is
 // pruned N times. A third runner is rlvm-fleet's prune with the repository given a maintenance_host.
 // All start from the same copy of one seeded repository and must keep the same snapshots.
 //
@@ -76,7 +76,7 @@ interface PruneRecord {
   hostsCpuMs: number;
   prunes: number;
   kept: number;
-  /** rlvm-fleet only (NaN otherwise), from its report: the slowest host's forget and the prune. */
+  /** rlvm-fleet only (NaN otherwise), from its report: the slowest forget and the prune. */
   forgetMaxMs: number;
   pruneMs: number;
 }
@@ -127,16 +127,15 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
     `the host's source path, distinct --time values, ${files} new files of 16 KiB in each: ${((total * files * FILE_BYTES) / 2 ** 20).toFixed(1)} MiB of data in all),`,
     `and copied (\`cp -a\`) to the working path before every run,`,
     `outside the timing, with restic's cache of it removed: every run starts from the same repository, snapshot ids included.`,
-    `rlvm-fleet: \`prune --forks ${n}\` (a forget per host, then one \`restic prune\` for the repository). Per host: parallel-ssh -p ${n}, every`,
+    `rlvm-fleet: \`prune --forks ${n}\` (every host previews its forget with --dry-run --no-lock, at once; then one host runs the ${n}`,
+    `hosts' forgets, which share their keep values, as one \`restic forget\` with a --host each, and one \`restic prune\`). Per host: parallel-ssh -p ${n}, every`,
     `host running \`restic forget --host <name> --tag job:${JOB} --group-by host,paths --keep-tag protected --keep-last ${KEEP_LAST} --prune\``,
     `(rlvm-fleet's forget argv plus --prune). restic 0.14 takes an exclusive lock for forget and prune and has no --retry-lock, so`,
     `concurrent runs fail on the lock; each is wrapped in \`flock\` on one lock file, so all ${n} sessions are open at once and the`,
     `prunes run one after another, each starting the moment the previous ends: the best a per-host retry loop (or restic 0.16's`,
-    `--retry-lock) could do, with no polling delay. rlvm-fleet's ${n} forgets take the same lock: its agent runs a restic 0.14 that`,
-    `found the repository locked again after 2, 4, 6, 8, then 10 s (README, "prune and status"), and that wait is part of its wall time`,
-    `(the goal's detail gives its slowest forget). A third row runs the same prune with the repository declared in the inventory`,
-    `with \`maintenance_host\` the first host (README, "Maintenance hosts"): that host runs all ${n} forgets, one after another, then`,
-    `the prune, so no forget waits on the lock; the goal is decided on the plain \`rlvm-fleet prune\`. After every run the`,
+    `--retry-lock) could do, with no polling delay. A third row runs the same prune with the repository declared in the inventory`,
+    `with \`maintenance_host\` the first host (README, "Maintenance hosts"): the hosts only read the repository's id, and that host`,
+    `runs the forget and the prune; the goal is decided on the plain \`rlvm-fleet prune\`. After every run the`,
     `repository's snapshots (\`restic snapshots --json --no-lock\`) must be exactly the ${KEEP_LAST} newest of every host (compared by id),`,
     `and \`restic check\` must pass after each runner's first run;`,
     `either failing is a failure. Wall time from spawn to exit, median over ${repeats} timed rounds after ${warmup} warm-up, the runners'`,
@@ -248,8 +247,8 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
     const inventory = writeInventory(fleet, join(dir, "inventory.toml"), {
       defaults: { config: join(dir, "{host}.toml"), connect_timeout: ctx.connectTimeoutS },
     });
-    // rlvm-fleet's own answer to a shared repository (README, "Maintenance hosts"): the first host runs
-    // every host's forget, one after another in one agent, then the prune; no forget waits on a lock.
+    // A declared repository (README, "Maintenance hosts"): the hosts only read its id, and the first
+    // host runs every host's forget, then the prune.
     const maintainer = hosts[0] as string;
     const maintenanceInventory = writeInventory(fleet, join(dir, "inventory-maintenance.toml"), {
       defaults: { config: join(dir, "{host}.toml"), connect_timeout: ctx.connectTimeoutS },
@@ -509,7 +508,7 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
     goals.push({
       goal: goalNames.speed,
       verdict: n !== GOAL_HOSTS ? "not measured" : ratio >= GOAL_RATIO ? "met" : "missed",
-      detail: `per-host / rlvm-fleet = ${ratio.toFixed(2)}× (${s(perHost.medianMs)} s vs ${s(rlvm.medianMs)} s; ${perHost.prunes} prunes vs ${rlvm.prunes}; of rlvm-fleet's wall, its slowest host's forget, lock waits included, took ${s(rlvm.forgetMaxMs)} s and its one prune ${s(rlvm.pruneMs)} s, medians${maintenance === undefined ? "" : `; with a maintenance_host, ${s(maintenance.medianMs)} s: per-host / that = ${(perHost.medianMs / maintenance.medianMs).toFixed(2)}×`})${at}`,
+      detail: `per-host / rlvm-fleet = ${ratio.toFixed(2)}× (${s(perHost.medianMs)} s vs ${s(rlvm.medianMs)} s; ${perHost.prunes} prunes vs ${rlvm.prunes}; of rlvm-fleet's wall, its forget (all hosts') took ${s(rlvm.forgetMaxMs)} s and its one prune ${s(rlvm.pruneMs)} s, medians${maintenance === undefined ? "" : `; with a maintenance_host, ${s(maintenance.medianMs)} s: per-host / that = ${(perHost.medianMs / maintenance.medianMs).toFixed(2)}×`})${at}`,
     });
   }
   // Every verified run kept exactly `expected` (a run that did not is a failure), so the runners agree

@@ -9,7 +9,7 @@ PLAN_HOST=""
 PLAN_COMMAND=""
 PLAN_ENV_FILE=""
 PLAN_DRY_RUN=false
-PLAN_MAINTAIN=false             # prune, phase 2: no forgets; prune the repositories of the prune records
+PLAN_MAINTAIN=false             # verify, phase 2: no restore drill; check the repositories of the check records
 declare -A PLAN_SEEN=()         # singleton record keys seen
 declare -a VG_NAME=()           # the VGs with snapshots in this run, in plan order
 declare -A VG_SNAPSHOTS=()      # VG -> the sum of the run's snapshot sizes (the controller adds them up)
@@ -25,7 +25,7 @@ declare -A REPO_INDEX=()        # repo ID -> index
 declare -a COPY_ID=() COPY_JOB=() COPY_FROM=() COPY_URL=() COPY_PWFILE=() COPY_LABEL=()
 declare -A ID_SEEN=()           # repo and copy IDs share one namespace
 declare -A RETENTION=()         # repo or copy id -> "last daily weekly monthly yearly"
-declare -A PRUNE_REPO_ID=()     # maintain: repo or copy id -> the restic repository id it must have
+declare -A PRUNE_REPO_ID=()     # maintained id -> the restic repository id it must have to be pruned
 declare -A CHECK_REPO_ID=()     # verify, maintain: repo or copy id -> the restic repository id it must have
 PLAN_SUBSET=""                  # verify: restic check --read-data-subset (read_data_subset record)
 PLAN_RESTORE_SAMPLE=0           # verify's restore drill, backup's --verify-sample: files per job (restore_sample)
@@ -425,11 +425,12 @@ read_plan() {
     fi
   elif ((${#FORGET_FOR_HOST[@]} > 0)); then
     fail agent_protocol "forget_for records without a maintained repository"
-  # The prune records are phase 2 of a prune (maintain), and it prunes only what they name; the check
-  # records are phase 2 of a verify, the same way (below).
-  elif [[ $PLAN_MAINTAIN == true || ${#PRUNE_REPO_ID[@]} -gt 0 ]] && [[ $PLAN_COMMAND != verify ]] &&
-    [[ $PLAN_COMMAND != prune || $PLAN_MAINTAIN != true || ${#PRUNE_REPO_ID[@]} -eq 0 || $PLAN_DRY_RUN == true ]]; then
-    fail agent_protocol "maintain and prune records go together, in a prune plan without dry_run"
+  elif ((${#PRUNE_REPO_ID[@]} > 0)); then
+    fail agent_protocol "a prune record names an id that is not maintained"
+  fi
+  # The check records are phase 2 of a verify (maintain), and it checks only what they name.
+  if [[ $PLAN_MAINTAIN == true && $PLAN_COMMAND != verify ]]; then
+    fail agent_protocol "maintain and check records go together, in a verify plan without dry_run"
   fi
   if [[ ${#CHECK_REPO_ID[@]} -gt 0 || ($PLAN_COMMAND == verify && $PLAN_MAINTAIN == true) ]] &&
     [[ $PLAN_COMMAND != verify || $PLAN_MAINTAIN != true || ${#CHECK_REPO_ID[@]} -eq 0 ||

@@ -35,10 +35,7 @@ export function agentPlan(
   options: {
     dryRun?: boolean;
     install?: InstallRequest;
-    /**
-     * Phase 2 (plan id → restic repository id): prune: no forgets, `restic prune` of these entries;
-     * verify: no restore drill, `restic check` of these entries.
-     */
+    /** verify, phase 2 (plan id → restic repository id): no restore drill, `restic check` of these entries. */
     maintain?: ReadonlyMap<string, string>;
     /** verify: restic check's --read-data-subset, and the restore drill's files per job (0: none). */
     verify?: { subset: string; restoreSample: number };
@@ -62,7 +59,7 @@ export function agentPlan(
   if (host.restic_env_file !== null) lines.push(planLine("restic_env_file", host.restic_env_file));
   if ((command === "prune" || command === "verify" || command === "install") && options.dryRun === true)
     lines.push("dry_run");
-  const maintain = command === "prune" || command === "verify" ? options.maintain : undefined;
+  const maintain = command === "verify" ? options.maintain : undefined;
   const reads: AgentPlan["reads"] = command === "status" ? (options.reads ?? new Map()) : new Map();
   if (maintain !== undefined) lines.push("maintain");
   if (command === "verify") {
@@ -72,14 +69,12 @@ export function agentPlan(
   }
   if (command === "backup" && (options.verifySample ?? 0) > 0)
     lines.push(planLine("restore_sample", options.verifySample ?? 0));
-  // prune's records of a repo or copy: its keep values (phase 1), or that it is pruned here (phase 2);
-  // verify's: that it is checked here (phase 2).
+  // prune's records of a repo or copy: its keep values; verify's: that it is checked here (phase 2).
   const pruneRecords = (id: string, url: string, keep: Retention | null) => {
     const repositoryId = maintain?.get(id);
-    if (repositoryId !== undefined)
-      lines.push(planLine(command === "verify" ? "check" : "prune", id, repositoryId));
+    if (repositoryId !== undefined) lines.push(planLine("check", id, repositoryId));
     const elsewhere = options.maintainedElsewhere?.has(repositoryIdentity(url)) === true;
-    if (command === "prune" && maintain === undefined && keep !== null && !elsewhere) {
+    if (command === "prune" && keep !== null && !elsewhere) {
       lines.push(planLine("retention", id, keep.last, keep.daily, keep.weekly, keep.monthly, keep.yearly));
     }
   };
@@ -104,6 +99,7 @@ export function agentPlan(
       ),
     );
   }
+  const entries = planEntries(hostPlan);
   for (const job of jobs) {
     const volume = job.volume;
     lines.push(
@@ -119,30 +115,62 @@ export function agentPlan(
     );
     if (job.remount_readonly) lines.push(planLine("remount_readonly", job.name));
     for (const exclude of job.exclude_paths) lines.push(planLine("exclude", job.name, exclude));
-    for (const repo of job.repositories) {
-      const id = `r${repos.size + 1}`;
-      const label = maskRepository(repo.repo);
-      repos.set(id, { job: job.name, label, url: repo.repo, retention: repo.retention !== null });
-      lines.push(planLine("repo", job.name, id, repo.repo, repo.password_file, label));
-      pruneRecords(id, repo.repo, repo.retention);
-      readRecord(id);
-      for (const copy of repo.copy_to) {
-        const copyId = `c${copies.size + 1}`;
-        const to = maskRepository(copy.repo);
-        copies.set(copyId, {
-          job: job.name,
-          from: label,
-          to,
-          url: copy.repo,
-          retention: copy.retention !== null,
-        });
-        lines.push(planLine("copy", job.name, copyId, id, copy.repo, copy.password_file, to));
-        pruneRecords(copyId, copy.repo, copy.retention);
-        readRecord(copyId);
+    for (const entry of entries.filter((e) => e.job === job.name)) {
+      const { id, url, password_file: passwordFile, keep } = entry;
+      const label = maskRepository(url);
+      if (entry.from === null) {
+        repos.set(id, { job: job.name, label, url, retention: keep !== null });
+        lines.push(planLine("repo", job.name, id, url, passwordFile, label));
+      } else {
+        const from = maskRepository(entries.find((e) => e.id === entry.from)?.url ?? "");
+        copies.set(id, { job: job.name, from, to: label, url, retention: keep !== null });
+        lines.push(planLine("copy", job.name, id, entry.from, url, passwordFile, label));
       }
+      pruneRecords(id, url, keep);
+      readRecord(id);
     }
   }
   return { lines: [...lines, "end"], repos, copies, reads };
+}
+
+/** One repository or copy destination of a host's jobs, with its plan id (r1, r2, … and c1, c2, …). */
+export interface PlanEntry {
+  id: string;
+  job: string;
+  url: string;
+  password_file: string;
+  keep: Retention | null;
+  /** A copy destination: the plan id of the repository it copies from. */
+  from: string | null;
+}
+
+/** The plan entries of a host's jobs, in plan order (each repository, then its copy destinations). */
+export function planEntries(hostPlan: HostPlan): PlanEntry[] {
+  const entries: PlanEntry[] = [];
+  let repos = 0;
+  let copies = 0;
+  for (const job of hostPlan.jobs)
+    for (const repo of job.repositories) {
+      const id = `r${++repos}`;
+      entries.push({
+        id,
+        job: job.name,
+        url: repo.repo,
+        password_file: repo.password_file,
+        keep: repo.retention,
+        from: null,
+      });
+      for (const copy of repo.copy_to)
+        entries.push({
+          id: `c${++copies}`,
+          job: job.name,
+          url: copy.repo,
+          password_file: copy.password_file,
+          keep: copy.retention,
+          from: id,
+        });
+    }
+  return entries;
 }
 
 /** A repository a maintenance host maintains: where it reaches it, and whose forgets it runs there. */

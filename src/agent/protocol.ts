@@ -23,9 +23,6 @@
 //   repo JOB ID REPO PASSWORD_FILE LABEL     ID is unique per host; LABEL has credentials masked
 //   copy JOB ID FROM_ID REPO PASSWORD_FILE LABEL
 //   retention ID LAST DAILY WEEKLY MONTHLY YEARLY       prune: the keep values of a repo or copy
-//   maintain                                 prune, phase 2: no forgets; prune what the prune records name
-//   prune ID REPO_ID                         maintain: `restic prune` the repository of this repo or copy,
-//                                            if restic's repository id there is REPO_ID
 //   read ID JOB[,JOB...]                     status: read the repository of this repo or copy whole here
 //                                            (`restic snapshots --json --no-lock --tag job:JOB ...`, every
 //                                            host's snapshots of these jobs), once per URL; the controller
@@ -33,13 +30,17 @@
 //                                            only identified, unless its identity cannot be read: then the
 //                                            agent reads this host's own snapshots of it (restic says why)
 //   maintained ID REPO PASSWORD_FILE LABEL REPO_ID
-//                                            prune on a maintenance host, in a plan of its own (no job,
-//                                            no maintain): a repository the inventory declares, which
-//                                            must have restic's repository id REPO_ID there
+//                                            prune on the one host that maintains a repository, in a
+//                                            plan of its own (no job, no maintain): a repository the
+//                                            inventory declares, or one the controller found shared, as
+//                                            this host reaches it; it must have restic's repository id
+//                                            REPO_ID there
 //   forget_for ID HOST JOB LAST DAILY WEEKLY MONTHLY YEARLY
 //                                            a forget in maintained ID scoped to HOST's JOB, with that
-//                                            job's keep values; then the prune records (none in a dry
-//                                            run) name maintained ids only
+//                                            job's keep values; the records of one ID, JOB and keep
+//                                            values are one restic forget (one --host per record)
+//   prune ID REPO_ID                         `restic prune` maintained ID, after its forgets, if
+//                                            restic's repository id there is REPO_ID (none in a dry run)
 //   read_data_subset SUBSET                  verify: restic check --read-data-subset (n/t, P%, or a size
 //                                            such as 100M)
 //   restore_sample N                         verify: files per job the restore drill restores (0: none);
@@ -329,6 +330,8 @@ export const jobEndEvent = z.object({ ...base, event: z.literal("job_end"), ...j
 
 const forgetGroup = z
   .object({
+    /** The group's host (forget --group-by host,paths). */
+    host: z.string().nullish(),
     keep: z.array(z.object({ short_id: z.string() }).loose()).nullable(),
     remove: z.array(z.object({ short_id: z.string() }).loose()).nullable(),
   })
@@ -358,12 +361,13 @@ export const pruneFailedEvent = z.object({
   code: resticFailureCode.nullable(),
 });
 
-/** A maintenance host's forget of another host's job (forget_for) in a maintained repository. */
+/** A maintenance host's forget of other hosts' job (forget_for records) in a maintained repository. */
 export const forgetForDoneEvent = z.object({
   ...base,
   event: z.literal("forget_for_done"),
   repo: z.string(),
-  for_host: z.string(),
+  /** The hosts whose snapshots of the job this one forget was for (each group's host is one of them). */
+  for_hosts: z.array(z.string()).min(1),
   ...jobRef,
   ok: z.boolean(),
   dry_run: z.boolean(),

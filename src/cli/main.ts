@@ -123,7 +123,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   withJobFilterOptions(
     fleetCommand(
       "prune",
-      "restic forget on each host (its retention, --keep-tag protected), then one restic prune per repository for the whole fleet; a repository the inventory declares with a maintenance_host has its forgets and prune run there",
+      "each host's retention (restic forget --keep-tag protected, scoped to the host and job), previewed on every host, then applied per repository by one host, which runs every host's forgets there and one restic prune; a repository the inventory declares with a maintenance_host has its forgets and prune run there",
     ),
     jobFilter,
   )

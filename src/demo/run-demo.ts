@@ -76,7 +76,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       },
       {
         argv: ["prune", "--inventory", inventory, "--report", join(reports, "prune.json")],
-        note: "retention for real: each host forgets its own snapshots, then each shared repository is pruned once",
+        note: "retention for real: one host per repository forgets every host's snapshots there, then prunes it once",
       },
     ];
     for (const step of steps) {

@@ -29,7 +29,7 @@ export function describeEvent(event: AgentEvent, plan: AgentPlan): string {
     case "prune_failed":
       return `${event.job} → ${label(plan, event.repo)}: FAILED ${event.message}`;
     case "forget_for_done":
-      return `forget ${event.for_host}'s job ${event.job}${event.dry_run ? " --dry-run" : ""}: ${event.ok ? "done" : `FAILED ${event.message}`}`;
+      return `forget ${event.for_hosts.join(", ")}'s job ${event.job}${event.dry_run ? " --dry-run" : ""}: ${event.ok ? "done" : `FAILED ${event.message}`}`;
     case "repo_pruned":
       return `${label(plan, event.repo)}: ${event.ok ? "pruned" : `prune FAILED ${event.message}`}`;
     case "repo_checked":

@@ -1,11 +1,11 @@
 // prune with [repositories.NAME]: a declared repository's forgets and its prune run on its maintenance
 // host, one scoped forget per host and job using it, so the hosts that back up into it need only
 // append-only credentials. The backed-up hosts' own run (phase 1) only reads the repository's id.
-import type { MaintainedPlanEntry } from "../agent/plan-lines.js";
+import { planEntries, type MaintainedPlanEntry } from "../agent/plan-lines.js";
 import type { AgentEvent } from "../agent/protocol.js";
 import { repositoryIdentity } from "../config/rules.js";
-import type { FleetPlan, HostPlan, MaintainedRepository } from "../plan/build-plan.js";
-import type { RepositoryPrune, RepositoryUse } from "../report/repositories.js";
+import type { FleetPlan, HostPlan } from "../plan/build-plan.js";
+import { compare, type RepositoryPrune, type RepositoryUse } from "../report/repositories.js";
 import type { HostResult } from "../report/report-schema.js";
 
 /** The identities (repositoryIdentity) of the repositories the plan's maintenance hosts maintain. */
@@ -18,14 +18,25 @@ export interface MaintenanceRun {
   hostPlan: HostPlan;
   envFile: string | null;
   entries: MaintainedPlanEntry[];
-  /** The declaration of each entry id. */
-  declarations: Map<string, MaintainedRepository>;
+  /** What each entry id maintains. */
+  targets: Map<string, MaintenanceTarget>;
+}
+
+/** A repository some host maintains: its name in messages, and which of the hosts' uses it is. */
+export interface MaintenanceTarget {
+  name: string;
+  isUse: (use: RepositoryUse) => boolean;
 }
 
 export interface MaintenanceSchedule {
   runs: MaintenanceRun[];
   /** Repositories not maintained at all: no selected host read an id through url, or they disagree. */
-  refused: { repository: MaintainedRepository; reason: string }[];
+  refused: {
+    target: MaintenanceTarget;
+    maintainer: string;
+    uses: { host: string; job: string }[];
+    reason: string;
+  }[];
 }
 
 /**
@@ -42,9 +53,15 @@ export function scheduleMaintenance(plan: FleetPlan, uses: readonly RepositoryUs
     const ids = new Set(
       uses.filter((u) => u.location === identity && u.id !== null).map((u) => u.id as string),
     );
+    const target: MaintenanceTarget = {
+      name: declaration.path,
+      isUse: (use) => use.location === identity,
+    };
     if (ids.size !== 1) {
       refused.push({
-        repository,
+        target,
+        maintainer: maintainer.name,
+        uses: repository.uses,
         reason:
           ids.size === 0
             ? `no selected host opened ${declaration.path}'s url, so nothing shows that maintenance_url on ${maintainer.name} is the same repository: not maintained`
@@ -63,7 +80,7 @@ export function scheduleMaintenance(plan: FleetPlan, uses: readonly RepositoryUs
         hostPlan: { host: maintainer, config: null, jobs: [] },
         envFile: declaration.env_file ?? maintainer.restic_env_file,
         entries: [],
-        declarations: new Map(),
+        targets: new Map(),
       };
       runs.set(maintainer.name, run);
     }
@@ -75,9 +92,68 @@ export function scheduleMaintenance(plan: FleetPlan, uses: readonly RepositoryUs
       repositoryId: [...ids][0] as string,
       forgets: [...forgets.values()],
     });
-    run.declarations.set(id, repository);
+    run.targets.set(id, target);
   }
   return { runs: [...runs.values()], refused };
+}
+
+/**
+ * prune of the repositories no maintenance host maintains: each one that hosts previewed their forgets
+ * in (phase 1 is `forget --dry-run`) is maintained by one of those hosts, through its own plan entry:
+ * every such host's forget there, one after another, then one prune. So no forget waits for another
+ * host's lock. The repositories are spread over the hosts (the fewest first, then by name). A host not
+ * reached, or whose preview failed, is not forgotten for: its snapshots stay.
+ */
+export function schedulePrunes(
+  hosts: readonly HostPlan[],
+  uses: readonly RepositoryUse[],
+  skip: ReadonlySet<string>,
+): MaintenanceSchedule {
+  const entriesOf = new Map(
+    hosts.map((plan) => [plan.host.name, new Map(planEntries(plan).map((e) => [e.id, e]))]),
+  );
+  const forgotten = new Map<string, RepositoryUse[]>();
+  for (const use of uses) {
+    if (use.id === null || skip.has(use.id) || !use.retention || use.forget?.ok !== true) continue;
+    forgotten.set(use.id, [...(forgotten.get(use.id) ?? []), use]);
+  }
+  const load = new Map<string, number>();
+  const runs = new Map<string, MaintenanceRun>();
+  for (const [repositoryId, found] of [...forgotten].sort(([a], [b]) => compare(a, b))) {
+    const chosen = [...found].sort(
+      (a, b) => (load.get(a.host) ?? 0) - (load.get(b.host) ?? 0) || compare(a.host, b.host),
+    )[0];
+    const hostPlan = hosts.find((plan) => plan.host.name === chosen?.host);
+    const entry = chosen === undefined ? undefined : entriesOf.get(chosen.host)?.get(chosen.entry);
+    if (chosen === undefined || hostPlan === undefined || entry === undefined) continue;
+    load.set(chosen.host, (load.get(chosen.host) ?? 0) + 1);
+    const forgets = new Map<string, MaintainedPlanEntry["forgets"][number]>();
+    for (const use of found) {
+      const keep = entriesOf.get(use.host)?.get(use.entry)?.keep ?? null;
+      if (keep !== null && !forgets.has(`${use.host}\n${use.job}`))
+        forgets.set(`${use.host}\n${use.job}`, { host: use.host, job: use.job, keep });
+    }
+    let run = runs.get(chosen.host);
+    if (run === undefined) {
+      run = {
+        hostPlan: { host: hostPlan.host, config: null, jobs: [] },
+        envFile: hostPlan.host.restic_env_file,
+        entries: [],
+        targets: new Map(),
+      };
+      runs.set(chosen.host, run);
+    }
+    const id = `m${run.entries.length + 1}`;
+    run.entries.push({
+      id,
+      url: entry.url,
+      password_file: entry.password_file,
+      repositoryId,
+      forgets: [...forgets.values()],
+    });
+    run.targets.set(id, { name: chosen.label, isUse: (use) => use.id === repositoryId });
+  }
+  return { runs: [...runs.values()], refused: [] };
 }
 
 /** What a maintenance host reported: each forget it ran for another host's job, and each prune. */
@@ -103,22 +179,27 @@ export function applyMaintenance(
   const prunes: RepositoryPrune[] = [];
   const results = [...report.results];
   const resultOf = (name: string) => results.find((r) => r.name === name);
-  const mark = (repository: MaintainedRepository, forHost: string, job: string, apply: ForgetOutcome) => {
-    const identity = repositoryIdentity(repository.declaration.url);
-    const uses = report.uses.filter((u) => u.host === forHost && u.job === job && u.location === identity);
+  const mark = (
+    target: MaintenanceTarget,
+    by: string,
+    forHost: string,
+    job: string,
+    apply: ForgetOutcome,
+  ) => {
+    const uses = report.uses.filter((u) => u.host === forHost && u.job === job && target.isUse(u));
     for (const use of uses) {
       use.forget = apply.ran
         ? { ok: apply.ok, duration_ms: apply.duration_ms ?? 0, error: apply.error }
         : null;
-      use.forgetHost = repository.maintainer.name;
-      setForget(resultOf(forHost), job, use.label, apply);
+      if (by !== forHost) use.forgetHost = by;
+      setForget(resultOf(forHost), job, use.label, { ...apply, dryRun: apply.dryRun ?? report.dryRun });
     }
   };
   // Not maintained because the hosts could not show which repository it is: their access to it is
   // what is broken, so the reachable ones fail (never a silent skip).
-  for (const { repository, reason } of schedule.refused)
-    for (const use of repository.uses) {
-      mark(repository, use.host, use.job, {
+  for (const { target, maintainer, uses, reason } of schedule.refused)
+    for (const use of uses) {
+      mark(target, maintainer, use.host, use.job, {
         ok: false,
         ran: true,
         error: reason,
@@ -142,14 +223,14 @@ export function applyMaintenance(
     const events = outcome.events.get(name) ?? { forgets: [], prunes: [] };
     const failures: string[] = [];
     for (const entry of run.entries) {
-      const repository = run.declarations.get(entry.id) as MaintainedRepository;
+      const target = run.targets.get(entry.id) as MaintenanceTarget;
       for (const forget of entry.forgets) {
         const event = events.forgets.find(
-          (e) => e.repo === entry.id && e.for_host === forget.host && e.job === forget.job,
+          (e) => e.repo === entry.id && e.for_hosts.includes(forget.host) && e.job === forget.job,
         );
         if (event === undefined) {
           const why = `the forget of ${forget.host}'s job ${forget.job} was to run on ${name}, which ${result?.status === "unreachable" ? "was not reached" : "did not run it"}${result?.error ? `: ${result.error.message}` : ""}`;
-          mark(repository, forget.host, forget.job, {
+          mark(target, name, forget.host, forget.job, {
             ok: false,
             ran: false,
             error: why,
@@ -157,14 +238,17 @@ export function applyMaintenance(
           });
           continue;
         }
-        const removed = event.forget.flatMap((g) => g.remove ?? []);
-        mark(repository, forget.host, forget.job, {
+        // One forget may be several hosts': each group is one host's snapshots (--group-by host,paths).
+        const groups = event.forget.filter(
+          (g) => g.host === forget.host || (g.host == null && event.for_hosts.length === 1),
+        );
+        mark(target, name, forget.host, forget.job, {
           ok: event.ok,
           ran: true,
-          error: event.ok ? null : `on ${name}: ${event.message}`,
+          error: event.ok ? null : forget.host === name ? event.message : `on ${name}: ${event.message}`,
           duration_ms: event.duration_ms,
-          kept: event.forget.flatMap((g) => g.keep ?? []).length,
-          removed: removed.map((s) => s.short_id),
+          kept: groups.flatMap((g) => g.keep ?? []).length,
+          removed: groups.flatMap((g) => g.remove ?? []).map((s) => s.short_id),
           dryRun: event.dry_run,
         });
         if (!event.ok) failures.push(`${forget.host}/${forget.job}: ${event.message}`);
@@ -179,7 +263,7 @@ export function applyMaintenance(
           duration_ms: pruned.duration_ms,
           error: pruned.ok ? null : pruned.message,
         });
-        if (!pruned.ok) failures.push(`${repository.declaration.path}: ${pruned.message}`);
+        if (!pruned.ok) failures.push(`${target.name}: ${pruned.message}`);
       } else
         prunes.push({
           ...base,
@@ -254,4 +338,38 @@ function mergeMaintenance(own: HostResult, maintenance: HostResult): HostResult 
         : { ...maintenance.error, message: `maintaining repositories: ${maintenance.error.message}` },
     duration_ms: own.duration_ms + maintenance.duration_ms,
   };
+}
+
+/**
+ * A real prune's phase 1 forgets were previews (`forget --dry-run`): until a maintenance run reports
+ * the forget it ran, an entry is not forgotten (and its use has no forget), so that a forget that never
+ * ran is never reported as done.
+ */
+export function forgetPreviews(results: readonly HostResult[], uses: RepositoryUse[]): void {
+  for (const use of uses) if (use.forget?.ok === true) use.forget = null;
+  for (const entry of results.flatMap((r) => r.jobs.flatMap((j) => j.prunes))) {
+    if (entry.status === "ok")
+      Object.assign(entry, {
+        status: "skipped",
+        kept: null,
+        removed: null,
+        removed_ids: [],
+        error: "not forgotten: no host of its repository ran its forget",
+      });
+    entry.dry_run = false;
+  }
+}
+
+/** A dry run's prunes: where each repository's prune would run. */
+export function plannedPrunes(schedule: MaintenanceSchedule): RepositoryPrune[] {
+  return schedule.runs.flatMap((run) =>
+    run.entries.map((entry): RepositoryPrune => ({
+      action: "prune",
+      repositoryId: entry.repositoryId,
+      host: run.hostPlan.host.name,
+      status: "planned",
+      duration_ms: null,
+      error: null,
+    })),
+  );
 }

@@ -1,6 +1,6 @@
-// Phase 2 of prune and verify: one `restic prune` (after every selected host's forgets, phase 1) or one
-// `restic check` (after every host read the ids, phase 1) per repository. restic's maintainers advise
-// one pruning host per repository; a fleet controller can be that host, and reads each repository once.
+// Phase 2 of verify: one `restic check` per repository (after every host read the ids, phase 1), on one
+// of the hosts that use it: a fleet controller reads each repository once. (prune's phase 2 is
+// maintain-repositories.ts.)
 import type { HostPlan } from "../plan/build-plan.js";
 import { compare, type RepositoryPrune, type RepositoryUse } from "../report/repositories.js";
 import type { HostResult, HostStatus, JobResult } from "../report/report-schema.js";
@@ -14,18 +14,9 @@ export interface PruneAssignment {
 }
 
 /**
- * Every repository that at least one host forgot in (phase 1, successfully) is pruned once, on one of
- * those hosts: it reached the repository with credentials that delete. The prunes are spread over the
- * hosts (the fewest prunes first, then by name), so that one host is not every repository's pruner.
- * A repository no host could forget in is not pruned: nothing new became unreferenced there.
- */
-export function assignPrunes(uses: readonly RepositoryUse[]): PruneAssignment[] {
-  return assignRepositories(uses, "prune");
-}
-
-/**
- * prune: as assignPrunes. check: every repository some host opened (read its id) is checked once, on
- * one of those hosts, spread the same way.
+ * verify: every repository some host opened (read its id) is checked once, on one of those hosts,
+ * spread over them (the fewest checks first, then by name), so that one host is not every repository's
+ * checker.
  */
 export function assignRepositories(
   uses: readonly RepositoryUse[],
@@ -33,7 +24,7 @@ export function assignRepositories(
 ): PruneAssignment[] {
   const candidates = new Map<string, RepositoryUse[]>();
   for (const use of uses) {
-    if (use.id === null || (action === "prune" && use.forget?.ok !== true)) continue;
+    if (use.id === null) continue;
     candidates.set(use.id, [...(candidates.get(use.id) ?? []), use]);
   }
   const load = new Map<string, number>();

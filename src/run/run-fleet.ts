@@ -17,9 +17,13 @@ import {
 } from "./prune-repositories.js";
 import {
   applyMaintenance,
+  forgetPreviews,
   maintainedIdentities,
+  plannedPrunes,
   scheduleMaintenance,
+  schedulePrunes,
   type MaintenanceEvents,
+  type MaintenanceSchedule,
 } from "./maintain-repositories.js";
 import { runHost, type HostRunContext } from "./run-host.js";
 import {
@@ -201,75 +205,25 @@ async function runPhases(
   runId: string,
   startedAt: Date,
 ): Promise<Report> {
+  const report = (hosts: HostResult[], uses: RepositoryUse[], prunes: RepositoryPrune[] = []) =>
+    buildReport({
+      runId,
+      command: request.command,
+      options: request.options,
+      startedAt,
+      finishedAt: new Date(),
+      hosts,
+      repositories: uses,
+      prunes,
+      interrupted: request.signal.aborted,
+      warnings: request.plan.warnings ?? [],
+    });
   if (request.command === "status")
-    return runStatus(request, context, runHosts, repositories, (results, uses) =>
-      buildReport({
-        runId,
-        command: request.command,
-        options: request.options,
-        startedAt,
-        finishedAt: new Date(),
-        hosts: results,
-        repositories: uses,
-        interrupted: request.signal.aborted,
-        warnings: request.plan.warnings ?? [],
-      }),
-    );
-  const maintained = request.command === "prune" ? maintainedIdentities(request.plan) : new Set<string>();
-  let results = await runHosts(
-    request.plan.hosts,
-    maintained.size === 0 ? context : { ...context, maintainedElsewhere: maintained },
-  );
+    return runStatus(request, context, runHosts, repositories, (results, uses) => report(results, uses));
+  if (request.command === "prune") return runPrune(request, context, runHosts, repositories, report);
+  let results = await runHosts(request.plan.hosts, context);
   let prunes: RepositoryPrune[] = [];
-  if (request.command === "prune") {
-    // [repositories]: forgets and prune on each maintenance host, once the hosts have read the ids.
-    const schedule = scheduleMaintenance(request.plan, repositories);
-    if (schedule.runs.length > 0 || schedule.refused.length > 0) {
-      const events = new Map<string, MaintenanceEvents>();
-      const ran = await runHosts(
-        schedule.runs.map((run) => run.hostPlan),
-        {
-          ...context,
-          recordRepositories: () => {},
-          maintained: (host) => {
-            const run = schedule.runs.find((r) => r.hostPlan.host.name === host.name);
-            return run === undefined ? undefined : { envFile: run.envFile, entries: run.entries };
-          },
-          onMaintenanceEvent: (host, event) => {
-            const found = events.get(host) ?? { forgets: [], prunes: [] };
-            events.set(host, found);
-            if (event.event === "forget_for_done") found.forgets.push(event);
-            else found.prunes.push(event);
-          },
-          onProgress: (event) =>
-            request.onProgress(
-              event.step === "done"
-                ? { host: event.host, step: "running", detail: `maintenance ${event.status ?? "done"}` }
-                : event,
-            ),
-        },
-        "maintenance",
-      );
-      const applied = applyMaintenance(
-        schedule,
-        { results: new Map(ran.map((r) => [r.name, r])), events },
-        { results, uses: repositories, dryRun: request.dryRun === true },
-      );
-      results = applied.results;
-      prunes = applied.prunes;
-    }
-    const maintainedIds = new Set(schedule.runs.flatMap((run) => run.entries.map((e) => e.repositoryId)));
-    // Phase 2, after every host's forgets: each repository pruned once (a dry run says where).
-    const assignments = assignRepositories(repositories, "prune").filter(
-      (a) => !maintainedIds.has(a.repositoryId),
-    );
-    if (request.dryRun === true) prunes = [...prunes, ...pruneOutcomes(assignments, "planned")];
-    else if (assignments.length > 0) {
-      const phase2 = await runMaintenance(request, context, runHosts, assignments, "prune");
-      prunes = [...prunes, ...pruneOutcomes(assignments, phase2)];
-      results = results.map((result) => mergePhases(result, phase2.results.get(result.name)));
-    }
-  } else if (request.command === "verify") {
+  if (request.command === "verify") {
     // Phase 2, after every host read the ids: each repository checked once (a dry run says where).
     const subset = request.verify?.subset;
     const assignments = assignRepositories(repositories, "check");
@@ -282,18 +236,85 @@ async function runPhases(
       );
     }
   }
-  return buildReport({
-    runId,
-    command: request.command,
-    options: request.options,
-    startedAt,
-    finishedAt: new Date(),
-    hosts: results,
-    repositories,
-    prunes,
-    interrupted: request.signal.aborted,
-    warnings: request.plan.warnings ?? [],
+  return report(results, repositories, prunes);
+}
+
+/**
+ * prune: phase 1 previews every host's forgets (`forget --dry-run`, lock-free, all hosts at once) and
+ * reads the repositories' ids; then each repository is maintained on one host: its declared
+ * maintenance host, or one of the hosts that use it. That host runs every reached host's forget there,
+ * one after another, and one `restic prune`, so no forget waits for another host's lock. A dry run
+ * stops after the previews (and the declared maintenance hosts' own previews), and says where each
+ * prune would run.
+ */
+async function runPrune(
+  request: FleetRunRequest,
+  context: HostRunContext,
+  runHosts: RunHosts,
+  repositories: RepositoryUse[],
+  report: (results: HostResult[], uses: RepositoryUse[], prunes: RepositoryPrune[]) => Report,
+): Promise<Report> {
+  const dryRun = request.dryRun === true;
+  const maintained = maintainedIdentities(request.plan);
+  let results = await runHosts(request.plan.hosts, {
+    ...context,
+    dryRun: true,
+    ...(maintained.size === 0 ? {} : { maintainedElsewhere: maintained }),
   });
+  const declared = scheduleMaintenance(request.plan, repositories);
+  const declaredIds = new Set(declared.runs.flatMap((run) => run.entries.map((e) => e.repositoryId)));
+  const shared = schedulePrunes(request.plan.hosts, repositories, declaredIds);
+  // The previews are not forgets: what a maintenance run does not forget stays unforgotten.
+  if (!dryRun) forgetPreviews(results, repositories);
+  let prunes: RepositoryPrune[] = [];
+  for (const schedule of dryRun ? [declared] : [declared, shared]) {
+    if (schedule.runs.length === 0 && schedule.refused.length === 0) continue;
+    const applied = applyMaintenance(
+      schedule,
+      await runMaintenanceHosts(request, context, runHosts, schedule),
+      { results, uses: repositories, dryRun },
+    );
+    results = applied.results;
+    prunes = [...prunes, ...applied.prunes];
+  }
+  if (dryRun) prunes = [...prunes, ...plannedPrunes(shared)];
+  return report(results, repositories, prunes);
+}
+
+/** Each maintenance host's run of a schedule: its maintained repositories' forgets and prunes. */
+async function runMaintenanceHosts(
+  request: FleetRunRequest,
+  context: HostRunContext,
+  runHosts: RunHosts,
+  schedule: MaintenanceSchedule,
+): Promise<{ results: Map<string, HostResult>; events: Map<string, MaintenanceEvents> }> {
+  const events = new Map<string, MaintenanceEvents>();
+  const ran = await runHosts(
+    schedule.runs.map((run) => run.hostPlan),
+    {
+      ...context,
+      recordRepositories: () => {},
+      maintained: (host) => {
+        const run = schedule.runs.find((r) => r.hostPlan.host.name === host.name);
+        return run === undefined ? undefined : { envFile: run.envFile, entries: run.entries };
+      },
+      onMaintenanceEvent: (host, event) => {
+        const found = events.get(host) ?? { forgets: [], prunes: [] };
+        events.set(host, found);
+        if (event.event === "forget_for_done") found.forgets.push(event);
+        else found.prunes.push(event);
+      },
+      // A host reported done after phase 1: its forgets and prunes for the fleet are more of its steps.
+      onProgress: (event) =>
+        request.onProgress(
+          event.step === "done"
+            ? { host: event.host, step: "running", detail: `maintenance ${event.status ?? "done"}` }
+            : event,
+        ),
+    },
+    "maintenance",
+  );
+  return { results: new Map(ran.map((r) => [r.name, r])), events };
 }
 
 /**

@@ -187,14 +187,15 @@ prune_keep_last = 1
     const lock = await holdLock(repos.shared);
     const pruning = runJson("prune", inventoryFile, "--limit", "rv2");
     try {
-      // The forget is waiting for the lock: started, not finished.
+      // The forget is waiting for the lock: started, not finished (its preview, --dry-run --no-lock,
+      // takes no lock and has run).
       await waitFor(
         "the host's restic forget",
         () =>
           recorder
             .calls()
             .slice(before)
-            .some((c) => c.command === "forget"),
+            .some((c) => c.command === "forget" && !c.args.includes("--dry-run")),
         { timeoutMs: 60_000 },
       );
       await new Promise((resolve) => setTimeout(resolve, 3_000));
@@ -213,12 +214,16 @@ prune_keep_last = 1
       .calls()
       .slice(before)
       .filter((c) => c.repository === repos.shared && (c.command === "forget" || c.command === "prune"));
-    const forgets = calls.filter((c) => c.command === "forget");
+    const previews = calls.filter((c) => c.command === "forget" && c.args.includes("--dry-run"));
+    expect(previews).toHaveLength(1);
+    expect(previews[0]?.args).toContain("--no-lock");
+    const forgets = calls.filter((c) => c.command === "forget" && !c.args.includes("--dry-run"));
     expect(calls.map((c) => c.command)).toContain("prune");
     if (retryLock) {
       // restic waits itself: one forget, and every locking call says how long to wait.
       expect(forgets).toHaveLength(1);
-      for (const call of calls) expect(call.args).toMatch(/^--retry-lock 280s (forget|prune)( |$)/);
+      for (const call of [...forgets, ...calls.filter((c) => c.command === "prune")])
+        expect(call.args).toMatch(/^--retry-lock 280s (forget|prune)( |$)/);
     } else {
       // restic 0.14 has no --retry-lock: the agent ran the forget again once the lock was gone.
       expect(forgets.length).toBeGreaterThanOrEqual(2);

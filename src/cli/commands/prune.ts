@@ -1,4 +1,5 @@
-// `prune`: restic forget on each host, then one restic prune per repository; `--dry-run` deletes nothing.
+// `prune`: forgets previewed on each host, then run with one restic prune per repository, on one host;
+// `--dry-run` deletes nothing.
 import type { CliIo } from "../io.js";
 import { fleetReportOptions, type FleetOptions, type JobFilterOptions } from "../options.js";
 import { runFleetCommand, type FleetStyles } from "../run-fleet-command.js";

@@ -500,7 +500,7 @@ describe("plan protocol", () => {
         ],
       ];
     })(),
-    // Phase 2 of prune: maintain and its prune records go together, in a prune plan, never a dry run.
+    // prune records name maintained repositories only (below); maintain is verify's phase 2.
     ...((): [string, string][] => {
       const id = "f".repeat(64);
       const prunePlan = (...records: PlanRecord[]) =>
@@ -512,11 +512,10 @@ describe("plan protocol", () => {
           ["end"],
         ]);
       return [
-        ["a prune record without maintain", prunePlan(["prune", "a", id])],
-        ["maintain without a prune record", prunePlan(["maintain"])],
-        ["maintain in a dry run", prunePlan(["maintain"], ["dry_run"], ["prune", "a", id])],
-        ["a prune record for an unknown id", prunePlan(["maintain"], ["prune", "zz", id])],
-        ["a prune record without a repository id", prunePlan(["maintain"], ["prune", "a", "abc"])],
+        ["a prune record of a job's repository", prunePlan(["prune", "a", id])],
+        ["maintain in a prune plan", prunePlan(["maintain"])],
+        ["a prune record for an unknown id", prunePlan(["prune", "zz", id])],
+        ["a prune record without a repository id", prunePlan(["prune", "a", "abc"])],
         // verify: its records, validated as the CLI validates them (src/cli/commands/verify.ts).
         ...((): [string, string][] => {
           const verifyPlan = (...records: PlanRecord[]) =>
@@ -1785,7 +1784,7 @@ describe("prune on a maintenance host", { timeout: 120_000 }, () => {
     if (r.status !== 0) throw new Error(`restic ${args.join(" ")} failed: ${r.stderr}`);
     return r.stdout;
   }
-  /** A repository with snapshots of job web from h1 (a protected one, then 3), h2 (3) and h3 (2). */
+  /** A repository with snapshots of job web from h1 (a protected one, then 3), h2 (3), h3 and h4 (2). */
   function sharedRepository(): { repo: string; id: string } {
     const repo = join(base, unique("shared"));
     resticInit(repo, pwGood);
@@ -1797,6 +1796,7 @@ describe("prune on a maintenance host", { timeout: 120_000 }, () => {
     for (let i = 0; i < 3; i++) backup("h1");
     for (let i = 0; i < 3; i++) backup("h2");
     for (let i = 0; i < 2; i++) backup("h3");
+    for (let i = 0; i < 2; i++) backup("h4");
     return { repo, id: configId(repo) };
   }
   const maintenancePlan = (repo: string, id: string, ...records: PlanRecord[]) =>
@@ -1805,27 +1805,32 @@ describe("prune on a maintenance host", { timeout: 120_000 }, () => {
       ["maintained", "m", repo, pwGood, "local:shared", id],
       ["forget_for", "m", "h1", "web", 1, 0, 0, 0, 0],
       ["forget_for", "m", "h2", "web", 2, 0, 0, 0, 0],
+      ["forget_for", "m", "h3", "web", 1, 0, 0, 0, 0],
       ...records,
       ["end"],
     ]);
 
   const runMaintenance = (plan: string) => agentEventsWithOpenStdin(plan, newRunDir());
 
-  it("forgets each named host's job with its own keep values, then prunes once", async () => {
+  it("forgets each named host's job with its own keep values (one forget per job and keep values), then prunes once", async () => {
     const { repo, id } = sharedRepository();
     const run = await runMaintenance(maintenancePlan(repo, id, ["prune", "m", id]));
     expect(run.result.code).toBeNull();
     const forgets = run.events.flatMap((e) => (e.event === "forget_for_done" ? [e] : []));
-    expect(forgets.map((e) => [e.for_host, e.job, e.ok, e.dry_run])).toEqual([
-      ["h1", "web", true, false],
-      ["h2", "web", true, false],
+    expect(forgets.map((e) => [e.for_hosts, e.job, e.ok, e.dry_run])).toEqual([
+      [["h1", "h3"], "web", true, false],
+      [["h2"], "web", true, false],
     ]);
-    const removed = (e: (typeof forgets)[number]) => e.forget.flatMap((g) => g.remove ?? []).length;
-    expect(forgets.map(removed)).toEqual([2, 1]);
+    // Each host's keep values applied to its snapshots alone: one group per host.
+    expect(forgets.flatMap((e) => e.forget.map((g) => [g.host, (g.remove ?? []).length]))).toEqual([
+      ["h1", 2],
+      ["h3", 1],
+      ["h2", 1],
+    ]);
     expect(run.events.filter((e) => e.event === "repo_pruned")).toMatchObject([{ repo: "m", ok: true }]);
-    // h3 is nobody's forget here: all of its snapshots stay; h1 keeps its latest and the protected one.
+    // h4 is nobody's forget here: all of its snapshots stay; h1 keeps its latest and the protected one.
     expect(hostOf(restic(repo, "snapshots", "--json")).sort()).toEqual(
-      ["h1", "h1+protected", "h2", "h2", "h3", "h3"].sort(),
+      ["h1", "h1+protected", "h2", "h2", "h3", "h4", "h4"].sort(),
     );
   });
 

@@ -1,17 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { RepositoryUse } from "../../../src/report/repositories.js";
-import {
-  assignPrunes,
-  assignRepositories,
-  mergePhases,
-  pruneOutcomes,
-} from "../../../src/run/prune-repositories.js";
+import { assignRepositories, mergePhases, pruneOutcomes } from "../../../src/run/prune-repositories.js";
 import { hostResult } from "../../helpers/report-fixture.js";
 
 const ID_A = "a".repeat(64);
 const ID_B = "b".repeat(64);
-const ok = { ok: true, duration_ms: 5, error: null };
-const failed = { ok: false, duration_ms: 5, error: "restic forget failed (exit 1): locked" };
 
 const use = (
   host: string,
@@ -30,51 +23,6 @@ const use = (
   forget,
   prune: null,
   read: null,
-});
-
-describe("assignPrunes", () => {
-  it("prunes each repository once, on a host whose forget in it succeeded, spreading the prunes", () => {
-    const assignments = assignPrunes([
-      use("h1", ID_A, ok),
-      use("h2", ID_A, ok),
-      use("h1", ID_B, ok, "c1"),
-      use("h2", ID_B, ok, "c1"),
-      use("h3", ID_B, failed),
-    ]);
-    expect(assignments).toEqual([
-      { action: "prune", repositoryId: ID_A, host: "h1", entry: "r1" },
-      { action: "prune", repositoryId: ID_B, host: "h2", entry: "c1" },
-    ]);
-  });
-
-  it("never prunes where no forget succeeded, nor a repository without an id", () => {
-    expect(assignPrunes([use("h1", ID_A, failed), use("h2", ID_A, null), use("h3", null, ok)])).toEqual([]);
-  });
-});
-
-describe("pruneOutcomes", () => {
-  const assignments = [{ action: "prune" as const, repositoryId: ID_A, host: "h1", entry: "r1" }];
-
-  it("a dry run plans the prune", () => {
-    expect(pruneOutcomes(assignments, "planned")).toEqual([
-      { action: "prune", repositoryId: ID_A, host: "h1", status: "planned", duration_ms: null, error: null },
-    ]);
-  });
-
-  it("takes the agent's outcome, or says why the prune did not run", () => {
-    const pruned = { ...use("h1", ID_A, null), prune: { ok: false, duration_ms: 9, error: "exit 1" } };
-    expect(pruneOutcomes(assignments, { uses: [pruned], results: new Map() })[0]).toMatchObject({
-      status: "failed",
-      duration_ms: 9,
-      error: "exit 1",
-    });
-    const lost = hostResult("h1", "unreachable", {
-      error: { code: "refused", message: "connection refused", hint: "" },
-    });
-    expect(
-      pruneOutcomes(assignments, { uses: [use("h1", ID_A, null)], results: new Map([["h1", lost]]) })[0],
-    ).toMatchObject({ status: "failed", error: "the prune did not run on h1: connection refused" });
-  });
 });
 
 describe("assignRepositories for verify's checks", () => {
