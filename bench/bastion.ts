@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { startFleet, type Fleet, type FleetHost } from "../test/integration/harness/fleet.js";
 import { createCpuGroup } from "./cpu.js";
 import type { BenchContext, Dimension, DimensionResult } from "./dimension.js";
-import { envCount } from "./env.js";
+import { envChoices, envCount } from "./env.js";
 import { leftovers, logSizes, logsSince, measureRun, payloadDirs, settle } from "./fleet-runs.js";
 import { median, type Goal } from "./report.js";
 import {
@@ -38,14 +38,9 @@ const SHORT: Partial<Record<RunnerId, string>> = {
 };
 
 function wantedRunners(log: (line: string) => void): Set<RunnerId> {
-  const value = process.env["BENCH_RUNNERS"];
-  if (value === undefined || value.trim() === "") return new Set(ORDER);
-  const ids = value.split(",").map((v) => v.trim() as RunnerId);
-  for (const id of ids) {
-    if (id === "floor") log("bastion: the floor connects directly only: not run here");
-    else if (!ORDER.includes(id)) throw new Error(`BENCH_RUNNERS: unknown runner "${id}"`);
-  }
-  return new Set(ids);
+  const wanted = envChoices<RunnerId | "floor">("BENCH_RUNNERS", [...ORDER, "floor"], ORDER);
+  if (wanted.delete("floor")) log("bastion: the floor connects directly only: not run here");
+  return wanted as Set<RunnerId>;
 }
 
 interface BastionRecord {

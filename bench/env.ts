@@ -13,12 +13,27 @@ export function envCount(name: string, fallback: number): number {
   return n;
 }
 
-/** A list of whole numbers (sizes, milliseconds), at least `min` each. */
+/** A list of whole numbers (sizes, milliseconds), at least `min` each; "none" is the empty list. */
 export function envNumbers(name: string, fallback: readonly number[], min: number): number[] {
   const list = envList(name);
   if (list === undefined) return [...fallback];
+  if (list.length === 1 && list[0] === "none") return [];
   const numbers = list.map(Number);
   if (numbers.some((n) => !Number.isInteger(n) || n < min))
     throw new Error(`${name} must be whole numbers of at least ${min}, got "${process.env[name]}"`);
   return numbers;
+}
+
+/** A subset of `choices` (all of `fallback` when unset); an unknown name stops the bench. */
+export function envChoices<T extends string>(
+  name: string,
+  choices: readonly T[],
+  fallback: readonly T[] = choices,
+): Set<T> {
+  const list = envList(name);
+  if (list === undefined) return new Set(fallback);
+  for (const value of list)
+    if (!(choices as readonly string[]).includes(value))
+      throw new Error(`${name}: unknown runner "${value}"`);
+  return new Set(list as T[]);
 }

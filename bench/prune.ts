@@ -37,7 +37,7 @@ import type { BenchContext, Dimension, DimensionResult } from "./dimension.js";
 import { envCount } from "./env.js";
 import { measureRun, settle } from "./fleet-runs.js";
 import { median, type Goal } from "./report.js";
-import { sshOptions, tail } from "./runners.js";
+import { readReport, rlvmFleetArgv, sshOptions, tail } from "./runners.js";
 
 const SNAPSHOTS_PER_HOST = 5;
 const KEEP_LAST = 2;
@@ -273,30 +273,17 @@ export const pruneDimension: Dimension = async (ctx: BenchContext): Promise<Dime
     const prepare = (runner: PruneRunnerId, runDir: string): RunSetup => {
       if (runner !== "per-host") {
         const report = join(runDir, "report.json");
+        const forInventory = runner === "maintenance" ? maintenanceInventory : inventory;
         return {
-          argv: [
-            process.execPath,
-            join(ctx.repoRoot, "bin/rlvm-fleet.js"),
-            "prune",
-            "--inventory",
-            runner === "maintenance" ? maintenanceInventory : inventory,
-            "--forks",
-            String(n),
-            "--quiet",
-            "--format",
-            "json",
-            "--report",
-            report,
-          ],
+          argv: rlvmFleetArgv(ctx.repoRoot, "prune", forInventory, n, report),
           verify(code, _stdout, stderr) {
-            if (!existsSync(report)) throw new Error(`no report (exit ${code}): ${tail(stderr)}`);
-            const doc = JSON.parse(readFileSync(report, "utf8")) as {
+            const doc = readReport<{
               hosts: { name: string; status: string; error: unknown }[];
               repositories: {
                 url: string;
                 actions: { action: string; host: string; status: string; duration_ms: number | null }[];
               }[];
-            };
+            }>(report, code, stderr);
             const notOk = doc.hosts.filter((h) => h.status !== "ok");
             if (code !== 0 || doc.hosts.length !== n || notOk.length > 0)
               throw new Error(

@@ -89,6 +89,36 @@ export function remoteCommand(asRoot: boolean): string {
   return asRoot ? "sudo -n bash -s" : "bash -s";
 }
 
+/** rlvm-fleet's argv for one bench run: every host at once, quiet, its JSON report written to `report`. */
+export function rlvmFleetArgv(
+  repoRoot: string,
+  command: string,
+  inventory: string,
+  forks: number,
+  report: string,
+): string[] {
+  return [
+    process.execPath,
+    join(repoRoot, "bin/rlvm-fleet.js"),
+    command,
+    "--inventory",
+    inventory,
+    "--forks",
+    String(forks),
+    "--quiet",
+    "--format",
+    "json",
+    "--report",
+    report,
+  ];
+}
+
+/** The report an rlvm-fleet run wrote, or why there is none (its exit code and stderr's tail). */
+export function readReport<T>(report: string, code: number | null, stderrFile: string): T {
+  if (!existsSync(report)) throw new Error(`no report (exit ${code}): ${tail(stderrFile)}`);
+  return JSON.parse(readFileSync(report, "utf8")) as T;
+}
+
 export function tail(file: string, chars = 1500): string {
   try {
     const text = readFileSync(file, "utf8");
@@ -170,26 +200,12 @@ export function rlvmFleetRunner(ctx: RunnerContext): Runner {
     prepare(runDir) {
       const report = join(runDir, "report.json");
       return {
-        argv: [
-          process.execPath,
-          join(ctx.repoRoot, "bin/rlvm-fleet.js"),
-          "ping",
-          "--inventory",
-          inventory,
-          "--forks",
-          String(n),
-          "--quiet",
-          "--format",
-          "json",
-          "--report",
-          report,
-        ],
+        argv: rlvmFleetArgv(ctx.repoRoot, "ping", inventory, n, report),
         verify(code, _stdout, stderr) {
-          if (!existsSync(report)) throw new Error(`no report (exit ${code}): ${tail(stderr)}`);
-          const doc = JSON.parse(readFileSync(report, "utf8")) as {
+          const doc = readReport<{
             summary: { ok: number; hosts: number };
             hosts: { name: string; status: string; facts: { user: string } | null; error: unknown }[];
-          };
+          }>(report, code, stderr);
           const user = ctx.asRoot ? "root" : ctx.fleet.loginUser;
           const notOk = doc.hosts.filter((h) => h.status !== "ok" || h.facts?.user !== user);
           if (code !== 0 || doc.summary.ok !== n || notOk.length > 0) {

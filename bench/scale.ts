@@ -17,7 +17,7 @@ import { startFleet, type Fleet, type FleetHost } from "../test/integration/harn
 import { generateEd25519Key, type KeyPair } from "../test/integration/harness/ssh-keys.js";
 import { createCpuGroup, type CpuGroup } from "./cpu.js";
 import type { BenchContext, Dimension, DimensionResult } from "./dimension.js";
-import { envCount } from "./env.js";
+import { envCount, envNumbers } from "./env.js";
 import { measureCommand } from "./measure.js";
 import { median, type Goal } from "./report.js";
 import { rlvmFleetRunner, runnerContext } from "./runners.js";
@@ -30,16 +30,6 @@ const EVENT_LOOP_STATS_ENV = "RLVM_FLEET_EVENT_LOOP_STATS";
 const CONTROLLER_LIMIT = /EMFILE|ENFILE|too many open files|timed out/i;
 
 type Kind = "stand-in" | "sshd";
-
-function envSizes(name: string, fallback: string): number[] {
-  const value = process.env[name];
-  const text = value === undefined || value.trim() === "" ? fallback : value;
-  if (text.trim() === "" || text.trim() === "none") return [];
-  const sizes = text.split(",").map((v) => Number(v.trim()));
-  if (sizes.some((n) => !Number.isInteger(n) || n < 1))
-    throw new Error(`${name} must be whole numbers of hosts, got "${text}"`);
-  return sizes;
-}
 
 /** The soft open-files limit the controller inherits from this process. */
 function openFilesLimit(): string {
@@ -249,8 +239,8 @@ interface HostReport {
 const sec = (ms: number) => (ms / 1000).toFixed(2);
 
 export const scaleDimension: Dimension = async (ctx): Promise<DimensionResult> => {
-  const standInSizes = envSizes("BENCH_SCALE_SIZES", "200,1000");
-  const sshdSizes = envSizes("BENCH_SCALE_REAL", "");
+  const standInSizes = envNumbers("BENCH_SCALE_SIZES", [200, 1000], 1);
+  const sshdSizes = envNumbers("BENCH_SCALE_REAL", [], 1);
   const repeats = envCount("BENCH_REPEATS", 3);
   const warmup = envCount("BENCH_WARMUP", 1);
   const work = join(ctx.work, "scale");

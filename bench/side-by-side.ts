@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { startFleet } from "../test/integration/harness/fleet.js";
 import { createCpuGroup } from "./cpu.js";
 import type { BenchContext, DimensionResult } from "./dimension.js";
-import { envCount, envList, envNumbers } from "./env.js";
+import { envChoices, envCount, envNumbers } from "./env.js";
 import { leftovers, loginsSince, logSizes, measureRun, settle } from "./fleet-runs.js";
 import { startLatencyProxy } from "./latency-proxy.js";
 import {
@@ -31,7 +31,6 @@ import {
   RUNNER_LABELS,
   type Runner,
   runnerContext,
-  type RunnerId,
 } from "./runners.js";
 
 const RUN_TIMEOUT_MS = 10 * 60_000;
@@ -41,10 +40,7 @@ export async function sideBySide(ctx: BenchContext): Promise<DimensionResult[]> 
   const rtts = envNumbers("BENCH_RTT_MS", [0, 50], 0);
   const repeatsFor = (n: number) => envCount("BENCH_REPEATS", n <= 50 ? 5 : 3);
   const warmupFor = (n: number) => envCount("BENCH_WARMUP", n <= 50 ? 1 : 0);
-  const wanted = new Set((envList("BENCH_RUNNERS") ?? RUNNER_ORDER) as RunnerId[]);
-  for (const id of wanted) {
-    if (!RUNNER_ORDER.includes(id)) throw new Error(`BENCH_RUNNERS: unknown runner "${id}"`);
-  }
+  const wanted = envChoices("BENCH_RUNNERS", RUNNER_ORDER);
   const { tools, log } = ctx;
   const controllerCpu = createCpuGroup(`rlvm-fleet-bench-${process.pid}-controller`);
   if (controllerCpu === null) log("no cgroup CPU accounting here: the CPU columns stay empty");

@@ -14,8 +14,8 @@ export interface CliIo {
   onStderrResize?: (handler: () => void) => () => void;
   /** Call `handler` on SIGINT/SIGTERM until the returned function removes it. */
   onInterrupt: (handler: () => void) => () => void;
-  /** The process's open-files limit (soft, which Node raises to the hard one), when known. */
-  openFilesLimit?: number;
+  /** The process's open-files limit (soft, which Node raises to the hard one), when known; read when asked. */
+  openFilesLimit?: () => number | undefined;
 }
 
 /** The soft "Max open files" of a /proc/PID/limits text, or undefined (unlimited, or not there). */
@@ -55,7 +55,7 @@ export function processIo(): CliIo {
     stdoutIsTty: process.stdout.isTTY === true,
     stderrIsTty: process.stderr.isTTY === true,
     cwd: process.cwd(),
-    openFilesLimit: readOpenFilesLimit(),
+    openFilesLimit: readOpenFilesLimit,
     stderrSize: () => ({ columns: process.stderr.columns || 80, rows: process.stderr.rows || 24 }),
     onStderrResize: (handler) => {
       process.stderr.on("resize", handler);

@@ -123,10 +123,11 @@ async function runAndRender(
     controller.abort();
   };
   const lastPlainProgress = new Map<string, number>();
-  const forks = forksWithinOpenFiles(options.forks, io.openFilesLimit);
+  const openFiles = io.openFilesLimit?.();
+  const forks = forksWithinOpenFiles(options.forks, openFiles);
   if (forks < Math.min(options.forks, plan.hosts.length)) {
     io.stderr(
-      `rlvm-fleet: warning: the open-files limit (${io.openFilesLimit}) leaves room for ${forks} hosts at once, not --forks ${options.forks}: running ${forks} at a time (raise it with \`ulimit -n\`, up to \`ulimit -Hn\`)\n`,
+      `rlvm-fleet: warning: the open-files limit (${openFiles}) leaves room for ${forks} hosts at once, not --forks ${options.forks}: running ${forks} at a time (raise it with \`ulimit -n\`, up to \`ulimit -Hn\`)\n`,
     );
   }
   const removeSignalHandlers = io.onInterrupt(onSignal);

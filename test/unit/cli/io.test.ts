@@ -31,6 +31,6 @@ describe("parseOpenFilesLimit", () => {
   });
 
   it("is what processIo gives as the open-files limit here", () => {
-    expect(processIo().openFilesLimit).toEqual(expect.any(Number));
+    expect(processIo().openFilesLimit?.()).toEqual(expect.any(Number));
   });
 });
