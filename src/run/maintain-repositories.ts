@@ -4,6 +4,7 @@
 import { planEntries, type MaintainedPlanEntry } from "../agent/plan-lines.js";
 import type { AgentEvent } from "../agent/protocol.js";
 import { repositoryIdentity } from "../config/rules.js";
+import type { Retention } from "../config/model.js";
 import type { FleetPlan, HostPlan } from "../plan/build-plan.js";
 import { compare, type RepositoryPrune, type RepositoryUse } from "../report/repositories.js";
 import type { HostResult } from "../report/report-schema.js";
@@ -69,30 +70,12 @@ export function scheduleMaintenance(plan: FleetPlan, uses: readonly RepositoryUs
       });
       continue;
     }
-    const forgets = new Map<string, MaintainedPlanEntry["forgets"][number]>();
-    for (const use of repository.uses)
-      if (use.keep !== null && !forgets.has(`${use.host}\n${use.job}`))
-        forgets.set(`${use.host}\n${use.job}`, { host: use.host, job: use.job, keep: use.keep });
-    let run = runs.get(maintainer.name);
-    if (run === undefined) {
-      run = {
-        // The maintenance run does none of the host's own jobs; the report merges it with them.
-        hostPlan: { host: maintainer, config: null, jobs: [] },
-        envFile: declaration.env_file ?? maintainer.restic_env_file,
-        entries: [],
-        targets: new Map(),
-      };
-      runs.set(maintainer.name, run);
-    }
-    const id = `m${run.entries.length + 1}`;
-    run.entries.push({
-      id,
+    addMaintained(runs, maintainer, declaration.env_file ?? maintainer.restic_env_file, target, {
       url: declaration.maintenance_url,
       password_file: declaration.password_file,
       repositoryId: [...ids][0] as string,
-      forgets: [...forgets.values()],
+      forgets: forgetsOf(repository.uses),
     });
-    run.targets.set(id, target);
   }
   return { runs: [...runs.values()], refused };
 }
@@ -127,33 +110,48 @@ export function schedulePrunes(
     const entry = chosen === undefined ? undefined : entriesOf.get(chosen.host)?.get(chosen.entry);
     if (chosen === undefined || hostPlan === undefined || entry === undefined) continue;
     load.set(chosen.host, (load.get(chosen.host) ?? 0) + 1);
-    const forgets = new Map<string, MaintainedPlanEntry["forgets"][number]>();
-    for (const use of found) {
-      const keep = entriesOf.get(use.host)?.get(use.entry)?.keep ?? null;
-      if (keep !== null && !forgets.has(`${use.host}\n${use.job}`))
-        forgets.set(`${use.host}\n${use.job}`, { host: use.host, job: use.job, keep });
-    }
-    let run = runs.get(chosen.host);
-    if (run === undefined) {
-      run = {
-        hostPlan: { host: hostPlan.host, config: null, jobs: [] },
-        envFile: hostPlan.host.restic_env_file,
-        entries: [],
-        targets: new Map(),
-      };
-      runs.set(chosen.host, run);
-    }
-    const id = `m${run.entries.length + 1}`;
-    run.entries.push({
-      id,
-      url: entry.url,
-      password_file: entry.password_file,
-      repositoryId,
-      forgets: [...forgets.values()],
-    });
-    run.targets.set(id, { name: chosen.label, isUse: (use) => use.id === repositoryId });
+    const keeps = found.map((use) => ({
+      ...use,
+      keep: entriesOf.get(use.host)?.get(use.entry)?.keep ?? null,
+    }));
+    addMaintained(
+      runs,
+      hostPlan.host,
+      hostPlan.host.restic_env_file,
+      { name: chosen.label, isUse: (use) => use.id === repositoryId },
+      { url: entry.url, password_file: entry.password_file, repositoryId, forgets: forgetsOf(keeps) },
+    );
   }
   return { runs: [...runs.values()], refused: [] };
+}
+
+/** One maintained repository more in its host's run (one run per host, its entries m1, m2, …). */
+function addMaintained(
+  runs: Map<string, MaintenanceRun>,
+  host: HostPlan["host"],
+  envFile: string | null,
+  target: MaintenanceTarget,
+  entry: Omit<MaintainedPlanEntry, "id">,
+): void {
+  let run = runs.get(host.name);
+  if (run === undefined) {
+    // The maintenance run does none of the host's own jobs; the report merges it with them.
+    run = { hostPlan: { host, config: null, jobs: [] }, envFile, entries: [], targets: new Map() };
+    runs.set(host.name, run);
+  }
+  const id = `m${run.entries.length + 1}`;
+  run.entries.push({ id, ...entry });
+  run.targets.set(id, target);
+}
+
+/** One forget per host and job (the first keep values given), for those with keep values. */
+function forgetsOf(
+  uses: readonly { host: string; job: string; keep: Retention | null }[],
+): MaintainedPlanEntry["forgets"] {
+  const forgets = new Map<string, MaintainedPlanEntry["forgets"][number]>();
+  for (const { host, job, keep } of uses)
+    if (keep !== null && !forgets.has(`${host}\n${job}`)) forgets.set(`${host}\n${job}`, { host, job, keep });
+  return [...forgets.values()];
 }
 
 /** What a maintenance host reported: each forget it ran for another host's job, and each prune. */
