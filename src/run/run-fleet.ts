@@ -304,13 +304,7 @@ async function runMaintenanceHosts(
         if (event.event === "forget_for_done") found.forgets.push(event);
         else found.prunes.push(event);
       },
-      // A host reported done after phase 1: its forgets and prunes for the fleet are more of its steps.
-      onProgress: (event) =>
-        request.onProgress(
-          event.step === "done"
-            ? { host: event.host, step: "running", detail: `maintenance ${event.status ?? "done"}` }
-            : event,
-        ),
+      onProgress: laterPhase(request.onProgress, "maintenance", "connecting to maintain repositories"),
     },
     "maintenance",
   );
@@ -351,14 +345,7 @@ async function runStatus(
         ...context,
         reads: readsOf(missing),
         recordRepositories: (found) => phase2Uses.push(...found),
-        onProgress: (event) =>
-          request.onProgress(
-            event.step === "done"
-              ? { host: event.host, step: "running", detail: `shared read ${event.status ?? "done"}` }
-              : event.step === "connecting"
-                ? { host: event.host, step: "running", detail: "connecting to read a shared repository" }
-                : event,
-          ),
+        onProgress: laterPhase(request.onProgress, "shared read", "connecting to read a shared repository"),
       },
       "maintenance",
     );
@@ -409,17 +396,28 @@ async function runMaintenance(
       ...context,
       maintain: phase2.maintain,
       recordRepositories: (found) => uses.push(...found),
-      // The host was reported done after phase 1: its prunes or checks are more of its steps.
-      onProgress: (event) =>
-        request.onProgress(
-          event.step === "done"
-            ? { host: event.host, step: "running", detail: `${action} ${event.status ?? "done"}` }
-            : event.step === "connecting"
-              ? { host: event.host, step: "running", detail: `connecting to ${action}` }
-              : event,
-        ),
+      onProgress: laterPhase(request.onProgress, action, `connecting to ${action}`),
     },
     "maintenance",
   );
   return { uses, results: new Map(done.map((result) => [result.name, result])) };
+}
+
+/**
+ * The progress of a later phase's run on a host reported done after phase 1: its connecting and its
+ * end are more running steps of that host ("DOING ok"), not a second start and end.
+ */
+function laterPhase(
+  onProgress: (event: ProgressEvent) => void,
+  doing: string,
+  connecting: string,
+): (event: ProgressEvent) => void {
+  return (event) =>
+    onProgress(
+      event.step === "done"
+        ? { host: event.host, step: "running", detail: `${doing} ${event.status ?? "done"}` }
+        : event.step === "connecting"
+          ? { host: event.host, step: "running", detail: connecting }
+          : event,
+    );
 }

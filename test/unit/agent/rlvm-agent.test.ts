@@ -702,15 +702,15 @@ describe("plan protocol", () => {
 });
 
 /**
- * A backup run as the controller runs it: the plan, then stdin held open (backup stops when its
- * controller goes away) until the result; the agent's events, each valid against the protocol.
+ * The agent as the controller runs it: the plan, then stdin held open (backup and status stop when
+ * their controller goes away) until the result; the agent's events, each valid against the protocol.
  */
-async function runHeldBackup(
-  host: string,
+async function agentHeldOpen(
   plan: string,
-  options: { env?: NodeJS.ProcessEnv; runDir?: string } = {},
+  runDir: string,
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<AgentEvent[]> {
-  const child = spawn(BASH, [AGENT, options.runDir ?? newRunDir(host)], {
+  const child = spawn(BASH, [AGENT, runDir], {
     env: options.env ?? baseEnv(),
     cwd: canary,
     stdio: "pipe",
@@ -722,18 +722,30 @@ async function runHeldBackup(
   child.stdin.write(plan);
   try {
     await waitFor("the agent's result", () => stdout.includes('"event":"result"'), {
-      timeoutMs: 60_000,
+      timeoutMs: options.timeoutMs ?? 60_000,
       intervalMs: 50,
     });
   } finally {
     child.stdin.end();
     await exited;
-    rmSync(`/run/rlvm-fleet/locks/rlvm-fleet.${host}.lock`, { force: true });
   }
   return stdout
     .trim()
     .split("\n")
     .map((line) => agentEvent.parse(JSON.parse(line)));
+}
+
+/** A backup run as the controller runs it (agentHeldOpen); the host's lock file removed after. */
+async function runHeldBackup(
+  host: string,
+  plan: string,
+  options: { env?: NodeJS.ProcessEnv; runDir?: string } = {},
+): Promise<AgentEvent[]> {
+  try {
+    return await agentHeldOpen(plan, options.runDir ?? newRunDir(host), { env: options.env ?? baseEnv() });
+  } finally {
+    rmSync(`/run/rlvm-fleet/locks/rlvm-fleet.${host}.lock`, { force: true });
+  }
 }
 
 // --- preflight -----------------------------------------------------------------------------------
@@ -1031,16 +1043,7 @@ describe("status with real restic repositories", { timeout: 150_000 }, () => {
     });
     const host = unique("status");
     // status runs only while the controller keeps its stdin open: the plan, then no EOF until the result.
-    const child = spawn(BASH, [AGENT, newRunDir(host)], {
-      env: baseEnv({ RLVM_AGENT_TOOL_PATH: tools }),
-      cwd: canary,
-      stdio: "pipe",
-    });
-    let stdout = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.resume();
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.stdin.write(
+    const events = await agentHeldOpen(
       planText([
         ...header("status", host),
         ["job", "web", "standard_path", data, "", "", ""],
@@ -1056,20 +1059,9 @@ describe("status with real restic repositories", { timeout: 150_000 }, () => {
         ["repo", "db", "d", join(base, "no-such-repo"), pwGood, "none"],
         ["end"],
       ]),
+      newRunDir(host),
+      { env: baseEnv({ RLVM_AGENT_TOOL_PATH: tools }), timeoutMs: 120_000 },
     );
-    try {
-      await waitFor("the agent's result", () => stdout.includes('"event":"result"'), {
-        timeoutMs: 120_000,
-        intervalMs: 50,
-      });
-    } finally {
-      child.stdin.end();
-      await exited;
-    }
-    const events = stdout
-      .trim()
-      .split("\n")
-      .map((line) => agentEvent.parse(JSON.parse(line)));
     const run = { events, result: events.at(-1) };
     expect(run.result).toMatchObject({ code: null, message: "2 repositories read (1 could not be read)" });
     expect(run.events.filter((e) => e.event === "repo_identity").map((e) => e.repo)).toEqual(["a", "b", "c"]);
@@ -1654,25 +1646,7 @@ async function agentEventsWithOpenStdin(
   input: string,
   runDir: string,
 ): Promise<{ events: AgentEvent[]; result: ResultEvent }> {
-  const child = spawn(BASH, [AGENT, runDir], {
-    env: baseEnv(),
-    cwd: canary,
-    stdio: ["pipe", "pipe", "ignore"],
-  });
-  child.stdin.write(input);
-  let stdout = "";
-  const events = await new Promise<AgentEvent[]>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no result within 60 s: ${stdout}`)), 60_000);
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-      if (!stdout.split("\n").some((l) => l.includes('"event":"result"'))) return;
-      clearTimeout(timer);
-      const lines = stdout.split("\n").filter((l) => l.startsWith("{"));
-      resolve(lines.map((line) => agentEvent.parse(JSON.parse(line))));
-    });
-  });
-  child.stdin.end();
-  await new Promise((resolve) => child.once("exit", resolve));
+  const events = await agentHeldOpen(input, runDir);
   const result = events.find((e): e is ResultEvent => e.event === "result");
   if (result === undefined) throw new Error("no result event");
   return { events, result };
